@@ -1,0 +1,63 @@
+# orbit's build. `make demo` and `make test` are all a fresh Debian 12 machine
+# (as root, with Go installed at /usr/local/go) needs.
+
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(PATH)
+export CGO_ENABLED := 0
+
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0+dev)
+LDFLAGS := -X main.version=$(VERSION)
+BIN := bin/orbit
+GO_SOURCES := $(shell find . -name '*.go' -not -path './.git/*') go.mod go.sum
+
+# Debian packages: what running orbit needs, and what the tests need besides.
+RUN_PACKAGES := busybox-static systemd-container xz-utils bzip2 ca-certificates
+TEST_PACKAGES := $(RUN_PACKAGES) gnupg containernetworking-plugins iproute2 util-linux
+
+.PHONY: all build demo test unit functional bench vet fmt deps-run deps-test clean
+
+all: build
+
+build: $(BIN)
+
+$(BIN): $(GO_SOURCES)
+	go build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/orbit
+
+# Installs the Debian packages that are missing (apt-get update only when
+# something is missing, so repeated runs stay fast and offline).
+define apt_install
+	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+endef
+
+deps-run:
+	$(call apt_install,$(RUN_PACKAGES))
+
+deps-test:
+	$(call apt_install,$(TEST_PACKAGES))
+
+demo: deps-run build
+	./examples/hello/demo.sh $(BIN)
+
+vet:
+	go vet ./...
+
+fmt:
+	@bad=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$bad" ]; then echo "gofmt needed:"; echo "$$bad"; exit 1; fi
+
+unit:
+	go test -count=1 -timeout 10m $$(go list ./... | grep -v /tests)
+
+functional: build
+	ORBIT_BINARY=$(CURDIR)/$(BIN) go test -count=1 -timeout 15m ./tests/...
+
+test: deps-test fmt vet unit functional
+
+bench: deps-test build
+	ORBIT_BINARY=$(CURDIR)/$(BIN) go test -run '^$$' -bench . -benchtime 10x ./tests/...
+
+clean:
+	rm -rf bin

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/orbit-containers/orbit/insecure"
+)
+
+// globalOptions are the flags every command accepts, as rkt names them.
+type globalOptions struct {
+	Dir          string
+	LocalConfig  string
+	SystemConfig string
+	UserConfig   string
+	Insecure     insecure.Options
+	Debug        bool
+
+	Stdout io.Writer
+	Stderr io.Writer
+	Log    *slog.Logger
+}
+
+func (g *globalOptions) addFlags(cmd *cobra.Command) {
+	f := cmd.PersistentFlags()
+	f.StringVar(&g.Dir, "dir", "/var/lib/orbit", "orbit data directory")
+	f.StringVar(&g.LocalConfig, "local-config", "/etc/orbit", "local configuration directory")
+	f.StringVar(&g.SystemConfig, "system-config", "/usr/lib/orbit", "system configuration directory")
+	f.StringVar(&g.UserConfig, "user-config", "", "user configuration directory")
+	f.Var(&g.Insecure, "insecure-options", "comma-separated list of security checks to disable: "+joinWords(insecure.Valid()))
+	f.BoolVar(&g.Debug, "debug", false, "print debugging information on stderr")
+}
+
+func joinWords(w []string) string {
+	s := ""
+	for i, x := range w {
+		if i > 0 {
+			s += ", "
+		}
+		s += x
+	}
+	return s
+}
+
+// storeDir and podsDir are where the image store and the pods live.
+func (g *globalOptions) storeDir() string { return filepath.Join(g.Dir, "cas") }
+func (g *globalOptions) podsDir() string  { return filepath.Join(g.Dir, "pods") }
+
+// exitError carries an exit status out of a command without printing
+// anything more: the command has said what it had to say.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+func newRootCommand(g *globalOptions) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "orbit",
+		Short:         "orbit runs App Container images in pods, without a daemon",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			level := slog.LevelWarn
+			if g.Debug {
+				level = slog.LevelDebug
+			}
+			g.Log = slog.New(slog.NewTextHandler(g.Stderr, &slog.HandlerOptions{Level: level}))
+			return nil
+		},
+	}
+	g.addFlags(root)
+	root.SetOut(g.Stdout)
+	root.SetErr(g.Stderr)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())
+	})
+	for _, add := range commandConstructors() {
+		root.AddCommand(add(g))
+	}
+	return root
+}
+
+// commandConstructors lists every subcommand; each lives in its own file.
+func commandConstructors() []func(*globalOptions) *cobra.Command {
+	return []func(*globalOptions) *cobra.Command{
+		newVersionCommand,
+	}
+}
+
+func execute(args []string) int {
+	g := &globalOptions{Stdout: os.Stdout, Stderr: os.Stderr}
+	g.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	root := newRootCommand(g)
+	root.SetArgs(args)
+	err := root.ExecuteContext(context.Background())
+	if err == nil {
+		return 0
+	}
+	var ee exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	fmt.Fprintf(os.Stderr, "orbit: %s\n", oneLine(err, g.Debug))
+	return 254
+}
+
+// oneLine renders an error for the user: the whole chain is already in the
+// message; with --debug the error's type chain is shown too.
+func oneLine(err error, debug bool) string {
+	if !debug {
+		return err.Error()
+	}
+	s := err.Error()
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		s += fmt.Sprintf("\n  %T: %v", e, e)
+	}
+	return s
+}
