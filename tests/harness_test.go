@@ -1,0 +1,304 @@
+// Package tests holds orbit's functional tests: they build the real binary
+// and drive it as root against real filesystems, mounts and servers.
+package tests
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// binary is the orbit binary under test, built once by TestMain unless
+// ORBIT_BINARY names one.
+var binary string
+
+func TestMain(m *testing.M) {
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "functional tests need root; skipping")
+		os.Exit(0)
+	}
+	binary = os.Getenv("ORBIT_BINARY")
+	cleanup := func() {}
+	if binary == "" {
+		dir, err := os.MkdirTemp("", "orbit-bin-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		cleanup = func() { os.RemoveAll(dir) }
+		binary = filepath.Join(dir, "orbit")
+		build := exec.Command("go", "build", "-o", binary, "../cmd/orbit")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "building orbit:", err)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	cleanup()
+	os.Exit(code)
+}
+
+// env is one isolated orbit installation: its own data and config dirs.
+type env struct {
+	t         testing.TB
+	Dir       string // --dir
+	LocalCfg  string // --local-config
+	SystemCfg string // --system-config
+	ExtraEnv  []string
+}
+
+func newEnv(t testing.TB) *env {
+	t.Helper()
+	root := t.TempDir()
+	e := &env{
+		t:         t,
+		Dir:       filepath.Join(root, "data"),
+		LocalCfg:  filepath.Join(root, "etc"),
+		SystemCfg: filepath.Join(root, "usr-lib"),
+	}
+	for _, d := range []string{e.Dir, e.LocalCfg, e.SystemCfg} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { e.teardown() })
+	return e
+}
+
+// teardown stops what the env's pods left behind, so TempDir removal works.
+func (e *env) teardown() {
+	// Give running pods a moment, then collect everything.
+	e.runQuiet("gc", "--grace-period=0s", "--expire-prepared=0s")
+	unmountBelow(e.Dir)
+}
+
+// unmountBelow lazily unmounts every mount point below dir, deepest first.
+func unmountBelow(dir string) {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	var points []string
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
+			points = append(points, f[4])
+		}
+	}
+	for i := len(points) - 1; i >= 0; i-- {
+		exec.Command("umount", "-l", points[i]).Run()
+	}
+}
+
+// args prefixes the env's global flags.
+func (e *env) args(args ...string) []string {
+	return append([]string{"--dir=" + e.Dir, "--local-config=" + e.LocalCfg, "--system-config=" + e.SystemCfg}, args...)
+}
+
+// result is what one orbit invocation did.
+type result struct {
+	Stdout, Stderr string
+	Code           int
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("exit %d\nstdout:\n%s\nstderr:\n%s", r.Code, r.Stdout, r.Stderr)
+}
+
+// run runs orbit with the env's flags and returns what it did.
+func (e *env) run(args ...string) result {
+	e.t.Helper()
+	return e.runIn(nil, args...)
+}
+
+func (e *env) runIn(stdin io.Reader, args ...string) result {
+	e.t.Helper()
+	cmd := e.command(args...)
+	cmd.Stdin = stdin
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			e.t.Fatalf("running orbit %v: %v", args, err)
+		}
+		code = ee.ExitCode()
+	}
+	return result{Stdout: out.String(), Stderr: errb.String(), Code: code}
+}
+
+func (e *env) runQuiet(args ...string) {
+	cmd := e.command(args...)
+	cmd.Run()
+}
+
+// command returns an unstarted orbit invocation.
+func (e *env) command(args ...string) *exec.Cmd {
+	cmd := exec.Command(binary, e.args(args...)...)
+	cmd.Env = append(os.Environ(), e.ExtraEnv...)
+	return cmd
+}
+
+// mustRun runs orbit and fails the test unless it exits 0.
+func (e *env) mustRun(args ...string) result {
+	e.t.Helper()
+	r := e.run(args...)
+	if r.Code != 0 {
+		e.t.Fatalf("orbit %s: %s", strings.Join(args, " "), r)
+	}
+	return r
+}
+
+// busyboxRootfs makes a root filesystem holding busybox-static and links
+// for its applets, plus a minimal /etc/passwd and /etc/group.
+func busyboxRootfs(t testing.TB) string {
+	t.Helper()
+	bb, err := exec.LookPath("busybox")
+	if err != nil {
+		t.Fatalf("busybox-static is needed: %v", err)
+	}
+	root := filepath.Join(t.TempDir(), "rootfs")
+	for _, d := range []string{"bin", "etc", "tmp", "proc", "sys", "dev", "root", "home/user"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, err := os.ReadFile(bb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "bin/busybox"), data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, applet := range []string{"sh", "echo", "cat", "ls", "id", "env", "pwd", "sleep", "true", "false", "touch", "mkdir", "hostname", "ps", "grep", "stat", "kill", "head", "test", "dd", "wc", "mount"} {
+		if err := os.Symlink("busybox", filepath.Join(root, "bin", applet)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeFile(t, filepath.Join(root, "etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\n")
+	writeFile(t, filepath.Join(root, "etc/group"), "root:x:0:\nuser:x:1000:\nextra:x:2000:user\n")
+	return root
+}
+
+func writeFile(t testing.TB, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// imageManifest returns a minimal appc image manifest for a busybox app.
+func imageManifest(name string, exec ...string) map[string]any {
+	if len(exec) == 0 {
+		exec = []string{"/bin/sh", "-c", "echo hello from " + name}
+	}
+	return map[string]any{
+		"acKind":    "ImageManifest",
+		"acVersion": "0.8.11",
+		"name":      name,
+		"labels": []map[string]string{
+			{"name": "os", "value": "linux"},
+			{"name": "arch", "value": "amd64"},
+		},
+		"app": map[string]any{
+			"exec":  exec,
+			"user":  "0",
+			"group": "0",
+		},
+	}
+}
+
+// writeACI writes rootfs and manifest as a gzip-compressed ACI, made with
+// archive/tar directly so the tests do not depend on orbit's own writer.
+func writeACI(t testing.TB, path, rootfs string, manifest map[string]any) string {
+	t.Helper()
+	m, err := json.Marshal(manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	gz := gzip.NewWriter(f)
+	tw := tar.NewWriter(gz)
+	now := time.Now()
+	if err := tw.WriteHeader(&tar.Header{Name: "manifest", Mode: 0o644, Size: int64(len(m)), ModTime: now, Typeflag: tar.TypeReg}); err != nil {
+		t.Fatal(err)
+	}
+	tw.Write(m)
+	if rootfs != "" {
+		err = filepath.WalkDir(rootfs, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(rootfs, p)
+			name := "rootfs"
+			if rel != "." {
+				name = "rootfs/" + rel
+			}
+			info, err := os.Lstat(p)
+			if err != nil {
+				return err
+			}
+			link := ""
+			if info.Mode()&fs.ModeSymlink != 0 {
+				link, _ = os.Readlink(p)
+			}
+			hdr, err := tar.FileInfoHeader(info, link)
+			if err != nil {
+				return err
+			}
+			hdr.Name = name
+			hdr.Uname, hdr.Gname = "", ""
+			if err := tw.WriteHeader(hdr); err != nil {
+				return err
+			}
+			if info.Mode().IsRegular() {
+				src, err := os.Open(p)
+				if err != nil {
+					return err
+				}
+				defer src.Close()
+				_, err = io.Copy(tw, src)
+				return err
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := gz.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// busyboxACI makes a busybox ACI named name whose app runs exec.
+func busyboxACI(t testing.TB, name string, exec ...string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), strings.ReplaceAll(name, "/", "_")+".aci")
+	return writeACI(t, path, busyboxRootfs(t), imageManifest(name, exec...))
+}
