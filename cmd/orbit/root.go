@@ -90,6 +90,7 @@ func newRootCommand(g *globalOptions) *cobra.Command {
 func commandConstructors() []func(*globalOptions) *cobra.Command {
 	return []func(*globalOptions) *cobra.Command{
 		newVersionCommand,
+		newImageCommand,
 	}
 }
 
