@@ -1,0 +1,235 @@
+package stage0
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/orbit-containers/orbit/errdefs"
+)
+
+// GCConfig says how eagerly pods are collected.
+type GCConfig struct {
+	// GracePeriod is how long an exited pod stays marked before removal.
+	GracePeriod time.Duration
+	// ExpirePrepared is how long a prepared pod may wait to be run.
+	ExpirePrepared time.Duration
+	Debug          bool
+	Log            *slog.Logger
+	// Out receives one line per pod acted on.
+	Out io.Writer
+}
+
+// embryoGrace is how long an embryo may exist before gc takes it for the
+// leftover of a crash between mkdir and the first rename.
+const embryoGrace = 10 * time.Minute
+
+// GC marks exited pods, moves failed and expired prepares to garbage, and
+// removes marked pods whose grace period is over (see
+// Documentation/design.md, "Pods"). Pods in use by another command are
+// skipped and revisited by a later gc.
+func GC(podsDir string, cfg GCConfig) error {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Out == nil {
+		cfg.Out = io.Discard
+	}
+	if err := ensurePodsDirs(podsDir); err != nil {
+		return err
+	}
+	pods, err := List(podsDir)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	now := time.Now()
+	for _, p := range pods {
+		switch p.State {
+		case Exited:
+			if err := p.markWith(dirExitedGarbage); err != nil {
+				if !errors.Is(err, errdefs.ErrBusy) {
+					errs = append(errs, err)
+				}
+				continue
+			}
+			fmt.Fprintf(cfg.Out, "Moving pod %q to garbage\n", p.UUID)
+		case AbortedPrepare:
+			if err := p.markWith(dirGarbage); err != nil && !errors.Is(err, errdefs.ErrBusy) {
+				errs = append(errs, err)
+			}
+			continue
+		case Prepared:
+			if now.Sub(p.CreatedAt()) >= cfg.ExpirePrepared {
+				if err := p.markWith(dirGarbage); err != nil && !errors.Is(err, errdefs.ErrBusy) {
+					errs = append(errs, err)
+				}
+				fmt.Fprintf(cfg.Out, "Moving expired prepared pod %q to garbage\n", p.UUID)
+			}
+			continue
+		case Embryo:
+			if now.Sub(p.CreatedAt()) >= embryoGrace {
+				if err := os.Remove(p.Path()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+					errs = append(errs, err)
+				}
+			}
+			continue
+		}
+	}
+	// Sweep: what is marked now, including what was just marked.
+	pods, err = List(podsDir)
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	for _, p := range pods {
+		switch p.State {
+		case ExitedGarbage:
+			var st unix.Stat_t
+			if err := unix.Stat(p.Path(), &st); err != nil {
+				continue
+			}
+			marked := time.Unix(st.Ctim.Sec, st.Ctim.Nsec)
+			if time.Since(marked) < cfg.GracePeriod {
+				cfg.Log.Debug("pod still in its grace period", "pod", p.UUID, "marked", marked)
+				continue
+			}
+		case Garbage:
+		default:
+			continue
+		}
+		if err := Destroy(p, cfg); err != nil {
+			if errors.Is(err, errdefs.ErrBusy) {
+				continue
+			}
+			errs = append(errs, err)
+			continue
+		}
+		fmt.Fprintf(cfg.Out, "Garbage collecting pod %q\n", p.UUID)
+	}
+	return errors.Join(errs...)
+}
+
+// markWith moves an unlocked pod into a garbage state directory, holding
+// its lock for the move so that nobody starts it meanwhile.
+func (p *Pod) markWith(to stateDir) error {
+	l, err := openDirLock(p.Path())
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("pod %s moved: %w", p.UUID, errdefs.ErrBusy)
+		}
+		return err
+	}
+	defer l.close()
+	if err := l.tryExclusive(); err != nil {
+		return err
+	}
+	if _, err := os.Stat(p.Path()); err != nil {
+		return fmt.Errorf("pod %s moved: %w", p.UUID, errdefs.ErrBusy)
+	}
+	if err := p.move(to); err != nil {
+		return err
+	}
+	p.State = stateFor(to, false)
+	return nil
+}
+
+// Destroy removes a pod for good: it runs the stage1 gc entrypoint, unmounts
+// everything below the pod and deletes its directory. The pod must not be
+// running; it is locked exclusively for the whole time.
+func Destroy(p *Pod, cfg GCConfig) error {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	l, err := openDirLock(p.Path())
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("pod %s moved: %w", p.UUID, errdefs.ErrBusy)
+		}
+		return err
+	}
+	defer l.close()
+	if err := l.tryExclusive(); err != nil {
+		return fmt.Errorf("pod %s is in use: %w", p.UUID, err)
+	}
+	if _, err := os.Stat(p.Path()); err != nil {
+		return fmt.Errorf("pod %s moved: %w", p.UUID, errdefs.ErrBusy)
+	}
+	if err := runStage1GC(p, cfg); err != nil {
+		// The pod goes regardless; what stage1 could not release is logged.
+		cfg.Log.Warn("stage1 gc failed", "pod", p.UUID, "err", err)
+	}
+	if err := unmountPod(p); err != nil {
+		return fmt.Errorf("pod %s: %w", p.UUID, err)
+	}
+	left, err := mountPointsBelow(p.Path())
+	if err != nil {
+		return err
+	}
+	if len(left) > 0 {
+		// Never delete through a mount: it could be a volume from the host.
+		return fmt.Errorf("pod %s: %s is still mounted; not removing the pod", p.UUID, left[0])
+	}
+	if err := os.RemoveAll(p.Path()); err != nil {
+		return fmt.Errorf("removing pod %s: %w", p.UUID, err)
+	}
+	syncDir(filepath.Dir(p.Path()))
+	return nil
+}
+
+// runStage1GC runs the pod's stage1 gc entrypoint, if it has one, with the
+// stage1 rootfs mounted so the entrypoint can be found.
+func runStage1GC(p *Pod, cfg GCConfig) error {
+	s1, err := Stage1Of(p)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // prepare failed before stage1 was laid out
+		}
+		return err
+	}
+	entry, err := s1.Entrypoint(annGC)
+	if err != nil {
+		return nil
+	}
+	if rec, err := p.record(); err == nil && rec.Overlay && len(rec.Mounts) > 0 {
+		if err := mountPod(p, &podRecord{Mounts: rec.Mounts[:1]}); err != nil {
+			return err
+		}
+	}
+	args := []string{}
+	if cfg.Debug {
+		args = append(args, "--debug")
+	}
+	args = append(args, p.UUID)
+	cmd := exec.Command(entry, args...)
+	cmd.Dir = p.Path()
+	cmd.Stdout = os.Stderr
+	cmd.Stderr = os.Stderr
+	return cmd.Run()
+}
+
+// Remove deletes a pod that is not running, at once (orbit rm).
+func Remove(p *Pod, cfg GCConfig) error {
+	switch p.State {
+	case Running:
+		return fmt.Errorf("pod %s is running; stop it first: %w", p.UUID, errdefs.ErrBusy)
+	case Preparing, Deleting, ExitedDeleting:
+		return fmt.Errorf("pod %s is %s: %w", p.UUID, p.State, errdefs.ErrBusy)
+	case Exited:
+		if err := p.markWith(dirExitedGarbage); err != nil {
+			return err
+		}
+	case Prepared, AbortedPrepare, Embryo:
+		if err := p.markWith(dirGarbage); err != nil {
+			return err
+		}
+	}
+	return Destroy(p, cfg)
+}

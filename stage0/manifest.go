@@ -1,0 +1,176 @@
+package stage0
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/appc/spec/schema"
+	"github.com/appc/spec/schema/types"
+
+	"github.com/orbit-containers/orbit/errdefs"
+)
+
+// AppSpec is one app of a pod as the command line describes it: an image
+// and what to change about the image's app.
+type AppSpec struct {
+	ImageID string
+	// Name is the app's name in the pod; empty means derived from the image
+	// name (its last path element).
+	Name string
+	// Exec replaces the image's exec when set; Args are appended to it.
+	Exec []string
+	Args []string
+	// Env is set-env: "NAME=VALUE" pairs overriding the image's environment.
+	Env []string
+	// User, Group and WorkingDir override the image's when set.
+	User, Group, WorkingDir string
+	SupplementaryGIDs       []int
+	// Isolators are added to (and replace same-named) image isolators.
+	Isolators   types.Isolators
+	Mounts      []schema.Mount
+	Annotations types.Annotations
+	// ReadOnlyRootfs makes the app's root filesystem read-only.
+	ReadOnlyRootfs bool
+}
+
+// PodSpec is everything that goes into a pod manifest.
+type PodSpec struct {
+	Apps        []AppSpec
+	Volumes     []types.Volume
+	Ports       []types.ExposedPort
+	Annotations types.Annotations
+}
+
+// BuildPodManifest turns the command line's description of a pod and the
+// apps' image manifests (indexed like spec.Apps) into an appc pod manifest.
+func BuildPodManifest(spec PodSpec, images []*schema.ImageManifest) (*schema.PodManifest, error) {
+	if len(spec.Apps) == 0 {
+		return nil, fmt.Errorf("a pod needs at least one app: %w", errdefs.ErrInvalid)
+	}
+	if len(images) != len(spec.Apps) {
+		return nil, fmt.Errorf("%d apps but %d image manifests: %w", len(spec.Apps), len(images), errdefs.ErrInvalid)
+	}
+	pm := schema.BlankPodManifest()
+	names := map[types.ACName]bool{}
+	for i, a := range spec.Apps {
+		im := images[i]
+		name, err := appName(a.Name, im.Name)
+		if err != nil {
+			return nil, err
+		}
+		if names[name] {
+			return nil, fmt.Errorf("two apps are named %q; give one another name with --name: %w", name, errdefs.ErrInvalid)
+		}
+		names[name] = true
+		id, err := types.NewHash(a.ImageID)
+		if err != nil {
+			return nil, fmt.Errorf("app %s: image ID %q: %w", name, a.ImageID, errdefs.ErrInvalid)
+		}
+		app, err := runtimeApp(a, im)
+		if err != nil {
+			return nil, fmt.Errorf("app %s: %w", name, err)
+		}
+		pm.Apps = append(pm.Apps, schema.RuntimeApp{
+			Name:           name,
+			Image:          schema.RuntimeImage{Name: &im.Name, ID: *id, Labels: im.Labels},
+			App:            app,
+			Mounts:         a.Mounts,
+			ReadOnlyRootFS: a.ReadOnlyRootfs,
+			Annotations:    a.Annotations,
+		})
+	}
+	pm.Volumes = spec.Volumes
+	pm.Ports = spec.Ports
+	pm.Annotations = spec.Annotations
+	if _, ok := pm.Annotations.Get("coreos.com/rkt/stage1/mutable"); !ok {
+		pm.Annotations.Set("coreos.com/rkt/stage1/mutable", "false")
+	}
+	// Round-trip through the schema's own validation.
+	data, err := pm.MarshalJSON()
+	if err != nil {
+		return nil, fmt.Errorf("pod manifest: %v: %w", err, errdefs.ErrInvalid)
+	}
+	var check schema.PodManifest
+	if err := check.UnmarshalJSON(data); err != nil {
+		return nil, fmt.Errorf("pod manifest: %v: %w", err, errdefs.ErrInvalid)
+	}
+	return pm, nil
+}
+
+// appName derives an app's name from its image name unless one is given.
+func appName(given string, image types.ACIdentifier) (types.ACName, error) {
+	if given != "" {
+		n, err := types.NewACName(given)
+		if err != nil {
+			return "", fmt.Errorf("app name %q: %v: %w", given, err, errdefs.ErrInvalid)
+		}
+		return *n, nil
+	}
+	base := string(image)
+	if i := strings.LastIndex(base, "/"); i >= 0 {
+		base = base[i+1:]
+	}
+	n, err := types.SanitizeACName(base)
+	if err != nil {
+		return "", fmt.Errorf("deriving an app name from image %q: %v: %w", image, err, errdefs.ErrInvalid)
+	}
+	return types.ACName(n), nil
+}
+
+// runtimeApp is the image's app with the command line's changes applied.
+func runtimeApp(a AppSpec, im *schema.ImageManifest) (*types.App, error) {
+	var app types.App
+	if im.App != nil {
+		app = *im.App
+		// Copy the slices we may change so the image manifest stays as read.
+		app.Exec = append(types.Exec(nil), im.App.Exec...)
+		app.Environment = append(types.Environment(nil), im.App.Environment...)
+		app.Isolators = append(types.Isolators(nil), im.App.Isolators...)
+		app.SupplementaryGIDs = append([]int(nil), im.App.SupplementaryGIDs...)
+	}
+	if len(a.Exec) > 0 {
+		app.Exec = append(types.Exec(nil), a.Exec...)
+	}
+	app.Exec = append(app.Exec, a.Args...)
+	if len(app.Exec) == 0 {
+		return nil, fmt.Errorf("image %s has no app to run; give one with --exec: %w", im.Name, errdefs.ErrInvalid)
+	}
+	for _, kv := range a.Env {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("environment %q: want NAME=VALUE: %w", kv, errdefs.ErrInvalid)
+		}
+		app.Environment.Set(k, v)
+	}
+	if a.User != "" {
+		app.User = a.User
+	}
+	if a.Group != "" {
+		app.Group = a.Group
+	}
+	if app.User == "" {
+		app.User = "0"
+	}
+	if app.Group == "" {
+		app.Group = "0"
+	}
+	if a.WorkingDir != "" {
+		app.WorkingDirectory = a.WorkingDir
+	}
+	if len(a.SupplementaryGIDs) > 0 {
+		app.SupplementaryGIDs = append([]int(nil), a.SupplementaryGIDs...)
+	}
+	for _, iso := range a.Isolators {
+		replaced := false
+		for j := range app.Isolators {
+			if app.Isolators[j].Name == iso.Name {
+				app.Isolators[j] = iso
+				replaced = true
+			}
+		}
+		if !replaced {
+			app.Isolators = append(app.Isolators, iso)
+		}
+	}
+	return &app, nil
+}

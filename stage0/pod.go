@@ -1,0 +1,311 @@
+// Package stage0 manages pods on disk: their directories, states and locks,
+// their preparation from images, and handing them to stage1.
+package stage0
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"golang.org/x/sys/unix"
+
+	"github.com/orbit-containers/orbit/errdefs"
+)
+
+// Pod is one pod directory as seen at one moment. States move on without
+// notice (a pod exits whenever its stage1 does); a Pod that holds its lock
+// (Pod.lock != nil) is the only exception.
+type Pod struct {
+	UUID    string
+	podsDir string
+	dir     stateDir
+	State   State
+	lock    *dirLock
+}
+
+// Path is the pod's directory now.
+func (p *Pod) Path() string { return filepath.Join(p.podsDir, string(p.dir), p.UUID) }
+
+// File is a path inside the pod's directory.
+func (p *Pod) File(elem ...string) string {
+	return filepath.Join(append([]string{p.Path()}, elem...)...)
+}
+
+// Close releases the pod's lock, if held.
+func (p *Pod) Close() error {
+	if p.lock == nil {
+		return nil
+	}
+	err := p.lock.close()
+	p.lock = nil
+	return err
+}
+
+func ensurePodsDirs(podsDir string) error {
+	for _, d := range allStateDirs() {
+		if err := os.MkdirAll(filepath.Join(podsDir, string(d)), 0o700); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// NewPod creates a pod directory in embryo, locks it and moves it to
+// prepare. The returned Pod holds its lock; Close releases it.
+func NewPod(podsDir string) (*Pod, error) {
+	if err := ensurePodsDirs(podsDir); err != nil {
+		return nil, fmt.Errorf("creating pods directory: %w", err)
+	}
+	id := uuid.New().String()
+	p := &Pod{UUID: id, podsDir: podsDir, dir: dirEmbryo, State: Embryo}
+	if err := os.Mkdir(p.Path(), 0o711); err != nil {
+		return nil, fmt.Errorf("creating pod %s: %w", id, err)
+	}
+	l, err := openDirLock(p.Path())
+	if err != nil {
+		os.Remove(p.Path())
+		return nil, err
+	}
+	if err := l.tryExclusive(); err != nil {
+		l.close()
+		os.Remove(p.Path())
+		return nil, err
+	}
+	p.lock = l
+	if err := p.move(dirPrepare); err != nil {
+		p.Close()
+		os.Remove(p.Path())
+		return nil, err
+	}
+	p.State = Preparing
+	return p, nil
+}
+
+// move renames the pod's directory into another state directory and syncs
+// both parents, so the new state survives a crash.
+func (p *Pod) move(to stateDir) error {
+	from := p.Path()
+	dst := filepath.Join(p.podsDir, string(to), p.UUID)
+	if err := os.Rename(from, dst); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("pod %s is no longer %s (another command moved it): %w", p.UUID, p.State, errdefs.ErrBusy)
+		}
+		return fmt.Errorf("moving pod %s to %s: %w", p.UUID, to, err)
+	}
+	syncDir(filepath.Dir(from))
+	syncDir(filepath.Dir(dst))
+	p.dir = to
+	return nil
+}
+
+func syncDir(path string) {
+	f, err := os.Open(path)
+	if err != nil {
+		return
+	}
+	f.Sync()
+	f.Close()
+}
+
+// ToPrepared moves a pod that finished preparing to prepared and releases
+// its lock.
+func (p *Pod) ToPrepared() error {
+	if p.dir != dirPrepare || p.lock == nil {
+		return fmt.Errorf("pod %s: cannot become prepared from %s: %w", p.UUID, p.State, errdefs.ErrInvalid)
+	}
+	if err := p.move(dirPrepared); err != nil {
+		return err
+	}
+	p.State = Prepared
+	return p.Close()
+}
+
+// ToRun moves a pod that this process holds locked from prepare or prepared
+// to run. The lock stays held: the pod is running as long as it is.
+func (p *Pod) ToRun() error {
+	if (p.dir != dirPrepare && p.dir != dirPrepared) || p.lock == nil {
+		return fmt.Errorf("pod %s: cannot run from state %s: %w", p.UUID, p.State, errdefs.ErrInvalid)
+	}
+	if err := p.move(dirRun); err != nil {
+		return err
+	}
+	p.State = Running
+	return nil
+}
+
+// LockPrepared takes the exclusive lock on a prepared pod, as run-prepared
+// does before moving it to run.
+func (p *Pod) LockPrepared() error {
+	if p.dir != dirPrepared {
+		return fmt.Errorf("pod %s is %s, not prepared: %w", p.UUID, p.State, errdefs.ErrInvalid)
+	}
+	l, err := openDirLock(p.Path())
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("pod %s is no longer prepared: %w", p.UUID, errdefs.ErrBusy)
+		}
+		return err
+	}
+	if err := l.tryExclusive(); err != nil {
+		l.close()
+		return fmt.Errorf("pod %s is being used by another command: %w", p.UUID, errdefs.ErrBusy)
+	}
+	// It may have moved between looking it up and locking it.
+	if _, err := os.Stat(p.Path()); err != nil {
+		l.close()
+		return fmt.Errorf("pod %s is no longer prepared: %w", p.UUID, errdefs.ErrBusy)
+	}
+	p.lock = l
+	return nil
+}
+
+// LockFd hands out the held lock's descriptor for stage1 (RKT_LOCK_FD).
+func (p *Pod) LockFd() (int, error) {
+	if p.lock == nil {
+		return -1, fmt.Errorf("pod %s: lock not held: %w", p.UUID, errdefs.ErrInvalid)
+	}
+	return p.lock.inheritableFd()
+}
+
+// Get finds a pod by UUID or unique UUID prefix in any state.
+func Get(podsDir, idOrPrefix string) (*Pod, error) {
+	want := strings.ToLower(strings.TrimSpace(idOrPrefix))
+	if want == "" {
+		return nil, fmt.Errorf("empty pod UUID: %w", errdefs.ErrInvalid)
+	}
+	if strings.ContainsAny(want, "/.") {
+		return nil, fmt.Errorf("pod UUID %q: %w", idOrPrefix, errdefs.ErrInvalid)
+	}
+	var matches []string
+	seen := map[string]bool{}
+	for _, d := range allStateDirs() {
+		ents, err := os.ReadDir(filepath.Join(podsDir, string(d)))
+		if err != nil {
+			continue
+		}
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), want) && !seen[e.Name()] {
+				seen[e.Name()] = true
+				matches = append(matches, e.Name())
+			}
+		}
+	}
+	switch len(matches) {
+	case 0:
+		return nil, fmt.Errorf("pod %q: %w", idOrPrefix, errdefs.ErrNotFound)
+	case 1:
+	default:
+		return nil, fmt.Errorf("pod UUID prefix %q matches %d pods: %w", idOrPrefix, len(matches), errdefs.ErrAmbiguous)
+	}
+	return load(podsDir, matches[0])
+}
+
+// load finds a pod by its full UUID, following it if it moves while we look.
+func load(podsDir, id string) (*Pod, error) {
+	for attempt := 0; attempt < 3; attempt++ {
+		for _, d := range allStateDirs() {
+			path := filepath.Join(podsDir, string(d), id)
+			locked, err := lockedByOther(path)
+			if err != nil {
+				if errors.Is(err, fs.ErrNotExist) {
+					continue
+				}
+				return nil, fmt.Errorf("pod %s: %w", id, err)
+			}
+			// The pod may have moved on between the open and the lock test.
+			if _, err := os.Stat(path); err != nil {
+				continue
+			}
+			return &Pod{UUID: id, podsDir: podsDir, dir: d, State: stateFor(d, locked)}, nil
+		}
+	}
+	return nil, fmt.Errorf("pod %s: %w", id, errdefs.ErrNotFound)
+}
+
+// List returns every pod, oldest first.
+func List(podsDir string) ([]*Pod, error) {
+	var pods []*Pod
+	seen := map[string]bool{}
+	for _, d := range allStateDirs() {
+		ents, err := os.ReadDir(filepath.Join(podsDir, string(d)))
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			return nil, err
+		}
+		for _, e := range ents {
+			if seen[e.Name()] || uuid.Validate(e.Name()) != nil {
+				continue
+			}
+			p, err := load(podsDir, e.Name())
+			if err != nil {
+				if errors.Is(err, errdefs.ErrNotFound) {
+					continue // removed while we looked
+				}
+				return nil, err
+			}
+			seen[e.Name()] = true
+			pods = append(pods, p)
+		}
+	}
+	sort.SliceStable(pods, func(i, j int) bool { return pods[i].CreatedAt().Before(pods[j].CreatedAt()) })
+	return pods, nil
+}
+
+// CreatedAt is when the pod directory was made.
+func (p *Pod) CreatedAt() time.Time {
+	var st unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, p.Path(), 0, unix.STATX_BTIME, &st); err == nil && st.Mask&unix.STATX_BTIME != 0 {
+		return time.Unix(st.Btime.Sec, int64(st.Btime.Nsec))
+	}
+	if rec, err := p.record(); err == nil && !rec.CreatedAt.IsZero() {
+		return rec.CreatedAt
+	}
+	fi, err := os.Stat(p.Path())
+	if err != nil {
+		return time.Time{}
+	}
+	return fi.ModTime()
+}
+
+// Wait blocks until the pod is no longer running (its stage1 has exited).
+func (p *Pod) Wait() error {
+	for {
+		l, err := openDirLock(p.Path())
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				// moved on: reload and try again.
+				np, lerr := load(p.podsDir, p.UUID)
+				if lerr != nil {
+					return lerr
+				}
+				*p = *np
+				if p.State != Running && p.State != Preparing && p.State != Prepared && p.State != Embryo {
+					return nil
+				}
+				continue
+			}
+			return err
+		}
+		err = l.shared()
+		l.close()
+		if err != nil {
+			return err
+		}
+		np, err := load(p.podsDir, p.UUID)
+		if err != nil {
+			return err
+		}
+		*p = *np
+		if p.State != Running && p.State != Preparing {
+			return nil
+		}
+	}
+}

@@ -1,0 +1,239 @@
+package stage0
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/appc/spec/schema"
+
+	"github.com/orbit-containers/orbit/errdefs"
+)
+
+// Trees is what preparing a pod needs from the image store.
+type Trees interface {
+	// Tree returns the rendered tree of an image (its dependencies
+	// included), holding it so it cannot be removed until release is called.
+	Tree(imageID string) (treeID, path string, release func() error, err error)
+	// Manifest returns a stored image's manifest.
+	Manifest(imageID string) (*schema.ImageManifest, error)
+}
+
+// PrepareConfig is what a pod is made of.
+type PrepareConfig struct {
+	Trees Trees
+	// Stage1ImageID is the stage1 image; Stage1Flavour names its built-in
+	// flavour, if it is one.
+	Stage1ImageID string
+	Stage1Flavour string
+	// Spec describes the apps; PodManifest, when set, is used instead
+	// (--pod-manifest) and Spec is ignored.
+	Spec        PodSpec
+	PodManifest *schema.PodManifest
+	// UseOverlay mounts the rootfs as overlays over the cached trees;
+	// otherwise the trees are copied into the pod.
+	UseOverlay bool
+	Log        *slog.Logger
+}
+
+// Prepare lays out a pod that this process holds in the prepare state:
+// manifests, tree references, rootfs directories and the pod manifest (see
+// Documentation/design.md, "A pod directory"). It does not mount anything.
+func Prepare(p *Pod, cfg PrepareConfig) error {
+	if p.lock == nil || p.dir != dirPrepare {
+		return fmt.Errorf("pod %s is not being prepared by this process: %w", p.UUID, errdefs.ErrInvalid)
+	}
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	useOverlay := cfg.UseOverlay
+	if useOverlay && !overlaySupported() {
+		log.Warn("overlayfs is not available; copying image trees into the pod instead")
+		useOverlay = false
+	}
+	rec := &podRecord{CreatedAt: time.Now().UTC(), Stage1: cfg.Stage1ImageID, Stage1Flavour: cfg.Stage1Flavour, Overlay: useOverlay}
+
+	var releases []func() error
+	defer func() {
+		for _, r := range releases {
+			r()
+		}
+	}()
+
+	// The stage1 image.
+	s1Manifest, err := cfg.Trees.Manifest(cfg.Stage1ImageID)
+	if err != nil {
+		return fmt.Errorf("stage1 image %s: %w", cfg.Stage1ImageID, err)
+	}
+	s1Tree, s1Path, release, err := cfg.Trees.Tree(cfg.Stage1ImageID)
+	if err != nil {
+		return fmt.Errorf("stage1 image %s: %w", cfg.Stage1ImageID, err)
+	}
+	releases = append(releases, release)
+	if err := writeJSON(p.File("stage1", "manifest"), s1Manifest); err != nil {
+		return err
+	}
+	if err := writeFileAtomic(p.File("stage1TreeStoreID"), []byte(s1Tree), 0o644); err != nil {
+		return err
+	}
+	stage1Rootfs := p.File("stage1", "rootfs")
+	if err := os.MkdirAll(stage1Rootfs, 0o755); err != nil {
+		return err
+	}
+	// Where stage0 may write into the stage1 rootfs before it is mounted.
+	stage1Writable := stage1Rootfs
+	if useOverlay {
+		m := overlayMount{
+			Lower:  filepath.Join(s1Path, "rootfs"),
+			Upper:  filepath.Join("overlay", s1Tree, "upper"),
+			Work:   filepath.Join("overlay", s1Tree, "work"),
+			Target: filepath.Join("stage1", "rootfs"),
+		}
+		if err := makeOverlayDirs(p, m); err != nil {
+			return err
+		}
+		rec.Mounts = append(rec.Mounts, m)
+		stage1Writable = p.File(m.Upper)
+	} else if err := copyTree(filepath.Join(s1Path, "rootfs"), stage1Rootfs); err != nil {
+		return fmt.Errorf("copying the stage1 rootfs: %w", err)
+	}
+
+	// The pod manifest.
+	pm := cfg.PodManifest
+	if pm == nil {
+		images := make([]*schema.ImageManifest, len(cfg.Spec.Apps))
+		for i, a := range cfg.Spec.Apps {
+			im, err := cfg.Trees.Manifest(a.ImageID)
+			if err != nil {
+				return fmt.Errorf("image %s: %w", a.ImageID, err)
+			}
+			images[i] = im
+		}
+		pm, err = BuildPodManifest(cfg.Spec, images)
+		if err != nil {
+			return err
+		}
+	}
+
+	// The apps.
+	for _, ra := range pm.Apps {
+		name := ra.Name.String()
+		id := ra.Image.ID.String()
+		im, err := cfg.Trees.Manifest(id)
+		if err != nil {
+			return fmt.Errorf("app %s: image %s: %w", name, id, err)
+		}
+		treeID, treePath, release, err := cfg.Trees.Tree(id)
+		if err != nil {
+			return fmt.Errorf("app %s: image %s: %w", name, id, err)
+		}
+		releases = append(releases, release)
+		if err := writeJSON(p.File("appsinfo", name, "manifest"), im); err != nil {
+			return err
+		}
+		if err := writeFileAtomic(p.File("appsinfo", name, "treeStoreID"), []byte(treeID), 0o644); err != nil {
+			return err
+		}
+		appRootfs := filepath.Join("opt", "stage2", name, "rootfs")
+		if err := os.MkdirAll(filepath.Join(stage1Writable, appRootfs), 0o755); err != nil {
+			return err
+		}
+		if useOverlay {
+			m := overlayMount{
+				Lower:  filepath.Join(treePath, "rootfs"),
+				Upper:  filepath.Join("overlay", treeID, "upper", name),
+				Work:   filepath.Join("overlay", treeID, "work", name),
+				Target: filepath.Join("stage1", "rootfs", appRootfs),
+			}
+			if err := makeOverlayDirs(p, m); err != nil {
+				return err
+			}
+			rec.Mounts = append(rec.Mounts, m)
+		} else if err := copyTree(filepath.Join(treePath, "rootfs"), filepath.Join(stage1Writable, appRootfs)); err != nil {
+			return fmt.Errorf("app %s: copying its rootfs: %w", name, err)
+		}
+		if err := writeJSON(filepath.Join(stage1Writable, "opt", "stage2", name, "manifest"), im); err != nil {
+			return err
+		}
+	}
+	for _, d := range []string{"rkt/status", "rkt/env"} {
+		if err := os.MkdirAll(filepath.Join(stage1Writable, d), 0o755); err != nil {
+			return err
+		}
+	}
+	if useOverlay {
+		if err := writeFileAtomic(p.File("overlay-prepared"), nil, 0o644); err != nil {
+			return err
+		}
+	}
+	if err := p.writeRecord(rec); err != nil {
+		return err
+	}
+	// The pod manifest last: its presence says the pod is complete.
+	return writeJSON(p.File("pod"), pm)
+}
+
+func writeJSON(path string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return writeFileAtomic(path, data, 0o644)
+}
+
+func makeOverlayDirs(p *Pod, m overlayMount) error {
+	for _, d := range []string{m.Upper, m.Work} {
+		if err := os.MkdirAll(p.File(d), 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// overlaySupported reports whether the kernel knows overlayfs.
+func overlaySupported() bool {
+	data, err := os.ReadFile("/proc/filesystems")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.TrimSpace(strings.TrimPrefix(line, "nodev")) == "overlay" {
+			return true
+		}
+	}
+	return false
+}
+
+// copyTree copies a rendered tree with everything a root filesystem holds
+// (owners, modes, devices, hard links, xattrs); coreutils' cp does this
+// completely and is on every host orbit runs on.
+func copyTree(src, dst string) error {
+	if _, err := os.Stat(src); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("tree %s is missing: %w", src, errdefs.ErrNotFound)
+		}
+		return err
+	}
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return err
+	}
+	var stderr bytes.Buffer
+	cmd := exec.Command("cp", "-a", "--reflink=auto", src+"/.", dst)
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("cp: %v: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	return nil
+}

@@ -1,0 +1,210 @@
+package stage0
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/appc/spec/schema"
+	"github.com/appc/spec/schema/types"
+	"golang.org/x/sys/unix"
+
+	"github.com/orbit-containers/orbit/errdefs"
+)
+
+// AppStatus is what is known about one app of a pod.
+type AppStatus struct {
+	Name    string
+	ImageID string
+	// ExitCode is nil while the app has not exited (or never ran).
+	ExitCode *int
+	// ExitedAt is when the exit status was written.
+	ExitedAt time.Time
+	// OOMKilled is set when stage1 recorded that the app ran out of memory.
+	OOMKilled bool
+}
+
+// Status is a pod's state and its apps' as read from disk now.
+type Status struct {
+	UUID      string
+	State     State
+	CreatedAt time.Time
+	StartedAt time.Time
+	// GCMarkedAt is when gc marked the pod (zero if not marked).
+	GCMarkedAt time.Time
+	// Pid is the pod's PID 1 as stage1 reported it (0 when unknown).
+	Pid      int
+	Apps     []AppStatus
+	Manifest *schema.PodManifest
+}
+
+// Manifest reads the pod manifest.
+func (p *Pod) Manifest() (*schema.PodManifest, error) {
+	data, err := os.ReadFile(p.File("pod"))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("pod %s has no pod manifest (state %s): %w", p.UUID, p.State, errdefs.ErrNotFound)
+		}
+		return nil, err
+	}
+	var pm schema.PodManifest
+	if err := json.Unmarshal(data, &pm); err != nil {
+		return nil, fmt.Errorf("pod %s: pod manifest: %v: %w", p.UUID, err, errdefs.ErrInvalid)
+	}
+	return &pm, nil
+}
+
+// ManifestBytes returns the pod manifest as stored.
+func (p *Pod) ManifestBytes() ([]byte, error) {
+	data, err := os.ReadFile(p.File("pod"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("pod %s has no pod manifest (state %s): %w", p.UUID, p.State, errdefs.ErrNotFound)
+	}
+	return data, err
+}
+
+// stage1Data is where files stage1 wrote into its rootfs can be read,
+// whether or not the rootfs is still mounted: an overlay's upper directory
+// holds every change.
+func (p *Pod) stage1Data(elem ...string) string {
+	if rec, err := p.record(); err == nil && rec.Overlay {
+		if tree, err := os.ReadFile(p.File("stage1TreeStoreID")); err == nil {
+			return filepath.Join(append([]string{p.File("overlay", strings.TrimSpace(string(tree)), "upper")}, elem...)...)
+		}
+	}
+	return filepath.Join(append([]string{p.File("stage1", "rootfs")}, elem...)...)
+}
+
+// Pid returns the PID stage1 reported: the pid file, or the only child of
+// the process named in ppid.
+func (p *Pod) Pid() (int, error) {
+	if data, err := os.ReadFile(p.File("pid")); err == nil {
+		return parsePid(data)
+	}
+	data, err := os.ReadFile(p.File("ppid"))
+	if err != nil {
+		return 0, fmt.Errorf("pod %s has not reported its PID yet: %w", p.UUID, errdefs.ErrNotFound)
+	}
+	ppid, err := parsePid(data)
+	if err != nil {
+		return 0, err
+	}
+	children, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", ppid, ppid))
+	if err != nil {
+		return 0, fmt.Errorf("pod %s: children of %d: %w", p.UUID, ppid, err)
+	}
+	f := strings.Fields(string(children))
+	if len(f) != 1 {
+		return 0, fmt.Errorf("pod %s: process %d has %d children, want 1: %w", p.UUID, ppid, len(f), errdefs.ErrNotFound)
+	}
+	return parsePid([]byte(f[0]))
+}
+
+func parsePid(b []byte) (int, error) {
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("bad pid %q: %w", strings.TrimSpace(string(b)), errdefs.ErrInvalid)
+	}
+	return n, nil
+}
+
+// ReadStatus gathers the pod's status.
+func (p *Pod) ReadStatus() (*Status, error) {
+	st := &Status{UUID: p.UUID, State: p.State, CreatedAt: p.CreatedAt()}
+	if rec, err := p.record(); err == nil {
+		st.StartedAt = rec.StartedAt
+	}
+	if p.dir == dirExitedGarbage || p.dir == dirGarbage {
+		var sx unix.Stat_t
+		if err := unix.Stat(p.Path(), &sx); err == nil {
+			st.GCMarkedAt = time.Unix(sx.Ctim.Sec, sx.Ctim.Nsec)
+		}
+	}
+	if p.State == Running {
+		st.Pid, _ = p.Pid()
+	}
+	pm, err := p.Manifest()
+	if err != nil {
+		if errors.Is(err, errdefs.ErrNotFound) {
+			return st, nil // embryo or failed prepare
+		}
+		return nil, err
+	}
+	st.Manifest = pm
+	for _, ra := range pm.Apps {
+		as := AppStatus{Name: ra.Name.String(), ImageID: ra.Image.ID.String()}
+		path := p.stage1Data("rkt", "status", as.Name)
+		if data, err := os.ReadFile(path); err == nil {
+			if code, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil {
+				as.ExitCode = &code
+				if fi, err := os.Stat(path); err == nil {
+					as.ExitedAt = fi.ModTime()
+				}
+			}
+		}
+		if data, err := os.ReadFile(path + ".json"); err == nil {
+			var extra struct {
+				OOMKilled bool `json:"oomKilled"`
+			}
+			if json.Unmarshal(data, &extra) == nil {
+				as.OOMKilled = extra.OOMKilled
+			}
+		}
+		st.Apps = append(st.Apps, as)
+	}
+	return st, nil
+}
+
+// TreeInUse returns a function that reports whether any pod that is not
+// garbage yet refers to a rendered tree, for the image store's removal and
+// gc (see Documentation/design.md, "Rendered trees").
+func TreeInUse(podsDir string) func(treeID string) (bool, error) {
+	return func(treeID string) (bool, error) {
+		for _, d := range allStateDirs() {
+			if d == dirGarbage {
+				continue
+			}
+			ents, err := os.ReadDir(filepath.Join(podsDir, string(d)))
+			if err != nil {
+				if errors.Is(err, fs.ErrNotExist) {
+					continue
+				}
+				return false, err
+			}
+			for _, e := range ents {
+				podDir := filepath.Join(podsDir, string(d), e.Name())
+				if refersTo(filepath.Join(podDir, "stage1TreeStoreID"), treeID) {
+					return true, nil
+				}
+				apps, _ := os.ReadDir(filepath.Join(podDir, "appsinfo"))
+				for _, a := range apps {
+					if refersTo(filepath.Join(podDir, "appsinfo", a.Name(), "treeStoreID"), treeID) {
+						return true, nil
+					}
+				}
+				// A pod still being prepared may not have written its
+				// references yet; it holds the tree's lock while it does.
+			}
+		}
+		return false, nil
+	}
+}
+
+func refersTo(path, treeID string) bool {
+	data, err := os.ReadFile(path)
+	return err == nil && strings.TrimSpace(string(data)) == treeID
+}
+
+func appNameOrEmpty(s string) types.ACName {
+	n, err := types.NewACName(s)
+	if err != nil {
+		return ""
+	}
+	return *n
+}
