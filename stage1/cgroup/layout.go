@@ -1,0 +1,199 @@
+package cgroup
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/orbit-containers/orbit/errdefs"
+)
+
+// Mode is how a host has mounted its cgroups.
+type Mode int
+
+const (
+	// Legacy: cgroup v1 hierarchies only.
+	Legacy Mode = iota + 1
+	// Hybrid: v1 hierarchies carry the controllers, and a cgroup2 mount
+	// (typically /sys/fs/cgroup/unified) exists beside them.
+	Hybrid
+	// Unified: a single cgroup2 hierarchy and no v1 controllers.
+	Unified
+)
+
+func (m Mode) String() string {
+	switch m {
+	case Legacy:
+		return "legacy"
+	case Hybrid:
+		return "hybrid"
+	case Unified:
+		return "unified"
+	}
+	return "unknown"
+}
+
+// Hierarchy is one mounted cgroup hierarchy.
+type Hierarchy struct {
+	// Mountpoint is where the hierarchy is mounted.
+	Mountpoint string
+	// Root is the cgroup the mount shows at Mountpoint, relative to the
+	// hierarchy's root ("/" unless a bind mount or a cgroup namespace
+	// shows a sub-tree).
+	Root string
+	// Controllers are the controllers bound to it: for v1 from the mount's
+	// options, for v2 those listed in the mount root's cgroup.controllers.
+	Controllers []string
+	// Name is a v1 named hierarchy's name (name=systemd), else empty.
+	Name string
+	// device identifies the superblock, to notice one hierarchy mounted twice.
+	device string
+}
+
+// Has reports whether the controller is bound to the hierarchy.
+func (h *Hierarchy) Has(controller string) bool {
+	return slices.Contains(h.Controllers, controller)
+}
+
+// Layout is what cgroup hierarchies the calling process can see, and where.
+type Layout struct {
+	Mode Mode
+	// V1 holds the v1 hierarchies, controller-bearing or named, in mount
+	// order, one entry per hierarchy.
+	V1 []*Hierarchy
+	// Unified is the cgroup2 mount, nil when there is none.
+	Unified *Hierarchy
+}
+
+// v1Options are v1 mount options that are not controller names.
+var v1Options = []string{"rw", "ro", "noprefix", "clone_children", "xattr", "cpuset_v2_mode", "all", "none", "favordynmods", "nofavordynmods"}
+
+// parseMountinfo builds a Layout from a mountinfo text. Controllers of the
+// cgroup2 mount are not known from mountinfo; Detect fills them in.
+func parseMountinfo(r io.Reader) (*Layout, error) {
+	type mount struct {
+		point string
+		h     *Hierarchy
+		v2    bool
+	}
+	var mounts []mount
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Text()
+		if line == "" {
+			continue
+		}
+		fields := strings.Fields(line)
+		sep := slices.Index(fields, "-")
+		if sep < 6 || len(fields) < sep+4 {
+			return nil, fmt.Errorf("mountinfo line %d: malformed: %w", n, errdefs.ErrInvalid)
+		}
+		point := unescapeMountinfo(fields[4])
+		// A mount hides every earlier one at or below its mount point.
+		mounts = slices.DeleteFunc(mounts, func(m mount) bool {
+			return m.point == point || strings.HasPrefix(m.point, strings.TrimSuffix(point, "/")+"/")
+		})
+		fstype, superOpts := fields[sep+1], fields[sep+3]
+		if fstype != "cgroup" && fstype != "cgroup2" {
+			continue
+		}
+		h := &Hierarchy{Mountpoint: point, Root: unescapeMountinfo(fields[3]), device: fields[2]}
+		if fstype == "cgroup" {
+			for _, o := range strings.Split(superOpts, ",") {
+				switch {
+				case strings.HasPrefix(o, "name="):
+					h.Name = strings.TrimPrefix(o, "name=")
+				case strings.Contains(o, "="), slices.Contains(v1Options, o):
+				default:
+					h.Controllers = append(h.Controllers, o)
+				}
+			}
+			if len(h.Controllers) == 0 && h.Name == "" {
+				continue
+			}
+		}
+		mounts = append(mounts, mount{point: point, h: h, v2: fstype == "cgroup2"})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("reading mountinfo: %w", err)
+	}
+	l := &Layout{}
+	seen := map[string]bool{}
+	for _, m := range mounts {
+		if seen[m.h.device] {
+			continue // the same hierarchy mounted again: keep the first
+		}
+		seen[m.h.device] = true
+		if m.v2 {
+			l.Unified = m.h
+		} else {
+			l.V1 = append(l.V1, m.h)
+		}
+	}
+	l.Mode = l.mode()
+	if l.Mode == 0 {
+		return nil, fmt.Errorf("no cgroup hierarchy mounted: %w", errdefs.ErrNotFound)
+	}
+	return l, nil
+}
+
+func (l *Layout) mode() Mode {
+	v1 := false
+	for _, h := range l.V1 {
+		if len(h.Controllers) > 0 {
+			v1 = true
+		}
+	}
+	switch {
+	case v1 && l.Unified != nil:
+		return Hybrid
+	case v1:
+		return Legacy
+	case l.Unified != nil:
+		return Unified
+	}
+	return 0
+}
+
+// v1For returns the v1 hierarchy the controller is bound to, or nil.
+func (l *Layout) v1For(controller string) *Hierarchy {
+	for _, h := range l.V1 {
+		if h.Has(controller) {
+			return h
+		}
+	}
+	return nil
+}
+
+// hierarchies returns every hierarchy, v1 first then the unified one.
+func (l *Layout) hierarchies() []*Hierarchy {
+	hs := slices.Clone(l.V1)
+	if l.Unified != nil {
+		hs = append(hs, l.Unified)
+	}
+	return hs
+}
+
+// unescapeMountinfo undoes the octal escapes (\040 for a space) the kernel
+// puts in mountinfo paths.
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+4 <= len(s) {
+			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(v))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
