@@ -1,0 +1,244 @@
+package aci
+
+import (
+	"archive/tar"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+
+	"github.com/appc/spec/schema"
+
+	"github.com/orbit-containers/orbit/errdefs"
+)
+
+// MaxEntries bounds the number of entries in one image, so that a hostile
+// tar cannot exhaust memory through the bookkeeping Check does per entry.
+const MaxEntries = 1 << 22
+
+// cleanName validates a tar entry name and returns it cleaned: "manifest",
+// "rootfs" or "rootfs/<path>". A leading "./" and a trailing "/" are
+// accepted; absolute names, ".." components and anything outside the two
+// top-level entries are not.
+func cleanName(raw string) (string, error) {
+	name := strings.TrimPrefix(raw, "./")
+	switch {
+	case name == "" || name == ".":
+		return "", entryError(raw, "empty name")
+	case strings.HasPrefix(name, "/"):
+		return "", entryError(raw, "absolute name")
+	case strings.ContainsRune(name, 0):
+		return "", entryError(raw, "name contains a NUL byte")
+	}
+	for _, c := range strings.Split(name, "/") {
+		if c == ".." {
+			return "", entryError(raw, "path escapes the image root")
+		}
+	}
+	name = path.Clean(name)
+	if name != ManifestName && name != RootfsName && !strings.HasPrefix(name, RootfsName+"/") {
+		return "", entryError(raw, "not %q or below %q", ManifestName, RootfsName+"/")
+	}
+	return name, nil
+}
+
+// entryType returns the kind of a tar entry, folding the spellings of a
+// regular file into tar.TypeReg; ok is false for kinds an ACI may not hold.
+func entryType(hdr *tar.Header) (byte, bool) {
+	switch hdr.Typeflag {
+	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
+		return tar.TypeReg, true
+	case tar.TypeDir, tar.TypeSymlink, tar.TypeLink, tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+		return hdr.Typeflag, true
+	}
+	return 0, false
+}
+
+// tarError classifies an error from reading a tar stream: malformed or
+// truncated archives are ErrInvalid, anything else (I/O) is passed on.
+func tarError(err error) error {
+	if errors.Is(err, errdefs.ErrInvalid) {
+		return fmt.Errorf("reading tar: %w", err)
+	}
+	if errors.Is(err, tar.ErrHeader) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, tar.ErrFieldTooLong) {
+		return fmt.Errorf("reading tar: %v: %w", err, errdefs.ErrInvalid)
+	}
+	return fmt.Errorf("reading tar: %w", err)
+}
+
+// parseManifest reads and validates the manifest entry.
+func parseManifest(name string, hdr *tar.Header, r io.Reader) (*schema.ImageManifest, error) {
+	if typ, _ := entryType(hdr); typ != tar.TypeReg {
+		return nil, entryError(name, "manifest is not a regular file")
+	}
+	if hdr.Size > MaxManifestSize {
+		return nil, entryError(name, "manifest is %d bytes, more than the %d allowed", hdr.Size, MaxManifestSize)
+	}
+	data, err := io.ReadAll(io.LimitReader(r, MaxManifestSize+1))
+	if err != nil {
+		return nil, tarError(err)
+	}
+	return decodeManifest(name, data)
+}
+
+// decodeManifest parses an image manifest; schema validates acKind,
+// acVersion, the name, labels and the rest as it decodes.
+func decodeManifest(name string, data []byte) (*schema.ImageManifest, error) {
+	var im schema.ImageManifest
+	if err := json.Unmarshal(data, &im); err != nil {
+		return nil, entryError(name, "bad image manifest: %v", err)
+	}
+	return &im, nil
+}
+
+// checker validates tar entries one at a time. It remembers the kind of
+// every entry so far, to refuse hard links to unknown entries, entries below
+// a non-directory and entries that change kind.
+type checker struct {
+	kinds    map[string]byte
+	manifest *schema.ImageManifest
+}
+
+func newChecker() *checker {
+	return &checker{kinds: make(map[string]byte)}
+}
+
+// entry checks one header; r is the entry's data, read only for the
+// manifest. It returns the cleaned name.
+func (c *checker) entry(hdr *tar.Header, r io.Reader) (string, error) {
+	name, err := cleanName(hdr.Name)
+	if err != nil {
+		return "", err
+	}
+	typ, ok := entryType(hdr)
+	if !ok {
+		return "", entryError(name, "unsupported entry type %q", hdr.Typeflag)
+	}
+	if len(c.kinds) >= MaxEntries {
+		return "", entryError(name, "image has more than %d entries", MaxEntries)
+	}
+	if prev, seen := c.kinds[name]; seen && prev != typ {
+		return "", entryError(name, "appears again with a different type")
+	}
+	switch name {
+	case ManifestName:
+		if c.manifest != nil {
+			return "", entryError(name, "second manifest")
+		}
+		im, err := parseManifest(name, hdr, r)
+		if err != nil {
+			return "", err
+		}
+		c.manifest = im
+	case RootfsName:
+		if typ != tar.TypeDir {
+			return "", entryError(name, "rootfs is not a directory")
+		}
+	default:
+		if err := c.rootfsEntry(name, typ, hdr); err != nil {
+			return "", err
+		}
+	}
+	c.kinds[name] = typ
+	return name, nil
+}
+
+// rootfsEntry checks an entry below rootfs/.
+func (c *checker) rootfsEntry(name string, typ byte, hdr *tar.Header) error {
+	for dir := path.Dir(name); dir != "."; dir = path.Dir(dir) {
+		if k, ok := c.kinds[dir]; ok && k != tar.TypeDir {
+			return entryError(name, "parent %q is not a directory", dir)
+		}
+	}
+	switch typ {
+	case tar.TypeLink:
+		target, err := cleanName(hdr.Linkname)
+		if err != nil || !strings.HasPrefix(target, RootfsName+"/") {
+			return entryError(name, "hard link target %q is outside the image root", hdr.Linkname)
+		}
+		k, ok := c.kinds[target]
+		switch {
+		case target == name:
+			return entryError(name, "hard link to itself")
+		case !ok:
+			return entryError(name, "hard link target %q is not an earlier entry", hdr.Linkname)
+		case k == tar.TypeDir:
+			return entryError(name, "hard link to directory %q", hdr.Linkname)
+		}
+	case tar.TypeSymlink:
+		return checkSymlink(name, hdr.Linkname)
+	}
+	return nil
+}
+
+// checkSymlink refuses empty targets and relative targets that, resolved
+// lexically from the link's directory, leave rootfs. Absolute targets are
+// interpreted inside the image root, so they are allowed.
+func checkSymlink(name, target string) error {
+	switch {
+	case target == "":
+		return entryError(name, "empty symlink target")
+	case strings.ContainsRune(target, 0):
+		return entryError(name, "symlink target contains a NUL byte")
+	case strings.HasPrefix(target, "/"):
+		return nil
+	}
+	rel := strings.TrimPrefix(name, RootfsName+"/")
+	resolved := path.Join(path.Dir(rel), target)
+	if resolved == ".." || strings.HasPrefix(resolved, "../") {
+		return entryError(name, "symlink target %q escapes the image root", target)
+	}
+	return nil
+}
+
+// Check reads a whole uncompressed ACI tar stream and validates it: only
+// "manifest", "rootfs" and "rootfs/..." entries with clean relative names;
+// regular files, directories, symlinks, hard links, devices and fifos only;
+// hard links to earlier non-directory entries inside rootfs; no relative
+// symlink leaving rootfs; no entry below a non-directory; no entry that
+// changes kind; exactly one valid manifest of at most MaxManifestSize bytes.
+// It returns the manifest. Every refusal wraps errdefs.ErrInvalid and names
+// the entry.
+func Check(tarStream io.Reader) (*schema.ImageManifest, error) {
+	tr := tar.NewReader(tarStream)
+	c := newChecker()
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, tarError(err)
+		}
+		if hdr.Typeflag == tar.TypeXGlobalHeader {
+			continue
+		}
+		if _, err := c.entry(hdr, tr); err != nil {
+			return nil, err
+		}
+	}
+	if c.manifest == nil {
+		return nil, fmt.Errorf("image has no manifest: %w", errdefs.ErrInvalid)
+	}
+	return c.manifest, nil
+}
+
+// ReadManifest scans an uncompressed ACI tar for its manifest and returns
+// it, without validating the other entries. It stops at the manifest.
+func ReadManifest(tarStream io.Reader) (*schema.ImageManifest, error) {
+	tr := tar.NewReader(tarStream)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return nil, fmt.Errorf("image has no manifest: %w", errdefs.ErrInvalid)
+		}
+		if err != nil {
+			return nil, tarError(err)
+		}
+		if path.Clean(strings.TrimPrefix(hdr.Name, "./")) == ManifestName {
+			return parseManifest(ManifestName, hdr, tr)
+		}
+	}
+}
