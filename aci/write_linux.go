@@ -1,0 +1,312 @@
+package aci
+
+import (
+	"archive/tar"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/appc/spec/schema"
+	"github.com/klauspost/compress/gzip"
+	"golang.org/x/sys/unix"
+
+	"github.com/orbit-containers/orbit/errdefs"
+)
+
+// WriteOptions tune Write.
+type WriteOptions struct {
+	Compression Compression
+	// ModTime, when set, replaces every entry's modification time, so that
+	// the same files give the same bytes whenever they were made.
+	ModTime *time.Time
+}
+
+// Write writes an ACI made of manifest and the directory rootfs to w. The
+// output is deterministic: the manifest first, then rootfs walked in
+// lexical order; owners as numbers without user or group names; times to
+// the second (all set to opts.ModTime if given, the manifest's to rootfs's
+// own otherwise); no access or change times. Files that are hard links of
+// one another are stored once and linked. Extended attributes in the user
+// and trusted namespaces and file capabilities are kept.
+func Write(w io.Writer, manifest *schema.ImageManifest, rootfs string, opts WriteOptions) error {
+	data, err := json.Marshal(manifest)
+	if err != nil {
+		return fmt.Errorf("image manifest: %v: %w", err, errdefs.ErrInvalid)
+	}
+	info, err := os.Lstat(rootfs)
+	if err != nil {
+		return err
+	}
+	if !info.IsDir() {
+		return fmt.Errorf("rootfs %s: not a directory: %w", rootfs, errdefs.ErrInvalid)
+	}
+
+	out := w
+	var gz *gzip.Writer
+	switch opts.Compression {
+	case CompressionNone:
+	case CompressionGzip:
+		gz = gzip.NewWriter(w)
+		out = gz
+	default:
+		return fmt.Errorf("compression %v: %w", opts.Compression, errdefs.ErrInvalid)
+	}
+	tw := tar.NewWriter(out)
+
+	mtime := info.ModTime()
+	if opts.ModTime != nil {
+		mtime = *opts.ModTime
+	}
+	if err := tw.WriteHeader(&tar.Header{
+		Name:     ManifestName,
+		Typeflag: tar.TypeReg,
+		Mode:     0o644,
+		Size:     int64(len(data)),
+		ModTime:  mtime.Truncate(time.Second),
+	}); err != nil {
+		return err
+	}
+	if _, err := tw.Write(data); err != nil {
+		return err
+	}
+
+	tw2 := &treeWriter{tw: tw, modTime: opts.ModTime, links: make(map[inode]string)}
+	if err := filepath.WalkDir(rootfs, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(rootfs, p)
+		if err != nil {
+			return err
+		}
+		name := RootfsName
+		if rel != "." {
+			name = RootfsName + "/" + filepath.ToSlash(rel)
+		}
+		return tw2.add(p, name)
+	}); err != nil {
+		return err
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	if gz != nil {
+		return gz.Close()
+	}
+	return nil
+}
+
+type inode struct{ dev, ino uint64 }
+
+// treeWriter adds files to a tar, remembering hard-linked inodes.
+type treeWriter struct {
+	tw      *tar.Writer
+	modTime *time.Time
+	links   map[inode]string // inode -> the first name written for it
+}
+
+func (t *treeWriter) add(p, name string) error {
+	var st unix.Stat_t
+	if err := unix.Lstat(p, &st); err != nil {
+		return &os.PathError{Op: "lstat", Path: p, Err: err}
+	}
+	mtime := time.Unix(st.Mtim.Unix())
+	if t.modTime != nil {
+		mtime = *t.modTime
+	}
+	hdr := &tar.Header{
+		Name:    name,
+		Mode:    int64(st.Mode & 0o7777),
+		Uid:     int(st.Uid),
+		Gid:     int(st.Gid),
+		ModTime: mtime.Truncate(time.Second),
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		hdr.Typeflag = tar.TypeDir
+		hdr.Name += "/"
+	case unix.S_IFREG:
+		hdr.Typeflag = tar.TypeReg
+		hdr.Size = st.Size
+	case unix.S_IFLNK:
+		target, err := os.Readlink(p)
+		if err != nil {
+			return err
+		}
+		hdr.Typeflag, hdr.Linkname = tar.TypeSymlink, target
+	case unix.S_IFCHR, unix.S_IFBLK:
+		hdr.Typeflag = tar.TypeChar
+		if st.Mode&unix.S_IFMT == unix.S_IFBLK {
+			hdr.Typeflag = tar.TypeBlock
+		}
+		hdr.Devmajor, hdr.Devminor = int64(unix.Major(st.Rdev)), int64(unix.Minor(st.Rdev))
+	case unix.S_IFIFO:
+		hdr.Typeflag = tar.TypeFifo
+	default:
+		return fmt.Errorf("%s: file type %#o cannot be stored in an image: %w", p, st.Mode&unix.S_IFMT, errdefs.ErrInvalid)
+	}
+	if hdr.Typeflag != tar.TypeDir && st.Nlink > 1 {
+		key := inode{dev: st.Dev, ino: st.Ino}
+		if first, ok := t.links[key]; ok {
+			hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeLink, first, 0
+			return t.tw.WriteHeader(hdr)
+		}
+		t.links[key] = name
+	}
+	if hdr.Typeflag == tar.TypeReg || hdr.Typeflag == tar.TypeDir {
+		xattrs, err := readXattrs(p)
+		if err != nil {
+			return err
+		}
+		hdr.PAXRecords = xattrs
+	}
+	if err := t.tw.WriteHeader(hdr); err != nil {
+		return fmt.Errorf("%s: %w", p, err)
+	}
+	if hdr.Typeflag != tar.TypeReg {
+		return nil
+	}
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := io.CopyN(t.tw, f, hdr.Size); err != nil {
+		return fmt.Errorf("%s: changed while being written: %w", p, err)
+	}
+	return nil
+}
+
+// keptXattr reports whether an extended attribute belongs in an image:
+// host-specific ones (SELinux labels, ACLs) do not.
+func keptXattr(name string) bool {
+	return strings.HasPrefix(name, "user.") || strings.HasPrefix(name, "trusted.") || name == "security.capability"
+}
+
+// readXattrs returns a file's kept extended attributes as PAX records.
+func readXattrs(p string) (map[string]string, error) {
+	size, err := unix.Llistxattr(p, nil)
+	if err != nil || size == 0 {
+		if err == unix.ENOTSUP || err == unix.EOPNOTSUPP {
+			return nil, nil
+		}
+		return nil, err
+	}
+	buf := make([]byte, size)
+	n, err := unix.Llistxattr(p, buf)
+	if err != nil {
+		return nil, err
+	}
+	var recs map[string]string
+	for _, name := range strings.Split(string(buf[:n]), "\x00") {
+		if name == "" || !keptXattr(name) {
+			continue
+		}
+		vsize, err := unix.Lgetxattr(p, name, nil)
+		if err != nil {
+			continue // removed meanwhile, or not readable by us
+		}
+		val := make([]byte, vsize)
+		vn, err := unix.Lgetxattr(p, name, val)
+		if err != nil {
+			continue
+		}
+		if recs == nil {
+			recs = make(map[string]string)
+		}
+		recs["SCHILY.xattr."+name] = string(val[:vn])
+	}
+	return recs, nil
+}
+
+// WriteFile writes an ACI (see Write) to path atomically: into a temporary
+// file in the same directory, synced, then renamed into place, and the
+// directory synced. Unless overwrite is set, an existing path is left alone
+// and ErrAlreadyExists returned.
+func WriteFile(path string, manifest *schema.ImageManifest, rootfs string, opts WriteOptions, overwrite bool) error {
+	if !overwrite {
+		if _, err := os.Lstat(path); err == nil {
+			return fmt.Errorf("%s: %w (use --overwrite to replace it)", path, errdefs.ErrAlreadyExists)
+		}
+	}
+	dir := filepath.Dir(path)
+	if inside, err := within(dir, rootfs); err != nil {
+		return err
+	} else if inside {
+		return fmt.Errorf("%s: the image cannot be written inside its own rootfs %s: %w", path, rootfs, errdefs.ErrInvalid)
+	}
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	done := false
+	defer func() {
+		if !done {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err := Write(tmp, manifest, rootfs, opts); err != nil {
+		return err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if overwrite {
+		err = os.Rename(tmp.Name(), path)
+	} else {
+		err = unix.Renameat2(unix.AT_FDCWD, tmp.Name(), unix.AT_FDCWD, path, unix.RENAME_NOREPLACE)
+		if err == unix.EEXIST {
+			err = fmt.Errorf("%s: %w (use --overwrite to replace it)", path, errdefs.ErrAlreadyExists)
+		} else if err != nil {
+			err = &os.LinkError{Op: "rename", Old: tmp.Name(), New: path, Err: err}
+		}
+	}
+	if err != nil {
+		return err
+	}
+	done = true
+	return syncDir(dir)
+}
+
+// within reports whether dir is root or below it, symlinks resolved.
+func within(dir, root string) (bool, error) {
+	d, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return false, err
+	}
+	r, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return false, err
+	}
+	rel, err := filepath.Rel(r, d)
+	if err != nil {
+		return false, nil
+	}
+	return rel == "." || (rel != ".." && !strings.HasPrefix(rel, "../")), nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, unix.EINVAL) {
+		return err
+	}
+	return nil
+}
