@@ -205,6 +205,19 @@ func (x *extractor) entry(dst string, hdr *tar.Header, data io.Reader) error {
 	if (dst == ManifestName && typ != tar.TypeReg) || (dst == RootfsName && typ != tar.TypeDir) {
 		return entryError(dst, "wrong entry type %q", hdr.Typeflag)
 	}
+	var linkTo string // for a hard link: the cleaned name its target was written as
+	if typ == tar.TypeLink {
+		target, err := cleanName(hdr.Linkname)
+		if err != nil || !strings.HasPrefix(target, RootfsName+"/") {
+			return entryError(dst, "hard link target %q is outside the image root", hdr.Linkname)
+		}
+		written, ok := x.written[target]
+		if !ok || written == dst {
+			// The target was filtered out, or this entry carries its data.
+			return nil
+		}
+		linkTo = written
+	}
 	dirFd, base, err := x.parent(dst)
 	if err != nil {
 		return err
@@ -226,7 +239,7 @@ func (x *extractor) entry(dst string, hdr *tar.Header, data io.Reader) error {
 			return fail("symlink", err)
 		}
 	case tar.TypeLink:
-		return x.hardlink(dirFd, base, dst, hdr, fail)
+		return x.hardlink(dirFd, base, linkTo, fail)
 	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 		kind := map[byte]uint32{tar.TypeChar: unix.S_IFCHR, tar.TypeBlock: unix.S_IFBLK, tar.TypeFifo: unix.S_IFIFO}[typ]
 		dev := unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
@@ -321,16 +334,9 @@ func (x *extractor) directory(dirFd int, base, dst string, hdr *tar.Header, mode
 	return nil
 }
 
-func (x *extractor) hardlink(dirFd int, base, dst string, hdr *tar.Header, fail func(string, error) error) error {
-	target, err := cleanName(hdr.Linkname)
-	if err != nil || !strings.HasPrefix(target, RootfsName+"/") {
-		return entryError(dst, "hard link target %q is outside the image root", hdr.Linkname)
-	}
-	written, ok := x.written[target]
-	if !ok || written == dst {
-		// The target was filtered out, or this entry carries its data.
-		return nil
-	}
+// hardlink links base in dirFd to the entry written as the cleaned name
+// written, resolving its directory inside the root.
+func (x *extractor) hardlink(dirFd int, base, written string, fail func(string, error) error) error {
 	tdir, err := x.res.openDir(relDir(written))
 	if err != nil {
 		return fail("hard link target", err)
