@@ -1,0 +1,118 @@
+package stage2
+
+import (
+	"fmt"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Capability sets are per thread. Launch locks its goroutine to one OS
+// thread, changes that thread's sets and execs from it, so what the app
+// gets is exactly what was set here; the other threads of the launcher die
+// at the exec.
+
+// lastCapability returns the highest capability number the running kernel
+// knows, probing the bounding set (no /proc needed).
+func lastCapability() int {
+	last := 0
+	for n := 0; n < 64; n++ {
+		if _, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(n), 0, 0, 0); err != nil {
+			break
+		}
+		last = n
+	}
+	return last
+}
+
+// capMask is a 64-bit capability set.
+type capMask uint64
+
+func (m capMask) has(n int) bool { return m&(1<<uint(n)) != 0 }
+
+// maskOf returns the set of capability numbers up to last.
+func maskOf(nums []int, last int) capMask {
+	var m capMask
+	for _, n := range nums {
+		if n <= last {
+			m |= 1 << uint(n)
+		}
+	}
+	return m
+}
+
+// capsState reads the thread's effective and permitted sets.
+func capsState() (effective, permitted capMask, err error) {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return 0, 0, fmt.Errorf("capget: %w", err)
+	}
+	effective = capMask(data[0].Effective) | capMask(data[1].Effective)<<32
+	permitted = capMask(data[0].Permitted) | capMask(data[1].Permitted)<<32
+	return effective, permitted, nil
+}
+
+// capsHeld reports a capability in the thread's effective set.
+func capsHeld(n int) bool {
+	eff, _, err := capsState()
+	return err == nil && eff.has(n)
+}
+
+// limitBounding checks that the launcher holds every capability to keep and
+// drops all others from the bounding set. It must run while the launcher
+// still has CAP_SETPCAP, before the switch of user.
+func limitBounding(keep capMask, last int) error {
+	_, permitted, err := capsState()
+	if err != nil {
+		return err
+	}
+	var missing []string
+	names := capabilityNames()
+	for n := 0; n <= last; n++ {
+		if keep.has(n) && !permitted.has(n) {
+			missing = append(missing, names[n])
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("the launcher does not hold %s", strings.Join(missing, ", "))
+	}
+	for n := 0; n <= last; n++ {
+		if keep.has(n) {
+			continue
+		}
+		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(n), 0, 0, 0); err != nil {
+			return fmt.Errorf("drop %s from the bounding set: %w", names[n], err)
+		}
+	}
+	return nil
+}
+
+// setCapabilities makes the effective, permitted, inheritable and ambient
+// sets exactly keep. It runs after the switch of user, which PR_SET_KEEPCAPS
+// made keep the permitted set.
+func setCapabilities(keep capMask, last int) error {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	lo, hi := uint32(keep), uint32(keep>>32)
+	data := [2]unix.CapUserData{
+		{Effective: lo, Permitted: lo, Inheritable: lo},
+		{Effective: hi, Permitted: hi, Inheritable: hi},
+	}
+	if err := unix.Capset(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("capset: %w", err)
+	}
+	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
+		return fmt.Errorf("clear ambient set: %w", err)
+	}
+	// Ambient capabilities are what a non-root app keeps across its exec;
+	// for root they change nothing.
+	for n := 0; n <= last; n++ {
+		if !keep.has(n) {
+			continue
+		}
+		if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_RAISE, uintptr(n), 0, 0); err != nil {
+			return fmt.Errorf("raise %s in the ambient set: %w", capabilityNames()[n], err)
+		}
+	}
+	return nil
+}

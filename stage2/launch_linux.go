@@ -1,0 +1,325 @@
+package stage2
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
+
+	"github.com/orbit-containers/orbit/errdefs"
+)
+
+// Launch prepares the current process for app and execs the app's program
+// in its place; it returns only on failure, with an error naming the app
+// and the failed step (see ExitCode for the matching exit status). The
+// order of the steps is documented in Documentation/stage2.md.
+//
+// Launch changes the calling OS thread for good (its mount and UTS
+// namespaces, root, credentials, capabilities, seccomp filter): it is meant
+// for a process that does nothing else, such as the launcher started by
+// Command.
+func Launch(app App) error {
+	l := launcher{app: app}
+	if err := app.Validate(); err != nil {
+		return &launchError{app: app.Name, step: "spec", code: ExitSetupFailed, err: err}
+	}
+	// Namespaces, root, credentials, capabilities, no_new_privs and seccomp
+	// are properties of the thread; the exec must come from the thread that
+	// has them all. The thread is never unlocked.
+	runtime.LockOSThread()
+	return l.run()
+}
+
+type launcher struct {
+	app  App
+	uid  int
+	gid  int
+	last int // highest capability number of the kernel
+}
+
+// fail wraps err as the failure of step.
+func (l *launcher) fail(step string, err error) error {
+	return &launchError{app: l.app.Name, step: step, code: ExitSetupFailed, err: err}
+}
+
+func (l *launcher) run() error {
+	if err := l.prepareRoot(); err != nil {
+		return err
+	}
+	if err := l.prepareProcess(); err != nil {
+		return err
+	}
+	if err := l.switchUser(); err != nil {
+		return err
+	}
+	return l.exec()
+}
+
+// prepareRoot builds the app's mount namespace and enters its root.
+func (l *launcher) prepareRoot() error {
+	app := &l.app
+	// A mount namespace of the thread's own, even when the caller made one
+	// already: nothing below may ever change the caller's mounts.
+	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+		return l.fail("unshare mount namespace", err)
+	}
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, ""); err != nil {
+		return l.fail("make / rslave", err)
+	}
+	if app.Hostname != "" {
+		if err := unix.Unshare(unix.CLONE_NEWUTS); err != nil {
+			return l.fail("unshare UTS namespace", err)
+		}
+		if err := unix.Sethostname([]byte(app.Hostname)); err != nil {
+			return l.fail("sethostname "+app.Hostname, err)
+		}
+	}
+	// The root becomes a mount point of its own: pivot_root needs one, a
+	// read-only root needs one, and the app's mounts stay below it.
+	if err := unix.Mount(app.Root, app.Root, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return l.fail("bind-mount root "+app.Root, err)
+	}
+	rootfd, err := openRoot(app.Root)
+	if err != nil {
+		return l.fail("open root", err)
+	}
+	defer unix.Close(rootfd)
+	for _, m := range app.Mounts {
+		if err := mountInRoot(rootfd, m); err != nil {
+			return l.fail("mount "+m.Target, err)
+		}
+	}
+	for _, p := range app.MaskedPaths {
+		if err := maskPath(rootfd, p); err != nil {
+			return l.fail("mask "+p, err)
+		}
+	}
+	for _, p := range app.ReadOnlyPaths {
+		if err := readOnlyPath(rootfd, p); err != nil {
+			return l.fail("make "+p+" read-only", err)
+		}
+	}
+	if app.ReadOnlyRootfs {
+		if err := setReadOnly(rootfd, false); err != nil {
+			return l.fail("make root read-only", err)
+		}
+	}
+	// Still the launcher's /proc: the app's root may have none.
+	if app.OOMScoreAdj != nil {
+		if err := os.WriteFile("/proc/self/oom_score_adj", []byte(strconv.Itoa(*app.OOMScoreAdj)), 0); err != nil {
+			return l.fail("oom_score_adj", err)
+		}
+	}
+	if err := switchRoot(app.Root); err != nil {
+		return l.fail("enter root "+app.Root, err)
+	}
+	wd := app.WorkingDir
+	if wd == "" {
+		wd = "/"
+	}
+	if err := unix.Chdir(wd); err != nil {
+		return l.fail("chdir "+wd, err)
+	}
+	return nil
+}
+
+// prepareProcess resolves the app's user and sets its resource limits,
+// inside the new root.
+func (l *launcher) prepareProcess() error {
+	app := &l.app
+	rootfd, err := openRoot("/")
+	if err != nil {
+		return l.fail("open root", err)
+	}
+	defer unix.Close(rootfd)
+	user, found, err := lookupUser(rootfd, app.User)
+	if err != nil {
+		return l.fail("user "+app.User, err)
+	}
+	l.uid = user.UID
+	switch {
+	case app.Group != "":
+		if l.gid, err = lookupGroup(rootfd, app.Group); err != nil {
+			return l.fail("group "+app.Group, err)
+		}
+	case found:
+		l.gid = user.GID
+	case l.uid == 0:
+		l.gid = 0
+	default:
+		return l.fail("group", fmt.Errorf("none given and user %q has no /etc/passwd entry: %w", app.User, errdefs.ErrInvalid))
+	}
+	for _, r := range app.Rlimits {
+		lim := unix.Rlimit{Cur: r.Soft, Max: r.Hard}
+		if err := unix.Prlimit(0, r.Resource, &lim, nil); err != nil {
+			return l.fail("rlimit "+strconv.Itoa(r.Resource), err)
+		}
+	}
+	return nil
+}
+
+// switchUser sets groups, gid, uid and capabilities, and no_new_privs.
+func (l *launcher) switchUser() error {
+	app := &l.app
+	l.last = lastCapability()
+	var keep capMask
+	if app.Capabilities != nil {
+		keep = maskOf(capabilityNumbers(app.Capabilities.Retain), l.last)
+		if err := limitBounding(keep, l.last); err != nil {
+			return l.fail("capabilities", err)
+		}
+		// The permitted set survives the switch to a non-root uid.
+		if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
+			return l.fail("keep capabilities", err)
+		}
+	}
+	groups := []int{l.gid}
+	for _, g := range app.SupplementaryGIDs {
+		if g != l.gid && !containsInt(groups, g) {
+			groups = append(groups, g)
+		}
+	}
+	// The syscall package applies these to every thread of the process.
+	if err := syscall.Setgroups(groups); err != nil {
+		return l.fail("setgroups", err)
+	}
+	if err := syscall.Setresgid(l.gid, l.gid, l.gid); err != nil {
+		return l.fail("setresgid "+strconv.Itoa(l.gid), err)
+	}
+	if err := syscall.Setresuid(l.uid, l.uid, l.uid); err != nil {
+		return l.fail("setresuid "+strconv.Itoa(l.uid), err)
+	}
+	if app.Capabilities != nil {
+		if err := setCapabilities(keep, l.last); err != nil {
+			return l.fail("capabilities", err)
+		}
+		if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 0, 0, 0, 0); err != nil {
+			return l.fail("keep capabilities", err)
+		}
+	}
+	// Installing a seccomp filter needs no_new_privs or CAP_SYS_ADMIN; an
+	// app with a filter and without CAP_SYS_ADMIN gets no_new_privs, as
+	// systemd (and so rkt) do.
+	nnp := app.NoNewPrivileges || (app.Seccomp != nil && !capsHeld(unix.CAP_SYS_ADMIN))
+	if nnp {
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return l.fail("no_new_privs", err)
+		}
+	}
+	return nil
+}
+
+// exec finds the program, installs the seccomp filter and execs.
+func (l *launcher) exec() error {
+	app := &l.app
+	prog, err := lookPath(app.Exec[0], envValue(app.Env, "PATH", DefaultPath))
+	if err != nil {
+		code := ExitNotFound
+		if errors.Is(err, unix.EACCES) {
+			code = ExitNotExecutable
+		}
+		return &launchError{app: app.Name, step: "exec " + app.Exec[0], code: code, err: err}
+	}
+	if app.Seccomp != nil {
+		// The filter goes last, so that none of the launcher's own
+		// syscalls above has to be allowed by it.
+		filter, err := app.Seccomp.filterProgram()
+		if err != nil {
+			return l.fail("seccomp", err)
+		}
+		if filter != nil {
+			if err := loadFilter(filter); err != nil {
+				return l.fail("seccomp", err)
+			}
+		}
+	}
+	err = syscall.Exec(prog, app.Exec, app.Env)
+	code := ExitNotExecutable
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+		code = ExitNotFound
+	}
+	return &launchError{app: app.Name, step: "exec " + prog, code: code, err: err}
+}
+
+// loadFilter installs a seccomp filter on the calling thread.
+func loadFilter(raw []bpf.RawInstruction) error {
+	filter := make([]unix.SockFilter, len(raw))
+	for i, ins := range raw {
+		filter[i] = unix.SockFilter{Code: ins.Op, Jt: ins.Jt, Jf: ins.Jf, K: ins.K}
+	}
+	prog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
+	_, _, errno := unix.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(&prog)))
+	if errno != 0 {
+		return errno
+	}
+	return nil
+}
+
+// lookPath finds name the way execvp(3) does: a name with a slash is used
+// as it is, others are searched in pathEnv. A file that exists but may not
+// be executed is reported (EACCES) when no executable one is found.
+func lookPath(name, pathEnv string) (string, error) {
+	if strings.Contains(name, "/") {
+		return name, checkExecutable(name)
+	}
+	denied := false
+	for _, dir := range filepath.SplitList(pathEnv) {
+		if dir == "" {
+			dir = "."
+		}
+		p := filepath.Join(dir, name)
+		err := checkExecutable(p)
+		if err == nil {
+			return p, nil
+		}
+		denied = denied || errors.Is(err, unix.EACCES)
+	}
+	if denied {
+		return "", fmt.Errorf("%s: %w", name, unix.EACCES)
+	}
+	return "", fmt.Errorf("executable file not found in PATH")
+}
+
+// checkExecutable reports whether p is a regular file the process may
+// execute.
+func checkExecutable(p string) error {
+	var st unix.Stat_t
+	if err := unix.Stat(p, &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		return unix.EACCES
+	}
+	return unix.Faccessat(unix.AT_FDCWD, p, unix.X_OK, unix.AT_EACCESS)
+}
+
+// envValue returns the value of key in env (the last one wins), or def.
+func envValue(env []string, key, def string) string {
+	v, found := def, false
+	for _, kv := range env {
+		if k, val, ok := strings.Cut(kv, "="); ok && k == key {
+			v, found = val, true
+		}
+	}
+	if !found {
+		return def
+	}
+	return v
+}
+
+func containsInt(s []int, v int) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,217 @@
+package stage2
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Every mount inside the app's root targets a descriptor opened with
+// openInRoot, named to mount(2) through /proc/self/fd/N: the kernel mounts
+// on exactly the inode that was resolved inside the root, so a symbolic link
+// swapped in between can not redirect the mount onto the host.
+
+// fdPath names an open descriptor for mount(2).
+func fdPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
+
+// mountInRoot performs one of the app's mounts.
+func mountInRoot(rootfd int, m Mount) error {
+	fd, err := openMountTarget(rootfd, m)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if m.isBind() {
+		flags := (m.Flags | unix.MS_BIND) &^ unix.MS_RDONLY
+		if m.Recursive {
+			flags |= unix.MS_REC
+		}
+		if err := unix.Mount(m.Source, fdPath(fd), "", flags, m.Data); err != nil {
+			return fmt.Errorf("bind %s: %w", m.Source, err)
+		}
+		if m.ReadOnly {
+			return makeReadOnly(rootfd, m.Target, m.Recursive)
+		}
+		return nil
+	}
+	flags := m.Flags
+	if m.ReadOnly {
+		flags |= unix.MS_RDONLY
+	}
+	if err := unix.Mount(m.Source, fdPath(fd), m.FSType, flags, m.Data); err != nil {
+		return fmt.Errorf("mount %s (%s): %w", m.Source, m.FSType, err)
+	}
+	return nil
+}
+
+// openMountTarget opens m.Target inside the root, creating it (and its
+// missing parents) when m asks for it.
+func openMountTarget(rootfd int, m Mount) (int, error) {
+	fd, err := openInRoot(rootfd, m.Target, unix.O_PATH)
+	if err == nil || !errors.Is(err, unix.ENOENT) || (!m.CreateDir && !m.CreateFile) {
+		return fd, err
+	}
+	return createInRoot(rootfd, m.Target, m.CreateDir)
+}
+
+// createInRoot creates p inside the root as a directory (dir) or an empty
+// file, with missing parent directories, and opens it with O_PATH. Each
+// component is created with mkdirat/openat relative to its parent's
+// descriptor, never through a symbolic link: a dangling link in the way is
+// an error rather than something to follow out of the root.
+func createInRoot(rootfd int, p string, dir bool) (int, error) {
+	parts := strings.Split(strings.Trim(path.Clean("/"+p), "/"), "/")
+	parent, err := unix.Dup(rootfd)
+	if err != nil {
+		return -1, err
+	}
+	for i, name := range parts {
+		sofar := "/" + strings.Join(parts[:i+1], "/")
+		last := i == len(parts)-1
+		fd, err := openInRoot(rootfd, sofar, unix.O_PATH)
+		if errors.Is(err, unix.ENOENT) {
+			if last && !dir {
+				var created int
+				created, err = unix.Openat(parent, name, unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
+				if err == nil {
+					unix.Close(created)
+				}
+			} else {
+				err = unix.Mkdirat(parent, name, 0o755)
+			}
+			if err != nil && err != unix.EEXIST {
+				unix.Close(parent)
+				return -1, &os.PathError{Op: "create", Path: sofar, Err: err}
+			}
+			fd, err = openInRoot(rootfd, sofar, unix.O_PATH)
+			if errors.Is(err, unix.ENOENT) {
+				err = fmt.Errorf("%s is a dangling symbolic link: %w", sofar, unix.ENOENT)
+			}
+		}
+		unix.Close(parent)
+		if err != nil {
+			return -1, err
+		}
+		parent = fd
+	}
+	return parent, nil
+}
+
+// makeReadOnly makes the mount at p inside the root read-only, with its
+// submounts when recursive. p is opened again so that the descriptor names
+// the mount itself, not what it covers.
+func makeReadOnly(rootfd int, p string, recursive bool) error {
+	fd, err := openInRoot(rootfd, p, unix.O_PATH)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return setReadOnly(fd, recursive)
+}
+
+// setReadOnly makes the mount whose root fd is read-only. mount_setattr(2)
+// (Linux 5.12) does it recursively and keeps the mount's other flags; on
+// older kernels a bind remount does the top mount only.
+func setReadOnly(fd int, recursive bool) error {
+	flags := uint(unix.AT_EMPTY_PATH)
+	if recursive {
+		flags |= unix.AT_RECURSIVE
+	}
+	err := unix.MountSetattr(fd, "", flags, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY})
+	if err != unix.ENOSYS {
+		if err != nil {
+			return fmt.Errorf("mount_setattr read-only: %w", err)
+		}
+		return nil
+	}
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(fd, &st); err != nil {
+		return fmt.Errorf("statfs: %w", err)
+	}
+	// The flags the mount already has must be repeated, or the kernel
+	// refuses to clear the ones locked by a user namespace.
+	keep := uintptr(st.Flags) & (unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC |
+		unix.MS_NOATIME | unix.MS_NODIRATIME | unix.MS_RELATIME)
+	if err := unix.Mount("", fdPath(fd), "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|keep, ""); err != nil {
+		return fmt.Errorf("remount read-only: %w", err)
+	}
+	return nil
+}
+
+// maskPath hides p inside the root: /dev/null over a file, an empty
+// read-only tmpfs over a directory. A missing path is left alone.
+func maskPath(rootfd int, p string) error {
+	fd, err := openInRoot(rootfd, p, unix.O_PATH)
+	if errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		err = unix.Mount("tmpfs", fdPath(fd), "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=0555,nr_inodes=1")
+	} else {
+		err = unix.Mount("/dev/null", fdPath(fd), "", unix.MS_BIND, "")
+	}
+	if err != nil {
+		return fmt.Errorf("mount over it: %w", err)
+	}
+	return nil
+}
+
+// readOnlyPath makes p inside the root read-only, with whatever is mounted
+// below it. A missing path is left alone.
+func readOnlyPath(rootfd int, p string) error {
+	fd, err := openInRoot(rootfd, p, unix.O_PATH)
+	if errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	err = unix.Mount(fdPath(fd), fdPath(fd), "", unix.MS_BIND|unix.MS_REC, "")
+	unix.Close(fd)
+	if err != nil {
+		return fmt.Errorf("bind onto itself: %w", err)
+	}
+	return makeReadOnly(rootfd, p, true)
+}
+
+// switchRoot makes root (a mount point) the process's root directory and
+// cwd. pivot_root(2) is used so the host's root is unmounted from the
+// app's mount namespace altogether: with chroot(2) alone, an app that keeps
+// CAP_SYS_CHROOT (it is in the default set) could climb back out to the
+// host. pivot_root is refused when the current root is the initramfs
+// rootfs; only then does the launcher fall back to chroot.
+func switchRoot(root string) error {
+	if err := unix.Chdir(root); err != nil {
+		return err
+	}
+	err := unix.PivotRoot(".", ".")
+	if err == unix.EINVAL {
+		if err := unix.Chroot("."); err != nil {
+			return fmt.Errorf("chroot: %w", err)
+		}
+		return unix.Chdir("/")
+	}
+	if err != nil {
+		return fmt.Errorf("pivot_root: %w", err)
+	}
+	// The old root is now stacked on top of the new one at "/". It is a
+	// slave (Launch made "/" rslave), so detaching it here leaves the
+	// host's mounts alone.
+	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("detach the old root: %w", err)
+	}
+	return unix.Chdir("/")
+}

@@ -1,0 +1,131 @@
+package stage2
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"path"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/orbit-containers/orbit/errdefs"
+)
+
+// LookupUser resolves an appc user string inside the root filesystem root:
+// a decimal uid, a name from root's /etc/passwd, or an absolute path inside
+// root whose owner is the user. An empty string means uid 0. gid and home
+// come from the user's passwd entry; without one, gid is -1 and home is
+// empty. A name that is not in /etc/passwd, or a path that does not exist,
+// wraps errdefs.ErrNotFound; a malformed number wraps errdefs.ErrInvalid.
+// The host's user database (NSS) is never consulted.
+func LookupUser(root, user string) (uid, gid int, home string, err error) {
+	rootfd, err := openRoot(root)
+	if err != nil {
+		return 0, -1, "", err
+	}
+	defer unix.Close(rootfd)
+	e, found, err := lookupUser(rootfd, user)
+	if err != nil {
+		return 0, -1, "", err
+	}
+	if !found {
+		return e.UID, -1, "", nil
+	}
+	return e.UID, e.GID, e.Home, nil
+}
+
+// lookupUser resolves user inside rootfd. found reports whether the user has
+// a passwd entry; without one only e.UID is set.
+func lookupUser(rootfd int, user string) (e passwdEntry, found bool, err error) {
+	switch {
+	case user == "":
+		e.UID = 0
+	case isNumeric(user):
+		if e.UID, err = parseID(user); err != nil {
+			return e, false, fmt.Errorf("user %q: %w", user, err)
+		}
+	case path.IsAbs(user):
+		st, err := statInRoot(rootfd, user)
+		if err != nil {
+			return e, false, fmt.Errorf("user %q: %w", user, err)
+		}
+		e.UID = int(st.Uid)
+	default:
+		e, found, err = searchPasswd(rootfd, passwdByName(user))
+		if err != nil {
+			return e, false, fmt.Errorf("user %q: %w", user, err)
+		}
+		if !found {
+			return e, false, fmt.Errorf("user %q not in /etc/passwd: %w", user, errdefs.ErrNotFound)
+		}
+		return e, true, nil
+	}
+	uid := e.UID
+	byUID, found, err := searchPasswd(rootfd, passwdByUID(uid))
+	if err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+		return e, false, fmt.Errorf("user %q: %w", user, err)
+	}
+	if !found {
+		return passwdEntry{UID: uid}, false, nil
+	}
+	return byUID, true, nil
+}
+
+// LookupGroup resolves an appc group string inside root: a decimal gid, a
+// name from root's /etc/group, or an absolute path inside root whose group
+// is used. An empty string means gid 0. Errors are classed as LookupUser's.
+func LookupGroup(root, group string) (int, error) {
+	rootfd, err := openRoot(root)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(rootfd)
+	return lookupGroup(rootfd, group)
+}
+
+func lookupGroup(rootfd int, group string) (int, error) {
+	switch {
+	case group == "":
+		return 0, nil
+	case isNumeric(group):
+		gid, err := parseID(group)
+		if err != nil {
+			return 0, fmt.Errorf("group %q: %w", group, err)
+		}
+		return gid, nil
+	case path.IsAbs(group):
+		st, err := statInRoot(rootfd, group)
+		if err != nil {
+			return 0, fmt.Errorf("group %q: %w", group, err)
+		}
+		return int(st.Gid), nil
+	}
+	f, err := openRootFile(rootfd, "/etc/group")
+	if err != nil {
+		return 0, fmt.Errorf("group %q: %w", group, err)
+	}
+	defer f.Close()
+	e, found, err := findGroup(io.LimitReader(f, maxIDFile), groupByName(group))
+	if err != nil {
+		return 0, fmt.Errorf("group %q: /etc/group: %w", group, err)
+	}
+	if !found {
+		return 0, fmt.Errorf("group %q not in /etc/group: %w", group, errdefs.ErrNotFound)
+	}
+	return e.GID, nil
+}
+
+// searchPasswd looks through rootfd's /etc/passwd. A missing file wraps
+// errdefs.ErrNotFound.
+func searchPasswd(rootfd int, match func(passwdEntry) bool) (passwdEntry, bool, error) {
+	f, err := openRootFile(rootfd, "/etc/passwd")
+	if err != nil {
+		return passwdEntry{}, false, err
+	}
+	defer f.Close()
+	e, found, err := findPasswd(io.LimitReader(f, maxIDFile), match)
+	if err != nil {
+		return passwdEntry{}, false, fmt.Errorf("/etc/passwd: %w", err)
+	}
+	return e, found, nil
+}
