@@ -83,12 +83,25 @@ func parseManifest(name string, hdr *tar.Header, r io.Reader) (*schema.ImageMani
 	return decodeManifest(name, data)
 }
 
-// decodeManifest parses an image manifest; schema validates acKind,
-// acVersion, the name, labels and the rest as it decodes.
+// decodeManifest parses the manifest entry of a tar.
 func decodeManifest(name string, data []byte) (*schema.ImageManifest, error) {
+	im, err := DecodeManifest(data)
+	if err != nil {
+		return nil, fmt.Errorf("tar entry %q: %w", name, err)
+	}
+	return im, nil
+}
+
+// DecodeManifest parses an image manifest; schema validates acKind,
+// acVersion, the name, labels and the rest as it decodes. Errors are
+// ErrInvalid.
+func DecodeManifest(data []byte) (*schema.ImageManifest, error) {
+	if len(data) > MaxManifestSize {
+		return nil, fmt.Errorf("image manifest is %d bytes, more than the %d allowed: %w", len(data), MaxManifestSize, errdefs.ErrInvalid)
+	}
 	var im schema.ImageManifest
 	if err := json.Unmarshal(data, &im); err != nil {
-		return nil, entryError(name, "bad image manifest: %v", err)
+		return nil, fmt.Errorf("bad image manifest: %v: %w", err, errdefs.ErrInvalid)
 	}
 	return &im, nil
 }

@@ -22,5 +22,7 @@ func newImageCommand(g *globalOptions) *cobra.Command {
 // imageCommandConstructors lists the `orbit image` subcommands; each lives
 // in its own file, image_<name>.go.
 func imageCommandConstructors() []func(*globalOptions) *cobra.Command {
-	return []func(*globalOptions) *cobra.Command{}
+	return []func(*globalOptions) *cobra.Command{
+		newImageBuildCommand,
+	}
 }
