@@ -232,3 +232,9 @@ const msBind = 0x1000
 func (m *Mount) isBind() bool {
 	return m.FSType == "bind" || m.Flags&msBind != 0
 }
+
+// changesMounts reports whether the app asks for anything to be mounted in
+// its root.
+func (a *App) changesMounts() bool {
+	return len(a.Mounts) > 0 || len(a.MaskedPaths) > 0 || len(a.ReadOnlyPaths) > 0 || a.ReadOnlyRootfs
+}

@@ -85,6 +85,12 @@ func (l *launcher) prepareRoot() error {
 	// The root becomes a mount point of its own: pivot_root needs one, a
 	// read-only root needs one, and the app's mounts stay below it.
 	if err := unix.Mount(app.Root, app.Root, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		if err == unix.EINVAL && !app.changesMounts() {
+			// A root in another mount namespace (/proc/<pid>/root of a
+			// running app, for `enter`) can not be bound here; it is
+			// entered as it is, with its own mounts.
+			return l.enterForeignRoot()
+		}
 		return l.fail("bind-mount root "+app.Root, err)
 	}
 	rootfd, err := openRoot(app.Root)
@@ -112,21 +118,46 @@ func (l *launcher) prepareRoot() error {
 			return l.fail("make root read-only", err)
 		}
 	}
-	// Still the launcher's /proc: the app's root may have none.
-	if app.OOMScoreAdj != nil {
-		if err := os.WriteFile("/proc/self/oom_score_adj", []byte(strconv.Itoa(*app.OOMScoreAdj)), 0); err != nil {
-			return l.fail("oom_score_adj", err)
-		}
+	if err := l.setOOMScoreAdj(); err != nil {
+		return err
 	}
 	if err := switchRoot(app.Root); err != nil {
 		return l.fail("enter root "+app.Root, err)
 	}
-	wd := app.WorkingDir
+	return l.chdir()
+}
+
+// enterForeignRoot chroots into a root that belongs to another mount
+// namespace; path lookups from it see that namespace's mounts.
+func (l *launcher) enterForeignRoot() error {
+	if err := l.setOOMScoreAdj(); err != nil {
+		return err
+	}
+	if err := unix.Chroot(l.app.Root); err != nil {
+		return l.fail("chroot "+l.app.Root, err)
+	}
+	return l.chdir()
+}
+
+func (l *launcher) chdir() error {
+	wd := l.app.WorkingDir
 	if wd == "" {
 		wd = "/"
 	}
 	if err := unix.Chdir(wd); err != nil {
 		return l.fail("chdir "+wd, err)
+	}
+	return nil
+}
+
+// setOOMScoreAdj writes the app's OOM score adjustment through the
+// launcher's /proc (the app's root may have none).
+func (l *launcher) setOOMScoreAdj() error {
+	if l.app.OOMScoreAdj == nil {
+		return nil
+	}
+	if err := os.WriteFile("/proc/self/oom_score_adj", []byte(strconv.Itoa(*l.app.OOMScoreAdj)), 0); err != nil {
+		return l.fail("oom_score_adj", err)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -472,4 +473,41 @@ func containsString(s []string, v string) bool {
 		}
 	}
 	return false
+}
+
+func TestLaunchIntoRunningApp(t *testing.T) {
+	root := busyboxRoot(t)
+	cmd, err := Command(App{Name: "first", Root: root,
+		Exec:   sh("echo inside > /tmp/m/marker; exec sleep 30"),
+		Mounts: []Mount{{Source: "tmpfs", Target: "/tmp/m", FSType: "tmpfs", CreateDir: true}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("busybox", filepath.Join(root, "bin", "sleep")); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	appRoot := "/proc/" + strconv.Itoa(cmd.Process.Pid) + "/root"
+	for i := 0; ; i++ {
+		if _, err := os.Stat(appRoot + "/tmp/m/marker"); err == nil {
+			break
+		}
+		if i == 500 {
+			t.Fatal("the first app did not start")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The second launch sees the first app's root with its mounts.
+	out := mustLaunch(t, App{Name: "second", Root: appRoot, Exec: []string{"cat", "/tmp/m/marker"}, User: "alice"})
+	if strings.TrimSpace(out) != "inside" {
+		t.Errorf("entered app sees %q", out)
+	}
+	// Mounts can not be made in another app's namespace.
+	_, errOut, code := launch(t, App{Name: "third", Root: appRoot, Exec: []string{"true"}, ReadOnlyRootfs: true})
+	if code != ExitSetupFailed || !strings.Contains(errOut, "bind-mount root") {
+		t.Errorf("mounts into a running app: status %d, stderr %q", code, errOut)
+	}
 }
