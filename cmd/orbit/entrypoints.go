@@ -2,6 +2,9 @@ package main
 
 import (
 	"path/filepath"
+
+	"github.com/orbit-containers/orbit/stage1/fly"
+	"github.com/orbit-containers/orbit/stage2"
 )
 
 // runEntrypoint runs the binary as a stage1 entrypoint or as the stage2
@@ -22,5 +25,11 @@ func runEntrypoint(args []string) (int, bool) {
 
 // entrypoints maps "<flavour>/<entrypoint>" to its implementation.
 func entrypoints() map[string]func(args []string) int {
-	return map[string]func([]string) int{}
+	return map[string]func([]string) int{
+		"fly/run":       fly.Run,
+		"fly/enter":     fly.Enter,
+		"fly/gc":        fly.GC,
+		"fly/stop":      fly.Stop,
+		"stage2/launch": stage2.Main,
+	}
 }

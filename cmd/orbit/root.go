@@ -8,9 +8,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/orbit-containers/orbit/errdefs"
 	"github.com/orbit-containers/orbit/insecure"
 )
 
@@ -91,6 +93,19 @@ func commandConstructors() []func(*globalOptions) *cobra.Command {
 	return []func(*globalOptions) *cobra.Command{
 		newVersionCommand,
 		newImageCommand,
+		newFetchCommand,
+		newTrustCommand,
+		newConfigCommand,
+		newRunCommand,
+		newPrepareCommand,
+		newRunPreparedCommand,
+		newListCommand,
+		newStatusCommand,
+		newGCCommand,
+		newRmCommand,
+		newCatManifestCommand,
+		newEnterCommand,
+		newStopCommand,
 	}
 }
 
@@ -122,4 +137,24 @@ func oneLine(err error, debug bool) string {
 		s += fmt.Sprintf("\n  %T: %v", e, e)
 	}
 	return s
+}
+
+// printf writes a command's result to stdout; errorf a diagnostic to stderr.
+func (g *globalOptions) printf(format string, a ...any) { fmt.Fprintf(g.Stdout, format, a...) }
+func (g *globalOptions) errorf(format string, a ...any) {
+	fmt.Fprintf(g.Stderr, "orbit: "+format+"\n", a...)
+}
+
+// usageErr is a command-line mistake, reported with where to find help.
+func usageErr(cmd *cobra.Command, msg string) error {
+	return fmt.Errorf("%s (see '%s --help'): %w", msg, cmd.CommandPath(), errdefs.ErrInvalid)
+}
+
+// readUUIDFile reads a pod UUID saved by --uuid-file-save.
+func readUUIDFile(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("--uuid-file: %w", err)
+	}
+	return strings.TrimSpace(string(data)), nil
 }

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/orbit-containers/orbit/stage0"
+)
+
+func newEnterCommand(g *globalOptions) *cobra.Command {
+	var app string
+	cmd := &cobra.Command{
+		Use:   "enter [--app=NAME] UUID [CMD [ARGS...]]",
+		Short: "Run a command in a running pod's app (default /bin/sh)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := getPod(g, args[0])
+			if err != nil {
+				return err
+			}
+			command := args[1:]
+			if len(command) == 0 {
+				command = []string{"/bin/sh"}
+			}
+			return stage0.Enter(p, app, command)
+		},
+	}
+	cmd.Flags().SetInterspersed(false)
+	cmd.Flags().StringVar(&app, "app", "", "the app to enter (needed when the pod has several)")
+	return cmd
+}
+
+func newStopCommand(g *globalOptions) *cobra.Command {
+	var force bool
+	var uuidFile string
+	cmd := &cobra.Command{
+		Use:   "stop [--force] UUID...",
+		Short: "Stop running pods",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if uuidFile != "" {
+				id, err := readUUIDFile(uuidFile)
+				if err != nil {
+					return err
+				}
+				args = append(args, id)
+			}
+			if len(args) == 0 {
+				return usageErr(cmd, "give at least one pod UUID")
+			}
+			failed := 0
+			for _, id := range args {
+				p, err := getPod(g, id)
+				if err == nil {
+					err = stage0.Stop(p, force)
+				}
+				if err != nil {
+					g.errorf("%v", err)
+					failed++
+					continue
+				}
+				g.printf("%q\n", p.UUID)
+			}
+			if failed > 0 {
+				return exitError{code: 254}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&force, "force", false, "kill the pod instead of asking it to stop")
+	cmd.Flags().StringVar(&uuidFile, "uuid-file", "", "read the pod UUID from this file")
+	return cmd
+}

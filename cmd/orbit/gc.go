@@ -1,0 +1,99 @@
+package main
+
+import (
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/orbit-containers/orbit/stage0"
+)
+
+func newGCCommand(g *globalOptions) *cobra.Command {
+	var grace, expirePrepared time.Duration
+	cmd := &cobra.Command{
+		Use:   "gc",
+		Short: "Collect exited and failed pods",
+		Long: `Mark exited pods for collection and remove pods marked longer ago than the
+grace period, running their stage1's gc entrypoint and unmounting what they
+left. Failed preparations and prepared pods older than --expire-prepared go
+too. Pods in use by another command are left for a later gc.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return stage0.GC(g.podsDir(), stage0.GCConfig{
+				GracePeriod:    grace,
+				ExpirePrepared: expirePrepared,
+				Debug:          g.Debug,
+				Log:            g.Log,
+				Out:            g.Stdout,
+			})
+		},
+	}
+	cmd.Flags().DurationVar(&grace, "grace-period", 30*time.Minute, "how long exited pods stay marked before they are removed")
+	cmd.Flags().DurationVar(&expirePrepared, "expire-prepared", 24*time.Hour, "how long prepared pods may wait to be run")
+	return cmd
+}
+
+func newRmCommand(g *globalOptions) *cobra.Command {
+	var uuidFile string
+	cmd := &cobra.Command{
+		Use:   "rm UUID...",
+		Short: "Remove pods that are not running",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if uuidFile != "" {
+				id, err := readUUIDFile(uuidFile)
+				if err != nil {
+					return err
+				}
+				args = append(args, id)
+			}
+			if len(args) == 0 {
+				return usageErr(cmd, "give at least one pod UUID")
+			}
+			failed := 0
+			for _, id := range args {
+				p, err := getPod(g, id)
+				if err == nil {
+					err = stage0.Remove(p, stage0.GCConfig{Debug: g.Debug, Log: g.Log})
+				}
+				if err != nil {
+					g.errorf("%v", err)
+					failed++
+					continue
+				}
+				g.printf("%q\n", p.UUID)
+			}
+			if failed > 0 {
+				return exitError{code: 254}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&uuidFile, "uuid-file", "", "read the pod UUID from this file")
+	return cmd
+}
+
+func newCatManifestCommand(g *globalOptions) *cobra.Command {
+	var pretty bool
+	cmd := &cobra.Command{
+		Use:   "cat-manifest UUID",
+		Short: "Print a pod's manifest",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := getPod(g, args[0])
+			if err != nil {
+				return err
+			}
+			pm, err := p.Manifest()
+			if err != nil {
+				return err
+			}
+			f := formatJSON
+			if pretty {
+				f = formatJSONPretty
+			}
+			return writeJSONOut(g.Stdout, f, pm)
+		},
+	}
+	cmd.Flags().BoolVar(&pretty, "pretty-print", true, "indent the JSON")
+	return cmd
+}

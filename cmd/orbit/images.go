@@ -1,0 +1,58 @@
+package main
+
+import (
+	"context"
+
+	"github.com/appc/spec/schema"
+
+	"github.com/orbit-containers/orbit/fetch"
+	"github.com/orbit-containers/orbit/store"
+)
+
+// openStore opens the image store under --dir.
+func (g *globalOptions) openStore() (*store.Store, error) {
+	return store.Open(g.storeDir())
+}
+
+// newFetcher builds a fetcher from the global options.
+func (g *globalOptions) newFetcher(st *store.Store, trustKeysFromHTTPS bool) (*fetch.Fetcher, error) {
+	return fetch.New(fetch.Config{
+		Store:              st,
+		Insecure:           g.Insecure,
+		TrustKeysFromHTTPS: trustKeysFromHTTPS,
+		LocalConfig:        g.LocalConfig,
+		SystemConfig:       g.SystemConfig,
+		UserConfig:         g.UserConfig,
+		Stderr:             g.Stderr,
+		Log:                g.Log,
+	})
+}
+
+// fetchAll resolves every image reference to a stored image ID.
+func fetchAll(ctx context.Context, f *fetch.Fetcher, refs []string, policy fetch.PullPolicy) ([]string, error) {
+	ids := make([]string, len(refs))
+	for i, ref := range refs {
+		id, err := f.Fetch(ctx, ref, policy, "")
+		if err != nil {
+			return nil, err
+		}
+		ids[i] = id
+	}
+	return ids, nil
+}
+
+// storeTrees lets stage0 take rendered trees from the image store.
+type storeTrees struct{ s *store.Store }
+
+func (t storeTrees) Tree(imageID string) (string, string, func() error, error) {
+	tr, err := t.s.Tree(imageID)
+	if err != nil {
+		return "", "", nil, err
+	}
+	t.s.Touch(imageID)
+	return tr.ID, tr.Path, tr.Release, nil
+}
+
+func (t storeTrees) Manifest(imageID string) (*schema.ImageManifest, error) {
+	return t.s.Manifest(imageID)
+}

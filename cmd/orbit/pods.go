@@ -1,0 +1,142 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/orbit-containers/orbit/errdefs"
+	"github.com/orbit-containers/orbit/stage0"
+)
+
+// getPod finds a pod by UUID or unique prefix.
+func getPod(g *globalOptions, id string) (*stage0.Pod, error) {
+	return stage0.Get(g.podsDir(), id)
+}
+
+// outputFormat is the --format of list-like commands.
+type outputFormat int
+
+const (
+	formatTabbed outputFormat = iota
+	formatJSON
+	formatJSONPretty
+)
+
+func parseFormat(s string) (outputFormat, error) {
+	switch s {
+	case "", "tabbed":
+		return formatTabbed, nil
+	case "json":
+		return formatJSON, nil
+	case "json-pretty":
+		return formatJSONPretty, nil
+	}
+	return 0, fmt.Errorf("--format=%s: want tabbed, json or json-pretty: %w", s, errdefs.ErrInvalid)
+}
+
+func writeJSONOut(w io.Writer, f outputFormat, v any) error {
+	var data []byte
+	var err error
+	if f == formatJSONPretty {
+		data, err = json.MarshalIndent(v, "", "\t")
+	} else {
+		data, err = json.Marshal(v)
+	}
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", data)
+	return err
+}
+
+// podJSON is a pod as --format=json shows it (rkt's field names).
+type podJSON struct {
+	Name       string    `json:"name"`
+	State      string    `json:"state"`
+	Networks   []string  `json:"networks"`
+	AppNames   []string  `json:"app_names"`
+	Apps       []appJSON `json:"apps"`
+	Pid        int       `json:"pid,omitempty"`
+	CreatedAt  int64     `json:"created_at,omitempty"`
+	StartedAt  int64     `json:"started_at,omitempty"`
+	GCMarkedAt int64     `json:"gc_marked_at,omitempty"`
+}
+
+type appJSON struct {
+	Name      string `json:"name"`
+	State     string `json:"state"`
+	ImageID   string `json:"image_id"`
+	ImageName string `json:"image_name,omitempty"`
+	ExitCode  *int   `json:"exit_code,omitempty"`
+	ExitedAt  int64  `json:"finished_at,omitempty"`
+	OOMKilled bool   `json:"oom_killed,omitempty"`
+}
+
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func toPodJSON(st *stage0.Status) podJSON {
+	pj := podJSON{
+		Name: st.UUID, State: st.State.String(), Networks: []string{}, AppNames: []string{}, Apps: []appJSON{},
+		Pid: st.Pid, CreatedAt: nanos(st.CreatedAt), StartedAt: nanos(st.StartedAt), GCMarkedAt: nanos(st.GCMarkedAt),
+	}
+	for i, a := range st.Apps {
+		aj := appJSON{Name: a.Name, ImageID: a.ImageID, ExitCode: a.ExitCode, ExitedAt: nanos(a.ExitedAt), OOMKilled: a.OOMKilled}
+		aj.State = appState(st.State, a)
+		if st.Manifest != nil && i < len(st.Manifest.Apps) && st.Manifest.Apps[i].Image.Name != nil {
+			aj.ImageName = st.Manifest.Apps[i].Image.Name.String()
+		}
+		pj.AppNames = append(pj.AppNames, a.Name)
+		pj.Apps = append(pj.Apps, aj)
+	}
+	return pj
+}
+
+func appState(pod stage0.State, a stage0.AppStatus) string {
+	switch {
+	case a.ExitCode != nil:
+		return "exited"
+	case pod == stage0.Running:
+		return "running"
+	case pod.AfterRun():
+		return "exited"
+	}
+	return pod.String()
+}
+
+// ago renders a time the way `orbit list` shows it.
+func ago(t time.Time, full bool) string {
+	if t.IsZero() {
+		return ""
+	}
+	if full {
+		return t.Local().Format("2006-01-02 15:04:05.000 -0700 MST")
+	}
+	d := time.Since(t).Round(time.Second)
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%d seconds ago", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%d minutes ago", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%d hours ago", int(d.Hours()))
+	}
+	return fmt.Sprintf("%d days ago", int(d.Hours()/24))
+}
+
+func shortUUID(id string, full bool) string {
+	if full {
+		return id
+	}
+	if i := strings.IndexByte(id, '-'); i > 0 {
+		return id[:i]
+	}
+	return id
+}

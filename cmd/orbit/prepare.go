@@ -1,0 +1,60 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/orbit-containers/orbit/stage0"
+)
+
+func newPrepareCommand(g *globalOptions) *cobra.Command {
+	var pf podFlags
+	var quiet bool
+	cmd := &cobra.Command{
+		Use:   "prepare [flags] IMAGE [per-app flags] [-- image-args... ---] [IMAGE ...]",
+		Short: "Prepare a pod to run later with run-prepared",
+		Long: `Prepare a pod from images as "orbit run" would, without running it.
+The pod's UUID is printed; "orbit run-prepared UUID" runs it.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := preparePod(cmd.Context(), g, cmd, &pf, args)
+			if err != nil {
+				return err
+			}
+			if err := p.ToPrepared(); err != nil {
+				return err
+			}
+			fmt.Fprintln(g.Stdout, p.UUID)
+			return nil
+		},
+	}
+	cmd.Flags().SetInterspersed(false)
+	pf.addFlags(cmd.Flags(), "new")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the UUID (the default; accepted for compatibility)")
+	return cmd
+}
+
+func newRunPreparedCommand(g *globalOptions) *cobra.Command {
+	var rf stage1RunFlags
+	cmd := &cobra.Command{
+		Use:   "run-prepared UUID",
+		Short: "Run a prepared pod",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := getPod(g, args[0])
+			if err != nil {
+				return err
+			}
+			if err := p.LockPrepared(); err != nil {
+				return err
+			}
+			return runPrepared(g, p, rf)
+		},
+	}
+	rf.addFlags(cmd.Flags())
+	return cmd
+}
+
+func runPrepared(g *globalOptions, p *stage0.Pod, rf stage1RunFlags) error {
+	return stage0.Run(p, rf.config(g))
+}

@@ -1,0 +1,275 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/appc/spec/schema"
+	"github.com/appc/spec/schema/types"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/orbit-containers/orbit/errdefs"
+	"github.com/orbit-containers/orbit/fetch"
+	"github.com/orbit-containers/orbit/insecure"
+	"github.com/orbit-containers/orbit/stage0"
+)
+
+// podFlags are what `orbit run` and `orbit prepare` share: how the pod is
+// made.
+type podFlags struct {
+	stage1             stage1Flags
+	pullPolicy         string
+	uuidFileSave       string
+	volumes            []string
+	inheritEnv         bool
+	setEnvFiles        []string
+	podManifest        string
+	noOverlay          bool
+	trustKeysFromHTTPS bool
+	app                appFlags // pod-wide defaults for every app
+}
+
+func (p *podFlags) addFlags(fs *pflag.FlagSet, defaultPolicy string) {
+	p.stage1.addFlags(fs)
+	fs.StringVar(&p.pullPolicy, "pull-policy", defaultPolicy, "when to fetch images: never, new (only if not in the store) or update (always check)")
+	fs.StringVar(&p.uuidFileSave, "uuid-file-save", "", "write the pod's UUID to this file")
+	fs.StringArrayVar(&p.volumes, "volume", nil, "a volume: NAME,kind=host,source=PATH[,readOnly=true][,recursive=true] or NAME,kind=empty[,mode=0755,uid=0,gid=0]")
+	fs.BoolVar(&p.inheritEnv, "inherit-env", false, "give the apps orbit's own environment")
+	fs.StringArrayVar(&p.setEnvFiles, "set-env-file", nil, "a file of NAME=VALUE lines to set in the apps' environment")
+	fs.StringVar(&p.podManifest, "pod-manifest", "", "run the apps of this appc pod manifest instead of images from the command line")
+	fs.BoolVar(&p.noOverlay, "no-overlay", false, "copy the images' root filesystems into the pod instead of using overlayfs")
+	fs.BoolVar(&p.trustKeysFromHTTPS, "trust-keys-from-https", false, "trust keys discovered over HTTPS on first use")
+	addAppFlags(fs, &p.app)
+}
+
+// preparePod fetches the images, creates a pod and prepares it. The pod is
+// returned locked, in the prepare state.
+func preparePod(ctx context.Context, g *globalOptions, cmd *cobra.Command, pf *podFlags, args []string) (*stage0.Pod, error) {
+	pf.app.recordSet(cmd.Flags())
+	policy, err := fetch.ParsePullPolicy(pf.pullPolicy)
+	if err != nil {
+		return nil, err
+	}
+	var apps []appArg
+	if pf.podManifest != "" {
+		if len(args) > 0 {
+			return nil, fmt.Errorf("--pod-manifest and images on the command line cannot be used together: %w", errdefs.ErrInvalid)
+		}
+	} else {
+		if len(args) == 0 {
+			return nil, fmt.Errorf("no image given; usage: %s: %w", cmd.UseLine(), errdefs.ErrInvalid)
+		}
+		apps, err = parseAppArgs(args, pf.app)
+		if err != nil {
+			return nil, err
+		}
+	}
+	st, err := g.openStore()
+	if err != nil {
+		return nil, err
+	}
+	f, err := g.newFetcher(st, pf.trustKeysFromHTTPS)
+	if err != nil {
+		return nil, err
+	}
+	cfg := stage0.PrepareConfig{Trees: storeTrees{st}, UseOverlay: !pf.noOverlay, Log: g.Log}
+	if pf.podManifest != "" {
+		cfg.PodManifest, err = readPodManifest(ctx, pf.podManifest, f, policy)
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		baseEnv, err := pf.baseEnv()
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range apps {
+			id, err := f.Fetch(ctx, a.image, policy, "")
+			if err != nil {
+				return nil, err
+			}
+			spec, err := a.appSpec(id)
+			if err != nil {
+				return nil, fmt.Errorf("image %s: %w", a.image, err)
+			}
+			spec.Env = append(append([]string(nil), baseEnv...), spec.Env...)
+			cfg.Spec.Apps = append(cfg.Spec.Apps, spec)
+		}
+		for _, v := range pf.volumes {
+			vol, err := types.VolumeFromString(v)
+			if err != nil {
+				return nil, fmt.Errorf("--volume %q: %v: %w", v, err, errdefs.ErrInvalid)
+			}
+			cfg.Spec.Volumes = append(cfg.Spec.Volumes, *vol)
+		}
+	}
+	cfg.Stage1ImageID, cfg.Stage1Flavour, err = pf.stage1.resolve(ctx, g, st, f)
+	if err != nil {
+		return nil, err
+	}
+	p, err := stage0.NewPod(g.podsDir())
+	if err != nil {
+		return nil, err
+	}
+	if err := stage0.Prepare(p, cfg); err != nil {
+		p.Close()
+		discardPod(g, p)
+		return nil, err
+	}
+	if pf.uuidFileSave != "" {
+		if err := os.WriteFile(pf.uuidFileSave, []byte(p.UUID), 0o644); err != nil {
+			p.Close()
+			discardPod(g, p)
+			return nil, fmt.Errorf("--uuid-file-save: %w", err)
+		}
+	}
+	return p, nil
+}
+
+// discardPod removes a pod whose preparation failed, so it does not linger
+// until the next gc.
+func discardPod(g *globalOptions, p *stage0.Pod) {
+	if q, err := stage0.Get(g.podsDir(), p.UUID); err == nil {
+		if err := stage0.Remove(q, stage0.GCConfig{Log: g.Log}); err != nil {
+			g.Log.Debug("removing a failed pod", "pod", p.UUID, "err", err)
+		}
+	}
+}
+
+// baseEnv is the environment every app starts from: orbit's own with
+// --inherit-env, then the --set-env-file files.
+func (pf *podFlags) baseEnv() ([]string, error) {
+	var env []string
+	if pf.inheritEnv {
+		env = append(env, os.Environ()...)
+	}
+	for _, path := range pf.setEnvFiles {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("--set-env-file: %w", err)
+		}
+		s := bufio.NewScanner(f)
+		for n := 1; s.Scan(); n++ {
+			line := strings.TrimSpace(s.Text())
+			if line == "" || strings.HasPrefix(line, "#") {
+				continue
+			}
+			if k, _, ok := strings.Cut(line, "="); !ok || k == "" {
+				f.Close()
+				return nil, fmt.Errorf("--set-env-file %s line %d: want NAME=VALUE: %w", path, n, errdefs.ErrInvalid)
+			}
+			env = append(env, line)
+		}
+		f.Close()
+		if err := s.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return env, nil
+}
+
+// readPodManifest reads a hand-written pod manifest and makes sure its
+// images are in the store.
+func readPodManifest(ctx context.Context, path string, f *fetch.Fetcher, policy fetch.PullPolicy) (*schema.PodManifest, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--pod-manifest: %w", err)
+	}
+	var pm schema.PodManifest
+	if err := pm.UnmarshalJSON(data); err != nil {
+		return nil, fmt.Errorf("--pod-manifest %s: %v: %w", path, err, errdefs.ErrInvalid)
+	}
+	for i, ra := range pm.Apps {
+		ref := ra.Image.ID.String()
+		if ra.Image.ID.Empty() {
+			if ra.Image.Name == nil {
+				return nil, fmt.Errorf("--pod-manifest %s: app %s names no image: %w", path, ra.Name, errdefs.ErrInvalid)
+			}
+			ref = ra.Image.Name.String()
+			for _, l := range ra.Image.Labels {
+				ref += "," + l.Name.String() + "=" + l.Value
+			}
+		}
+		id, err := f.Fetch(ctx, ref, policy, "")
+		if err != nil {
+			return nil, fmt.Errorf("--pod-manifest: app %s: %w", ra.Name, err)
+		}
+		h, err := types.NewHash(id)
+		if err != nil {
+			return nil, err
+		}
+		pm.Apps[i].Image.ID = *h
+	}
+	return &pm, nil
+}
+
+// stage1RunFlags are the flags that shape how stage1 runs a pod.
+type stage1RunFlags struct {
+	interactive bool
+	hostname    string
+	net         []string
+	dns         []string
+	mdsRegister bool
+}
+
+func (r *stage1RunFlags) addFlags(fs *pflag.FlagSet) {
+	fs.BoolVar(&r.interactive, "interactive", false, "run a one-app pod interactively: the app gets orbit's stdin (and terminal)")
+	fs.StringVar(&r.hostname, "hostname", "", "the pod's host name (default orbit-<uuid>)")
+	fs.StringSliceVar(&r.net, "net", nil, "networks for the pod (default: the flavour's)")
+	fs.StringSliceVar(&r.dns, "dns", nil, "name servers for the pod")
+	fs.BoolVar(&r.mdsRegister, "mds-register", false, "register the pod with the metadata service (not supported; accepted for compatibility)")
+}
+
+func (r *stage1RunFlags) config(g *globalOptions) stage0.RunConfig {
+	return stage0.RunConfig{
+		Debug:                          g.Debug,
+		Interactive:                    r.interactive,
+		Hostname:                       r.hostname,
+		Net:                            r.net,
+		LocalConfig:                    g.LocalConfig,
+		DisableCapabilitiesRestriction: g.Insecure.Has(insecure.Capabilities),
+		DisablePaths:                   g.Insecure.Has(insecure.Paths),
+		DisableSeccomp:                 g.Insecure.Has(insecure.Seccomp),
+	}
+}
+
+type runOptions struct {
+	pod podFlags
+	run stage1RunFlags
+}
+
+func newRunCommand(g *globalOptions) *cobra.Command {
+	var o runOptions
+	cmd := &cobra.Command{
+		Use:   "run [flags] IMAGE [per-app flags] [-- image-args... ---] [IMAGE ...]",
+		Short: "Run images in a new pod",
+		Long: `Run one or more images in a new pod. IMAGE is an image ID, a file, a URL or
+a name (checked in that order). Flags after an image apply to that image only;
+arguments after "--" are appended to its exec, up to a lone "---".
+
+orbit run exits with the app's exit status.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runRun(cmd.Context(), g, cmd, &o, args)
+		},
+	}
+	cmd.Flags().SetInterspersed(false)
+	o.pod.addFlags(cmd.Flags(), "new")
+	o.run.addFlags(cmd.Flags())
+	return cmd
+}
+
+func runRun(ctx context.Context, g *globalOptions, cmd *cobra.Command, o *runOptions, args []string) error {
+	if cmd.Flags().ArgsLenAtDash() == 0 {
+		return fmt.Errorf("\"--\" must follow an image: %w", errdefs.ErrInvalid)
+	}
+	p, err := preparePod(ctx, g, cmd, &o.pod, args)
+	if err != nil {
+		return err
+	}
+	g.Log.Debug("pod prepared", "pod", p.UUID)
+	return stage0.Run(p, o.run.config(g))
+}

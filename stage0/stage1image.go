@@ -1,0 +1,71 @@
+package stage0
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/orbit-containers/orbit/errdefs"
+	"github.com/orbit-containers/orbit/stage1/builtin"
+	"github.com/orbit-containers/orbit/store"
+)
+
+// BuiltinStage1 returns the image ID of a built-in flavour's stage1 image
+// for the running binary, writing and importing the image the first time
+// (see Documentation/design.md, "Built-in flavours"). Concurrent callers
+// wait for one another instead of all writing the image.
+func BuiltinStage1(st *store.Store, storeDir string, f builtin.Flavour, version string) (string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("finding the orbit binary: %w", err)
+	}
+	build, err := builtin.BuildID(exe)
+	if err != nil {
+		return "", err
+	}
+	labels := builtin.Labels(version, build)
+	if img, err := st.FindByName(f.ImageName(), labels); err == nil {
+		return img.ID, nil
+	} else if !errors.Is(err, errdefs.ErrNotFound) {
+		return "", err
+	}
+	lockDir := filepath.Join(storeDir, "locks")
+	if err := os.MkdirAll(lockDir, 0o700); err != nil {
+		return "", err
+	}
+	lf, err := os.OpenFile(filepath.Join(lockDir, "stage1-"+f.String()+".lock"), os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return "", err
+	}
+	defer lf.Close()
+	if err := unix.Flock(int(lf.Fd()), unix.LOCK_EX); err != nil {
+		return "", err
+	}
+	if img, err := st.FindByName(f.ImageName(), labels); err == nil {
+		return img.ID, nil
+	}
+	extra, err := flavourFiles(f, exe)
+	if err != nil {
+		return "", err
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		pw.CloseWithError(builtin.WriteACI(pw, f, exe, version, build, extra...))
+	}()
+	img, err := st.Import(pr, store.ImportOptions{})
+	pr.CloseWithError(err)
+	if err != nil {
+		return "", fmt.Errorf("importing the built-in %s stage1 image: %w", f, err)
+	}
+	return img.ID, nil
+}
+
+// flavourFiles are the files a flavour's image carries besides the orbit
+// binary.
+func flavourFiles(f builtin.Flavour, exe string) ([]builtin.File, error) {
+	return nil, nil
+}

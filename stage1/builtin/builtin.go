@@ -1,0 +1,203 @@
+// Package builtin describes orbit's built-in stage1 flavours and writes
+// their images from the running orbit binary (see Documentation/design.md,
+// "Built-in flavours").
+package builtin
+
+import (
+	"archive/tar"
+	"bytes"
+	"debug/elf"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/appc/spec/schema"
+	"github.com/appc/spec/schema/types"
+
+	"github.com/orbit-containers/orbit/errdefs"
+)
+
+// Flavour is a built-in stage1 flavour.
+type Flavour int
+
+// The flavours, a closed set.
+const (
+	Fly Flavour = iota + 1
+	Nspawn
+	KVM
+)
+
+// Flavours lists them in the order they are documented.
+func Flavours() []Flavour { return []Flavour{Fly, Nspawn, KVM} }
+
+func (f Flavour) String() string {
+	switch f {
+	case Fly:
+		return "fly"
+	case Nspawn:
+		return "nspawn"
+	case KVM:
+		return "kvm"
+	}
+	return fmt.Sprintf("flavour(%d)", int(f))
+}
+
+// namePrefix is the image name of a built-in stage1 without its flavour.
+const namePrefix = "orbit.dev/stage1-"
+
+// ImageName is the flavour's stage1 image name.
+func (f Flavour) ImageName() types.ACIdentifier {
+	return types.ACIdentifier(namePrefix + f.String())
+}
+
+// Parse accepts a flavour's short name ("fly") or its image name
+// ("orbit.dev/stage1-fly", optionally with ":version").
+func Parse(name string) (Flavour, bool) {
+	n := strings.TrimPrefix(name, namePrefix)
+	if i := strings.IndexAny(n, ":,"); i >= 0 && n != name {
+		n = n[:i]
+	}
+	for _, f := range Flavours() {
+		if f.String() == n {
+			return f, true
+		}
+	}
+	return 0, false
+}
+
+// Entrypoints of a built-in stage1, by annotation; the values are links to
+// /orbit in the image, named so the binary knows what to act as.
+func (f Flavour) entrypoints() map[string]string {
+	base := "/" + f.String() + "/"
+	return map[string]string{
+		"coreos.com/rkt/stage1/run":   base + "run",
+		"coreos.com/rkt/stage1/enter": base + "enter",
+		"coreos.com/rkt/stage1/gc":    base + "gc",
+		"coreos.com/rkt/stage1/stop":  base + "stop",
+	}
+}
+
+// Labels identify one build of a flavour's image.
+func Labels(version, build string) types.Labels {
+	return types.Labels{
+		{Name: "version", Value: version},
+		{Name: "build", Value: build},
+		{Name: "os", Value: runtime.GOOS},
+		{Name: "arch", Value: runtime.GOARCH},
+	}
+}
+
+// Manifest is the image manifest of a flavour's stage1 image.
+func Manifest(f Flavour, version, build string) *schema.ImageManifest {
+	m := schema.BlankImageManifest()
+	m.Name = f.ImageName()
+	m.Labels = Labels(version, build)
+	for k, v := range f.entrypoints() {
+		m.Annotations.Set(types.ACIdentifier(k), v)
+	}
+	m.Annotations.Set("coreos.com/rkt/stage1/interface-version", "4")
+	return m
+}
+
+// File is one more file to put into a stage1 image.
+type File struct {
+	Path   string // inside rootfs, absolute
+	Source string // host path
+	Mode   int64
+}
+
+// epoch is the fixed time of every entry, so the same binary always gives
+// the same image (and so the same image ID).
+var epoch = time.Unix(0, 0).UTC()
+
+// WriteACI writes the flavour's stage1 image, uncompressed, with the binary
+// at exe as /orbit and the extra files given.
+func WriteACI(w io.Writer, f Flavour, exe, version, build string, extra ...File) error {
+	m, err := json.Marshal(Manifest(f, version, build))
+	if err != nil {
+		return err
+	}
+	tw := tar.NewWriter(w)
+	hdr := func(h *tar.Header) error {
+		h.ModTime, h.Uid, h.Gid, h.Format = epoch, 0, 0, tar.FormatPAX
+		return tw.WriteHeader(h)
+	}
+	if err := hdr(&tar.Header{Name: "manifest", Mode: 0o644, Size: int64(len(m)), Typeflag: tar.TypeReg}); err != nil {
+		return err
+	}
+	if _, err := tw.Write(m); err != nil {
+		return err
+	}
+	for _, d := range []string{"rootfs", "rootfs/" + f.String()} {
+		if err := hdr(&tar.Header{Name: d + "/", Mode: 0o755, Typeflag: tar.TypeDir}); err != nil {
+			return err
+		}
+	}
+	files := append([]File{{Path: "/orbit", Source: exe, Mode: 0o755}}, extra...)
+	for _, file := range files {
+		if err := addFile(tw, hdr, file); err != nil {
+			return err
+		}
+	}
+	for _, v := range []string{"run", "enter", "gc", "stop"} {
+		if err := hdr(&tar.Header{Name: "rootfs/" + f.String() + "/" + v, Mode: 0o777, Typeflag: tar.TypeSymlink, Linkname: "../orbit"}); err != nil {
+			return err
+		}
+	}
+	return tw.Close()
+}
+
+func addFile(tw *tar.Writer, hdr func(*tar.Header) error, file File) error {
+	src, err := os.Open(file.Source)
+	if err != nil {
+		return fmt.Errorf("stage1 image: %w", err)
+	}
+	defer src.Close()
+	fi, err := src.Stat()
+	if err != nil {
+		return err
+	}
+	name := "rootfs/" + strings.TrimPrefix(file.Path, "/")
+	if err := hdr(&tar.Header{Name: name, Mode: file.Mode, Size: fi.Size(), Typeflag: tar.TypeReg}); err != nil {
+		return err
+	}
+	n, err := io.Copy(tw, src)
+	if err != nil {
+		return err
+	}
+	if n != fi.Size() {
+		return fmt.Errorf("stage1 image: %s changed while being read", file.Source)
+	}
+	return nil
+}
+
+// BuildID returns the Go build ID recorded in an executable, which changes
+// whenever its contents do.
+func BuildID(exe string) (string, error) {
+	f, err := elf.Open(exe)
+	if err != nil {
+		return "", fmt.Errorf("reading the build ID of %s: %w", exe, err)
+	}
+	defer f.Close()
+	sec := f.Section(".note.go.buildid")
+	if sec == nil {
+		return "", fmt.Errorf("%s has no Go build ID: %w", exe, errdefs.ErrNotFound)
+	}
+	data, err := sec.Data()
+	if err != nil {
+		return "", err
+	}
+	// An ELF note: namesz, descsz, type (4 bytes each), name "Go\0\0", desc.
+	if len(data) < 16 || !bytes.Equal(data[12:16], []byte("Go\x00\x00")) {
+		return "", fmt.Errorf("%s: malformed Go build ID note: %w", exe, errdefs.ErrInvalid)
+	}
+	descsz := int(f.ByteOrder.Uint32(data[4:8]))
+	if 16+descsz > len(data) {
+		return "", fmt.Errorf("%s: malformed Go build ID note: %w", exe, errdefs.ErrInvalid)
+	}
+	return string(data[16 : 16+descsz]), nil
+}

@@ -1,0 +1,41 @@
+package fly
+
+import (
+	"github.com/appc/spec/schema"
+
+	"github.com/orbit-containers/orbit/stage1/pod"
+	"github.com/orbit-containers/orbit/stage2"
+)
+
+// appFor describes the pod's app to the stage2 launcher: the host's /dev,
+// /proc and /sys and the app's volumes bound into its rootfs, its
+// identity, environment and working directory. fly applies no isolators.
+func appFor(p *pod.Pod, ra *schema.RuntimeApp, im *schema.ImageManifest) (stage2.App, error) {
+	root := p.AppRoot(ra.Name)
+	a := ra.App
+	if a == nil {
+		a = im.App
+	}
+	app := stage2.App{
+		Name:              ra.Name.String(),
+		Root:              root,
+		Exec:              append([]string(nil), a.Exec...),
+		Env:               stage2.Environment(root, ra.Name.String(), a.Environment, nil),
+		WorkingDir:        a.WorkingDirectory,
+		User:              a.User,
+		Group:             a.Group,
+		SupplementaryGIDs: a.SupplementaryGIDs,
+		ReadOnlyRootfs:    ra.ReadOnlyRootFS,
+	}
+	for _, d := range []string{"/dev", "/proc", "/sys"} {
+		app.Mounts = append(app.Mounts, stage2.Mount{Source: d, Target: d, FSType: "bind", Recursive: true, CreateDir: true})
+	}
+	mounts, err := p.AppMounts(ra, im)
+	if err != nil {
+		return stage2.App{}, err
+	}
+	for _, m := range mounts {
+		app.Mounts = append(app.Mounts, stage2.Mount{Source: m.Source, Target: m.Target, FSType: "bind", Recursive: m.Recursive, ReadOnly: m.ReadOnly, CreateDir: true})
+	}
+	return app, nil
+}

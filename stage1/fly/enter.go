@@ -1,0 +1,91 @@
+package fly
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/orbit-containers/orbit/stage1/pod"
+	"github.com/orbit-containers/orbit/stage2"
+)
+
+// Enter is the enter entrypoint: it runs a command as the app's user, in
+// the app's root (seen through /proc/<pid>/root, which carries the app's
+// mounts) with the app's environment, and exits with its status.
+func Enter(args []string) int {
+	fs := flag.NewFlagSet("fly enter", flag.ContinueOnError)
+	pid := fs.Int("pid", 0, "")
+	appName := fs.String("appname", "", "")
+	if err := fs.Parse(args); err != nil {
+		return 254
+	}
+	command := fs.Args()
+	if len(command) == 0 {
+		command = []string{"/bin/sh"}
+	}
+	if *pid <= 0 {
+		fmt.Fprintln(os.Stderr, "stage1 fly enter: --pid is required")
+		return 254
+	}
+	p, err := pod.Load(".", "")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "stage1 fly enter: %v\n", err)
+		return 254
+	}
+	var user, group string
+	for _, ra := range p.Manifest.Apps {
+		if ra.Name.String() == *appName && ra.App != nil {
+			user, group = ra.App.User, ra.App.Group
+		}
+	}
+	env, err := processEnv(*pid)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "stage1 fly enter: %v\n", err)
+		return 254
+	}
+	app := stage2.App{
+		Name:  *appName,
+		Root:  fmt.Sprintf("/proc/%d/root", *pid),
+		Exec:  command,
+		Env:   env,
+		User:  user,
+		Group: group,
+	}
+	cmd, err := stage2.Command(app)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "stage1 fly enter: %v\n", err)
+		return 254
+	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	signal.Ignore(unix.SIGINT, unix.SIGQUIT) // the terminal's signals go to the command
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintf(os.Stderr, "stage1 fly enter: %v\n", err)
+		return 254
+	}
+	err = cmd.Wait()
+	code := exitCode(cmd, err)
+	if code < 0 {
+		fmt.Fprintf(os.Stderr, "stage1 fly enter: %v\n", err)
+		return 254
+	}
+	return code
+}
+
+// processEnv reads a process's environment.
+func processEnv(pid int) ([]string, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if err != nil {
+		return nil, fmt.Errorf("reading the app's environment: %w", err)
+	}
+	var env []string
+	for _, kv := range bytes.Split(data, []byte{0}) {
+		if len(kv) > 0 {
+			env = append(env, string(kv))
+		}
+	}
+	return env, nil
+}

@@ -1,0 +1,190 @@
+// Package fly is the fly stage1 flavour: one app, run on the host in a
+// mount namespace of its own and chrooted into its rootfs, with no other
+// isolation. Its entrypoints are the orbit binary under the names
+// fly/run, fly/enter, fly/gc and fly/stop.
+package fly
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/orbit-containers/orbit/stage1/pod"
+	"github.com/orbit-containers/orbit/stage2"
+)
+
+// runFlags are the arguments stage0 passes to a stage1 run entrypoint
+// (interface version 4). fly uses few of them but accepts them all.
+type runFlags struct {
+	debug, interactive, mutable     bool
+	net, mdsToken, localConfig      string
+	privateUsers, hostname, dnsConf string
+	noCaps, noPaths, noSeccomp      bool
+}
+
+func parseRunFlags(args []string, stderr io.Writer) (*runFlags, string, error) {
+	var f runFlags
+	fs := flag.NewFlagSet("fly run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.BoolVar(&f.debug, "debug", false, "")
+	fs.BoolVar(&f.interactive, "interactive", false, "")
+	fs.BoolVar(&f.mutable, "mutable", false, "")
+	fs.StringVar(&f.net, "net", "", "")
+	fs.StringVar(&f.mdsToken, "mds-token", "", "")
+	fs.StringVar(&f.localConfig, "local-config", "", "")
+	fs.StringVar(&f.privateUsers, "private-users", "", "")
+	fs.StringVar(&f.hostname, "hostname", "", "")
+	fs.StringVar(&f.dnsConf, "dns-conf-mode", "", "")
+	fs.BoolVar(&f.noCaps, "disable-capabilities-restriction", false, "")
+	fs.BoolVar(&f.noPaths, "disable-paths", false, "")
+	fs.BoolVar(&f.noSeccomp, "disable-seccomp", false, "")
+	if err := fs.Parse(args); err != nil {
+		return nil, "", err
+	}
+	if fs.NArg() != 1 {
+		return nil, "", fmt.Errorf("want exactly one pod UUID, got %q", fs.Args())
+	}
+	return &f, fs.Arg(0), nil
+}
+
+// Run is the run entrypoint: it starts the pod's one app, waits for it,
+// records its exit status and exits with it.
+func Run(args []string) int {
+	code, err := run(args)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "stage1 fly: %v\n", err)
+		return 254
+	}
+	return code
+}
+
+func run(args []string) (int, error) {
+	flags, uuid, err := parseRunFlags(args, os.Stderr)
+	if err != nil {
+		return 0, err
+	}
+	// The pod lock stays with this process; the app must not inherit it.
+	if fd, err := strconv.Atoi(os.Getenv("RKT_LOCK_FD")); err == nil {
+		unix.CloseOnExec(fd)
+	}
+	os.Unsetenv("RKT_LOCK_FD")
+	if flags.net != "" && flags.net != "host" {
+		return 0, fmt.Errorf("the fly flavour runs apps in the host's network; --net=%s is not supported", flags.net)
+	}
+	p, err := pod.Load(".", uuid)
+	if err != nil {
+		return 0, err
+	}
+	if len(p.Manifest.Apps) != 1 {
+		return 0, fmt.Errorf("the fly flavour runs exactly one app; this pod has %d", len(p.Manifest.Apps))
+	}
+	ra := &p.Manifest.Apps[0]
+	im, err := p.ImageManifest(ra.Name)
+	if err != nil {
+		return 0, err
+	}
+	app, err := appFor(p, ra, im)
+	if err != nil {
+		return 0, err
+	}
+	cmd, err := stage2.Command(app)
+	if err != nil {
+		return 0, err
+	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	if !flags.interactive {
+		// Without --interactive the app gets no terminal input, as in rkt.
+		if devnull, err := os.Open(os.DevNull); err == nil {
+			defer devnull.Close()
+			cmd.Stdin = devnull
+		}
+	}
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2)
+	defer signal.Stop(sigs)
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("starting app %s: %w", ra.Name, err)
+	}
+	if err := p.WritePid(cmd.Process.Pid); err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return 0, fmt.Errorf("recording the pod's pid: %w", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case s := <-sigs:
+				cmd.Process.Signal(s)
+			case <-done:
+				return
+			}
+		}
+	}()
+	err = cmd.Wait()
+	close(done)
+	code := exitCode(cmd, err)
+	if code < 0 {
+		return 0, fmt.Errorf("waiting for app %s: %w", ra.Name, err)
+	}
+	if err := p.WriteStatus(ra.Name, code); err != nil {
+		return code, fmt.Errorf("recording the exit status of app %s: %w", ra.Name, err)
+	}
+	return code, nil
+}
+
+// exitCode turns a finished command into a shell-style exit status (128+n
+// for a signal), or -1 if it did not run to an end.
+func exitCode(cmd *exec.Cmd, err error) int {
+	if cmd.ProcessState == nil {
+		return -1
+	}
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		return -1
+	}
+	return cmd.ProcessState.ExitCode()
+}
+
+// GC is the gc entrypoint: fly makes nothing outside the pod directory.
+func GC(args []string) int { return 0 }
+
+// Stop is the stop entrypoint: SIGTERM to the app, or SIGKILL with --force.
+func Stop(args []string) int {
+	fs := flag.NewFlagSet("fly stop", flag.ContinueOnError)
+	force := fs.Bool("force", false, "")
+	if err := fs.Parse(args); err != nil {
+		return 254
+	}
+	data, err := os.ReadFile("pid")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "stage1 fly: the pod has no pid file: %v\n", err)
+		return 254
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil || pid <= 0 {
+		fmt.Fprintf(os.Stderr, "stage1 fly: bad pid file %q\n", data)
+		return 254
+	}
+	sig := unix.SIGTERM
+	if *force {
+		sig = unix.SIGKILL
+	}
+	if err := unix.Kill(pid, sig); err != nil && !errors.Is(err, unix.ESRCH) {
+		fmt.Fprintf(os.Stderr, "stage1 fly: signalling %d: %v\n", pid, err)
+		return 254
+	}
+	return 0
+}

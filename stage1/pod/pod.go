@@ -1,0 +1,110 @@
+// Package pod reads and writes a pod directory from stage1's side of the
+// stage1 contract (see Documentation/design.md): the pod manifest, the
+// apps' rootfs and image manifests, the pid file and exit statuses, and
+// the volumes each app mounts. Every flavour uses it.
+package pod
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/appc/spec/schema"
+	"github.com/appc/spec/schema/types"
+
+	"github.com/orbit-containers/orbit/errdefs"
+)
+
+// Pod is a pod directory as stage1 sees it.
+type Pod struct {
+	Dir      string
+	UUID     string
+	Manifest *schema.PodManifest
+}
+
+// Load reads the pod in dir (stage1 runs with the pod directory as its
+// working directory).
+func Load(dir, uuid string) (*Pod, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(filepath.Join(abs, "pod"))
+	if err != nil {
+		return nil, fmt.Errorf("reading the pod manifest: %w", err)
+	}
+	var pm schema.PodManifest
+	if err := json.Unmarshal(data, &pm); err != nil {
+		return nil, fmt.Errorf("pod manifest: %v: %w", err, errdefs.ErrInvalid)
+	}
+	return &Pod{Dir: abs, UUID: uuid, Manifest: &pm}, nil
+}
+
+// Stage1Rootfs is the stage1 root filesystem.
+func (p *Pod) Stage1Rootfs() string { return filepath.Join(p.Dir, "stage1", "rootfs") }
+
+// AppRoot is where an app's root filesystem is, on the host.
+func (p *Pod) AppRoot(app types.ACName) string {
+	return filepath.Join(p.Stage1Rootfs(), "opt", "stage2", app.String(), "rootfs")
+}
+
+// ImageManifest reads the manifest of an app's image.
+func (p *Pod) ImageManifest(app types.ACName) (*schema.ImageManifest, error) {
+	data, err := os.ReadFile(filepath.Join(p.Dir, "appsinfo", app.String(), "manifest"))
+	if err != nil {
+		return nil, fmt.Errorf("app %s: reading its image manifest: %w", app, err)
+	}
+	var im schema.ImageManifest
+	if err := json.Unmarshal(data, &im); err != nil {
+		return nil, fmt.Errorf("app %s: image manifest: %v: %w", app, err, errdefs.ErrInvalid)
+	}
+	return &im, nil
+}
+
+// WritePid records the PID that the enter entrypoint is given.
+func (p *Pod) WritePid(pid int) error {
+	return writeAtomic(filepath.Join(p.Dir, "pid"), []byte(strconv.Itoa(pid)))
+}
+
+// WritePpid records the parent of the pod's PID 1 (for flavours whose PID 1
+// is a child of a process they run, such as systemd-nspawn).
+func (p *Pod) WritePpid(pid int) error {
+	return writeAtomic(filepath.Join(p.Dir, "ppid"), []byte(strconv.Itoa(pid)))
+}
+
+// StatusDir is where apps' exit statuses go.
+func (p *Pod) StatusDir() string { return filepath.Join(p.Stage1Rootfs(), "rkt", "status") }
+
+// WriteStatus records an app's exit status.
+func (p *Pod) WriteStatus(app types.ACName, code int) error {
+	if err := os.MkdirAll(p.StatusDir(), 0o755); err != nil {
+		return err
+	}
+	return writeAtomic(filepath.Join(p.StatusDir(), app.String()), []byte(strconv.Itoa(code)))
+}
+
+func writeAtomic(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
