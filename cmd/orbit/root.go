@@ -68,11 +68,7 @@ func newRootCommand(g *globalOptions) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
-			level := slog.LevelWarn
-			if g.Debug {
-				level = slog.LevelDebug
-			}
-			g.Log = slog.New(slog.NewTextHandler(g.Stderr, &slog.HandlerOptions{Level: level}))
+			g.Log = newCLILogger(g.Stderr, g.Debug)
 			return nil
 		},
 	}
@@ -111,7 +107,7 @@ func commandConstructors() []func(*globalOptions) *cobra.Command {
 
 func execute(args []string) int {
 	g := &globalOptions{Stdout: os.Stdout, Stderr: os.Stderr}
-	g.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	g.Log = newCLILogger(os.Stderr, false)
 	root := newRootCommand(g)
 	root.SetArgs(args)
 	err := root.ExecuteContext(context.Background())
