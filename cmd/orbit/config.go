@@ -1,0 +1,38 @@
+package main
+
+import (
+	"encoding/json"
+
+	"github.com/spf13/cobra"
+
+	"github.com/orbit-containers/orbit/fetch"
+)
+
+func newConfigCommand(g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "config",
+		Short: "Print the merged configuration as JSON",
+		Long: `Print orbit's configuration, merged from the system, local and user
+configuration directories, as JSON: one "auth" entry per domain and the
+"paths" in use, in rkt's format.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			auth, err := fetch.LoadAuth(g.SystemConfig, g.LocalConfig, g.UserConfig)
+			if err != nil {
+				return err
+			}
+			var stage0 []any
+			for _, e := range auth.Entries() {
+				stage0 = append(stage0, e)
+			}
+			stage0 = append(stage0, map[string]string{
+				"rktKind":    "paths",
+				"rktVersion": "v1",
+				"data":       g.Dir,
+			})
+			enc := json.NewEncoder(g.Stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(map[string]any{"stage0": stage0})
+		},
+	}
+}

@@ -1,0 +1,230 @@
+package fetch
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/orbit-containers/orbit/errdefs"
+	"github.com/orbit-containers/orbit/insecure"
+)
+
+// maxRedirects bounds a chain of redirects.
+const maxRedirects = 10
+
+// newClient builds the one HTTP client a Fetcher uses for discovery,
+// images, signatures and keys. Root CAs are the system's, which Go reads
+// from SSL_CERT_FILE and SSL_CERT_DIR when they are set.
+func newClient(opts insecure.Options, roots *x509.CertPool) *http.Client {
+	t := &http.Transport{
+		Proxy: http.ProxyFromEnvironment,
+		DialContext: (&net.Dialer{
+			Timeout:   30 * time.Second,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		ForceAttemptHTTP2:     true,
+		TLSHandshakeTimeout:   15 * time.Second,
+		ResponseHeaderTimeout: 60 * time.Second,
+		IdleConnTimeout:       90 * time.Second,
+		MaxIdleConns:          10,
+		TLSClientConfig: &tls.Config{
+			MinVersion:         tls.VersionTLS12,
+			InsecureSkipVerify: opts.Has(insecure.TLS),
+			RootCAs:            roots,
+		},
+	}
+	return &http.Client{
+		Transport: t,
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if len(via) >= maxRedirects {
+				return fmt.Errorf("stopped after %d redirects", maxRedirects)
+			}
+			if req.URL.Scheme != "https" && via[0].URL.Scheme == "https" && !opts.Has(insecure.HTTP) {
+				return fmt.Errorf("refusing redirect from %s to plain HTTP %s (allow it with --insecure-options=http)", via[0].URL.Redacted(), req.URL.Redacted())
+			}
+			return nil
+		},
+	}
+}
+
+// checkScheme allows https always and http when it was named explicitly
+// (a URL the user typed) or allowed by --insecure-options=http.
+func checkScheme(u *url.URL, explicit bool, opts insecure.Options) error {
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		if explicit || opts.Has(insecure.HTTP) {
+			return nil
+		}
+		return fmt.Errorf("%s: plain HTTP is not allowed (allow it with --insecure-options=http): %w", u.Redacted(), errdefs.ErrUntrusted)
+	}
+	return fmt.Errorf("%s: unsupported URL scheme %q: %w", u.Redacted(), u.Scheme, errdefs.ErrInvalid)
+}
+
+// get sends a GET for u with the configured credentials and extra headers.
+// The caller closes the body.
+func (f *Fetcher) get(ctx context.Context, u *url.URL, header http.Header) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v: %w", u.Redacted(), err, errdefs.ErrInvalid)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	req.Header.Set("User-Agent", "orbit")
+	f.auth.apply(req, f.cfg.Insecure.Has(insecure.HTTP))
+	resp, err := f.client.Do(req)
+	if err != nil {
+		return nil, describeHTTPError(u, err)
+	}
+	return resp, nil
+}
+
+// describeHTTPError adds what to do to a failed request: a certificate
+// problem names the options a user has.
+func describeHTTPError(u *url.URL, err error) error {
+	var certErr *tls.CertificateVerificationError
+	var hostErr x509.HostnameError
+	var authErr x509.UnknownAuthorityError
+	if errors.As(err, &certErr) || errors.As(err, &hostErr) || errors.As(err, &authErr) {
+		return fmt.Errorf("fetching %s: TLS certificate not trusted: %v (add the CA with SSL_CERT_FILE or SSL_CERT_DIR, or skip the check with --insecure-options=tls): %w", u.Redacted(), err, errdefs.ErrUntrusted)
+	}
+	return fmt.Errorf("fetching %s: %w", u.Redacted(), err)
+}
+
+// statusError describes a response that is not what was hoped for.
+func statusError(u *url.URL, resp *http.Response) error {
+	class := errdefs.ErrInvalid
+	switch resp.StatusCode {
+	case http.StatusNotFound, http.StatusGone:
+		class = errdefs.ErrNotFound
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return fmt.Errorf("fetching %s: %s (check the credentials in auth.d): %w", u.Redacted(), resp.Status, errdefs.ErrUntrusted)
+	}
+	return fmt.Errorf("fetching %s: %s: %w", u.Redacted(), resp.Status, class)
+}
+
+// getSmall fetches a small document (a signature, a key, a discovery
+// page), at most limit bytes.
+func (f *Fetcher) getSmall(ctx context.Context, u *url.URL, limit int64) ([]byte, error) {
+	resp, err := f.get(ctx, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, statusError(u, resp)
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("fetching %s: %w", u.Redacted(), err)
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("fetching %s: response larger than %d bytes: %w", u.Redacted(), limit, errdefs.ErrInvalid)
+	}
+	return data, nil
+}
+
+// cacheInfo is what a response says about caching it.
+type cacheInfo struct {
+	ETag   string
+	MaxAge time.Duration
+}
+
+func parseCacheInfo(h http.Header) cacheInfo {
+	ci := cacheInfo{ETag: h.Get("ETag")}
+	noCache := false
+	for _, part := range strings.Split(h.Get("Cache-Control"), ",") {
+		k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
+		switch strings.ToLower(k) {
+		case "max-age":
+			if n, err := strconv.ParseInt(strings.Trim(v, `"`), 10, 64); err == nil && n > 0 {
+				ci.MaxAge = time.Duration(min(n, int64(365*24*3600))) * time.Second
+			}
+		case "no-cache", "no-store":
+			noCache = true
+		}
+	}
+	if noCache {
+		ci.MaxAge = 0
+	}
+	return ci
+}
+
+// download is the outcome of downloadImage: either NotModified, or the
+// image's bytes as served in File (positioned at its start).
+type download struct {
+	NotModified bool
+	File        *os.File
+	Cache       cacheInfo
+	cleanup     func()
+}
+
+// Close removes the downloaded temp file.
+func (d *download) Close() {
+	if d.cleanup != nil {
+		d.cleanup()
+	}
+}
+
+// downloadImage GETs an image into a temp file, asking the server whether
+// it changed since etag when etag is set.
+func (f *Fetcher) downloadImage(ctx context.Context, u *url.URL, etag string) (*download, error) {
+	h := http.Header{}
+	if etag != "" {
+		h.Set("If-None-Match", etag)
+	}
+	resp, err := f.get(ctx, u, h)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	ci := parseCacheInfo(resp.Header)
+	if resp.StatusCode == http.StatusNotModified && etag != "" {
+		if ci.ETag == "" {
+			ci.ETag = etag
+		}
+		return &download{NotModified: true, Cache: ci}, nil
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, statusError(u, resp)
+	}
+	file, cleanup, err := f.tempFile()
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			cleanup()
+		}
+	}()
+	var w io.Writer = file
+	if p := f.progress("Downloading "+u.Redacted(), resp.ContentLength); p != nil {
+		defer p.Done()
+		w = io.MultiWriter(file, p)
+	}
+	n, err := io.Copy(w, resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("downloading %s: %w", u.Redacted(), err)
+	}
+	if resp.ContentLength >= 0 && n != resp.ContentLength {
+		return nil, fmt.Errorf("downloading %s: got %d of %d bytes: %w", u.Redacted(), n, resp.ContentLength, errdefs.ErrInvalid)
+	}
+	if _, err := file.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	ok = true
+	return &download{File: file, Cache: ci, cleanup: cleanup}, nil
+}

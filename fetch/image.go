@@ -1,0 +1,340 @@
+package fetch
+
+import (
+	"context"
+	"crypto/sha512"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strings"
+
+	"github.com/appc/spec/discovery"
+	"github.com/appc/spec/schema"
+	"github.com/appc/spec/schema/types"
+
+	"github.com/orbit-containers/orbit/aci"
+	"github.com/orbit-containers/orbit/errdefs"
+	"github.com/orbit-containers/orbit/insecure"
+	"github.com/orbit-containers/orbit/store"
+)
+
+// maxDepth bounds a chain of dependencies.
+const maxDepth = 32
+
+// want is what the caller expects of an image it fetches.
+type want struct {
+	name   types.ACIdentifier // "" when any name will do
+	id     string             // "" when any ID will do
+	latest bool               // mark it the latest of its name
+	// explicit says the user named the signature's location, or the image
+	// URL it lies beside, so plain HTTP is allowed for it without
+	// --insecure-options=http.
+	explicit bool
+}
+
+// chain is the dependency path being fetched, to catch cycles.
+type chain []string
+
+func newChain() chain { return nil }
+
+func (c chain) with(name string) (chain, error) {
+	for _, n := range c {
+		if n == name {
+			return nil, fmt.Errorf("dependency cycle: %s -> %s: %w", strings.Join(c, " -> "), name, errdefs.ErrInvalid)
+		}
+	}
+	if len(c) >= maxDepth {
+		return nil, fmt.Errorf("dependencies nested deeper than %d: %s: %w", maxDepth, strings.Join(c, " -> "), errdefs.ErrInvalid)
+	}
+	return append(append(chain(nil), c...), name), nil
+}
+
+// fetchName finds an image by name: in the store unless the policy says
+// update, else by discovery.
+func (f *Fetcher) fetchName(ctx context.Context, app *discovery.App, policy PullPolicy, sig string, c chain) (store.Image, error) {
+	labels, err := types.LabelsFromMap(app.Labels)
+	if err != nil {
+		return store.Image{}, fmt.Errorf("image %s: %v: %w", app, err, errdefs.ErrInvalid)
+	}
+	display := store.FormatName(app.Name, labels)
+	if policy != PullUpdate {
+		img, err := f.cfg.Store.FindByName(app.Name, labels)
+		if err == nil {
+			f.log.Debug("using stored image", "image", display, "id", img.ID)
+			return img, nil
+		}
+		if !errors.Is(err, errdefs.ErrNotFound) {
+			return store.Image{}, err
+		}
+		if policy == PullNever {
+			return store.Image{}, fmt.Errorf("image %s is not in the store and --pull-policy=never: %w", display, errdefs.ErrNotFound)
+		}
+	}
+	_, latest := app.Labels["version"]
+	latest = !latest || app.Labels["version"] == "latest"
+
+	dapp := app.Copy()
+	goos, goarch := appcOSArch()
+	if _, ok := dapp.Labels["os"]; !ok {
+		dapp.Labels["os"] = goos
+	}
+	if _, ok := dapp.Labels["arch"]; !ok {
+		dapp.Labels["arch"] = goarch
+	}
+	if _, ok := dapp.Labels["version"]; !ok {
+		dapp.Labels["version"] = "latest"
+	}
+	f.log.Info("searching for app image", "image", display)
+	d, err := f.discover(ctx, dapp, f.cfg.Insecure.Has(insecure.HTTP), func(d *discovered) bool { return len(d.Endpoints) > 0 })
+	if err != nil {
+		return store.Image{}, fmt.Errorf("image %s: %w", display, err)
+	}
+	if f.cfg.TrustKeysFromHTTPS && !f.cfg.Insecure.Has(insecure.Image) {
+		if err := f.trustOnFirstUse(ctx, dapp); err != nil {
+			return store.Image{}, err
+		}
+	}
+	var errs []error
+	for _, ep := range d.Endpoints {
+		u, err := url.Parse(ep.ACI)
+		if err == nil {
+			err = checkScheme(u, false, f.cfg.Insecure)
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		where := sig
+		if where == "" {
+			where = ep.ASC
+		}
+		img, err := f.fetchURL(ctx, u, where, PullUpdate, want{name: app.Name, latest: latest, explicit: sig != ""}, c)
+		if err == nil {
+			return img, nil
+		}
+		// A refused image is final; a server that did not answer is not.
+		if errors.Is(err, errdefs.ErrUntrusted) || errors.Is(err, errdefs.ErrInvalid) || ctx.Err() != nil {
+			return store.Image{}, err
+		}
+		errs = append(errs, err)
+	}
+	return store.Image{}, fmt.Errorf("image %s: no discovered location worked: %w", display, errors.Join(errs...))
+}
+
+// fetchURL fetches an image from an http(s) URL, reusing the stored image
+// while the server's caching headers allow it.
+func (f *Fetcher) fetchURL(ctx context.Context, u *url.URL, sig string, policy PullPolicy, w want, c chain) (store.Image, error) {
+	key := u.String()
+	var cached *store.Image
+	rem, err := f.cfg.Store.GetRemote(key)
+	switch {
+	case err == nil:
+		if img, err := f.cfg.Store.Get(rem.ImageID); err == nil {
+			cached = &img
+		}
+	case !errors.Is(err, errdefs.ErrNotFound):
+		return store.Image{}, err
+	}
+	if cached != nil {
+		fresh := rem.MaxAge > 0 && f.now().Before(rem.DownloadedAt.Add(rem.MaxAge))
+		if policy != PullUpdate || fresh {
+			f.log.Debug("using stored image for URL", "url", u.Redacted(), "id", cached.ID)
+			return *cached, nil
+		}
+	} else if policy == PullNever {
+		return store.Image{}, fmt.Errorf("image %s is not in the store and --pull-policy=never: %w", u.Redacted(), errdefs.ErrNotFound)
+	}
+
+	etag := ""
+	if cached != nil {
+		etag = rem.ETag
+	}
+	f.log.Info("fetching image", "url", u.Redacted())
+	dl, err := f.downloadImage(ctx, u, etag)
+	if err != nil {
+		return store.Image{}, err
+	}
+	defer dl.Close()
+	if dl.NotModified {
+		rem.MaxAge, rem.ETag, rem.DownloadedAt = dl.Cache.MaxAge, dl.Cache.ETag, f.now()
+		if err := f.cfg.Store.PutRemote(rem); err != nil {
+			return store.Image{}, err
+		}
+		f.log.Debug("image not modified", "url", u.Redacted(), "id", cached.ID)
+		return *cached, nil
+	}
+
+	var signature []byte
+	where := sig
+	if !f.cfg.Insecure.Has(insecure.Image) {
+		if where == "" {
+			su := *u
+			su.Path += ".asc"
+			su.RawPath = ""
+			where = su.String()
+		}
+		signature, err = f.readSignature(ctx, where, true, w.explicit)
+		if err != nil {
+			return store.Image{}, err
+		}
+	}
+	img, err := f.admit(ctx, dl.File, signature, where, u.Redacted(), w, c)
+	if err != nil {
+		return store.Image{}, err
+	}
+	err = f.cfg.Store.PutRemote(store.Remote{
+		URL: key, ImageID: img.ID, ETag: dl.Cache.ETag, MaxAge: dl.Cache.MaxAge, DownloadedAt: f.now(),
+	})
+	if err != nil {
+		return store.Image{}, err
+	}
+	return img, nil
+}
+
+// admit checks an image's bytes as served (file, at its start) and, when
+// they pass, fetches its dependencies and imports it. Nothing enters the
+// store before the signature has been checked.
+func (f *Fetcher) admit(ctx context.Context, file *os.File, signature []byte, sigWhere, source string, w want, c chain) (store.Image, error) {
+	manifest, err := readManifest(file)
+	if err != nil {
+		return store.Image{}, fmt.Errorf("image %s: %w", source, err)
+	}
+	name := manifest.Name
+	if w.name != "" && name != w.name {
+		return store.Image{}, fmt.Errorf("image %s is named %s, not %s as asked for: %w", source, name, w.name, errdefs.ErrUntrusted)
+	}
+	if !f.cfg.Insecure.Has(insecure.Image) {
+		if signature == nil {
+			return store.Image{}, fmt.Errorf("image %s (%s) has no signature at %s: pass its signature with --signature, or skip verification with --insecure-options=image: %w",
+				name, source, sigWhere, errdefs.ErrUntrusted)
+		}
+		if _, err := file.Seek(0, io.SeekStart); err != nil {
+			return store.Image{}, err
+		}
+		signer, err := f.keystore.Verify(name, file, strings.NewReader(string(signature)))
+		if err != nil {
+			return store.Image{}, err
+		}
+		f.log.Info("signature verified", "image", name.String(), "key", signer.Fingerprint, "by", strings.Join(signer.Identities, ", "))
+	}
+	if w.id != "" {
+		got, err := imageID(file)
+		if err != nil {
+			return store.Image{}, fmt.Errorf("image %s: %w", source, err)
+		}
+		if !strings.HasPrefix(got, strings.ToLower(w.id)) {
+			return store.Image{}, fmt.Errorf("image %s from %s has ID %s, not %s as its dependent requires: %w", name, source, got, w.id, errdefs.ErrUntrusted)
+		}
+	}
+	c, err = c.with(name.String())
+	if err != nil {
+		return store.Image{}, err
+	}
+	if err := f.fetchDependencies(ctx, manifest, c); err != nil {
+		return store.Image{}, fmt.Errorf("image %s: %w", name, err)
+	}
+	if _, err := file.Seek(0, io.SeekStart); err != nil {
+		return store.Image{}, err
+	}
+	img, err := f.cfg.Store.Import(file, store.ImportOptions{Latest: w.latest})
+	if err != nil {
+		return store.Image{}, err
+	}
+	return img, nil
+}
+
+// fetchDependencies makes every dependency of manifest available in the
+// store, fetched and verified like the image itself.
+func (f *Fetcher) fetchDependencies(ctx context.Context, manifest *schema.ImageManifest, c chain) error {
+	for _, dep := range manifest.Dependencies {
+		if dep.ImageID != nil && !dep.ImageID.Empty() {
+			if _, err := f.cfg.Store.Get(dep.ImageID.String()); err == nil {
+				continue
+			}
+		}
+		labels := map[types.ACIdentifier]string{}
+		for _, l := range dep.Labels {
+			labels[l.Name] = l.Value
+		}
+		app, err := discovery.NewApp(dep.ImageName.String(), labels)
+		if err != nil {
+			return fmt.Errorf("dependency %s: %v: %w", dep.ImageName, err, errdefs.ErrInvalid)
+		}
+		if dep.ImageID == nil || dep.ImageID.Empty() {
+			if _, err := f.fetchName(ctx, app, PullNew, "", c); err != nil {
+				return fmt.Errorf("dependency %s: %w", dep.ImageName, err)
+			}
+			continue
+		}
+		if err := f.fetchDependencyByID(ctx, app, dep.ImageID.String(), c); err != nil {
+			return fmt.Errorf("dependency %s (%s): %w", dep.ImageName, dep.ImageID, err)
+		}
+	}
+	return nil
+}
+
+// fetchDependencyByID discovers a dependency pinned to an image ID and
+// accepts only that image.
+func (f *Fetcher) fetchDependencyByID(ctx context.Context, app *discovery.App, id string, c chain) error {
+	dapp := app.Copy()
+	goos, goarch := appcOSArch()
+	for k, v := range map[types.ACIdentifier]string{"os": goos, "arch": goarch, "version": "latest"} {
+		if _, ok := dapp.Labels[k]; !ok {
+			dapp.Labels[k] = v
+		}
+	}
+	d, err := f.discover(ctx, dapp, f.cfg.Insecure.Has(insecure.HTTP), func(d *discovered) bool { return len(d.Endpoints) > 0 })
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, ep := range d.Endpoints {
+		u, err := url.Parse(ep.ACI)
+		if err == nil {
+			err = checkScheme(u, false, f.cfg.Insecure)
+		}
+		if err == nil {
+			_, err = f.fetchURL(ctx, u, ep.ASC, PullUpdate, want{name: app.Name, id: id}, c)
+		}
+		if err == nil {
+			return nil
+		}
+		if errors.Is(err, errdefs.ErrUntrusted) || errors.Is(err, errdefs.ErrInvalid) || ctx.Err() != nil {
+			return err
+		}
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// readManifest reads the manifest of an image file, from its start.
+func readManifest(file *os.File) (*schema.ImageManifest, error) {
+	if _, err := file.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	tr, err := aci.Decompress(file)
+	if err != nil {
+		return nil, err
+	}
+	defer tr.Close()
+	return aci.ReadManifest(tr)
+}
+
+// imageID computes the appc image ID of an image file.
+func imageID(file *os.File) (string, error) {
+	if _, err := file.Seek(0, io.SeekStart); err != nil {
+		return "", err
+	}
+	tr, err := aci.Decompress(file)
+	if err != nil {
+		return "", err
+	}
+	defer tr.Close()
+	h := sha512.New()
+	if _, err := io.Copy(h, tr); err != nil {
+		return "", err
+	}
+	return aci.ImageID(h), nil
+}
