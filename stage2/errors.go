@@ -28,6 +28,9 @@ type launchError struct {
 }
 
 func (e *launchError) Error() string {
+	if e.step == "" {
+		return e.err.Error() // already names the app
+	}
 	return fmt.Sprintf("app %q: %s: %v", e.app, e.step, e.err)
 }
 

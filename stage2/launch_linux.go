@@ -29,7 +29,7 @@ import (
 func Launch(app App) error {
 	l := launcher{app: app}
 	if err := app.Validate(); err != nil {
-		return &launchError{app: app.Name, step: "spec", code: ExitSetupFailed, err: err}
+		return &launchError{app: app.Name, code: ExitSetupFailed, err: err}
 	}
 	// Namespaces, root, credentials, capabilities, no_new_privs and seccomp
 	// are properties of the thread; the exec must come from the thread that
