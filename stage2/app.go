@@ -31,7 +31,9 @@ type Mount struct {
 	// FSType is the filesystem type; "bind" (or MS_BIND in Flags) makes a
 	// bind mount.
 	FSType string `json:"fstype,omitempty"`
-	// Flags are MS_* flags passed to mount(2).
+	// Flags are MS_* flags passed to mount(2). For bind mounts, the
+	// per-mount ones (MS_NOSUID, MS_NODEV, MS_NOEXEC, the access-time
+	// flags) are applied after the bind, recursively when Recursive.
 	Flags uintptr `json:"flags,omitempty"`
 	// Data is the filesystem-specific option string.
 	Data string `json:"data,omitempty"`

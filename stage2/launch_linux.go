@@ -114,7 +114,7 @@ func (l *launcher) prepareRoot() error {
 		}
 	}
 	if app.ReadOnlyRootfs {
-		if err := setReadOnly(rootfd, false); err != nil {
+		if err := setMountAttrs(rootfd, unix.MS_RDONLY, false); err != nil {
 			return l.fail("make root read-only", err)
 		}
 	}

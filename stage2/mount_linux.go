@@ -27,15 +27,20 @@ func mountInRoot(rootfd int, m Mount) error {
 	}
 	defer unix.Close(fd)
 	if m.isBind() {
-		flags := (m.Flags | unix.MS_BIND) &^ unix.MS_RDONLY
+		flags := uintptr(unix.MS_BIND)
 		if m.Recursive {
 			flags |= unix.MS_REC
 		}
-		if err := unix.Mount(m.Source, fdPath(fd), "", flags, m.Data); err != nil {
+		if err := unix.Mount(m.Source, fdPath(fd), "", flags, ""); err != nil {
 			return fmt.Errorf("bind %s: %w", m.Source, err)
 		}
+		// A bind mount takes its flags only from a second step.
+		attrs := m.Flags & bindAttrFlags
 		if m.ReadOnly {
-			return makeReadOnly(rootfd, m.Target, m.Recursive)
+			attrs |= unix.MS_RDONLY
+		}
+		if attrs != 0 {
+			return setBindAttrs(rootfd, m.Target, attrs, m.Recursive)
 		}
 		return nil
 	}
@@ -102,30 +107,67 @@ func createInRoot(rootfd int, p string, dir bool) (int, error) {
 	return parent, nil
 }
 
-// makeReadOnly makes the mount at p inside the root read-only, with its
-// submounts when recursive. p is opened again so that the descriptor names
-// the mount itself, not what it covers.
-func makeReadOnly(rootfd int, p string, recursive bool) error {
+// bindAttrFlags are the MS_* flags a bind mount can be given after it is
+// made.
+const bindAttrFlags = unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC |
+	unix.MS_NOATIME | unix.MS_NODIRATIME | unix.MS_RELATIME | unix.MS_STRICTATIME
+
+// setBindAttrs gives the mount at p inside the root the MS_* flags in
+// flags (a subset of bindAttrFlags), with its submounts when recursive. p
+// is opened again so that the descriptor names the mount itself, not what
+// it covers.
+func setBindAttrs(rootfd int, p string, flags uintptr, recursive bool) error {
 	fd, err := openInRoot(rootfd, p, unix.O_PATH)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(fd)
-	return setReadOnly(fd, recursive)
+	return setMountAttrs(fd, flags, recursive)
 }
 
-// setReadOnly makes the mount whose root fd is read-only. mount_setattr(2)
-// (Linux 5.12) does it recursively and keeps the mount's other flags; on
-// older kernels a bind remount does the top mount only.
-func setReadOnly(fd int, recursive bool) error {
-	flags := uint(unix.AT_EMPTY_PATH)
+// setMountAttrs sets MS_* flags on the mount whose root fd is.
+// mount_setattr(2) (Linux 5.12) does it recursively and leaves the mount's
+// other flags alone; on older kernels a bind remount changes the top mount
+// only, repeating the flags it already has.
+func setMountAttrs(fd int, flags uintptr, recursive bool) error {
+	at := uint(unix.AT_EMPTY_PATH)
 	if recursive {
-		flags |= unix.AT_RECURSIVE
+		at |= unix.AT_RECURSIVE
 	}
-	err := unix.MountSetattr(fd, "", flags, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY})
+	attr := unix.MountAttr{}
+	for _, f := range []struct {
+		ms   uintptr
+		attr uint64
+	}{
+		{unix.MS_RDONLY, unix.MOUNT_ATTR_RDONLY},
+		{unix.MS_NOSUID, unix.MOUNT_ATTR_NOSUID},
+		{unix.MS_NODEV, unix.MOUNT_ATTR_NODEV},
+		{unix.MS_NOEXEC, unix.MOUNT_ATTR_NOEXEC},
+		{unix.MS_NODIRATIME, unix.MOUNT_ATTR_NODIRATIME},
+	} {
+		if flags&f.ms != 0 {
+			attr.Attr_set |= f.attr
+		}
+	}
+	// The access-time mode is one field: setting it clears the old one.
+	for _, f := range []struct {
+		ms   uintptr
+		attr uint64
+	}{
+		{unix.MS_NOATIME, unix.MOUNT_ATTR_NOATIME},
+		{unix.MS_RELATIME, unix.MOUNT_ATTR_RELATIME},
+		{unix.MS_STRICTATIME, unix.MOUNT_ATTR_STRICTATIME},
+	} {
+		if flags&f.ms != 0 {
+			attr.Attr_set |= f.attr
+			attr.Attr_clr |= unix.MOUNT_ATTR__ATIME
+			break
+		}
+	}
+	err := unix.MountSetattr(fd, "", at, &attr)
 	if err != unix.ENOSYS {
 		if err != nil {
-			return fmt.Errorf("mount_setattr read-only: %w", err)
+			return fmt.Errorf("mount_setattr: %w", err)
 		}
 		return nil
 	}
@@ -135,10 +177,13 @@ func setReadOnly(fd int, recursive bool) error {
 	}
 	// The flags the mount already has must be repeated, or the kernel
 	// refuses to clear the ones locked by a user namespace.
-	keep := uintptr(st.Flags) & (unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC |
+	keep := uintptr(st.Flags) & (unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC |
 		unix.MS_NOATIME | unix.MS_NODIRATIME | unix.MS_RELATIME)
-	if err := unix.Mount("", fdPath(fd), "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|keep, ""); err != nil {
-		return fmt.Errorf("remount read-only: %w", err)
+	if flags&(unix.MS_NOATIME|unix.MS_RELATIME|unix.MS_STRICTATIME) != 0 {
+		keep &^= unix.MS_NOATIME | unix.MS_RELATIME
+	}
+	if err := unix.Mount("", fdPath(fd), "", unix.MS_BIND|unix.MS_REMOUNT|keep|flags, ""); err != nil {
+		return fmt.Errorf("remount: %w", err)
 	}
 	return nil
 }
@@ -184,7 +229,7 @@ func readOnlyPath(rootfd int, p string) error {
 	if err != nil {
 		return fmt.Errorf("bind onto itself: %w", err)
 	}
-	return makeReadOnly(rootfd, p, true)
+	return setBindAttrs(rootfd, p, unix.MS_RDONLY, true)
 }
 
 // switchRoot makes root (a mount point) the process's root directory and
