@@ -30,12 +30,19 @@ const killTimeout = 10 * time.Second
 type Group struct {
 	path string
 	dirs []string // the group's directory in every hierarchy it uses
+	// v1 pairs each v1 hierarchy the group is in with its directory there.
+	v1 []v1Dir
 	// memory is the directory holding the memory controller's files, and
 	// memoryV2 whether it is a v2 one; empty without a memory controller.
 	memory   string
 	memoryV2 bool
 	// unified is the group's directory in the cgroup2 tree, if any.
 	unified string
+}
+
+type v1Dir struct {
+	h   *Hierarchy
+	dir string
 }
 
 // Path is the group's path relative to the hierarchies' roots.
@@ -88,6 +95,7 @@ func (l *Layout) Create(path string, lim Limits) (g *Group, err error) {
 			return nil, fmt.Errorf("cgroup %s: %w", p, err)
 		}
 		g.dirs = append(g.dirs, dir)
+		g.v1 = append(g.v1, v1Dir{h: h, dir: dir})
 		if h.Has("memory") {
 			g.memory = dir
 		}
@@ -318,12 +326,17 @@ func (g *Group) OOMKilled() (bool, error) {
 	return err == nil && n > 0, nil
 }
 
-// Kill kills every process in the group and waits until it is empty: one
-// write to cgroup.kill where the cgroup2 tree has it, else SIGKILL to each
-// member, repeated until none is left (a member may fork while it is being
-// killed).
+// Kill kills every process in the group and waits until it is empty:
+// SIGKILL to each member, repeated until none is left (a member may fork
+// while it is being killed). The group stays usable.
+//
+// Kill does not write cgroup.kill: on the kernels tested (up to 6.18) every
+// process later cloned into a cgroup that was once killed that way with
+// CLONE_INTO_CGROUP (as StartIn does) is killed at birth, which would make
+// the group useless for an app's post-stop handlers. Remove, after which the
+// group is gone, uses it.
 func (g *Group) Kill() error {
-	if err := killDirs(g.dirs, g.unified); err != nil {
+	if err := killDirs(g.dirs, ""); err != nil {
 		return fmt.Errorf("cgroup %s: %w", g.path, err)
 	}
 	return nil

@@ -255,7 +255,7 @@ func waitFor(t *testing.T, cond func() bool) {
 	t.Fatal("condition not met within 5s")
 }
 
-// The SIGKILL loop that legacy hosts (no cgroup.kill) rely on.
+// The SIGKILL loop, as used by Remove on hosts without cgroup.kill.
 func TestKillWithoutCgroupKill(t *testing.T) {
 	l := rootLayout(t)
 	top := testPath(t, l)
@@ -332,5 +332,68 @@ func TestCreateUnifiedFake(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(root, "z")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("failed Create left %v", err)
+	}
+}
+
+// A process started with StartIn is in the group before it runs a single
+// instruction of its own, and the starting thread goes back where it was.
+func TestStartIn(t *testing.T) {
+	l := rootLayout(t)
+	top := testPath(t, l)
+	g, err := l.Create(top+"/app", Limits{PidsMax: i64(50)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile("/proc/self/cgroup")
+	cmd := exec.Command("/bin/cat", "/proc/self/cgroup")
+	var out strings.Builder
+	cmd.Stdout = &out
+	if err := g.StartIn(cmd, cmd.Start); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	in := 0
+	for _, line := range lines {
+		if strings.HasSuffix(line, ":/"+top+"/app") {
+			in++
+		}
+	}
+	if in != len(g.dirs) {
+		t.Errorf("the child was in the group in %d hierarchies, want %d:\n%s", in, len(g.dirs), out.String())
+	}
+	tasks, _ := filepath.Glob("/proc/self/task/*/cgroup")
+	for _, tf := range tasks {
+		b, _ := os.ReadFile(tf)
+		if strings.Contains(string(b), top) {
+			t.Errorf("%s still in the group:\n%s", tf, b)
+		}
+	}
+	if after, _ := os.ReadFile("/proc/self/cgroup"); string(after) != string(before) {
+		t.Errorf("own cgroups changed:\n%s\nto\n%s", before, after)
+	}
+}
+
+// A group stays usable after Kill: processes started in it afterwards live.
+func TestStartInAfterKill(t *testing.T) {
+	l := rootLayout(t)
+	top := testPath(t, l)
+	g, err := l.Create(top+"/app", Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		cmd := exec.Command("/bin/true")
+		if err := g.StartIn(cmd, cmd.Start); err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("run %d: %v", i, err)
+		}
+		if err := g.Kill(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -1,0 +1,166 @@
+package cgroup
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// StartIn calls start, which must start cmd (cmd.Start, or a function that
+// calls it) on the calling goroutine, so that the new process is in the
+// group from its first instruction: a process added after it started could
+// fork, allocate or even exit before it joined.
+//
+//   - In the cgroup2 tree the process is cloned straight into the group
+//     (CLONE_INTO_CGROUP, Linux 5.7): StartIn sets cmd.SysProcAttr's
+//     UseCgroupFD and CgroupFD.
+//   - v1 membership is per thread and inherited by a thread's children, so
+//     StartIn pins the goroutine to its thread, moves that thread alone into
+//     the group's v1 cgroups, starts the process and moves the thread back.
+//     Memory is charged to a process's own cgroup, so nothing the rest of
+//     the caller does lands in the group meanwhile.
+//
+// Where neither applies (a v1 hierarchy in which the caller's own cgroup is
+// not visible) the process is added right after it started.
+func (g *Group) StartIn(cmd *exec.Cmd, start func() error) error {
+	if g.unified != "" {
+		fd, err := unix.Open(g.unified, unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("cgroup %s: %w", g.path, err)
+		}
+		defer unix.Close(fd)
+		if cmd.SysProcAttr == nil {
+			cmd.SysProcAttr = &syscall.SysProcAttr{}
+		}
+		cmd.SysProcAttr.UseCgroupFD = true
+		cmd.SysProcAttr.CgroupFD = fd
+	}
+	var late []string // directories to add the process to after the start
+	if len(g.v1) > 0 {
+		runtime.LockOSThread()
+		back, rest, err := g.moveThread()
+		late = rest
+		if err != nil {
+			// The thread may be in some of the group's cgroups: let it
+			// die with the goroutine rather than serve others from there.
+			return fmt.Errorf("cgroup %s: %w", g.path, err)
+		}
+		err = start()
+		if berr := moveThreadBack(back); berr != nil {
+			return errors.Join(err, fmt.Errorf("cgroup %s: moving the starting thread back: %w", g.path, berr))
+		}
+		runtime.UnlockOSThread()
+		if err != nil {
+			return err
+		}
+	} else if err := start(); err != nil {
+		return err
+	}
+	for _, d := range late {
+		err := writeFile(d, "cgroup.procs", strconv.Itoa(cmd.Process.Pid))
+		if err != nil && !errors.Is(err, unix.ESRCH) { // ESRCH: already gone
+			return fmt.Errorf("cgroup %s: %w", g.path, err)
+		}
+	}
+	return nil
+}
+
+// moveThread moves the calling thread into the group's v1 cgroups. It
+// returns the directories (tasks files) to move it back to, and the group's
+// directories it could not move it into because it would not find its way
+// back.
+func (g *Group) moveThread() (back, rest []string, err error) {
+	f, err := os.Open("/proc/thread-self/cgroup")
+	if err != nil {
+		return nil, nil, err
+	}
+	own, err := parseProcCgroup(f)
+	f.Close()
+	if err != nil {
+		return nil, nil, err
+	}
+	tid := strconv.Itoa(unix.Gettid())
+	for _, v := range g.v1 {
+		orig, ok := ownDir(v.h, own)
+		if !ok {
+			rest = append(rest, v.dir)
+			continue
+		}
+		if err := writeFile(v.dir, "tasks", tid); err != nil {
+			return back, rest, err
+		}
+		back = append(back, orig)
+	}
+	return back, rest, nil
+}
+
+func moveThreadBack(dirs []string) error {
+	tid := strconv.Itoa(unix.Gettid())
+	for _, d := range dirs {
+		if err := writeFile(d, "tasks", tid); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// procCgroup is one line of /proc/<pid>/cgroup: the hierarchy's
+// controllers (and name=) and the cgroup's path.
+type procCgroup struct {
+	keys []string
+	path string
+}
+
+func parseProcCgroup(r io.Reader) ([]procCgroup, error) {
+	var out []procCgroup
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		parts := strings.SplitN(sc.Text(), ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		keys := strings.Split(parts[1], ",")
+		slices.Sort(keys)
+		out = append(out, procCgroup{keys: keys, path: parts[2]})
+	}
+	return out, sc.Err()
+}
+
+// ownDir finds the directory, under h's mount point, of the caller's cgroup
+// in hierarchy h.
+func ownDir(h *Hierarchy, own []procCgroup) (string, bool) {
+	keys := slices.Clone(h.Controllers)
+	if h.Name != "" {
+		keys = append(keys, "name="+h.Name)
+	}
+	slices.Sort(keys)
+	for _, c := range own {
+		if !slices.Equal(c.keys, keys) {
+			continue
+		}
+		p, root := path.Clean(c.path), path.Clean(h.Root)
+		switch {
+		case root == "/":
+		case p == root:
+			p = "/"
+		case strings.HasPrefix(p, root+"/"):
+			p = strings.TrimPrefix(p, root)
+		default:
+			return "", false
+		}
+		return filepath.Join(h.Mountpoint, p), true
+	}
+	return "", false
+}
