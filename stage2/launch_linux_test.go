@@ -296,6 +296,13 @@ func TestLaunchSeccomp(t *testing.T) {
 	if code == 0 || !strings.Contains(out, "made") || !strings.Contains(errOut, "permission denied") {
 		t.Errorf("default deny list: status %d, stdout %q, stderr %q", code, out, errOut)
 	}
+	// An allow list: what is not on it fails with the errno asked for.
+	retain := without(DefaultSeccompRetainSet(), "mkdir", "mkdirat")
+	out, errOut, code = launch(t, App{Root: root, Exec: sh("echo started; mkdir /tmp/r"),
+		Seccomp: &Seccomp{Mode: SeccompRetain, Syscalls: retain, Errno: int(unix.EACCES)}})
+	if code == 0 || !strings.Contains(out, "started") || !strings.Contains(errOut, "Permission denied") {
+		t.Errorf("allow list: status %d, stdout %q, stderr %q", code, out, errOut)
+	}
 	// A filter implies no_new_privs for an app without CAP_SYS_ADMIN.
 	out = mustLaunch(t, App{Root: root, Exec: sh("grep NoNewPrivs /proc/self/status"), User: "alice",
 		Mounts:  []Mount{procMount},
