@@ -433,6 +433,11 @@ func TestTrustDiscovery(t *testing.T) {
 	if !errors.Is(err, errdefs.ErrUntrusted) {
 		t.Fatalf("http key: %v", err)
 	}
+	// A discovery page cannot make orbit read local files as keys.
+	srv.discovery("example.com/local", "example.com/local", "", "/etc/passwd")
+	if _, err := f.Trust(context.Background(), TrustRequest{Prefix: "example.com/local"}, func(KeyCandidate) (bool, error) { return true, nil }); !errors.Is(err, errdefs.ErrInvalid) {
+		t.Fatalf("discovered local path: %v", err)
+	}
 	// --root needs a key.
 	if _, err := f.Trust(context.Background(), TrustRequest{Root: true}, nil); !errors.Is(err, errdefs.ErrInvalid) {
 		t.Fatalf("root without key: %v", err)

@@ -92,7 +92,7 @@ func (f *Fetcher) fetchName(ctx context.Context, app *discovery.App, policy Pull
 		return store.Image{}, fmt.Errorf("image %s: %w", display, err)
 	}
 	if f.cfg.TrustKeysFromHTTPS && !f.cfg.Insecure.Has(insecure.Image) {
-		if err := f.trustOnFirstUse(ctx, dapp); err != nil {
+		if err := f.trustOnFirstUse(ctx, dapp, d); err != nil {
 			return store.Image{}, err
 		}
 	}

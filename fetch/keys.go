@@ -57,6 +57,12 @@ func (f *Fetcher) Trust(ctx context.Context, req TrustRequest, confirm func(KeyC
 		if err != nil {
 			return nil, err
 		}
+		// A discovery page names URLs, never files on this machine.
+		for _, loc := range d.Keys {
+			if u, err := url.Parse(loc); err != nil || (u.Scheme != "https" && u.Scheme != "http") {
+				return nil, fmt.Errorf("discovery page %s offers key %q, which is not an http(s) URL: %w", d.Page, loc, errdefs.ErrInvalid)
+			}
+		}
 		locations = d.Keys
 	}
 	var candidates []KeyCandidate
@@ -141,7 +147,9 @@ func (f *Fetcher) readKeys(ctx context.Context, loc string, allowHTTP bool) (ope
 // keys its discovery offers, when both the discovery page and the keys
 // come over HTTPS with a verified certificate (or --insecure-options=pubkey
 // accepts less).
-func (f *Fetcher) trustOnFirstUse(ctx context.Context, app *discovery.App) error {
+// found is what the image's own discovery returned; its keys are used when
+// it offers any, else discovery walks on for keys alone.
+func (f *Fetcher) trustOnFirstUse(ctx context.Context, app *discovery.App, found *discovered) error {
 	keys, err := f.keystore.Keyring(app.Name)
 	if err != nil {
 		return err
@@ -150,10 +158,13 @@ func (f *Fetcher) trustOnFirstUse(ctx context.Context, app *discovery.App) error
 		return nil
 	}
 	lax := f.cfg.Insecure.Has(insecure.Pubkey)
-	d, err := f.discover(ctx, app, lax && f.cfg.Insecure.Has(insecure.HTTP), func(d *discovered) bool { return len(d.Keys) > 0 })
-	if err != nil {
-		f.log.Debug("no keys discovered to trust on first use", "image", app.Name.String(), "err", err)
-		return nil
+	d := found
+	if len(d.Keys) == 0 {
+		d, err = f.discover(ctx, app, lax && f.cfg.Insecure.Has(insecure.HTTP), func(d *discovered) bool { return len(d.Keys) > 0 })
+		if err != nil {
+			f.log.Debug("no keys discovered to trust on first use", "image", app.Name.String(), "err", err)
+			return nil
+		}
 	}
 	if !d.Secure && !lax {
 		f.log.Warn("not trusting keys discovered without verified HTTPS", "page", d.Page)
