@@ -1,0 +1,63 @@
+package supervisor
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"strconv"
+	"sync"
+)
+
+// maxLine is the longest line copied whole; a longer one is cut into
+// pieces of this size, each prefixed.
+const maxLine = 64 * 1024
+
+// output serialises writes from all apps so that no two lines mix.
+type output struct {
+	mu sync.Mutex
+}
+
+// write writes b to w as one call, alone.
+func (o *output) write(w io.Writer, b []byte) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	_, _ = w.Write(b)
+}
+
+// prefix is the multi-app line prefix: "name[pid]: ".
+func prefix(name string, pid int) string {
+	return name + "[" + strconv.Itoa(pid) + "]: "
+}
+
+// copyLines copies r to w line by line, each line preceded by pre; an
+// unterminated last line gets a newline. With an empty pre it copies
+// chunks as they come (a single app's output is passed through as is).
+func (o *output) copyLines(w io.Writer, r io.Reader, pre string) {
+	if pre == "" {
+		buf := make([]byte, 32*1024)
+		for {
+			n, err := r.Read(buf)
+			if n > 0 {
+				o.write(w, buf[:n])
+			}
+			if err != nil {
+				return
+			}
+		}
+	}
+	br := bufio.NewReaderSize(r, maxLine)
+	line := make([]byte, 0, 256)
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if len(chunk) > 0 {
+			line = append(append(line[:0], pre...), chunk...)
+			if line[len(line)-1] != '\n' {
+				line = append(line, '\n')
+			}
+			o.write(w, line)
+		}
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			return
+		}
+	}
+}

@@ -1,0 +1,270 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/orbit-containers/orbit/stage1/cgroup"
+)
+
+// copierTimeout bounds the wait, once every app is done, for the output of
+// processes that outlived their app (only possible without cgroups).
+const copierTimeout = 2 * time.Second
+
+// Run runs the pod to its end and returns its exit code: a single app's
+// own status; for several apps the status of the first app that failed
+// (which stopped the others), or 0 when every app exited 0. Statuses are the
+// shell's: the exit code, or 128+signal. Run returns an error only when the
+// pod could not run at all (an invalid configuration, no cgroups).
+//
+// Run must be the only code in the process that waits for children, and
+// only one Run may be active in a process. When the process is not PID 1 it
+// makes itself the child subreaper, so orphans of the apps are its to reap.
+// SIGTERM, SIGINT and SIGHUP are forwarded to the apps; SIGTERM and SIGINT,
+// or ctx being done, also stop the pod. See Documentation/supervisor.md.
+func Run(ctx context.Context, cfg Config) (exitCode int, err error) {
+	return run(ctx, cfg)
+}
+
+// pod is one Run.
+type pod struct {
+	cfg    Config
+	log    *slog.Logger
+	reaper *reaper
+	out    output
+	layout *cgroup.Layout // nil without cgroups
+
+	copiers sync.WaitGroup
+	readers []*os.File // read ends of output pipes, closed at the end
+
+	mu       sync.Mutex
+	stopping bool // no new app or pre-start handler starts
+	killed   bool // the grace period is over: nothing new starts
+	running  map[string]*proc
+}
+
+// proc is the process an app runs at the moment: the app itself or one of
+// its event handlers.
+type proc struct {
+	cmd   *exec.Cmd
+	group *cgroup.Group
+}
+
+// result is an app's end, sent by runApp to the pod's loop.
+type result struct {
+	name   string
+	ran    bool // false: the pod stopped before the app started
+	status Status
+}
+
+func run(ctx context.Context, cfg Config) (int, error) {
+	if err := cfg.validate(); err != nil {
+		return 0, err
+	}
+	if cfg.StopGracePeriod == 0 {
+		cfg.StopGracePeriod = DefaultStopGracePeriod
+	}
+	if cfg.Stdout == nil {
+		cfg.Stdout = os.Stdout
+	}
+	if cfg.Stderr == nil {
+		cfg.Stderr = os.Stderr
+	}
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p := &pod{cfg: cfg, log: log, running: map[string]*proc{}}
+	if os.Getpid() != 1 {
+		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+			log.Warn("cannot become child subreaper; orphans will not be reaped", "err", err)
+		}
+	}
+	if err := p.setupCgroups(); err != nil {
+		return 0, err
+	}
+
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
+	defer signal.Stop(sigs)
+	p.reaper = newReaper(log)
+	defer p.reaper.close()
+
+	results := make(chan result, len(cfg.Apps))
+	for _, spec := range cfg.Apps {
+		go func() { results <- p.runApp(spec) }()
+	}
+
+	var (
+		grace     <-chan time.Time
+		stoppedBy os.Signal
+		code      int
+		failed    bool
+		ran       bool
+	)
+	stop := func(sig os.Signal, why string) {
+		if stoppedBy == nil {
+			stoppedBy = sig
+			log.Info("stopping pod", "reason", why, "grace", cfg.StopGracePeriod)
+			grace = time.After(cfg.StopGracePeriod)
+		}
+		p.signalAll(sig, true)
+	}
+	done := ctx.Done()
+	for left := len(cfg.Apps); left > 0; {
+		select {
+		case r := <-results:
+			left--
+			if !r.ran {
+				continue
+			}
+			ran = true
+			log.Info("app exited", "app", r.name, "status", r.status.ExitCode, "oomKilled", r.status.OOMKilled)
+			if len(cfg.Apps) == 1 {
+				code = r.status.ExitCode
+			} else if r.status.ExitCode != 0 && !failed {
+				failed, code = true, r.status.ExitCode
+				if left > 0 {
+					stop(unix.SIGTERM, "app "+r.name+" failed")
+				}
+			}
+		case sig := <-sigs:
+			log.Debug("signal", "signal", sig)
+			if sig == unix.SIGHUP {
+				p.signalAll(sig, false)
+				continue
+			}
+			stop(sig, "signal "+unix.SignalName(sig.(unix.Signal)))
+		case <-done:
+			done = nil
+			stop(unix.SIGTERM, "cancelled")
+		case <-grace:
+			grace = nil
+			log.Warn("grace period over, killing what is left")
+			p.killAll()
+		}
+	}
+	p.finishOutput()
+	if !ran && stoppedBy != nil {
+		code = 128 + int(stoppedBy.(unix.Signal))
+	}
+	return code, nil
+}
+
+// signalAll sends sig to every app's current process. With stop set, no
+// app or pre-start handler starts any more.
+func (p *pod) signalAll(sig os.Signal, stop bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if stop {
+		p.stopping = true
+	}
+	for name, pr := range p.running {
+		if err := pr.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+			p.log.Warn("forwarding signal", "app", name, "signal", sig, "err", err)
+		}
+	}
+}
+
+// killAll kills every process of every app: the whole cgroup where there
+// is one.
+func (p *pod) killAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stopping, p.killed = true, true
+	for name, pr := range p.running {
+		if pr.group != nil {
+			go func() {
+				if err := pr.group.Kill(); err != nil {
+					p.log.Warn("killing app", "app", name, "err", err)
+				}
+			}()
+			continue
+		}
+		_ = pr.cmd.Process.Signal(unix.SIGKILL)
+	}
+}
+
+// finishOutput waits for the output of every process to be copied; what
+// is still open after copierTimeout (a process outside any cgroup that
+// outlived its app) is cut off.
+func (p *pod) finishOutput() {
+	done := make(chan struct{})
+	go func() { p.copiers.Wait(); close(done) }()
+	select {
+	case <-done:
+		return
+	case <-time.After(copierTimeout):
+	}
+	p.mu.Lock()
+	for _, r := range p.readers {
+		_ = r.Close()
+	}
+	p.mu.Unlock()
+	<-done
+}
+
+// stdio returns the app's standard streams for a process: straight
+// through for a single app whose writers are files, else pipes copied by
+// goroutines (with the name[pid] prefix when the pod has several apps). It
+// returns the write ends the parent must close after the start, and a
+// function that starts the copiers once the pid is known.
+func (p *pod) stdio(cmd *exec.Cmd, name string) (closeAfter []*os.File, startCopy func(pid int), err error) {
+	single := len(p.cfg.Apps) == 1
+	if p.cfg.Interactive {
+		cmd.Stdin = os.Stdin
+	}
+	var copies []func(pid int)
+	for _, s := range []struct {
+		w   io.Writer
+		dst *io.Writer
+	}{{p.cfg.Stdout, &cmd.Stdout}, {p.cfg.Stderr, &cmd.Stderr}} {
+		if f, ok := s.w.(*os.File); ok && single {
+			*s.dst = f
+			continue
+		}
+		r, w, err := os.Pipe()
+		if err != nil {
+			for _, f := range closeAfter {
+				_ = f.Close()
+			}
+			return nil, nil, err
+		}
+		*s.dst = w
+		closeAfter = append(closeAfter, w)
+		p.readers = append(p.readers, r)
+		dst := s.w
+		copies = append(copies, func(pid int) {
+			pre := ""
+			if !single {
+				pre = prefix(name, pid)
+			}
+			p.copiers.Add(1)
+			go func() {
+				defer p.copiers.Done()
+				p.out.copyLines(dst, r, pre)
+				_ = r.Close()
+			}()
+		})
+	}
+	return closeAfter, func(pid int) {
+		for _, c := range copies {
+			c(pid)
+		}
+	}, nil
+}
+
+// isTerminal reports whether fd is a terminal.
+func isTerminal(fd int) bool {
+	_, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	return err == nil
+}

@@ -1,0 +1,125 @@
+// Package supervisor is a pod's PID 1: it starts the pod's apps through the
+// stage2 launcher, each in its own cgroup, runs their pre-start and post-stop
+// event handlers, reaps every zombie, forwards signals, records each app's
+// exit status and time, and returns when the pod is done.
+//
+// It is built into a small static binary of its own
+// (cmd/orbit-supervisor) so stage1 images that run it as the init of a
+// container or a VM need not carry the whole orbit binary; keep its imports
+// lean. See Documentation/supervisor.md.
+package supervisor
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/orbit-containers/orbit/errdefs"
+	"github.com/orbit-containers/orbit/stage1/cgroup"
+	"github.com/orbit-containers/orbit/stage2"
+)
+
+// AppSpec is one app of the pod.
+type AppSpec struct {
+	// App is what stage2 launches.
+	App stage2.App `json:"app"`
+	// PreStart and PostStop are the argv of the image's event handlers.
+	// Each runs through stage2 like the app itself (same root, environment,
+	// user, working directory), in the app's cgroup.
+	PreStart [][]string `json:"preStart,omitempty"`
+	PostStop [][]string `json:"postStop,omitempty"`
+	// Limits are the app's cgroup limits.
+	Limits cgroup.Limits `json:"limits"`
+}
+
+// Config is what Run needs. Its JSON form is the file Main reads.
+type Config struct {
+	Apps []AppSpec `json:"apps"`
+	// CgroupParent is the pod's cgroup ("orbit/<uuid>"), relative to the
+	// root of each hierarchy as the supervisor sees it; each app gets
+	// CgroupParent/<app>. Empty runs the apps without cgroups (then no app
+	// may have Limits).
+	CgroupParent string `json:"cgroupParent,omitempty"`
+	// StatusDir receives, for each app that ran (or whose pre-start failed),
+	// <app>: its decimal exit status (128+signal when killed), with the
+	// exit time as mtime, and <app>.json: a Status. Empty writes nothing.
+	StatusDir string `json:"statusDir,omitempty"`
+	// Interactive gives the single app the supervisor's stdin and its
+	// terminal as controlling terminal.
+	Interactive bool `json:"interactive,omitempty"`
+	// StopGracePeriod is how long apps have between SIGTERM and SIGKILL
+	// when the pod stops; zero means DefaultStopGracePeriod. In JSON it is
+	// a number of nanoseconds.
+	StopGracePeriod time.Duration `json:"stopGracePeriod,omitempty"`
+	// Stdout and Stderr receive the apps' output (os.Stdout, os.Stderr when
+	// nil).
+	Stdout io.Writer `json:"-"`
+	Stderr io.Writer `json:"-"`
+	// Log receives the supervisor's own diagnostics (discarded when nil).
+	Log *slog.Logger `json:"-"`
+}
+
+// DefaultStopGracePeriod is the grace period when Config leaves it zero.
+const DefaultStopGracePeriod = 10 * time.Second
+
+// Exit codes of the pod besides the apps' own.
+const (
+	// ExitSetupFailed is an app's recorded status when it could not be
+	// started at all (its cgroup could not be made, the launcher could not
+	// be run); the launcher itself exits with it too when it fails.
+	ExitSetupFailed = stage2.ExitSetupFailed
+)
+
+// Status is the record written to StatusDir/<app>.json.
+type Status struct {
+	// ExitCode is the app's exit status: its exit code, 128+signal when a
+	// signal killed it, the failing pre-start handler's status when one
+	// failed, or ExitSetupFailed.
+	ExitCode int `json:"exitCode"`
+	// Signal names the signal that killed it ("SIGKILL"), if one did.
+	Signal string `json:"signal,omitempty"`
+	// OOMKilled: the kernel's OOM killer killed a process of the app's
+	// cgroup.
+	OOMKilled bool      `json:"oomKilled"`
+	StartedAt time.Time `json:"startedAt"`
+	ExitedAt  time.Time `json:"exitedAt"`
+	// Error says why the app did not run, when it did not.
+	Error string `json:"error,omitempty"`
+}
+
+// validate checks the configuration before anything starts.
+func (c *Config) validate() error {
+	if len(c.Apps) == 0 {
+		return fmt.Errorf("pod has no apps: %w", errdefs.ErrInvalid)
+	}
+	seen := map[string]bool{}
+	for i := range c.Apps {
+		a := &c.Apps[i]
+		if err := a.App.Validate(); err != nil {
+			return err
+		}
+		if seen[a.App.Name] {
+			return fmt.Errorf("app %q twice in the pod: %w", a.App.Name, errdefs.ErrInvalid)
+		}
+		seen[a.App.Name] = true
+		for _, h := range append(append([][]string(nil), a.PreStart...), a.PostStop...) {
+			if len(h) == 0 || h[0] == "" {
+				return fmt.Errorf("app %q: empty event handler: %w", a.App.Name, errdefs.ErrInvalid)
+			}
+		}
+		if err := a.Limits.Validate(); err != nil {
+			return fmt.Errorf("app %q: %w", a.App.Name, err)
+		}
+		if c.CgroupParent == "" && a.Limits != (cgroup.Limits{}) {
+			return fmt.Errorf("app %q has limits but the pod has no cgroup: %w", a.App.Name, errdefs.ErrInvalid)
+		}
+	}
+	if c.Interactive && len(c.Apps) != 1 {
+		return fmt.Errorf("interactive mode needs exactly one app, the pod has %d: %w", len(c.Apps), errdefs.ErrInvalid)
+	}
+	if c.StopGracePeriod < 0 {
+		return fmt.Errorf("negative stop grace period: %w", errdefs.ErrInvalid)
+	}
+	return nil
+}
