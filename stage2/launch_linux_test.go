@@ -180,6 +180,33 @@ func TestLaunchEnvironmentAndWorkingDir(t *testing.T) {
 	}
 }
 
+func TestLaunchDescriptors(t *testing.T) {
+	root := busyboxRoot(t)
+	cmd, err := Command(App{Name: "fds", Root: root, Exec: sh("[ -e /proc/$$/fd/3 ] && echo fd 3 open; cat <&4"), Mounts: []Mount{procMount}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.WriteString("through fd 4"); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	cmd.ExtraFiles = append(cmd.ExtraFiles, r)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%v: %s", err, errOut.String())
+	}
+	r.Close()
+	// The spec's descriptor 3 is closed; the caller's extra file is 4.
+	if out.String() != "through fd 4" {
+		t.Errorf("the app's descriptors: %q", out.String())
+	}
+}
+
 func TestLaunchExitStatus(t *testing.T) {
 	root := busyboxRoot(t)
 	if _, _, code := launch(t, App{Root: root, Exec: sh("exit 7")}); code != 7 {
