@@ -259,6 +259,9 @@ func (l *launcher) exec() error {
 		}
 		return &launchError{app: app.Name, step: "exec " + app.Exec[0], code: code, err: err}
 	}
+	if err := resetIgnoredSignals(); err != nil {
+		return l.fail("reset signals", err)
+	}
 	if app.Seccomp != nil {
 		// The filter goes last, so that none of the launcher's own
 		// syscalls above has to be allowed by it.

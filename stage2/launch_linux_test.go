@@ -5,9 +5,11 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -204,6 +206,23 @@ func TestLaunchDescriptors(t *testing.T) {
 	// The spec's descriptor 3 is closed; the caller's extra file is 4.
 	if out.String() != "through fd 4" {
 		t.Errorf("the app's descriptors: %q", out.String())
+	}
+}
+
+func TestLaunchResetsIgnoredSignals(t *testing.T) {
+	root := busyboxRoot(t)
+	signal.Ignore(syscall.SIGHUP, syscall.SIGUSR1)
+	defer signal.Reset(syscall.SIGHUP, syscall.SIGUSR1)
+	direct, err := exec.Command(busybox, "grep", "SigIgn", "/proc/self/status").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if statusField(string(direct), "SigIgn") == "0000000000000000" {
+		t.Fatalf("the test could not ignore signals: %s", direct)
+	}
+	out := mustLaunch(t, App{Root: root, Exec: []string{"grep", "SigIgn", "/proc/self/status"}, Mounts: []Mount{procMount}})
+	if got := statusField(out, "SigIgn"); got != "0000000000000000" {
+		t.Errorf("the app starts with ignored signals %s", got)
 	}
 }
 
