@@ -121,7 +121,7 @@ func (l *launcher) prepareRoot() error {
 	if err := l.setOOMScoreAdj(); err != nil {
 		return err
 	}
-	if err := switchRoot(app.Root); err != nil {
+	if err := switchRoot(rootfd); err != nil {
 		return l.fail("enter root "+app.Root, err)
 	}
 	return l.chdir()
