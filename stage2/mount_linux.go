@@ -233,11 +233,12 @@ func readOnlyPath(rootfd int, p string) error {
 }
 
 // switchRoot makes the mount point rootfd (opened after it was mounted) the
-// process's root directory and cwd. pivot_root(2) is used so the host's root is unmounted from the
-// app's mount namespace altogether: with chroot(2) alone, an app that keeps
-// CAP_SYS_CHROOT (it is in the default set) could climb back out to the
-// host. pivot_root is refused when the current root is the initramfs
-// rootfs; only then does the launcher fall back to chroot.
+// process's root directory and cwd. pivot_root(2) is used so the host's
+// root is unmounted from the app's mount namespace altogether: with
+// chroot(2) alone, an app that keeps CAP_SYS_CHROOT (it is in the default
+// set) could climb back out to the host. pivot_root is refused when the
+// current root is the initramfs rootfs; only then does the launcher fall
+// back to chroot.
 func switchRoot(rootfd int) error {
 	if err := unix.Fchdir(rootfd); err != nil {
 		return err
