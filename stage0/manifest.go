@@ -20,6 +20,9 @@ type AppSpec struct {
 	// Exec replaces the image's exec when set; Args are appended to it.
 	Exec []string
 	Args []string
+	// InheritedEnv ("NAME=VALUE", from --inherit-env and --set-env-file)
+	// sits below the image's environment: the image's values win.
+	InheritedEnv []string
 	// Env is set-env: "NAME=VALUE" pairs overriding the image's environment.
 	Env []string
 	// User, Group and WorkingDir override the image's when set.
@@ -79,7 +82,7 @@ func BuildPodManifest(spec PodSpec, images []*schema.ImageManifest) (*schema.Pod
 			Annotations:    a.Annotations,
 		})
 	}
-	pm.Volumes = spec.Volumes
+	pm.Volumes = append(append([]types.Volume(nil), spec.Volumes...), implicitVolumes(spec.Volumes, pm.Apps, images)...)
 	pm.Ports = spec.Ports
 	pm.Annotations = spec.Annotations
 	if _, ok := pm.Annotations.Get("coreos.com/rkt/stage1/mutable"); !ok {
@@ -135,6 +138,15 @@ func runtimeApp(a AppSpec, im *schema.ImageManifest) (*types.App, error) {
 	if len(app.Exec) == 0 {
 		return nil, fmt.Errorf("image %s has no app to run; give one with --exec: %w", im.Name, errdefs.ErrInvalid)
 	}
+	for _, kv := range a.InheritedEnv {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("environment %q: want NAME=VALUE: %w", kv, errdefs.ErrInvalid)
+		}
+		if _, inImage := app.Environment.Get(k); !inImage {
+			app.Environment.Set(k, v)
+		}
+	}
 	for _, kv := range a.Env {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k == "" {
@@ -173,4 +185,33 @@ func runtimeApp(a AppSpec, im *schema.ImageManifest) (*types.App, error) {
 		}
 	}
 	return &app, nil
+}
+
+// implicitVolumes gives every image mount point that no volume or mount
+// serves an empty volume of its own name, as rkt does, so that the app
+// finds a writable directory where its image declared one.
+func implicitVolumes(given []types.Volume, apps schema.AppList, images []*schema.ImageManifest) []types.Volume {
+	have := map[types.ACName]bool{}
+	for _, v := range given {
+		have[v.Name] = true
+	}
+	var out []types.Volume
+	for i, ra := range apps {
+		mounted := map[types.ACName]bool{}
+		for _, m := range ra.Mounts {
+			mounted[m.Volume] = true
+		}
+		if images[i].App == nil {
+			continue
+		}
+		for _, mp := range images[i].App.MountPoints {
+			if have[mp.Name] || mounted[mp.Name] {
+				continue
+			}
+			have[mp.Name] = true
+			mode, uid, gid := "0755", 0, 0
+			out = append(out, types.Volume{Name: mp.Name, Kind: "empty", Mode: &mode, UID: &uid, GID: &gid})
+		}
+	}
+	return out
 }

@@ -33,11 +33,13 @@ type RunConfig struct {
 	// Net is the --net value given to stage1; empty means not given.
 	Net                            []string
 	LocalConfig                    string
-	DNSConfMode                    string
+	DNS                            DNSConfig
 	MDSToken                       string
 	DisableCapabilitiesRestriction bool
 	DisablePaths                   bool
 	DisableSeccomp                 bool
+
+	dnsConfMode string // worked out from DNS by Run
 }
 
 // Stage1 is a pod's stage1 image manifest and where its rootfs is.
@@ -116,8 +118,8 @@ func (s *Stage1) runArgs(uuid string, cfg RunConfig) []string {
 			args = append(args, "--disable-seccomp")
 		}
 	}
-	if v >= 4 && cfg.DNSConfMode != "" {
-		args = append(args, "--dns-conf-mode="+cfg.DNSConfMode)
+	if v >= 4 && cfg.dnsConfMode != "" {
+		args = append(args, "--dns-conf-mode="+cfg.dnsConfMode)
 	}
 	return append(args, uuid)
 }
@@ -147,6 +149,12 @@ func Run(p *Pod, cfg RunConfig) error {
 	entry, err := s1.Entrypoint(annRun)
 	if err != nil {
 		return err
+	}
+	if cfg.dnsConfMode, err = writeDNSFiles(s1.Rootfs, cfg.DNS); err != nil {
+		return err
+	}
+	if cfg.dnsConfMode != "" && s1.InterfaceVersion() < 4 {
+		return fmt.Errorf("stage1 image %s implements stage1 interface version %d; --dns and --hosts-entry need version 4: %w", s1.Manifest.Name, s1.InterfaceVersion(), errdefs.ErrInvalid)
 	}
 	rec.StartedAt = time.Now().UTC()
 	if err := p.writeRecord(rec); err != nil {

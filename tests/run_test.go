@@ -366,3 +366,29 @@ func TestConcurrentRunsAndGC(t *testing.T) {
 		}
 	}
 }
+
+func TestRunDNSInheritEnvAndPodWideFlags(t *testing.T) {
+	e := newEnv(t)
+	aci := busyboxACI(t, "example.com/dns", "/bin/sh", "-c", "cat /etc/resolv.conf /etc/hosts; echo inherited=$ORBIT_TEST_INHERITED img=$IMG")
+	envFile := filepath.Join(t.TempDir(), "env")
+	writeFile(t, envFile, "# comment\nIMG=fromfile\n\nFROMFILE=1\n")
+	e.ExtraEnv = []string{"ORBIT_TEST_INHERITED=yes"}
+	r := e.flyRun("--dns=192.0.2.53", "--dns-search=example.org", "--hosts-entry=192.0.2.9=db.example", "--inherit-env", "--set-env-file="+envFile, aci)
+	if r.Code != 0 {
+		t.Fatalf("run: %s", r)
+	}
+	for _, want := range []string{"nameserver 192.0.2.53", "search example.org", "192.0.2.9\tdb.example", "inherited=yes", "img=fromfile"} {
+		if !strings.Contains(r.Stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, r.Stdout)
+		}
+	}
+	for _, args := range [][]string{
+		{"--dns=not-an-ip", aci},
+		{"--exec=/bin/true", aci},
+		{"--hosts-entry=nohost", aci},
+	} {
+		if r := e.flyRun(args...); r.Code == 0 || !strings.HasPrefix(r.Stderr, "orbit: ") {
+			t.Errorf("run %v: want a clear refusal, got %s", args, r)
+		}
+	}
+}

@@ -27,6 +27,7 @@ type appFlags struct {
 	oomScoreAdj                         string
 	mounts                              []string
 	annotations                         []string
+	signature                           string
 	// set records which flags were given, for merging with the defaults.
 	set map[string]bool
 }
@@ -50,12 +51,26 @@ func addAppFlags(fs *pflag.FlagSet, a *appFlags) {
 	fs.StringVar(&a.oomScoreAdj, "oom-score-adj", "", "the app's OOM score adjustment (per app)")
 	fs.StringArrayVar(&a.mounts, "mount", nil, "mount a volume: volume=NAME,target=PATH")
 	fs.StringArrayVar(&a.annotations, "annotation", nil, "an app annotation NAME=VALUE (per app)")
+	fs.StringVar(&a.signature, "signature", "", "the image's signature file or URL (per app)")
 }
 
 // recordSet notes which flags of fs were given.
 func (a *appFlags) recordSet(fs *pflag.FlagSet) {
 	a.set = map[string]bool{}
 	fs.Visit(func(f *pflag.Flag) { a.set[f.Name] = true })
+}
+
+// perAppOnly are flags that make no sense for every app at once.
+func perAppOnly() []string { return []string{"exec", "name", "signature"} }
+
+// checkPodWide refuses pod-wide use of flags that belong to one app.
+func (a appFlags) checkPodWide() error {
+	for _, name := range perAppOnly() {
+		if a.set[name] {
+			return fmt.Errorf("--%s applies to one app: give it after the image it is for: %w", name, errdefs.ErrInvalid)
+		}
+	}
+	return nil
 }
 
 // withDefaults fills what this app did not set from the pod-wide flags.

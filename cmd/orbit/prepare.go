@@ -41,6 +41,9 @@ func newRunPreparedCommand(g *globalOptions) *cobra.Command {
 		Short: "Run a prepared pod",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := rf.dns.Validate(); err != nil {
+				return err
+			}
 			p, err := getPod(g, args[0])
 			if err != nil {
 				return err

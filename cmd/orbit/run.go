@@ -50,6 +50,9 @@ func (p *podFlags) addFlags(fs *pflag.FlagSet, defaultPolicy string) {
 // returned locked, in the prepare state.
 func preparePod(ctx context.Context, g *globalOptions, cmd *cobra.Command, pf *podFlags, args []string) (*stage0.Pod, error) {
 	pf.app.recordSet(cmd.Flags())
+	if err := pf.app.checkPodWide(); err != nil {
+		return nil, err
+	}
 	policy, err := fetch.ParsePullPolicy(pf.pullPolicy)
 	if err != nil {
 		return nil, err
@@ -88,7 +91,7 @@ func preparePod(ctx context.Context, g *globalOptions, cmd *cobra.Command, pf *p
 			return nil, err
 		}
 		for _, a := range apps {
-			id, err := f.Fetch(ctx, a.image, policy, "")
+			id, err := f.Fetch(ctx, a.image, policy, a.flags.signature)
 			if err != nil {
 				return nil, err
 			}
@@ -96,7 +99,7 @@ func preparePod(ctx context.Context, g *globalOptions, cmd *cobra.Command, pf *p
 			if err != nil {
 				return nil, fmt.Errorf("image %s: %w", a.image, err)
 			}
-			spec.Env = append(append([]string(nil), baseEnv...), spec.Env...)
+			spec.InheritedEnv = baseEnv
 			cfg.Spec.Apps = append(cfg.Spec.Apps, spec)
 		}
 		for _, v := range pf.volumes {
@@ -140,8 +143,8 @@ func discardPod(g *globalOptions, p *stage0.Pod) {
 	}
 }
 
-// baseEnv is the environment every app starts from: orbit's own with
-// --inherit-env, then the --set-env-file files.
+// baseEnv is the environment below every app's image environment: orbit's
+// own with --inherit-env, then the --set-env-file files.
 func (pf *podFlags) baseEnv() ([]string, error) {
 	var env []string
 	if pf.inheritEnv {
@@ -212,15 +215,19 @@ type stage1RunFlags struct {
 	interactive bool
 	hostname    string
 	net         []string
-	dns         []string
+	dns         stage0.DNSConfig
 	mdsRegister bool
 }
 
 func (r *stage1RunFlags) addFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&r.interactive, "interactive", false, "run a one-app pod interactively: the app gets orbit's stdin (and terminal)")
-	fs.StringVar(&r.hostname, "hostname", "", "the pod's host name (default orbit-<uuid>)")
+	fs.StringVar(&r.hostname, "hostname", "", "the pod's host name (default: the flavour's; orbit-<uuid> where the pod has its own)")
 	fs.StringSliceVar(&r.net, "net", nil, "networks for the pod (default: the flavour's)")
-	fs.StringSliceVar(&r.dns, "dns", nil, "name servers for the pod")
+	fs.StringSliceVar(&r.dns.Servers, "dns", nil, "name servers for the pod's /etc/resolv.conf, or \"host\" (the host's file) or \"none\"")
+	fs.StringSliceVar(&r.dns.Search, "dns-search", nil, "DNS search domains for the pod's /etc/resolv.conf")
+	fs.StringSliceVar(&r.dns.Options, "dns-opt", nil, "DNS options for the pod's /etc/resolv.conf")
+	fs.StringVar(&r.dns.Domain, "dns-domain", "", "the DNS domain for the pod's /etc/resolv.conf")
+	fs.StringArrayVar(&r.dns.Hosts, "hosts-entry", nil, "an /etc/hosts entry IP=HOSTNAME for the pod, or \"host\" for the host's file")
 	fs.BoolVar(&r.mdsRegister, "mds-register", false, "register the pod with the metadata service (not supported; accepted for compatibility)")
 }
 
@@ -231,6 +238,7 @@ func (r *stage1RunFlags) config(g *globalOptions) stage0.RunConfig {
 		Hostname:                       r.hostname,
 		Net:                            r.net,
 		LocalConfig:                    g.LocalConfig,
+		DNS:                            r.dns,
 		DisableCapabilitiesRestriction: g.Insecure.Has(insecure.Capabilities),
 		DisablePaths:                   g.Insecure.Has(insecure.Paths),
 		DisableSeccomp:                 g.Insecure.Has(insecure.Seccomp),
@@ -265,6 +273,9 @@ orbit run exits with the app's exit status.`,
 func runRun(ctx context.Context, g *globalOptions, cmd *cobra.Command, o *runOptions, args []string) error {
 	if cmd.Flags().ArgsLenAtDash() == 0 {
 		return fmt.Errorf("\"--\" must follow an image: %w", errdefs.ErrInvalid)
+	}
+	if err := o.run.dns.Validate(); err != nil {
+		return err
 	}
 	p, err := preparePod(ctx, g, cmd, &o.pod, args)
 	if err != nil {

@@ -10,7 +10,7 @@ import (
 // appFor describes the pod's app to the stage2 launcher: the host's /dev,
 // /proc and /sys and the app's volumes bound into its rootfs, its
 // identity, environment and working directory. fly applies no isolators.
-func appFor(p *pod.Pod, ra *schema.RuntimeApp, im *schema.ImageManifest) (stage2.App, error) {
+func appFor(p *pod.Pod, ra *schema.RuntimeApp, im *schema.ImageManifest, dnsConfMode string) (stage2.App, error) {
 	root := p.AppRoot(ra.Name)
 	a := ra.App
 	if a == nil {
@@ -20,7 +20,7 @@ func appFor(p *pod.Pod, ra *schema.RuntimeApp, im *schema.ImageManifest) (stage2
 		Name:              ra.Name.String(),
 		Root:              root,
 		Exec:              append([]string(nil), a.Exec...),
-		Env:               stage2.Environment(root, ra.Name.String(), a.Environment, nil),
+		Env:               stage2.EnvironmentForUser(root, ra.Name.String(), a.User, a.Environment, nil),
 		WorkingDir:        a.WorkingDirectory,
 		User:              a.User,
 		Group:             a.Group,
@@ -36,6 +36,13 @@ func appFor(p *pod.Pod, ra *schema.RuntimeApp, im *schema.ImageManifest) (stage2
 	}
 	for _, m := range mounts {
 		app.Mounts = append(app.Mounts, stage2.Mount{Source: m.Source, Target: m.Target, FSType: "bind", Recursive: m.Recursive, ReadOnly: m.ReadOnly, CreateDir: true})
+	}
+	files, err := p.DNSMounts(dnsConfMode)
+	if err != nil {
+		return stage2.App{}, err
+	}
+	for _, f := range files {
+		app.Mounts = append(app.Mounts, stage2.Mount{Source: f.Source, Target: f.Target, FSType: "bind", ReadOnly: true, CreateFile: true})
 	}
 	return app, nil
 }

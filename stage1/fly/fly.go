@@ -92,7 +92,7 @@ func run(args []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	app, err := appFor(p, ra, im)
+	app, err := appFor(p, ra, im, flags.dnsConf)
 	if err != nil {
 		return 0, err
 	}

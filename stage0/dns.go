@@ -1,0 +1,111 @@
+package stage0
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/orbit-containers/orbit/errdefs"
+)
+
+// DNSConfig is the pod's name resolution as the command line asks for it
+// (rkt's --dns, --dns-search, --dns-opt, --dns-domain, --hosts-entry).
+type DNSConfig struct {
+	// Servers are name server addresses, or the single word "host" (use the
+	// host's /etc/resolv.conf) or "none" (no /etc/resolv.conf at all).
+	Servers []string
+	Search  []string
+	Options []string
+	Domain  string
+	// Hosts are "IP=HOSTNAME" entries, or the single word "host".
+	Hosts []string
+}
+
+// The files stage0 writes into the stage1 rootfs for stage1 to expose to
+// the apps, as rkt's stage1 interface names them.
+const (
+	resolvConfFile = "etc/rkt-resolv.conf"
+	hostsFile      = "etc/rkt-hosts"
+)
+
+// dnsConfMode works out the stage1 --dns-conf-mode argument and the file
+// contents stage0 must write ("" for none).
+func (d DNSConfig) dnsConfMode() (mode, resolv, hosts string, err error) {
+	resolvMode, hostsMode := "default", "default"
+	switch {
+	case len(d.Servers) == 1 && d.Servers[0] == "host":
+		resolvMode = "host"
+	case len(d.Servers) == 1 && d.Servers[0] == "none":
+		resolvMode = "none"
+	case len(d.Servers) > 0 || len(d.Search) > 0 || len(d.Options) > 0 || d.Domain != "":
+		resolvMode = "stage0"
+		var b strings.Builder
+		b.WriteString("# written by orbit\n")
+		for _, s := range d.Servers {
+			if net.ParseIP(s) == nil {
+				return "", "", "", fmt.Errorf("--dns=%s: not an IP address, \"host\" or \"none\": %w", s, errdefs.ErrInvalid)
+			}
+			fmt.Fprintf(&b, "nameserver %s\n", s)
+		}
+		if len(d.Search) > 0 {
+			fmt.Fprintf(&b, "search %s\n", strings.Join(d.Search, " "))
+		}
+		if len(d.Options) > 0 {
+			fmt.Fprintf(&b, "options %s\n", strings.Join(d.Options, " "))
+		}
+		if d.Domain != "" {
+			fmt.Fprintf(&b, "domain %s\n", d.Domain)
+		}
+		resolv = b.String()
+	}
+	switch {
+	case len(d.Hosts) == 1 && d.Hosts[0] == "host":
+		hostsMode = "host"
+	case len(d.Hosts) > 0:
+		hostsMode = "stage0"
+		var b strings.Builder
+		b.WriteString("127.0.0.1\tlocalhost localhost.localdomain\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+		for _, h := range d.Hosts {
+			ip, name, ok := strings.Cut(h, "=")
+			if !ok || net.ParseIP(ip) == nil || name == "" {
+				return "", "", "", fmt.Errorf("--hosts-entry=%s: want IP=HOSTNAME or \"host\": %w", h, errdefs.ErrInvalid)
+			}
+			fmt.Fprintf(&b, "%s\t%s\n", ip, name)
+		}
+		hosts = b.String()
+	}
+	if resolvMode == "default" && hostsMode == "default" {
+		return "", "", "", nil
+	}
+	return fmt.Sprintf("resolv=%s,hosts=%s", resolvMode, hostsMode), resolv, hosts, nil
+}
+
+// writeDNSFiles writes the files the DNS mode needs into the (mounted)
+// stage1 rootfs and returns the mode for stage1.
+func writeDNSFiles(stage1Rootfs string, d DNSConfig) (string, error) {
+	mode, resolv, hosts, err := d.dnsConfMode()
+	if err != nil {
+		return "", err
+	}
+	for _, f := range []struct{ path, data string }{{resolvConfFile, resolv}, {hostsFile, hosts}} {
+		if f.data == "" {
+			continue
+		}
+		path := filepath.Join(stage1Rootfs, f.path)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return "", err
+		}
+		if err := writeFileAtomic(path, []byte(f.data), 0o644); err != nil {
+			return "", err
+		}
+	}
+	return mode, nil
+}
+
+// Validate checks the configuration before a pod is made with it.
+func (d DNSConfig) Validate() error {
+	_, _, _, err := d.dnsConfMode()
+	return err
+}

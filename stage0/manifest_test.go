@@ -1,0 +1,119 @@
+package stage0
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/appc/spec/schema"
+	"github.com/appc/spec/schema/types"
+
+	"github.com/orbit-containers/orbit/errdefs"
+)
+
+const testID = "sha512-0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000abcd"
+
+func testImage(t *testing.T, name string) *schema.ImageManifest {
+	t.Helper()
+	im := schema.BlankImageManifest()
+	im.Name = types.ACIdentifier(name)
+	im.App = &types.App{
+		Exec:        types.Exec{"/bin/app", "-x"},
+		User:        "0",
+		Group:       "0",
+		Environment: types.Environment{{Name: "A", Value: "image"}, {Name: "B", Value: "image"}},
+		MountPoints: []types.MountPoint{{Name: "data", Path: "/data"}, {Name: "logs", Path: "/var/log"}},
+	}
+	return im
+}
+
+func TestBuildPodManifestAppliesOverrides(t *testing.T) {
+	im := testImage(t, "example.com/web-server")
+	spec := PodSpec{
+		Apps: []AppSpec{{
+			ImageID:      testID,
+			Args:         []string{"--port=80"},
+			InheritedEnv: []string{"A=host", "C=host"},
+			Env:          []string{"B=flag"},
+			User:         "nobody",
+		}},
+		Volumes: []types.Volume{{Name: "data", Kind: "host", Source: "/srv"}},
+	}
+	pm, err := BuildPodManifest(spec, []*schema.ImageManifest{im})
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := pm.Apps[0]
+	if app.Name != "web-server" {
+		t.Errorf("app name %q, want web-server", app.Name)
+	}
+	if got := app.App.Exec; len(got) != 3 || got[2] != "--port=80" {
+		t.Errorf("exec %v", got)
+	}
+	for k, want := range map[string]string{"A": "image", "B": "flag", "C": "host"} {
+		if v, _ := app.App.Environment.Get(k); v != want {
+			t.Errorf("env %s=%q, want %q", k, v, want)
+		}
+	}
+	if app.App.User != "nobody" || app.App.Group != "0" {
+		t.Errorf("user/group %q/%q", app.App.User, app.App.Group)
+	}
+	// The image manifest is not changed by the overrides.
+	if len(im.App.Exec) != 2 || im.App.User != "0" {
+		t.Errorf("image manifest modified: %+v", im.App)
+	}
+	// "logs" has no volume: it gets an implicit empty one; "data" keeps the host one.
+	if len(pm.Volumes) != 2 || pm.Volumes[1].Name != "logs" || pm.Volumes[1].Kind != "empty" {
+		t.Errorf("volumes %+v", pm.Volumes)
+	}
+	if v, _ := pm.Annotations.Get("coreos.com/rkt/stage1/mutable"); v != "false" {
+		t.Errorf("mutable annotation %q", v)
+	}
+}
+
+func TestBuildPodManifestRejects(t *testing.T) {
+	im := testImage(t, "example.com/app")
+	noExec := testImage(t, "example.com/noexec")
+	noExec.App = nil
+	cases := map[string]struct {
+		spec   PodSpec
+		images []*schema.ImageManifest
+	}{
+		"no apps":       {PodSpec{}, nil},
+		"duplicate":     {PodSpec{Apps: []AppSpec{{ImageID: testID}, {ImageID: testID}}}, []*schema.ImageManifest{im, im}},
+		"bad name":      {PodSpec{Apps: []AppSpec{{ImageID: testID, Name: "Bad Name"}}}, []*schema.ImageManifest{im}},
+		"bad env":       {PodSpec{Apps: []AppSpec{{ImageID: testID, Env: []string{"NOEQUALS"}}}}, []*schema.ImageManifest{im}},
+		"no exec":       {PodSpec{Apps: []AppSpec{{ImageID: testID}}}, []*schema.ImageManifest{noExec}},
+		"bad image id":  {PodSpec{Apps: []AppSpec{{ImageID: "sha1-x"}}}, []*schema.ImageManifest{im}},
+		"count differs": {PodSpec{Apps: []AppSpec{{ImageID: testID}}}, nil},
+	}
+	for name, c := range cases {
+		if _, err := BuildPodManifest(c.spec, c.images); !errors.Is(err, errdefs.ErrInvalid) {
+			t.Errorf("%s: %v, want invalid", name, err)
+		}
+	}
+}
+
+func TestDNSConfMode(t *testing.T) {
+	mode, resolv, hosts, err := DNSConfig{Servers: []string{"192.0.2.1"}, Search: []string{"example.com"}, Hosts: []string{"192.0.2.9=db"}}.dnsConfMode()
+	if err != nil || mode != "resolv=stage0,hosts=stage0" {
+		t.Fatalf("mode %q err %v", mode, err)
+	}
+	if resolv != "# written by orbit\nnameserver 192.0.2.1\nsearch example.com\n" {
+		t.Errorf("resolv.conf %q", resolv)
+	}
+	if want := "192.0.2.9\tdb\n"; len(hosts) < len(want) || hosts[len(hosts)-len(want):] != want {
+		t.Errorf("hosts %q", hosts)
+	}
+	if mode, _, _, _ := (DNSConfig{Servers: []string{"host"}}).dnsConfMode(); mode != "resolv=host,hosts=default" {
+		t.Errorf("host mode %q", mode)
+	}
+	if mode, _, _, _ := (DNSConfig{}).dnsConfMode(); mode != "" {
+		t.Errorf("empty mode %q", mode)
+	}
+	if err := (DNSConfig{Servers: []string{"not-an-ip"}}).Validate(); !errors.Is(err, errdefs.ErrInvalid) {
+		t.Errorf("bad server: %v", err)
+	}
+	if err := (DNSConfig{Hosts: []string{"nohost"}}).Validate(); !errors.Is(err, errdefs.ErrInvalid) {
+		t.Errorf("bad hosts entry: %v", err)
+	}
+}
