@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"sort"
 	"strings"
 	"time"
 
@@ -96,8 +97,14 @@ func Manifest(f Flavour, version, build string) *schema.ImageManifest {
 	m := schema.BlankImageManifest()
 	m.Name = f.ImageName()
 	m.Labels = Labels(version, build)
-	for k, v := range f.entrypoints() {
-		m.Annotations.Set(types.ACIdentifier(k), v)
+	eps := f.entrypoints()
+	names := make([]string, 0, len(eps))
+	for k := range eps {
+		names = append(names, k)
+	}
+	sort.Strings(names) // a map's order would make the image ID vary
+	for _, k := range names {
+		m.Annotations.Set(types.ACIdentifier(k), eps[k])
 	}
 	m.Annotations.Set("coreos.com/rkt/stage1/interface-version", "4")
 	return m
