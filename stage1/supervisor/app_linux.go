@@ -176,6 +176,7 @@ func (p *pod) launch(app stage2.App, group *cgroup.Group, r role) (*proc, <-chan
 		_ = f.Close()
 	}
 	if err != nil {
+		startCopy(0)
 		return nil, nil, time.Time{}, err
 	}
 	startedAt := time.Now()

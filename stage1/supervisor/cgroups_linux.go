@@ -16,7 +16,8 @@ import (
 // app names (appc names cannot start with one).
 const supervisorGroup = ".supervisor"
 
-// setupCgroups detects the cgroup layout when the pod has a cgroup.
+// setupCgroups detects the cgroup layout when the pod has a cgroup. A host
+// without cgroups is an error only when an app has limits.
 //
 // cgroup v2 enables a controller for a cgroup's children only when the
 // cgroup holds no process itself (the root excepted). When the supervisor
@@ -29,7 +30,11 @@ func (p *pod) setupCgroups() error {
 	}
 	l, err := cgroup.Detect()
 	if err != nil {
-		return err
+		if p.anyLimits() {
+			return err
+		}
+		p.log.Warn("running the apps without cgroups", "err", err)
+		return nil
 	}
 	p.layout = l
 	if l.Mode != cgroup.Unified || !p.anyLimits() {

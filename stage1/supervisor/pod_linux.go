@@ -3,6 +3,7 @@ package supervisor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -13,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/orbit-containers/orbit/errdefs"
 	"github.com/orbit-containers/orbit/stage1/cgroup"
 )
 
@@ -87,6 +89,11 @@ func run(ctx context.Context, cfg Config) (int, error) {
 	if os.Getpid() != 1 {
 		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 			log.Warn("cannot become child subreaper; orphans will not be reaped", "err", err)
+		}
+	}
+	if cfg.StatusDir != "" {
+		if fi, err := os.Stat(cfg.StatusDir); err != nil || !fi.IsDir() {
+			return 0, fmt.Errorf("status directory %s: not a directory (%v): %w", cfg.StatusDir, err, errdefs.ErrInvalid)
 		}
 	}
 	if err := p.setupCgroups(); err != nil {
@@ -217,7 +224,8 @@ func (p *pod) finishOutput() {
 // through for a single app whose writers are files, else pipes copied by
 // goroutines (with the name[pid] prefix when the pod has several apps). It
 // returns the write ends the parent must close after the start, and a
-// function that starts the copiers once the pid is known.
+// function that starts the copiers once the pid is known (or, given 0
+// because the start failed, closes the read ends).
 func (p *pod) stdio(cmd *exec.Cmd, name string) (closeAfter []*os.File, startCopy func(pid int), err error) {
 	single := len(p.cfg.Apps) == 1
 	if p.cfg.Interactive {
@@ -244,6 +252,10 @@ func (p *pod) stdio(cmd *exec.Cmd, name string) (closeAfter []*os.File, startCop
 		p.readers = append(p.readers, r)
 		dst := s.w
 		copies = append(copies, func(pid int) {
+			if pid <= 0 {
+				_ = r.Close()
+				return
+			}
 			pre := ""
 			if !single {
 				pre = prefix(name, pid)

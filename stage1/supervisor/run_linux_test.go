@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orbit-containers/orbit/errdefs"
 	"github.com/orbit-containers/orbit/stage1/cgroup"
 	"github.com/orbit-containers/orbit/stage2"
 )
@@ -379,5 +381,36 @@ func TestMainRunsConfigFile(t *testing.T) {
 	}
 	if code := Main([]string{filepath.Join(t.TempDir(), "missing.json")}); code != 254 {
 		t.Errorf("missing config: %d, want 254", code)
+	}
+}
+
+// SIGHUP is passed on to the apps and does not stop the pod.
+func TestSIGHUPForwarded(t *testing.T) {
+	f := newFixture(t)
+	cfg := f.config(f.app("a", `trap "echo hup > /hup; exit 0" HUP; echo x > /ready; while true; do sleep 0.05; done`))
+	go func() {
+		for f.file("ready") == "" {
+			time.Sleep(20 * time.Millisecond)
+		}
+		_ = syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	}()
+	if code := f.run(cfg); code != 0 {
+		t.Errorf("pod exit %d, want the app's 0", code)
+	}
+	if f.file("hup") != "hup\n" {
+		t.Error("the app did not get SIGHUP")
+	}
+}
+
+func TestRunRefusesBadConfig(t *testing.T) {
+	f := newFixture(t)
+	cfg := f.config(f.app("a", "true"))
+	cfg.StatusDir = filepath.Join(f.status, "missing")
+	if _, err := Run(context.Background(), cfg); !errors.Is(err, errdefs.ErrInvalid) {
+		t.Errorf("missing status dir: %v, want ErrInvalid", err)
+	}
+	cfg = f.config(f.app("a", "true"), f.app("a", "true"))
+	if _, err := Run(context.Background(), cfg); !errors.Is(err, errdefs.ErrInvalid) {
+		t.Errorf("duplicate app: %v, want ErrInvalid", err)
 	}
 }
