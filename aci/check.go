@@ -48,12 +48,27 @@ func cleanName(raw string) (string, error) {
 // regular file into tar.TypeReg; ok is false for kinds an ACI may not hold.
 func entryType(hdr *tar.Header) (byte, bool) {
 	switch hdr.Typeflag {
-	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
+	case tar.TypeReg, tar.TypeRegA:
 		return tar.TypeReg, true
 	case tar.TypeDir, tar.TypeSymlink, tar.TypeLink, tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 		return hdr.Typeflag, true
 	}
 	return 0, false
+}
+
+// isSparse reports whether an entry is a GNU sparse file. Those are
+// refused: their holes would be written out as zeroes, so a few bytes of
+// tar could fill a disk.
+func isSparse(hdr *tar.Header) bool {
+	if hdr.Typeflag == tar.TypeGNUSparse {
+		return true
+	}
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return true
+		}
+	}
+	return false
 }
 
 // tarError classifies an error from reading a tar stream: malformed or
@@ -124,6 +139,9 @@ func (c *checker) entry(hdr *tar.Header, r io.Reader) (string, error) {
 	name, err := cleanName(hdr.Name)
 	if err != nil {
 		return "", err
+	}
+	if isSparse(hdr) {
+		return "", entryError(name, "sparse files are not supported")
 	}
 	typ, ok := entryType(hdr)
 	if !ok {

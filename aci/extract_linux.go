@@ -144,6 +144,9 @@ func extract(tarStream io.Reader, dest string, opts extractOptions) error {
 		}
 		x.written[name] = dst
 	}
+	if c != nil && c.manifest == nil {
+		return fmt.Errorf("image has no manifest: %w", errdefs.ErrInvalid)
+	}
 	return x.finishDirs()
 }
 
@@ -198,6 +201,9 @@ func (x *extractor) dropCache() {
 
 // entry writes one entry at the cleaned name dst.
 func (x *extractor) entry(dst string, hdr *tar.Header, data io.Reader) error {
+	if isSparse(hdr) {
+		return entryError(dst, "sparse files are not supported")
+	}
 	typ, ok := entryType(hdr)
 	if !ok {
 		return entryError(dst, "unsupported entry type %q", hdr.Typeflag)

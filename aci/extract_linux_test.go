@@ -240,3 +240,18 @@ func TestExtractRefusesToReplaceFullDirectory(t *testing.T) {
 	err := extract(bytes.NewReader(img), t.TempDir(), extractOptions{route: keepAll})
 	wantInvalid(t, err, `"rootfs/d"`, "non-empty directory")
 }
+
+func TestSparseFilesAreRefused(t *testing.T) {
+	// A 16 GiB sparse file held in a 2.5 KiB tar: extracting its holes as
+	// zeroes would fill the disk.
+	data, err := os.ReadFile("testdata/sparse.tar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Check(bytes.NewReader(data))
+	wantInvalid(t, err, `"rootfs/big"`, "sparse")
+	err = Extract(bytes.NewReader(data), t.TempDir(), nil)
+	wantInvalid(t, err, `"rootfs/big"`, "sparse")
+	err = extract(bytes.NewReader(data), t.TempDir(), extractOptions{route: keepAll})
+	wantInvalid(t, err, `"rootfs/big"`, "sparse")
+}
