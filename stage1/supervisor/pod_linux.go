@@ -18,6 +18,14 @@ import (
 	"github.com/orbit-containers/orbit/stage1/cgroup"
 )
 
+// systemd's shutdown requests to an init (SIGRTMIN+3 halt, SIGRTMIN+4
+// poweroff, with glibc's SIGRTMIN of 34), as systemd-nspawn --boot and
+// machinectl send them; the supervisor stops the pod on either.
+const (
+	sigHalt     = unix.Signal(37)
+	sigPoweroff = unix.Signal(38)
+)
+
 // copierTimeout bounds the wait, once every app is done, for the output of
 // processes that outlived their app (only possible without cgroups).
 const copierTimeout = 2 * time.Second
@@ -86,11 +94,6 @@ func run(ctx context.Context, cfg Config) (int, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	p := &pod{cfg: cfg, log: log, running: map[string]*proc{}}
-	if os.Getpid() != 1 {
-		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-			log.Warn("cannot become child subreaper; orphans will not be reaped", "err", err)
-		}
-	}
 	if cfg.StatusDir != "" {
 		if fi, err := os.Stat(cfg.StatusDir); err != nil || !fi.IsDir() {
 			return 0, fmt.Errorf("status directory %s: not a directory (%v): %w", cfg.StatusDir, err, errdefs.ErrInvalid)
@@ -99,9 +102,14 @@ func run(ctx context.Context, cfg Config) (int, error) {
 	if err := p.setupCgroups(); err != nil {
 		return 0, err
 	}
+	if os.Getpid() != 1 {
+		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+			log.Warn("cannot become child subreaper; orphans will not be reaped", "err", err)
+		}
+	}
 
 	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
+	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP, sigHalt, sigPoweroff)
 	defer signal.Stop(sigs)
 	p.reaper = newReaper(log)
 	defer p.reaper.close()
@@ -146,11 +154,14 @@ func run(ctx context.Context, cfg Config) (int, error) {
 			}
 		case sig := <-sigs:
 			log.Debug("signal", "signal", sig)
-			if sig == unix.SIGHUP {
+			switch sig {
+			case unix.SIGHUP:
 				p.signalAll(sig, false)
-				continue
+			case sigHalt, sigPoweroff:
+				stop(unix.SIGTERM, "shutdown requested")
+			default:
+				stop(sig, "signal "+unix.SignalName(sig.(unix.Signal)))
 			}
-			stop(sig, "signal "+unix.SignalName(sig.(unix.Signal)))
 		case <-done:
 			done = nil
 			stop(unix.SIGTERM, "cancelled")

@@ -260,27 +260,40 @@ func TestMultiAppPrefixesAndSucceeds(t *testing.T) {
 	}
 }
 
-func TestSIGTERMStopsPod(t *testing.T) {
-	f := newFixture(t)
-	cfg := f.config(f.app("a", "echo x > /started; exec sleep 100"), f.app("b", "exec sleep 100"))
-	go func() {
-		for f.file("started") == "" || !f.layout.Exists(f.cgroupParent+"/b") {
-			time.Sleep(20 * time.Millisecond)
-		}
-		time.Sleep(100 * time.Millisecond)
-		_ = syscall.Kill(os.Getpid(), syscall.SIGTERM)
-	}()
-	start := time.Now()
-	if code := f.run(cfg); code != 143 {
-		t.Errorf("pod exit %d, want 143", code)
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("took %v", d)
-	}
-	for _, n := range []string{"a", "b"} {
-		if st := f.readStatus(n); st.Signal != "SIGTERM" {
-			t.Errorf("%s: %+v", n, st)
-		}
+// SIGTERM, SIGINT and systemd's halt request each stop the pod: the signal
+// (SIGTERM for the halt request) reaches every app.
+func TestStopSignals(t *testing.T) {
+	for _, c := range []struct {
+		send syscall.Signal
+		got  string
+		code int
+	}{
+		{syscall.SIGTERM, "SIGTERM", 143},
+		{syscall.SIGINT, "SIGINT", 130},
+		{sigHalt, "SIGTERM", 143},
+	} {
+		t.Run(c.got+"-"+strconv.Itoa(int(c.send)), func(t *testing.T) {
+			f := newFixture(t)
+			cfg := f.config(f.app("a", "echo x > /started; exec sleep 100"), f.app("b", "echo x > /started-b; exec sleep 100"))
+			go func() {
+				for f.file("started") == "" || f.file("started-b") == "" {
+					time.Sleep(20 * time.Millisecond)
+				}
+				_ = syscall.Kill(os.Getpid(), c.send)
+			}()
+			start := time.Now()
+			if code := f.run(cfg); code != c.code {
+				t.Errorf("pod exit %d, want %d", code, c.code)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("took %v", d)
+			}
+			for _, n := range []string{"a", "b"} {
+				if st := f.readStatus(n); st.Signal != c.got {
+					t.Errorf("%s: %+v, want killed by %s", n, st, c.got)
+				}
+			}
+		})
 	}
 }
 
