@@ -397,3 +397,26 @@ func TestStartInAfterKill(t *testing.T) {
 		}
 	}
 }
+
+func TestOwnDir(t *testing.T) {
+	own, err := parseProcCgroup(strings.NewReader("12:cpuacct,cpu:/user/1\n4:memory:/machine/pod/app\n1:name=systemd:/x\n0::/y\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		h    Hierarchy
+		want string
+		ok   bool
+	}{
+		{Hierarchy{Mountpoint: "/sys/fs/cgroup/cpu,cpuacct", Root: "/", Controllers: []string{"cpu", "cpuacct"}}, "/sys/fs/cgroup/cpu,cpuacct/user/1", true},
+		{Hierarchy{Mountpoint: "/m", Root: "/machine/pod", Controllers: []string{"memory"}}, "/m/app", true},
+		{Hierarchy{Mountpoint: "/m", Root: "/machine/other", Controllers: []string{"memory"}}, "", false},
+		{Hierarchy{Mountpoint: "/s", Root: "/", Name: "systemd"}, "/s/x", true},
+		{Hierarchy{Mountpoint: "/p", Root: "/", Controllers: []string{"pids"}}, "", false},
+	} {
+		got, ok := ownDir(&c.h, own)
+		if got != c.want || ok != c.ok {
+			t.Errorf("ownDir(%+v) = %q %v, want %q %v", c.h, got, ok, c.want, c.ok)
+		}
+	}
+}
