@@ -48,13 +48,9 @@ func BuiltinStage1(st *store.Store, storeDir string, f builtin.Flavour, version 
 	if img, err := st.FindByName(f.ImageName(), labels); err == nil {
 		return img.ID, nil
 	}
-	extra, err := flavourFiles(f, exe)
-	if err != nil {
-		return "", err
-	}
 	pr, pw := io.Pipe()
 	go func() {
-		pw.CloseWithError(builtin.WriteACI(pw, f, exe, version, build, extra...))
+		pw.CloseWithError(builtin.WriteACI(pw, f, version, build, f.Entries(exe, builtin.Supervisor())))
 	}()
 	img, err := st.Import(pr, store.ImportOptions{})
 	pr.CloseWithError(err)
@@ -62,10 +58,4 @@ func BuiltinStage1(st *store.Store, storeDir string, f builtin.Flavour, version 
 		return "", fmt.Errorf("importing the built-in %s stage1 image: %w", f, err)
 	}
 	return img.ID, nil
-}
-
-// flavourFiles are the files a flavour's image carries besides the orbit
-// binary.
-func flavourFiles(f builtin.Flavour, exe string) ([]builtin.File, error) {
-	return nil, nil
 }

@@ -4,6 +4,8 @@ import (
 	"path/filepath"
 
 	"github.com/orbit-containers/orbit/stage1/fly"
+	"github.com/orbit-containers/orbit/stage1/nspawn"
+	"github.com/orbit-containers/orbit/stage1/supervisor"
 	"github.com/orbit-containers/orbit/stage2"
 )
 
@@ -26,10 +28,15 @@ func runEntrypoint(args []string) (int, bool) {
 // entrypoints maps "<flavour>/<entrypoint>" to its implementation.
 func entrypoints() map[string]func(args []string) int {
 	return map[string]func([]string) int{
-		"fly/run":       fly.Run,
-		"fly/enter":     fly.Enter,
-		"fly/gc":        fly.GC,
-		"fly/stop":      fly.Stop,
-		"stage2/launch": stage2.Main,
+		"fly/run":           fly.Run,
+		"fly/enter":         fly.Enter,
+		"fly/gc":            fly.GC,
+		"fly/stop":          fly.Stop,
+		"nspawn/run":        nspawn.Run,
+		"nspawn/enter":      nspawn.Enter,
+		"nspawn/gc":         nspawn.GC,
+		"nspawn/stop":       nspawn.Stop,
+		"nspawn/supervisor": supervisor.Main,
+		"stage2/launch":     stage2.Main,
 	}
 }

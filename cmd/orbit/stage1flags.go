@@ -16,7 +16,7 @@ import (
 )
 
 // defaultFlavour is the stage1 flavour used when no --stage1-* flag is given.
-const defaultFlavour = builtin.Fly
+const defaultFlavour = builtin.Nspawn
 
 // stage1Flags select a pod's stage1 image, as rkt's --stage1-* flags do.
 type stage1Flags struct {

@@ -110,20 +110,56 @@ func Manifest(f Flavour, version, build string) *schema.ImageManifest {
 	return m
 }
 
-// File is one more file to put into a stage1 image.
-type File struct {
-	Path   string // inside rootfs, absolute
-	Source string // host path
-	Mode   int64
+// Entry is one entry of a stage1 image's rootfs.
+type Entry struct {
+	Path string // inside rootfs, absolute
+	// One of: Dir, Link (a symbolic link's target), Source (a host file to
+	// copy) or Content (the file's bytes).
+	Dir     bool
+	Link    string
+	Source  string
+	Content []byte
+	Mode    int64
+}
+
+// Entries lays out a flavour's rootfs: the orbit binary at /orbit (from
+// exe), links naming the entrypoints and the stage2 launcher, and what the
+// flavour needs besides. supervisor, when not nil, is a small standalone
+// pod supervisor binary to use instead of the orbit binary as the pod's
+// PID 1.
+func (f Flavour) Entries(exe string, supervisor []byte) []Entry {
+	dir := "/" + f.String()
+	e := []Entry{
+		{Path: "/orbit", Source: exe, Mode: 0o755},
+		{Path: dir, Dir: true, Mode: 0o755},
+		{Path: "/stage2", Dir: true, Mode: 0o755},
+		{Path: "/stage2/launch", Link: "../orbit"},
+	}
+	for _, v := range []string{"run", "enter", "gc", "stop"} {
+		e = append(e, Entry{Path: dir + "/" + v, Link: "../orbit"})
+	}
+	if f == Nspawn {
+		// systemd-nspawn wants something that looks like an OS tree.
+		for _, d := range []string{"/usr", "/etc", "/proc", "/sys", "/dev", "/tmp", "/run", "/opt", "/opt/stage2", "/rkt", "/rkt/status", "/rkt/env", "/rkt/volumes", "/orbit-pod"} {
+			e = append(e, Entry{Path: d, Dir: true, Mode: 0o755})
+		}
+		e = append(e, Entry{Path: "/etc/os-release", Content: []byte("ID=orbit-stage1\nNAME=\"orbit stage1\"\n"), Mode: 0o644})
+		if supervisor != nil {
+			e = append(e, Entry{Path: dir + "/supervisor", Content: supervisor, Mode: 0o755})
+		} else {
+			e = append(e, Entry{Path: dir + "/supervisor", Link: "../orbit"})
+		}
+	}
+	return e
 }
 
 // epoch is the fixed time of every entry, so the same binary always gives
 // the same image (and so the same image ID).
 var epoch = time.Unix(0, 0).UTC()
 
-// WriteACI writes the flavour's stage1 image, uncompressed, with the binary
-// at exe as /orbit and the extra files given.
-func WriteACI(w io.Writer, f Flavour, exe, version, build string, extra ...File) error {
+// WriteACI writes the flavour's stage1 image, uncompressed, with the given
+// rootfs entries, parents before children.
+func WriteACI(w io.Writer, f Flavour, version, build string, entries []Entry) error {
 	m, err := json.Marshal(Manifest(f, version, build))
 	if err != nil {
 		return err
@@ -139,36 +175,40 @@ func WriteACI(w io.Writer, f Flavour, exe, version, build string, extra ...File)
 	if _, err := tw.Write(m); err != nil {
 		return err
 	}
-	for _, d := range []string{"rootfs", "rootfs/" + f.String()} {
-		if err := hdr(&tar.Header{Name: d + "/", Mode: 0o755, Typeflag: tar.TypeDir}); err != nil {
-			return err
-		}
+	if err := hdr(&tar.Header{Name: "rootfs/", Mode: 0o755, Typeflag: tar.TypeDir}); err != nil {
+		return err
 	}
-	files := append([]File{{Path: "/orbit", Source: exe, Mode: 0o755}}, extra...)
-	for _, file := range files {
-		if err := addFile(tw, hdr, file); err != nil {
-			return err
+	for _, e := range entries {
+		name := "rootfs/" + strings.TrimPrefix(e.Path, "/")
+		switch {
+		case e.Dir:
+			err = hdr(&tar.Header{Name: name + "/", Mode: e.Mode, Typeflag: tar.TypeDir})
+		case e.Link != "":
+			err = hdr(&tar.Header{Name: name, Mode: 0o777, Typeflag: tar.TypeSymlink, Linkname: e.Link})
+		case e.Source != "":
+			err = addFile(tw, hdr, name, e)
+		default:
+			if err = hdr(&tar.Header{Name: name, Mode: e.Mode, Size: int64(len(e.Content)), Typeflag: tar.TypeReg}); err == nil {
+				_, err = tw.Write(e.Content)
+			}
 		}
-	}
-	for _, v := range []string{"run", "enter", "gc", "stop"} {
-		if err := hdr(&tar.Header{Name: "rootfs/" + f.String() + "/" + v, Mode: 0o777, Typeflag: tar.TypeSymlink, Linkname: "../orbit"}); err != nil {
-			return err
+		if err != nil {
+			return fmt.Errorf("stage1 image: %s: %w", e.Path, err)
 		}
 	}
 	return tw.Close()
 }
 
-func addFile(tw *tar.Writer, hdr func(*tar.Header) error, file File) error {
+func addFile(tw *tar.Writer, hdr func(*tar.Header) error, name string, file Entry) error {
 	src, err := os.Open(file.Source)
 	if err != nil {
-		return fmt.Errorf("stage1 image: %w", err)
+		return err
 	}
 	defer src.Close()
 	fi, err := src.Stat()
 	if err != nil {
 		return err
 	}
-	name := "rootfs/" + strings.TrimPrefix(file.Path, "/")
 	if err := hdr(&tar.Header{Name: name, Mode: file.Mode, Size: fi.Size(), Typeflag: tar.TypeReg}); err != nil {
 		return err
 	}
@@ -177,7 +217,7 @@ func addFile(tw *tar.Writer, hdr func(*tar.Header) error, file File) error {
 		return err
 	}
 	if n != fi.Size() {
-		return fmt.Errorf("stage1 image: %s changed while being read", file.Source)
+		return fmt.Errorf("%s changed while being read", file.Source)
 	}
 	return nil
 }

@@ -32,10 +32,10 @@ func TestWriteACIIsDeterministic(t *testing.T) {
 		t.Fatalf("BuildID: %q %v", id, err)
 	}
 	var a, b bytes.Buffer
-	if err := WriteACI(&a, Fly, exe, "1.0", id); err != nil {
+	if err := WriteACI(&a, Fly, "1.0", id, Fly.Entries(exe, nil)); err != nil {
 		t.Fatal(err)
 	}
-	if err := WriteACI(&b, Fly, exe, "1.0", id); err != nil {
+	if err := WriteACI(&b, Fly, "1.0", id, Fly.Entries(exe, nil)); err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(a.Bytes(), b.Bytes()) {

@@ -1,7 +1,6 @@
 package fly
 
 import (
-	"bytes"
 	"flag"
 	"fmt"
 	"os"
@@ -42,7 +41,7 @@ func Enter(args []string) int {
 			user, group = ra.App.User, ra.App.Group
 		}
 	}
-	env, err := processEnv(*pid)
+	env, err := pod.ProcessEnv(*pid)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "stage1 fly enter: %v\n", err)
 		return 254
@@ -73,19 +72,4 @@ func Enter(args []string) int {
 		return 254
 	}
 	return code
-}
-
-// processEnv reads a process's environment.
-func processEnv(pid int) ([]string, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
-	if err != nil {
-		return nil, fmt.Errorf("reading the app's environment: %w", err)
-	}
-	var env []string
-	for _, kv := range bytes.Split(data, []byte{0}) {
-		if len(kv) > 0 {
-			env = append(env, string(kv))
-		}
-	}
-	return env, nil
 }

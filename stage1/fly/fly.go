@@ -8,7 +8,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -22,40 +21,6 @@ import (
 	"github.com/orbit-containers/orbit/stage2"
 )
 
-// runFlags are the arguments stage0 passes to a stage1 run entrypoint
-// (interface version 4). fly uses few of them but accepts them all.
-type runFlags struct {
-	debug, interactive, mutable     bool
-	net, mdsToken, localConfig      string
-	privateUsers, hostname, dnsConf string
-	noCaps, noPaths, noSeccomp      bool
-}
-
-func parseRunFlags(args []string, stderr io.Writer) (*runFlags, string, error) {
-	var f runFlags
-	fs := flag.NewFlagSet("fly run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.BoolVar(&f.debug, "debug", false, "")
-	fs.BoolVar(&f.interactive, "interactive", false, "")
-	fs.BoolVar(&f.mutable, "mutable", false, "")
-	fs.StringVar(&f.net, "net", "", "")
-	fs.StringVar(&f.mdsToken, "mds-token", "", "")
-	fs.StringVar(&f.localConfig, "local-config", "", "")
-	fs.StringVar(&f.privateUsers, "private-users", "", "")
-	fs.StringVar(&f.hostname, "hostname", "", "")
-	fs.StringVar(&f.dnsConf, "dns-conf-mode", "", "")
-	fs.BoolVar(&f.noCaps, "disable-capabilities-restriction", false, "")
-	fs.BoolVar(&f.noPaths, "disable-paths", false, "")
-	fs.BoolVar(&f.noSeccomp, "disable-seccomp", false, "")
-	if err := fs.Parse(args); err != nil {
-		return nil, "", err
-	}
-	if fs.NArg() != 1 {
-		return nil, "", fmt.Errorf("want exactly one pod UUID, got %q", fs.Args())
-	}
-	return &f, fs.Arg(0), nil
-}
-
 // Run is the run entrypoint: it starts the pod's one app, waits for it,
 // records its exit status and exits with it.
 func Run(args []string) int {
@@ -68,17 +33,13 @@ func Run(args []string) int {
 }
 
 func run(args []string) (int, error) {
-	flags, uuid, err := parseRunFlags(args, os.Stderr)
+	flags, uuid, err := pod.ParseRunFlags("fly run", args, os.Stderr)
 	if err != nil {
 		return 0, err
 	}
-	// The pod lock stays with this process; the app must not inherit it.
-	if fd, err := strconv.Atoi(os.Getenv("RKT_LOCK_FD")); err == nil {
-		unix.CloseOnExec(fd)
-	}
-	os.Unsetenv("RKT_LOCK_FD")
-	if flags.net != "" && flags.net != "host" {
-		return 0, fmt.Errorf("the fly flavour runs apps in the host's network; --net=%s is not supported", flags.net)
+	pod.KeepLockFromChildren()
+	if flags.Net != "" && flags.Net != "host" {
+		return 0, fmt.Errorf("the fly flavour runs apps in the host's network; --net=%s is not supported", flags.Net)
 	}
 	p, err := pod.Load(".", uuid)
 	if err != nil {
@@ -92,7 +53,7 @@ func run(args []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	app, err := appFor(p, ra, im, flags.dnsConf)
+	app, err := appFor(p, ra, im, flags.DNSConfMode)
 	if err != nil {
 		return 0, err
 	}
@@ -101,7 +62,7 @@ func run(args []string) (int, error) {
 		return 0, err
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	if !flags.interactive {
+	if !flags.Interactive {
 		// Without --interactive the app gets no terminal input, as in rkt.
 		if devnull, err := os.Open(os.DevNull); err == nil {
 			defer devnull.Close()

@@ -5,6 +5,7 @@
 package pod
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -107,4 +108,20 @@ func writeAtomic(path string, data []byte) error {
 		return err
 	}
 	return os.Rename(f.Name(), path)
+}
+
+// ProcessEnv reads a running process's environment, as enter entrypoints
+// give it to the command they run.
+func ProcessEnv(pid int) ([]string, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if err != nil {
+		return nil, fmt.Errorf("reading the app's environment: %w", err)
+	}
+	var env []string
+	for _, kv := range bytes.Split(data, []byte{0}) {
+		if len(kv) > 0 {
+			env = append(env, string(kv))
+		}
+	}
+	return env, nil
 }

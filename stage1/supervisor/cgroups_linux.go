@@ -8,6 +8,8 @@ import (
 	"path"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/orbit-containers/orbit/stage1/cgroup"
 )
 
@@ -37,6 +39,11 @@ func (p *pod) setupCgroups() error {
 		return nil
 	}
 	p.layout = l
+	if p.cfg.WritableCgroups {
+		if err := remountWritable(l); err != nil {
+			return err
+		}
+	}
 	if l.Mode != cgroup.Unified || !p.anyLimits() {
 		return nil
 	}
@@ -96,4 +103,22 @@ func inAncestor(self, mountRoot, parent string) bool {
 	}
 	rel = strings.Trim(rel, "/")
 	return rel == "" || parent == rel || strings.HasPrefix(parent, rel+"/")
+}
+
+// remountWritable clears the read-only flag of every cgroup mount in the
+// layout (a bind remount changes only this mount, not the hierarchy).
+func remountWritable(l *cgroup.Layout) error {
+	var points []string
+	for _, h := range l.V1 {
+		points = append(points, h.Mountpoint)
+	}
+	if l.Unified != nil {
+		points = append(points, l.Unified.Mountpoint)
+	}
+	for _, mp := range points {
+		if err := unix.Mount("", mp, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+			return fmt.Errorf("making %s writable: %w", mp, err)
+		}
+	}
+	return nil
 }

@@ -30,7 +30,7 @@ func Main(args []string) int {
 		fmt.Fprintln(os.Stderr, "usage: orbit-supervisor [--debug] CONFIG")
 		return 254
 	}
-	level := slog.LevelInfo
+	level := slog.LevelWarn
 	if *debug {
 		level = slog.LevelDebug
 	}

@@ -37,10 +37,16 @@ type AppSpec struct {
 type Config struct {
 	Apps []AppSpec `json:"apps"`
 	// CgroupParent is the pod's cgroup ("orbit/<uuid>"), relative to the
-	// root of each hierarchy as the supervisor sees it; each app gets
-	// CgroupParent/<app>. Empty runs the apps without cgroups (then no app
+	// root of each hierarchy as the supervisor sees it ("." for that root
+	// itself, as inside a container with a cgroup namespace of its own);
+	// each app gets CgroupParent/<app>. Empty runs the apps without cgroups (then no app
 	// may have Limits).
 	CgroupParent string `json:"cgroupParent,omitempty"`
+	// WritableCgroups remounts the cgroup hierarchies read-write before
+	// the apps' groups are made: a container manager such as systemd-nspawn
+	// mounts them read-only inside the container, with the container's own
+	// cgroup namespace as their root.
+	WritableCgroups bool `json:"writableCgroups,omitempty"`
 	// StatusDir receives, for each app that ran (or whose pre-start failed),
 	// <app>: its decimal exit status (128+signal when killed), with the
 	// exit time as mtime, and <app>.json: a Status. Empty writes nothing.

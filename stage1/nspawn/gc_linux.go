@@ -1,0 +1,87 @@
+package nspawn
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/orbit-containers/orbit/stage1/cgroup"
+)
+
+// GC is the gc entrypoint: it removes the pod's cgroups, killing anything
+// left in them.
+func GC(args []string) int {
+	fs := flag.NewFlagSet("nspawn gc", flag.ContinueOnError)
+	fs.Bool("debug", false, "")
+	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
+		fmt.Fprintln(os.Stderr, "stage1 nspawn gc: want the pod UUID")
+		return 254
+	}
+	l, err := cgroup.Detect()
+	if err != nil {
+		return 0 // no cgroups, nothing to remove
+	}
+	if err := l.Remove(podCgroup(fs.Arg(0))); err != nil {
+		fmt.Fprintf(os.Stderr, "stage1 nspawn gc: %v\n", err)
+		return 254
+	}
+	return 0
+}
+
+// Stop is the stop entrypoint: SIGTERM to systemd-nspawn, which asks the
+// supervisor to stop the apps in order; with --force, SIGKILL to the
+// container's PID 1, which ends the whole PID namespace at once.
+func Stop(args []string) int {
+	fs := flag.NewFlagSet("nspawn stop", flag.ContinueOnError)
+	force := fs.Bool("force", false, "")
+	if err := fs.Parse(args); err != nil {
+		return 254
+	}
+	ppid, err := readPid("ppid")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "stage1 nspawn stop: %v\n", err)
+		return 254
+	}
+	target, sig := ppid, unix.SIGTERM
+	if *force {
+		sig = unix.SIGKILL
+		if child, err := onlyChild(ppid); err == nil {
+			target = child
+		}
+	}
+	if err := unix.Kill(target, sig); err != nil && !errors.Is(err, unix.ESRCH) {
+		fmt.Fprintf(os.Stderr, "stage1 nspawn stop: signalling %d: %v\n", target, err)
+		return 254
+	}
+	return 0
+}
+
+func readPid(file string) (int, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return 0, fmt.Errorf("the pod has not recorded its %s: %w", file, err)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("bad %s file %q", file, data)
+	}
+	return n, nil
+}
+
+// onlyChild returns the single child of a process.
+func onlyChild(pid int) (int, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	if err != nil {
+		return 0, err
+	}
+	f := strings.Fields(string(data))
+	if len(f) != 1 {
+		return 0, fmt.Errorf("process %d has %d children", pid, len(f))
+	}
+	return strconv.Atoi(f[0])
+}

@@ -1,0 +1,200 @@
+package nspawn
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/appc/spec/schema"
+	"github.com/appc/spec/schema/types"
+
+	"github.com/orbit-containers/orbit/stage1/pod"
+	"github.com/orbit-containers/orbit/stage1/supervisor"
+	"github.com/orbit-containers/orbit/stage2"
+)
+
+// Paths inside the stage1 rootfs, which is the container's root.
+const (
+	podDataDir       = "/orbit-pod"
+	supervisorConfig = podDataDir + "/supervisor.json"
+	hostVolumesDir   = podDataDir + "/volumes"
+	hostsFallback    = podDataDir + "/hosts"
+	hostResolvConf   = podDataDir + "/host-resolv.conf"
+	hostHosts        = podDataDir + "/host-hosts"
+	statusDir        = "/rkt/status"
+	envDir           = "/rkt/env"
+)
+
+// plan is what the container needs: the supervisor's configuration and the
+// host paths systemd-nspawn must bind in.
+type plan struct {
+	config supervisor.Config
+	binds  []bind
+}
+
+type bind struct {
+	source, target string
+	readOnly       bool
+}
+
+func (b bind) flag() string {
+	f := "--bind="
+	if b.readOnly {
+		f = "--bind-ro="
+	}
+	return f + escapeBind(b.source) + ":" + escapeBind(b.target)
+}
+
+// escapeBind escapes the colons systemd-nspawn's --bind splits on.
+func escapeBind(p string) string { return strings.ReplaceAll(p, ":", `\:`) }
+
+// inContainer turns a host path inside the stage1 rootfs into the path the
+// container sees, or reports false.
+func inContainer(p *pod.Pod, host string) (string, bool) {
+	root := p.Stage1Rootfs()
+	if host == root {
+		return "/", true
+	}
+	if rel, ok := strings.CutPrefix(host, root+"/"); ok {
+		return "/" + rel, true
+	}
+	return "", false
+}
+
+// planPod works out every app's launch and the binds they need.
+func planPod(p *pod.Pod, flags *pod.RunFlags, hostname string) (*plan, error) {
+	pl := &plan{config: supervisor.Config{
+		CgroupParent: ".",
+		StatusDir:    statusDir,
+		Interactive:  flags.Interactive,
+	}}
+	dns, err := p.DNSMounts(flags.DNSConfMode)
+	if err != nil {
+		return nil, err
+	}
+	var dnsFiles []stage2.Mount
+	hostsGiven := false
+	for _, f := range dns {
+		src, ok := inContainer(p, f.Source)
+		if !ok {
+			// The host's own file: bind it in first.
+			src = hostResolvConf
+			if f.Target == "/etc/hosts" {
+				src = hostHosts
+			}
+			pl.binds = append(pl.binds, bind{source: f.Source, target: src, readOnly: true})
+		}
+		if f.Target == "/etc/hosts" {
+			hostsGiven = true
+		}
+		dnsFiles = append(dnsFiles, stage2.Mount{Source: src, Target: f.Target, FSType: "bind", ReadOnly: true, CreateFile: true})
+	}
+	if err := writeHostsFallback(p, hostname); err != nil {
+		return nil, err
+	}
+	hostBinds := map[string]string{}
+	for i := range p.Manifest.Apps {
+		ra := &p.Manifest.Apps[i]
+		im, err := p.ImageManifest(ra.Name)
+		if err != nil {
+			return nil, err
+		}
+		spec, err := planApp(p, ra, im, flags, dnsFiles, hostsGiven, hostBinds, &pl.binds)
+		if err != nil {
+			return nil, err
+		}
+		pl.config.Apps = append(pl.config.Apps, spec)
+	}
+	return pl, nil
+}
+
+func planApp(p *pod.Pod, ra *schema.RuntimeApp, im *schema.ImageManifest, flags *pod.RunFlags, dnsFiles []stage2.Mount, hostsGiven bool, hostBinds map[string]string, binds *[]bind) (supervisor.AppSpec, error) {
+	name := ra.Name.String()
+	a := ra.App
+	if a == nil {
+		a = im.App
+	}
+	if a == nil {
+		return supervisor.AppSpec{}, fmt.Errorf("app %s has nothing to run", name)
+	}
+	hostRoot := p.AppRoot(ra.Name)
+	env := stage2.EnvironmentForUser(hostRoot, name, a.User, a.Environment, nil)
+	app := stage2.App{
+		Name:              name,
+		Root:              filepath.Join("/opt/stage2", name, "rootfs"),
+		Exec:              append([]string(nil), a.Exec...),
+		Env:               env,
+		WorkingDir:        a.WorkingDirectory,
+		User:              a.User,
+		Group:             a.Group,
+		SupplementaryGIDs: a.SupplementaryGIDs,
+		ReadOnlyRootfs:    ra.ReadOnlyRootFS,
+		Mounts: []stage2.Mount{
+			{Source: "proc", Target: "/proc", FSType: "proc", CreateDir: true},
+			{Source: "/sys", Target: "/sys", FSType: "bind", Recursive: true, ReadOnly: true, CreateDir: true},
+			{Source: "/dev", Target: "/dev", FSType: "bind", Recursive: true, CreateDir: true},
+		},
+	}
+	vols, err := p.AppMounts(ra, im)
+	if err != nil {
+		return supervisor.AppSpec{}, err
+	}
+	for _, v := range vols {
+		src, ok := inContainer(p, v.Source)
+		if !ok {
+			if t, done := hostBinds[v.Source]; done {
+				src = t
+			} else {
+				src = filepath.Join(hostVolumesDir, v.Volume.Name.String())
+				hostBinds[v.Source] = src
+				*binds = append(*binds, bind{source: v.Source, target: src})
+			}
+		}
+		app.Mounts = append(app.Mounts, stage2.Mount{Source: src, Target: v.Target, FSType: "bind", Recursive: v.Recursive, ReadOnly: v.ReadOnly, CreateDir: true})
+	}
+	app.Mounts = append(app.Mounts, dnsFiles...)
+	if !hostsGiven {
+		if _, err := os.Lstat(filepath.Join(hostRoot, "etc", "hosts")); err != nil {
+			app.Mounts = append(app.Mounts, stage2.Mount{Source: hostsFallback, Target: "/etc/hosts", FSType: "bind", ReadOnly: true, CreateFile: true})
+		}
+	}
+	limits, err := pod.ApplyIsolators(&app, a.Isolators, flags.Security)
+	if err != nil {
+		return supervisor.AppSpec{}, err
+	}
+	spec := supervisor.AppSpec{App: app, Limits: limits}
+	for _, h := range a.EventHandlers {
+		switch h.Name {
+		case "pre-start":
+			spec.PreStart = append(spec.PreStart, append([]string(nil), h.Exec...))
+		case "post-stop":
+			spec.PostStop = append(spec.PostStop, append([]string(nil), h.Exec...))
+		}
+	}
+	if err := writeEnv(p, ra.Name, env); err != nil {
+		return supervisor.AppSpec{}, err
+	}
+	return spec, nil
+}
+
+// writeHostsFallback writes the /etc/hosts given to apps whose image has
+// none: localhost and the pod's host name.
+func writeHostsFallback(p *pod.Pod, hostname string) error {
+	content := fmt.Sprintf("127.0.0.1\tlocalhost localhost.localdomain %[1]s\n::1\tlocalhost ip6-localhost ip6-loopback %[1]s\n", hostname)
+	path := filepath.Join(p.Stage1Rootfs(), podDataDir, "hosts")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte(content), 0o644)
+}
+
+// writeEnv records the app's environment in rkt's place (rkt/env/<app>),
+// one NAME=VALUE per line, for tools that inspect pods.
+func writeEnv(p *pod.Pod, app types.ACName, env []string) error {
+	path := filepath.Join(p.Stage1Rootfs(), envDir, app.String())
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte(strings.Join(env, "\n")+"\n"), 0o644)
+}

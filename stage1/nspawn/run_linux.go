@@ -1,0 +1,210 @@
+// Package nspawn is the nspawn stage1 flavour, orbit's default: the pod is
+// a systemd-nspawn container (its own PID, mount, UTS and IPC namespaces;
+// the host's network) whose PID 1 is orbit's pod supervisor, which starts
+// every app through the stage2 launcher in a mount namespace and root of
+// its own, with the app's isolators applied.
+package nspawn
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+	"golang.org/x/term"
+
+	"github.com/orbit-containers/orbit/stage1/cgroup"
+	"github.com/orbit-containers/orbit/stage1/pod"
+)
+
+// missingNspawn is the error when the host lacks systemd-nspawn.
+var errNoNspawn = errors.New("systemd-nspawn is not installed; on Debian install the package systemd-container")
+
+// Run is the run entrypoint.
+func Run(args []string) int {
+	code, err := run(args)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "stage1 nspawn: %v\n", err)
+		return 254
+	}
+	return code
+}
+
+func run(args []string) (int, error) {
+	flags, uuid, err := pod.ParseRunFlags("nspawn run", args, os.Stderr)
+	if err != nil {
+		return 0, err
+	}
+	pod.KeepLockFromChildren()
+	if flags.Net != "" && flags.Net != "host" {
+		return 0, fmt.Errorf("--net=%s: the nspawn flavour runs pods in the host's network for now", flags.Net)
+	}
+	nspawn, err := exec.LookPath("systemd-nspawn")
+	if err != nil {
+		return 0, errNoNspawn
+	}
+	p, err := pod.Load(".", uuid)
+	if err != nil {
+		return 0, err
+	}
+	if flags.Interactive && len(p.Manifest.Apps) != 1 {
+		return 0, fmt.Errorf("--interactive needs a pod with one app; this one has %d", len(p.Manifest.Apps))
+	}
+	hostname := flags.Hostname
+	if hostname == "" {
+		hostname = "orbit-" + uuid
+	}
+	pl, err := planPod(p, flags, hostname)
+	if err != nil {
+		return 0, err
+	}
+	if err := enterPodCgroup(uuid, pl); err != nil {
+		return 0, err
+	}
+	if err := writeConfig(p, &pl.config); err != nil {
+		return 0, err
+	}
+
+	tty := flags.Interactive && term.IsTerminal(int(os.Stdin.Fd()))
+	cmd := exec.Command(nspawn, nspawnArgs(p, uuid, hostname, flags, pl, tty)...)
+	// nspawn's own syscall filter is off: orbit filters each app itself,
+	// and the supervisor needs the syscalls nspawn would deny.
+	cmd.Env = append(os.Environ(), "SYSTEMD_SECCOMP=0")
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if flags.Interactive {
+		cmd.Stdin = os.Stdin
+	} else if devnull, err := os.Open(os.DevNull); err == nil {
+		defer devnull.Close()
+		cmd.Stdin = devnull
+	}
+	if !tty {
+		// Terminal signals (^C) reach only this process, which turns them
+		// into an orderly stop; nspawn must not see them as well.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	}
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT)
+	defer signal.Stop(sigs)
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("starting systemd-nspawn: %w", err)
+	}
+	if err := p.WritePpid(cmd.Process.Pid); err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return 0, fmt.Errorf("recording the pod's ppid: %w", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case s := <-sigs:
+				// nspawn turns SIGTERM into --kill-signal for the
+				// supervisor; any other stop request becomes SIGTERM too.
+				if s == unix.SIGHUP {
+					cmd.Process.Signal(s)
+				} else {
+					cmd.Process.Signal(unix.SIGTERM)
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	err = cmd.Wait()
+	close(done)
+	if cmd.ProcessState == nil {
+		return 0, fmt.Errorf("waiting for systemd-nspawn: %w", err)
+	}
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal()), nil
+	}
+	return cmd.ProcessState.ExitCode(), nil
+}
+
+func writeConfig(p *pod.Pod, cfg any) error {
+	data, err := json.Marshal(cfg)
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(p.Stage1Rootfs(), supervisorConfig)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, data, 0o644)
+}
+
+// podCgroup is the pod's cgroup below the root of each hierarchy.
+func podCgroup(uuid string) string { return "orbit/" + uuid }
+
+// enterPodCgroup moves this process (and so systemd-nspawn and the whole
+// container after it) into the pod's own cgroup, where the supervisor
+// makes one group per app. Without cgroups the pod runs only when no app
+// asks for limits.
+func enterPodCgroup(uuid string, pl *plan) error {
+	limits := false
+	for _, a := range pl.config.Apps {
+		if a.Limits != (cgroup.Limits{}) {
+			limits = true
+		}
+	}
+	l, err := cgroup.Detect()
+	if err == nil {
+		var g *cgroup.Group
+		if g, err = l.Create(podCgroup(uuid), cgroup.Limits{}); err == nil {
+			err = g.Add(os.Getpid())
+		}
+	}
+	if err != nil {
+		if limits {
+			return fmt.Errorf("the pod's apps have resource limits but its cgroup could not be made: %w", err)
+		}
+		pl.config.CgroupParent = ""
+		return nil
+	}
+	pl.config.WritableCgroups = true
+	return nil
+}
+
+// systemBus reports whether the host runs systemd with a system bus, so
+// nspawn can register the pod with systemd-machined.
+func systemBus() bool {
+	if fi, err := os.Stat("/run/systemd/system"); err != nil || !fi.IsDir() {
+		return false
+	}
+	_, err := os.Stat("/run/dbus/system_bus_socket")
+	return err == nil
+}
+
+func nspawnArgs(p *pod.Pod, uuid, hostname string, flags *pod.RunFlags, pl *plan, tty bool) []string {
+	args := []string{
+		"--quiet",
+		"--keep-unit",
+		"--directory=" + p.Stage1Rootfs(),
+		"--machine=orbit-" + uuid,
+		"--hostname=" + hostname,
+		"--kill-signal=SIGTERM",
+		"--link-journal=no",
+		"--capability=all",
+	}
+	if !systemBus() {
+		args = append(args, "--register=no")
+	}
+	if tty {
+		args = append(args, "--console=interactive")
+	} else {
+		args = append(args, "--console=pipe")
+	}
+	for _, b := range pl.binds {
+		args = append(args, b.flag())
+	}
+	args = append(args, "--", "/nspawn/supervisor")
+	if flags.Debug {
+		args = append(args, "--debug")
+	}
+	return append(args, supervisorConfig)
+}
