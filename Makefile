@@ -20,7 +20,14 @@ all: build
 
 build: $(BIN)
 
-$(BIN): $(GO_SOURCES)
+SUPERVISOR := stage1/builtin/assets/orbit-supervisor
+
+# The small standalone pod supervisor is built first: orbit embeds it into
+# the nspawn stage1 image as the pod's PID 1.
+$(SUPERVISOR): $(GO_SOURCES)
+	go build -trimpath -ldflags '-s -w' -o $@ ./stage1/supervisor/cmd/orbit-supervisor
+
+$(BIN): $(GO_SOURCES) $(SUPERVISOR)
 	go build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/orbit
 
 # Installs the Debian packages that are missing (apt-get update only when
@@ -60,4 +67,4 @@ bench: deps-test build
 	ORBIT_BINARY=$(CURDIR)/$(BIN) go test -run '^$$' -bench . -benchtime 10x ./tests/...
 
 clean:
-	rm -rf bin
+	rm -rf bin $(SUPERVISOR)
