@@ -1,0 +1,313 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// GCReport says what GC did.
+type GCReport struct {
+	// TreesRemoved are the trees removed: unused, or left incomplete.
+	TreesRemoved []string
+	// TreesKept are the trees a pod uses or another process holds.
+	TreesKept []string
+	// TempRemoved are leftovers of interrupted imports and renders.
+	TempRemoved []string
+	// BlobsRemoved are blobs no index entry pointed to.
+	BlobsRemoved []string
+	// EntriesRemoved are index entries whose blob had gone.
+	EntriesRemoved []string
+}
+
+// Remove deletes an image (by full ID) from the index, then its blob, then
+// the trees rendered from it that no pod uses (inUse may be nil when there
+// are no pods). The index entry goes first, so a crash leaves at most an
+// unreferenced blob for GC. A tree that is in use or locked stays until a
+// later GC.
+func (s *Store) Remove(id string, inUse InUseFunc) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
+	var name string
+	err := s.update(func(tx *bolt.Tx) error {
+		rec, ok, err := getRecord(tx, id)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errNotIndexed(id)
+		}
+		name = string(rec.Name)
+		if err := tx.Bucket(bucketImages).Delete([]byte(id)); err != nil {
+			return err
+		}
+		return dropRemotes(tx, id)
+	}, func() error {
+		return s.removeBlob(id)
+	})
+	if err != nil {
+		return fmt.Errorf("removing image %s: %w", describe(id, name), err)
+	}
+	trees, err := s.treesUsing(id)
+	if err != nil {
+		return fmt.Errorf("removing image %s: listing its trees: %w", describe(id, name), err)
+	}
+	var errs []error
+	for _, t := range trees {
+		if _, err := s.removeTree(t, inUse); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("removed image %s, but not its trees: %w", describe(id, name), err)
+	}
+	return nil
+}
+
+func describe(id, name string) string {
+	if name == "" {
+		return id
+	}
+	return fmt.Sprintf("%s (%s)", id, name)
+}
+
+// removeBlob unlinks a blob; callers hold the index exclusively.
+func (s *Store) removeBlob(id string) error {
+	path := s.blobPath(id)
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// ExpireImages removes the images not used (or imported) within
+// gracePeriod, as Remove would. It returns the images removed; an image
+// that cannot be removed does not stop the others.
+func (s *Store) ExpireImages(gracePeriod time.Duration, inUse InUseFunc) ([]Image, error) {
+	images, err := s.List()
+	if err != nil {
+		return nil, err
+	}
+	cutoff := time.Now().Add(-gracePeriod)
+	var removed []Image
+	var errs []error
+	for _, img := range images {
+		last := img.LastUsed
+		if img.ImportedAt.After(last) {
+			last = img.ImportedAt
+		}
+		if !last.Before(cutoff) {
+			continue
+		}
+		if err := s.Remove(img.ID, inUse); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		removed = append(removed, img)
+	}
+	return removed, errors.Join(errs...)
+}
+
+// GC removes what nothing needs: trees no pod uses (each taken exclusively
+// before inUse is asked), trees and temp files left by interrupted renders
+// and imports, blobs no index entry points to, and index entries whose blob
+// is gone. It is safe to run at any time, alongside any other command.
+func (s *Store) GC(inUse InUseFunc) (GCReport, error) {
+	var rep GCReport
+	var errs []error
+	if err := s.gcTrees(inUse, &rep); err != nil {
+		errs = append(errs, err)
+	}
+	if err := s.gcLocks(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := s.gcTemp(&rep); err != nil {
+		errs = append(errs, err)
+	}
+	if err := s.gcBlobs(&rep); err != nil {
+		errs = append(errs, err)
+	}
+	return rep, errors.Join(errs...)
+}
+
+func (s *Store) gcTrees(inUse InUseFunc, rep *GCReport) error {
+	entries, err := os.ReadDir(s.treesDir())
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range entries {
+		name := e.Name()
+		switch {
+		case validTreeID(name):
+			removed, err := s.removeTree(name, inUse)
+			if err != nil {
+				errs = append(errs, err)
+			} else if removed {
+				rep.TreesRemoved = append(rep.TreesRemoved, name)
+			} else {
+				rep.TreesKept = append(rep.TreesKept, name)
+			}
+		case strings.HasPrefix(name, renderPrefix):
+			removed, err := s.gcRender(name)
+			if err != nil {
+				errs = append(errs, err)
+			} else if removed {
+				rep.TempRemoved = append(rep.TempRemoved, filepath.Join("trees", name))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// gcRender removes a render temp dir unless its tree is being rendered.
+func (s *Store) gcRender(name string) (bool, error) {
+	rest := strings.TrimPrefix(name, renderPrefix)
+	n := len(treePrefix) + idHexLen
+	if len(rest) <= n || rest[n] != '-' || !validTreeID(rest[:n]) {
+		return false, nil
+	}
+	treeID := rest[:n]
+	l, err := lockFile(s.treeLockPath(treeID), true, true)
+	if err != nil {
+		return false, nil // busy: being rendered now
+	}
+	defer l.unlock()
+	if err := os.RemoveAll(filepath.Join(s.treesDir(), name)); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// gcLocks removes the lock files of trees that do not exist.
+func (s *Store) gcLocks() error {
+	entries, err := os.ReadDir(s.locksDir())
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		treeID, ok := strings.CutSuffix(e.Name(), ".lock")
+		if !ok || !validTreeID(treeID) {
+			continue
+		}
+		if _, err := os.Lstat(s.treePath(treeID)); err == nil {
+			continue
+		}
+		l, err := lockFile(s.treeLockPath(treeID), true, true)
+		if err != nil {
+			continue
+		}
+		// Holding the lock exclusively, nobody renders the tree now.
+		if _, err := os.Lstat(s.treePath(treeID)); errors.Is(err, os.ErrNotExist) {
+			l.remove()
+		}
+		l.unlock()
+	}
+	return nil
+}
+
+// gcTemp removes temp files nobody holds and nobody touched lately.
+func (s *Store) gcTemp(rep *GCReport) error {
+	entries, err := os.ReadDir(s.tmpDir())
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil || time.Since(info.ModTime()) < s.tmpMinAge {
+			continue
+		}
+		path := filepath.Join(s.tmpDir(), e.Name())
+		l, ok, err := lockExisting(path)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if !ok {
+			continue
+		}
+		if err := os.RemoveAll(path); err != nil {
+			errs = append(errs, err)
+		} else {
+			rep.TempRemoved = append(rep.TempRemoved, filepath.Join("tmp", e.Name()))
+		}
+		l.unlock()
+	}
+	return errors.Join(errs...)
+}
+
+// gcBlobs reconciles blobs and index under the index's exclusive lock, the
+// lock under which imports rename blobs into place.
+func (s *Store) gcBlobs(rep *GCReport) error {
+	var orphans []string
+	return s.update(func(tx *bolt.Tx) error {
+		orphans = orphans[:0]
+		onDisk := map[string]bool{}
+		dirs, err := os.ReadDir(s.blobsDir())
+		if err != nil {
+			return err
+		}
+		for _, d := range dirs {
+			files, err := os.ReadDir(filepath.Join(s.blobsDir(), d.Name()))
+			if err != nil {
+				continue
+			}
+			for _, f := range files {
+				id := idPrefix + f.Name()
+				if ValidID(id) && f.Type().IsRegular() && f.Name()[:2] == d.Name() {
+					onDisk[id] = true
+				} else {
+					orphans = append(orphans, filepath.Join(d.Name(), f.Name()))
+				}
+			}
+		}
+		indexed := map[string]bool{}
+		var dangling []string
+		err = forEachRecord(tx, func(id string, _ record) error {
+			indexed[id] = true
+			if !onDisk[id] {
+				dangling = append(dangling, id)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for id := range onDisk {
+			if !indexed[id] {
+				orphans = append(orphans, filepath.Join(id[len(idPrefix):len(idPrefix)+2], id[len(idPrefix):]))
+			}
+		}
+		for _, id := range dangling {
+			if err := tx.Bucket(bucketImages).Delete([]byte(id)); err != nil {
+				return err
+			}
+			if err := dropRemotes(tx, id); err != nil {
+				return err
+			}
+		}
+		rep.EntriesRemoved = dangling
+		return nil
+	}, func() error {
+		var errs []error
+		for _, rel := range orphans {
+			path := filepath.Join(s.blobsDir(), rel)
+			if err := os.RemoveAll(path); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if id := idPrefix + filepath.Base(rel); ValidID(id) {
+				rel = id
+			}
+			rep.BlobsRemoved = append(rep.BlobsRemoved, rel)
+		}
+		return errors.Join(errs...)
+	})
+}

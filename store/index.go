@@ -1,0 +1,181 @@
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/appc/spec/schema"
+	"github.com/appc/spec/schema/types"
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/orbit-containers/orbit/errdefs"
+)
+
+// The index is a bbolt database that every orbit process opens for one
+// operation and closes again. bbolt takes flock(2) on the file for as long
+// as it is open: exclusive for a read-write open, shared for a read-only
+// one. So a read-write open is also the store-wide lock under which blobs
+// are renamed into place and removed, which keeps the blobs and the index
+// consistent across processes.
+var (
+	bucketImages  = []byte("images")
+	bucketRemotes = []byte("remotes")
+)
+
+// record is the JSON value of the images bucket.
+type record struct {
+	Name       types.ACIdentifier `json:"name"`
+	Labels     types.Labels       `json:"labels,omitempty"`
+	Size       int64              `json:"size"`
+	ImportedAt time.Time          `json:"importTime"`
+	LastUsed   time.Time          `json:"lastUsed"`
+	Latest     bool               `json:"latest"`
+	Manifest   json.RawMessage    `json:"manifest"`
+}
+
+func (r *record) image(id string) (Image, error) {
+	var m schema.ImageManifest
+	if err := json.Unmarshal(r.Manifest, &m); err != nil {
+		return Image{}, fmt.Errorf("image %s: index holds a bad manifest: %w: %v", id, errdefs.ErrInvalid, err)
+	}
+	return Image{
+		ID:         id,
+		Name:       r.Name,
+		Labels:     r.Labels,
+		Size:       r.Size,
+		ImportedAt: r.ImportedAt,
+		LastUsed:   r.LastUsed,
+		Latest:     r.Latest,
+		Manifest:   &m,
+	}, nil
+}
+
+// initIndex creates index.db with its buckets unless it exists. It is
+// built under a temp name and linked into place, so no process ever sees a
+// half-initialised database.
+func (s *Store) initIndex() error {
+	if _, err := os.Stat(s.indexPath()); err == nil {
+		return nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	f, err := os.CreateTemp(s.tmpDir(), "index-*.db")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	f.Close()
+	defer os.Remove(tmp)
+	db, err := bolt.Open(tmp, 0o644, &bolt.Options{Timeout: s.dbTimeout})
+	if err != nil {
+		return fmt.Errorf("creating index: %w", err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketImages, bucketRemotes} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("creating index: %w", err)
+	}
+	// link fails if another process won the race; its index is as good.
+	if err := os.Link(tmp, s.indexPath()); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("creating index: %w", err)
+	}
+	return syncDir(s.dir)
+}
+
+func (s *Store) openDB(readOnly bool) (*bolt.DB, error) {
+	db, err := bolt.Open(s.indexPath(), 0o644, &bolt.Options{Timeout: s.dbTimeout, ReadOnly: readOnly})
+	if err != nil {
+		if errors.Is(err, berrors.ErrTimeout) {
+			return nil, fmt.Errorf("image index %s: another orbit process holds it: %w", s.indexPath(), errdefs.ErrBusy)
+		}
+		return nil, fmt.Errorf("image index %s: %w", s.indexPath(), err)
+	}
+	return db, nil
+}
+
+// view runs fn in a read-only transaction.
+func (s *Store) view(fn func(tx *bolt.Tx) error) error {
+	db, err := s.openDB(true)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return db.View(fn)
+}
+
+// update runs fn in a read-write transaction while holding the index
+// exclusively; after commits and before the index is closed, after runs
+// (if not nil) still under that lock.
+func (s *Store) update(fn func(tx *bolt.Tx) error, after func() error) error {
+	db, err := s.openDB(false)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := db.Update(fn); err != nil {
+		return err
+	}
+	if after != nil {
+		if err := after(); err != nil {
+			return err
+		}
+	}
+	return db.Close()
+}
+
+// getRecord reads the record of a full image ID; ok is false when the
+// image is not indexed.
+func getRecord(tx *bolt.Tx, id string) (rec record, ok bool, err error) {
+	b := tx.Bucket(bucketImages)
+	if b == nil {
+		return rec, false, nil
+	}
+	v := b.Get([]byte(id))
+	if v == nil {
+		return rec, false, nil
+	}
+	if err := json.Unmarshal(v, &rec); err != nil {
+		return rec, false, fmt.Errorf("image %s: bad index entry: %w: %v", id, errdefs.ErrInvalid, err)
+	}
+	return rec, true, nil
+}
+
+func putRecord(tx *bolt.Tx, id string, rec record) error {
+	b, err := tx.CreateBucketIfNotExists(bucketImages)
+	if err != nil {
+		return err
+	}
+	v, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("image %s: %w", id, err)
+	}
+	return b.Put([]byte(id), v)
+}
+
+// forEachRecord calls fn for every indexed image, in ID order.
+func forEachRecord(tx *bolt.Tx, fn func(id string, rec record) error) error {
+	b := tx.Bucket(bucketImages)
+	if b == nil {
+		return nil
+	}
+	return b.ForEach(func(k, v []byte) error {
+		var rec record
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return fmt.Errorf("image %s: bad index entry: %w: %v", k, errdefs.ErrInvalid, err)
+		}
+		return fn(string(k), rec)
+	})
+}

@@ -1,0 +1,261 @@
+package store
+
+import (
+	"bytes"
+	"crypto/sha512"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/appc/spec/discovery"
+	"github.com/appc/spec/schema"
+	"github.com/appc/spec/schema/types"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/orbit-containers/orbit/errdefs"
+)
+
+// Get returns the image with the given full ID or unique ID prefix
+// ("sha512-" and at least two hex digits). It fails with errdefs.ErrNotFound
+// when nothing matches and errdefs.ErrAmbiguous when several images do.
+func (s *Store) Get(idOrPrefix string) (Image, error) {
+	prefix := strings.ToLower(idOrPrefix)
+	hexPart, ok := strings.CutPrefix(prefix, idPrefix)
+	if !ok || len(hexPart) < minPrefixHex || len(hexPart) > idHexLen || !isLowerHex(hexPart, 0) {
+		return Image{}, fmt.Errorf("image ID %q: want %s and %d to %d hex digits: %w", idOrPrefix, idPrefix, minPrefixHex, idHexLen, errdefs.ErrInvalid)
+	}
+	var matches []string
+	var found record
+	err := s.view(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketImages)
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
+		for k, _ := c.Seek([]byte(prefix)); k != nil && bytes.HasPrefix(k, []byte(prefix)); k, _ = c.Next() {
+			matches = append(matches, string(k))
+		}
+		if len(matches) == 1 {
+			rec, _, err := getRecord(tx, matches[0])
+			found = rec
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return Image{}, err
+	}
+	switch len(matches) {
+	case 0:
+		return Image{}, fmt.Errorf("image %s: %w", idOrPrefix, errdefs.ErrNotFound)
+	case 1:
+		return found.image(matches[0])
+	}
+	return Image{}, fmt.Errorf("image ID prefix %s matches %d images: %w", idOrPrefix, len(matches), errdefs.ErrAmbiguous)
+}
+
+// FindByName returns the most recently imported image called name whose
+// labels include all of labels. A version label of "latest" matches the
+// images imported as the latest of their name, or, when there are none,
+// any version.
+func (s *Store) FindByName(name types.ACIdentifier, labels types.Labels) (Image, error) {
+	wantLatest := false
+	var want types.Labels
+	for _, l := range labels {
+		if l.Name == "version" && l.Value == "latest" {
+			wantLatest = true
+			continue
+		}
+		want = append(want, l)
+	}
+	var best, bestLatest *candidate
+	err := s.view(func(tx *bolt.Tx) error {
+		return forEachRecord(tx, func(id string, rec record) error {
+			if rec.Name != name || !hasLabels(rec.Labels, want) {
+				return nil
+			}
+			c := &candidate{id: id, rec: rec}
+			best = c.newer(best)
+			if rec.Latest {
+				bestLatest = c.newer(bestLatest)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return Image{}, err
+	}
+	if wantLatest && bestLatest != nil {
+		best = bestLatest
+	}
+	if best == nil {
+		return Image{}, fmt.Errorf("image %s: %w", FormatName(name, labels), errdefs.ErrNotFound)
+	}
+	return best.rec.image(best.id)
+}
+
+type candidate struct {
+	id  string
+	rec record
+}
+
+// newer returns whichever of c and o was imported last (ties go to the
+// larger ID, so the answer does not depend on iteration order).
+func (c *candidate) newer(o *candidate) *candidate {
+	if o == nil {
+		return c
+	}
+	if c.rec.ImportedAt.Equal(o.rec.ImportedAt) {
+		if c.id > o.id {
+			return c
+		}
+		return o
+	}
+	if c.rec.ImportedAt.After(o.rec.ImportedAt) {
+		return c
+	}
+	return o
+}
+
+func hasLabels(have, want types.Labels) bool {
+	for _, w := range want {
+		v, ok := have.Get(w.Name.String())
+		if !ok || v != w.Value {
+			return false
+		}
+	}
+	return true
+}
+
+// List returns every stored image, oldest import first.
+func (s *Store) List() ([]Image, error) {
+	var images []Image
+	err := s.view(func(tx *bolt.Tx) error {
+		return forEachRecord(tx, func(id string, rec record) error {
+			img, err := rec.image(id)
+			if err != nil {
+				return err
+			}
+			images = append(images, img)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	sort.SliceStable(images, func(i, j int) bool { return images[i].ImportedAt.Before(images[j].ImportedAt) })
+	return images, nil
+}
+
+// Resolve finds an image by what a user typed: an image ID or ID prefix
+// ("sha512-..."), or a name with optional version and labels
+// ("example.com/app:1.0,os=linux").
+func (s *Store) Resolve(ref string) (Image, error) {
+	if LooksLikeID(ref) {
+		return s.Get(ref)
+	}
+	name, labels, err := ParseName(ref)
+	if err != nil {
+		return Image{}, err
+	}
+	return s.FindByName(name, labels)
+}
+
+// ParseName splits "name[:version][,label=value...]" into the image name
+// and labels, the version becoming the "version" label.
+func ParseName(ref string) (types.ACIdentifier, types.Labels, error) {
+	app, err := discovery.NewAppFromString(ref)
+	if err != nil {
+		return "", nil, fmt.Errorf("image name %q: %w: %v", ref, errdefs.ErrInvalid, err)
+	}
+	labels, err := types.LabelsFromMap(app.Labels)
+	if err != nil {
+		return "", nil, fmt.Errorf("image name %q: %w: %v", ref, errdefs.ErrInvalid, err)
+	}
+	return app.Name, labels, nil
+}
+
+// FormatName writes a name and labels back the way users type them:
+// name:version,label=value.
+func FormatName(name types.ACIdentifier, labels types.Labels) string {
+	var b strings.Builder
+	b.WriteString(name.String())
+	if v, ok := labels.Get("version"); ok {
+		b.WriteString(":" + v)
+	}
+	for _, l := range labels {
+		if l.Name != "version" {
+			fmt.Fprintf(&b, ",%s=%s", l.Name, l.Value)
+		}
+	}
+	return b.String()
+}
+
+// Manifest returns the manifest of a stored image, by full ID.
+func (s *Store) Manifest(id string) (*schema.ImageManifest, error) {
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	var img Image
+	err := s.view(func(tx *bolt.Tx) error {
+		rec, ok, err := getRecord(tx, id)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errNotIndexed(id)
+		}
+		img, err = rec.image(id)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return img.Manifest, nil
+}
+
+// ResolveName returns the ID of the image FindByName picks, resolving a
+// dependency given by name.
+func (s *Store) ResolveName(name types.ACIdentifier, labels types.Labels) (string, error) {
+	img, err := s.FindByName(name, labels)
+	if err != nil {
+		return "", err
+	}
+	return img.ID, nil
+}
+
+// OpenBlob opens the stored, uncompressed ACI of a full image ID.
+func (s *Store) OpenBlob(id string) (io.ReadCloser, error) {
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(s.blobPath(id))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, errNotIndexed(id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", id, err)
+	}
+	return f, nil
+}
+
+// Verify hashes a stored image again and fails with errdefs.ErrInvalid if
+// its content no longer matches its ID.
+func (s *Store) Verify(id string) error {
+	rc, err := s.OpenBlob(id)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	h := sha512.New()
+	if _, err := io.Copy(h, rc); err != nil {
+		return fmt.Errorf("image %s: reading blob: %w", id, err)
+	}
+	if got := idFromDigest(h.Sum(nil)); got != id {
+		return fmt.Errorf("image %s: stored blob is corrupt (its hash is %s): %w", id, ShortID(got), errdefs.ErrInvalid)
+	}
+	return nil
+}

@@ -1,0 +1,167 @@
+// Package store is orbit's image store: uncompressed ACIs kept as
+// content-addressed blobs, a bbolt index of their names and labels, and the
+// rendered trees (an image plus its dependencies) that pods are made from.
+//
+// Every orbit command is its own process, so nothing here is cached in
+// memory between calls: the index is opened for each operation and closed
+// again, trees are guarded by flock(2) on files under cas/locks, and every
+// write is a temp file made durable and renamed into place. The layout is
+// described in Documentation/design.md ("The data directory", "Images",
+// "Rendered trees").
+package store
+
+import (
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/appc/spec/schema"
+	"github.com/appc/spec/schema/types"
+
+	"github.com/orbit-containers/orbit/errdefs"
+)
+
+const (
+	// idPrefix starts every image ID: the appc image ID is the SHA-512 of
+	// the uncompressed ACI tar.
+	idPrefix = "sha512-"
+	// idHexLen is the length of the hex digest in a full image ID.
+	idHexLen = 128
+	// minPrefixHex is how many hex digits a shortened ID needs at least.
+	minPrefixHex = 2
+	// treePrefix starts every tree ID.
+	treePrefix = "deps-sha512-"
+
+	// dbTimeout bounds how long an operation waits for another orbit
+	// process that has the index open for writing.
+	dbTimeout = 2 * time.Minute
+	// tmpMinAge is how long a temp file must have been left alone before GC
+	// takes it for a leftover, on top of nobody holding its lock.
+	tmpMinAge = time.Minute
+)
+
+// Store is the image store under one directory (<--dir>/cas). It holds no
+// open files: a Store value is cheap and safe to share between goroutines.
+type Store struct {
+	dir       string
+	dbTimeout time.Duration
+	tmpMinAge time.Duration
+}
+
+// Image is one stored image as the index records it.
+type Image struct {
+	ID     string
+	Name   types.ACIdentifier
+	Labels types.Labels
+	// Size is the size of the stored, uncompressed ACI in bytes.
+	Size       int64
+	ImportedAt time.Time
+	LastUsed   time.Time
+	// Latest says the image was fetched as the newest version of its name
+	// (no version asked for, or "latest").
+	Latest   bool
+	Manifest *schema.ImageManifest
+}
+
+// ImportOptions tune Import.
+type ImportOptions struct {
+	// Latest marks the image as the newest version of its name, so that a
+	// later lookup of name:latest finds it.
+	Latest bool
+}
+
+// InUseFunc reports whether a pod uses a rendered tree, so it must be kept.
+type InUseFunc func(treeID string) (bool, error)
+
+// Open returns the store in dir (normally <--dir>/cas), creating its
+// directories and an empty index if they are missing.
+func Open(dir string) (*Store, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("image store %s: %w", dir, err)
+	}
+	s := &Store{dir: abs, dbTimeout: dbTimeout, tmpMinAge: tmpMinAge}
+	for _, d := range []string{s.blobsDir(), s.treesDir(), s.locksDir(), s.tmpDir()} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("image store %s: %w", dir, err)
+		}
+	}
+	if err := s.initIndex(); err != nil {
+		return nil, fmt.Errorf("image store %s: %w", dir, err)
+	}
+	return s, nil
+}
+
+// Dir is the directory the store lives in.
+func (s *Store) Dir() string { return s.dir }
+
+func (s *Store) blobsDir() string { return filepath.Join(s.dir, "blobs", "sha512") }
+func (s *Store) treesDir() string { return filepath.Join(s.dir, "trees") }
+func (s *Store) locksDir() string { return filepath.Join(s.dir, "locks") }
+func (s *Store) tmpDir() string   { return filepath.Join(s.dir, "tmp") }
+func (s *Store) indexPath() string {
+	return filepath.Join(s.dir, "index.db")
+}
+
+// blobPath is where the blob of a full, valid image ID lives.
+func (s *Store) blobPath(id string) string {
+	hexID := strings.TrimPrefix(id, idPrefix)
+	return filepath.Join(s.blobsDir(), hexID[:2], hexID)
+}
+
+func (s *Store) treePath(treeID string) string { return filepath.Join(s.treesDir(), treeID) }
+func (s *Store) treeLockPath(treeID string) string {
+	return filepath.Join(s.locksDir(), treeID+".lock")
+}
+
+// ValidID reports whether id is a full image ID: "sha512-" and 128
+// lowercase hex digits.
+func ValidID(id string) bool {
+	return strings.HasPrefix(id, idPrefix) && isLowerHex(id[len(idPrefix):], idHexLen)
+}
+
+// ShortID shortens a full image ID the way `orbit image list` shows it:
+// "sha512-" and the first 32 hex digits.
+func ShortID(id string) string {
+	if len(id) > len(idPrefix)+32 {
+		return id[:len(idPrefix)+32]
+	}
+	return id
+}
+
+// LooksLikeID reports whether ref is meant as an image ID or a prefix of
+// one rather than an image name: it starts with "sha512-".
+func LooksLikeID(ref string) bool { return strings.HasPrefix(ref, idPrefix) }
+
+func validTreeID(id string) bool {
+	return strings.HasPrefix(id, treePrefix) && isLowerHex(id[len(treePrefix):], idHexLen)
+}
+
+// isLowerHex reports whether s is lowercase hex; n > 0 requires exactly n
+// digits.
+func isLowerHex(s string, n int) bool {
+	if n > 0 && len(s) != n {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// checkID rejects anything but a full image ID, so that no caller can make
+// a blob path out of hostile input.
+func checkID(id string) error {
+	if !ValidID(id) {
+		return fmt.Errorf("image ID %q: want %s and %d hex digits: %w", id, idPrefix, idHexLen, errdefs.ErrInvalid)
+	}
+	return nil
+}
+
+// idFromDigest makes an image ID from a SHA-512 sum.
+func idFromDigest(sum []byte) string { return idPrefix + hex.EncodeToString(sum) }

@@ -1,0 +1,334 @@
+package store
+
+import (
+	"crypto/sha512"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/appc/spec/schema"
+
+	"github.com/orbit-containers/orbit/aci"
+	"github.com/orbit-containers/orbit/errdefs"
+)
+
+const (
+	// renderedMarker is written last into a complete tree; it lists the
+	// image IDs the tree was rendered from, one a line.
+	renderedMarker = ".rendered"
+	// renderPrefix names a tree being rendered: .render-<treeID>-<random>.
+	renderPrefix = ".render-"
+	// treeAttempts bounds how often Tree starts again when GC removes the
+	// tree between two of its steps.
+	treeAttempts = 10
+)
+
+// Tree is a rendered image: Path holds the image's manifest and rootfs/,
+// the image's root filesystem with its dependencies' laid under it. The
+// tree stays locked shared, so no GC can remove it, until Release.
+type Tree struct {
+	ID       string
+	Path     string
+	Chain    []string // the image IDs it is made of, the image first
+	Manifest *schema.ImageManifest
+
+	lock *fileLock
+}
+
+// Release drops the tree's shared lock. Before calling it, a pod that uses
+// the tree must have recorded so where the InUseFunc passed to Remove and GC
+// will find it.
+func (t *Tree) Release() error {
+	if t == nil {
+		return nil
+	}
+	return t.lock.unlock()
+}
+
+// TreeID names the tree rendered from an ordered list of image IDs.
+func TreeID(chain []string) string {
+	sum := sha512.Sum512([]byte(strings.Join(chain, "\n")))
+	return treePrefix + hex.EncodeToString(sum[:])
+}
+
+// TreePath is where the tree treeID lives (whether or not it exists).
+func (s *Store) TreePath(treeID string) string { return s.treePath(treeID) }
+
+// Tree returns the rendered tree of an image and its dependencies,
+// rendering it first if no process has yet. It comes back locked shared;
+// the caller must Release it. Any number of processes may ask for the same
+// tree at once: one renders it under the tree's exclusive lock, the others
+// wait and reuse it.
+func (s *Store) Tree(imageID string) (*Tree, error) {
+	img, err := s.Get(imageID)
+	if err != nil {
+		return nil, err
+	}
+	chain, err := aci.DependencyChain(s, img.ID)
+	if err != nil {
+		return nil, fmt.Errorf("image %s (%s): resolving dependencies: %w", img.ID, img.Name, err)
+	}
+	treeID := TreeID(chain)
+	for range treeAttempts {
+		t, err := s.lockedTree(img, treeID, chain)
+		if err != nil {
+			return nil, fmt.Errorf("image %s (%s): tree %s: %w", img.ID, img.Name, treeID, err)
+		}
+		if t != nil {
+			return t, nil
+		}
+	}
+	return nil, fmt.Errorf("image %s (%s): tree %s keeps being removed while rendered: %w", img.ID, img.Name, treeID, errdefs.ErrBusy)
+}
+
+// lockedTree makes one attempt at Tree. It returns nil, nil when the lock
+// file or the tree went away under it and the caller should start again.
+//
+// It never waits for the exclusive lock while holding the shared one: other
+// callers hold the shared lock for as long as they like once the tree is
+// rendered, and waiting on them with the shared lock held could deadlock.
+func (s *Store) lockedTree(img Image, treeID string, chain []string) (*Tree, error) {
+	l, err := lockFile(s.treeLockPath(treeID), false, false)
+	if err != nil {
+		return nil, err
+	}
+	t, err := s.readTree(treeID, chain)
+	if err != nil || t != nil {
+		return s.hand(t, l, err)
+	}
+	l.unlock()
+
+	l, err = s.lockToRender(treeID)
+	if err != nil || l == nil {
+		return nil, err
+	}
+	t, err = s.readTree(treeID, chain)
+	if err != nil {
+		l.unlock()
+		return nil, err
+	}
+	if t == nil {
+		if err := s.render(img, treeID, chain); err != nil {
+			l.unlock()
+			return nil, err
+		}
+	}
+	// flock converts by dropping and retaking, and GC may take the tree
+	// away in between; then start again.
+	same, err := l.lock(false, false)
+	if err != nil || !same {
+		l.unlock()
+		return nil, err
+	}
+	t, err = s.readTree(treeID, chain)
+	return s.hand(t, l, err)
+}
+
+// hand gives the caller t with l held, or drops l if there is no tree.
+func (s *Store) hand(t *Tree, l *fileLock, err error) (*Tree, error) {
+	if err != nil || t == nil {
+		l.unlock()
+		return nil, err
+	}
+	t.lock = l
+	return t, nil
+}
+
+// lockToRender takes tree treeID's lock exclusively, holding nothing while
+// it waits. It returns nil, nil as soon as it sees that another process
+// finished rendering the tree meanwhile.
+func (s *Store) lockToRender(treeID string) (*fileLock, error) {
+	delay := 5 * time.Millisecond
+	for {
+		l, err := lockFile(s.treeLockPath(treeID), true, true)
+		if err == nil {
+			return l, nil
+		}
+		if !errors.Is(err, errdefs.ErrBusy) {
+			return nil, err
+		}
+		if _, err := os.Lstat(filepath.Join(s.treePath(treeID), renderedMarker)); err == nil {
+			return nil, nil
+		}
+		time.Sleep(delay + time.Duration(rand.Int64N(int64(delay))))
+		delay = min(2*delay, 200*time.Millisecond)
+	}
+}
+
+// readTree returns the complete tree treeID, or nil if it is not there.
+func (s *Store) readTree(treeID string, chain []string) (*Tree, error) {
+	path := s.treePath(treeID)
+	got, err := readMarker(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !slices.Equal(got, chain) {
+		return nil, fmt.Errorf("%s names images %v, not %v: %w", filepath.Join(path, renderedMarker), got, chain, errdefs.ErrInvalid)
+	}
+	data, err := os.ReadFile(filepath.Join(path, aci.ManifestName))
+	if err != nil {
+		return nil, err
+	}
+	var m schema.ImageManifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, fmt.Errorf("%s: %w: %v", filepath.Join(path, aci.ManifestName), errdefs.ErrInvalid, err)
+	}
+	return &Tree{ID: treeID, Path: path, Chain: chain, Manifest: &m}, nil
+}
+
+// readMarker reads the image IDs from a tree's .rendered file.
+func readMarker(treePath string) ([]string, error) {
+	data, err := os.ReadFile(filepath.Join(treePath, renderedMarker))
+	if err != nil {
+		return nil, err
+	}
+	return strings.Fields(string(data)), nil
+}
+
+// render builds tree treeID into a temp dir beside it and renames it into
+// place once complete. The caller holds the tree's lock exclusively.
+func (s *Store) render(img Image, treeID string, chain []string) error {
+	path := s.treePath(treeID)
+	// A directory without the marker is what a crash left: start afresh.
+	if err := os.RemoveAll(path); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp(s.treesDir(), renderPrefix+treeID+"-")
+	if err != nil {
+		return err
+	}
+	done := false
+	defer func() {
+		if !done {
+			os.RemoveAll(tmp)
+		}
+	}()
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return err
+	}
+	// Render checks every blob against its ID before laying it down.
+	got, err := aci.Render(s, img.ID, tmp)
+	if err != nil {
+		return fmt.Errorf("rendering: %w", err)
+	}
+	if !slices.Equal(got, chain) {
+		return fmt.Errorf("the images it depends on changed while it was rendered: %w", errdefs.ErrBusy)
+	}
+	if err := writeManifestIfMissing(tmp, img.Manifest); err != nil {
+		return err
+	}
+	if err := syncFS(tmp); err != nil {
+		return err
+	}
+	if err := writeSynced(filepath.Join(tmp, renderedMarker), []byte(strings.Join(chain, "\n")+"\n"), 0o444); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	done = true
+	return syncDir(s.treesDir())
+}
+
+func writeManifestIfMissing(dir string, m *schema.ImageManifest) error {
+	path := filepath.Join(dir, aci.ManifestName)
+	if _, err := os.Lstat(path); err == nil {
+		return nil
+	}
+	data, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	return writeSynced(path, data, 0o644)
+}
+
+// writeSynced writes a new file and fsyncs it.
+func writeSynced(path string, data []byte, mode os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// treesUsing lists the complete trees that image id is part of.
+func (s *Store) treesUsing(id string) ([]string, error) {
+	entries, err := os.ReadDir(s.treesDir())
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, e := range entries {
+		if !validTreeID(e.Name()) {
+			continue
+		}
+		chain, err := readMarker(s.treePath(e.Name()))
+		if err != nil {
+			continue // incomplete or going away: GC's business
+		}
+		if slices.Contains(chain, id) {
+			ids = append(ids, e.Name())
+		}
+	}
+	return ids, nil
+}
+
+// removeTree deletes a complete or incomplete tree unless someone holds its
+// lock or, for a complete tree, inUse says a pod uses it.
+func (s *Store) removeTree(treeID string, inUse InUseFunc) (removed bool, err error) {
+	l, err := lockFile(s.treeLockPath(treeID), true, true)
+	if errors.Is(err, errdefs.ErrBusy) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer l.unlock()
+	path := s.treePath(treeID)
+	_, err = readMarker(path)
+	complete := err == nil
+	if complete && inUse != nil {
+		used, err := inUse(treeID)
+		if err != nil {
+			return false, fmt.Errorf("tree %s: checking whether a pod uses it: %w", treeID, err)
+		}
+		if used {
+			return false, nil
+		}
+	}
+	if complete {
+		// Unmarked first: if removal stops half way, what is left is
+		// plainly incomplete.
+		if err := os.Remove(filepath.Join(path, renderedMarker)); err != nil {
+			return false, err
+		}
+		if err := syncDir(path); err != nil {
+			return false, err
+		}
+	}
+	if err := os.RemoveAll(path); err != nil {
+		return false, fmt.Errorf("tree %s: %w", treeID, err)
+	}
+	if err := syncDir(s.treesDir()); err != nil {
+		return true, err
+	}
+	return true, l.remove()
+}
