@@ -82,6 +82,11 @@ func (l *launcher) prepareRoot() error {
 			return l.fail("sethostname "+app.Hostname, err)
 		}
 	}
+	if app.Root == "/" && !app.changesMounts() {
+		// Already in the app's root and mount namespace (an enter through
+		// nsenter): nothing to switch to.
+		return l.enterForeignRoot()
+	}
 	// The root becomes a mount point of its own: pivot_root needs one, a
 	// read-only root needs one, and the app's mounts stay below it.
 	if err := unix.Mount(app.Root, app.Root, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {

@@ -77,9 +77,25 @@ func newEnv(t testing.TB) *env {
 	return e
 }
 
-// teardown stops what the env's pods left behind, so TempDir removal works.
+// teardown stops what the env's pods left behind, so TempDir removal works:
+// running pods are killed, then everything is collected.
 func (e *env) teardown() {
-	// Give running pods a moment, then collect everything.
+	out, _ := e.command("list", "--format=json").Output()
+	var pods []struct {
+		Name  string `json:"name"`
+		State string `json:"state"`
+	}
+	json.Unmarshal(out, &pods)
+	for _, p := range pods {
+		if p.State == "running" {
+			e.runQuiet("stop", "--force", p.Name)
+		}
+	}
+	for _, p := range pods {
+		if p.State == "running" {
+			e.command("status", "--wait", p.Name).Run()
+		}
+	}
 	e.runQuiet("gc", "--grace-period=0s", "--expire-prepared=0s")
 	unmountBelow(e.Dir)
 }
@@ -184,7 +200,7 @@ func busyboxRootfs(t testing.TB) string {
 	if err := os.WriteFile(filepath.Join(root, "bin/busybox"), data, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, applet := range []string{"sh", "echo", "cat", "ls", "id", "env", "pwd", "sleep", "true", "false", "touch", "mkdir", "hostname", "ps", "grep", "stat", "kill", "head", "test", "dd", "wc", "mount"} {
+	for _, applet := range []string{"sh", "echo", "cat", "ls", "id", "env", "pwd", "sleep", "true", "false", "touch", "mkdir", "hostname", "ps", "grep", "stat", "kill", "head", "test", "dd", "wc", "mount", "sort", "chown", "tail", "tr", "seq", "rm", "cp"} {
 		if err := os.Symlink("busybox", filepath.Join(root, "bin", applet)); err != nil {
 			t.Fatal(err)
 		}

@@ -7,9 +7,11 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -59,9 +61,16 @@ func enter(args []string) (int, error) {
 			user, group = ra.App.User, ra.App.Group
 		}
 	}
-	appPid, err := findApp(*pid, *appName)
-	if err != nil {
-		return 0, err
+	// A pod that has just started may not have started its app yet.
+	var appPid int
+	for wait := 0; ; wait++ {
+		if appPid, err = findApp(*pid, *appName); err == nil {
+			break
+		}
+		if wait == 50 {
+			return 0, err
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	env, err := pod.ProcessEnv(appPid)
 	if err != nil {
@@ -97,14 +106,21 @@ func enter(args []string) (int, error) {
 }
 
 // findApp returns the host PID of the app named name: the supervisor's
-// child whose environment carries AC_APP_NAME=name.
+// child whose environment carries AC_APP_NAME=name. The supervisor is a Go
+// program, so its children hang off any of its threads.
 func findApp(supervisorPid int, name string) (int, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", supervisorPid, supervisorPid))
-	if err != nil {
-		return 0, fmt.Errorf("listing the pod's processes: %w", err)
+	lists, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", supervisorPid))
+	if err != nil || len(lists) == 0 {
+		return 0, fmt.Errorf("listing the pod's processes: the pod is not running")
+	}
+	var children []string
+	for _, l := range lists {
+		if data, err := os.ReadFile(l); err == nil {
+			children = append(children, strings.Fields(string(data))...)
+		}
 	}
 	want := []byte("AC_APP_NAME=" + name)
-	for _, f := range strings.Fields(string(data)) {
+	for _, f := range children {
 		child, err := strconv.Atoi(f)
 		if err != nil {
 			continue

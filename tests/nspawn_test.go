@@ -1,0 +1,346 @@
+package tests
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// nsRun runs images in the default (nspawn) flavour without signature
+// checks, saving the pod's UUID.
+func (e *env) nsRun(args ...string) (result, string) {
+	e.t.Helper()
+	uuidFile := filepath.Join(e.t.TempDir(), "uuid")
+	r := e.run(append([]string{"run", "--insecure-options=image", "--uuid-file-save=" + uuidFile}, args...)...)
+	data, _ := os.ReadFile(uuidFile)
+	return r, strings.TrimSpace(string(data))
+}
+
+func requireNspawn(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("systemd-nspawn"); err != nil {
+		t.Fatal("systemd-nspawn is needed (Debian package systemd-container)")
+	}
+}
+
+func TestNspawnIsDefaultAndIsolates(t *testing.T) {
+	requireNspawn(t)
+	e := newEnv(t)
+	aci := busyboxACI(t, "example.com/ns", "/bin/sh", "-c", "echo pid1=$(cat /proc/1/cmdline | tr '\\0' ' '); echo host=$(hostname); for n in pid mnt uts ipc net; do echo $n=$(readlink /proc/self/ns/$n); done")
+	r, uuid := e.nsRun(aci)
+	if r.Code != 0 {
+		t.Fatalf("run: %s", r)
+	}
+	if !strings.Contains(r.Stdout, "pid1=/nspawn/supervisor") {
+		t.Errorf("PID 1 inside is not the supervisor:\n%s", r.Stdout)
+	}
+	if !strings.Contains(r.Stdout, "host=orbit-"+uuid+"\n") {
+		t.Errorf("hostname is not orbit-%s:\n%s", uuid, r.Stdout)
+	}
+	for _, ns := range []string{"pid", "mnt", "uts", "ipc", "net"} {
+		host, _ := os.Readlink("/proc/self/ns/" + ns)
+		same := strings.Contains(r.Stdout, ns+"="+host+"\n")
+		if ns == "net" && !same {
+			t.Errorf("the pod should share the host's network namespace:\n%s", r.Stdout)
+		}
+		if ns != "net" && same {
+			t.Errorf("the pod shares the host's %s namespace:\n%s", ns, r.Stdout)
+		}
+	}
+	r, _ = e.nsRun("--hostname=custom-name", aci)
+	if !strings.Contains(r.Stdout, "host=custom-name\n") {
+		t.Errorf("--hostname not applied:\n%s", r)
+	}
+}
+
+func TestNspawnExitCodes(t *testing.T) {
+	requireNspawn(t)
+	e := newEnv(t)
+	aci := busyboxACI(t, "example.com/codes")
+	if r, _ := e.nsRun(aci, "--exec=/bin/sh", "--", "-c", "exit 3"); r.Code != 3 {
+		t.Fatalf("single app: %s", r)
+	}
+	start := time.Now()
+	r, uuid := e.nsRun(aci, "--name=slow", "--exec=/bin/sh", "--", "-c", "echo slow-started; sleep 60", "---",
+		aci, "--name=fails", "--exec=/bin/sh", "--", "-c", "sleep 0.5; echo failing; exit 4")
+	if r.Code != 4 {
+		t.Fatalf("multi-app pod: want exit 4 from the failing app: %s", r)
+	}
+	if time.Since(start) > 30*time.Second {
+		t.Fatalf("the failing app did not stop the others promptly (%s)", time.Since(start))
+	}
+	for _, want := range []string{"slow[", "]: slow-started", "fails[", "]: failing"} {
+		if !strings.Contains(r.Stdout, want) {
+			t.Errorf("multi-app output lacks %q:\n%s", want, r.Stdout)
+		}
+	}
+	st := e.mustRun("status", uuid).Stdout
+	if !strings.Contains(st, "app-fails=4") || !strings.Contains(st, "app-slow=143") {
+		t.Fatalf("status should show each app's exit code:\n%s", st)
+	}
+}
+
+func TestNspawnMemoryLimitOOM(t *testing.T) {
+	requireNspawn(t)
+	e := newEnv(t)
+	aci := busyboxACI(t, "example.com/hog")
+	r, uuid := e.nsRun(aci, "--memory=32M", "--exec=/bin/sort", "--", "/dev/zero")
+	if r.Code != 137 {
+		t.Fatalf("want the app OOM-killed (exit 137): %s", r)
+	}
+	var st struct {
+		Apps []struct {
+			ExitCode  *int `json:"exit_code"`
+			OOMKilled bool `json:"oom_killed"`
+		} `json:"apps"`
+	}
+	if err := json.Unmarshal([]byte(e.mustRun("status", "--format=json", uuid).Stdout), &st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Apps) != 1 || !st.Apps[0].OOMKilled || st.Apps[0].ExitCode == nil || *st.Apps[0].ExitCode != 137 {
+		t.Fatalf("status does not show the OOM kill: %+v", st)
+	}
+	// Without the limit the same app is not killed by us (it would fill
+	// the host's memory, so only a small run is tried).
+	if r, _ := e.nsRun(aci, "--memory=64M", "--exec=/bin/sh", "--", "-c", "head -c 1000000 /dev/zero | sort >/dev/null && echo fine"); r.Code != 0 || !strings.Contains(r.Stdout, "fine") {
+		t.Fatalf("a small app under a limit: %s", r)
+	}
+}
+
+func TestNspawnCapabilitiesSeccompAndNoNewPrivs(t *testing.T) {
+	requireNspawn(t)
+	e := newEnv(t)
+	aci := busyboxACI(t, "example.com/sec")
+	script := "touch /tmp/f && chown 1000 /tmp/f && echo chown-ok; mkdir /tmp/d && echo mkdir-ok; grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status"
+	r, _ := e.nsRun(aci, "--exec=/bin/sh", "--", "-c", script)
+	for _, want := range []string{"chown-ok", "mkdir-ok", "NoNewPrivs:\t1", "Seccomp:\t2"} {
+		if !strings.Contains(r.Stdout, want) {
+			t.Errorf("default isolation: output lacks %q: %s", want, r)
+		}
+	}
+	r, _ = e.nsRun(aci, "--caps-remove=CAP_CHOWN", "--exec=/bin/sh", "--", "-c", script)
+	if strings.Contains(r.Stdout, "chown-ok") || !strings.Contains(r.Stderr+r.Stdout, "Operation not permitted") {
+		t.Errorf("chown worked without CAP_CHOWN: %s", r)
+	}
+	r, _ = e.nsRun(aci, "--seccomp=mode=remove,errno=EPERM,mkdir,mkdirat", "--exec=/bin/sh", "--", "-c", script)
+	if strings.Contains(r.Stdout, "mkdir-ok") || !strings.Contains(r.Stderr+r.Stdout, "Operation not permitted") {
+		t.Errorf("mkdir worked with mkdir denied by seccomp: %s", r)
+	}
+	r, _ = e.nsRun("--insecure-options=seccomp", aci, "--exec=/bin/sh", "--", "-c", script)
+	if !strings.Contains(r.Stdout, "Seccomp:\t0") {
+		t.Errorf("--insecure-options=seccomp left a filter: %s", r)
+	}
+	// CAP_SYS_ADMIN (bit 21) and CAP_NET_ADMIN (bit 12) are outside the
+	// default set and come only with --insecure-options=capabilities.
+	capEff := func(r result) uint64 {
+		for _, line := range strings.Split(r.Stdout, "\n") {
+			if v, ok := strings.CutPrefix(line, "CapEff:\t"); ok {
+				n, _ := strconv.ParseUint(v, 16, 64)
+				return n
+			}
+		}
+		t.Fatalf("no CapEff in %s", r)
+		return 0
+	}
+	const sysAdmin, netAdmin = 1 << 21, 1 << 12
+	r, _ = e.nsRun(aci, "--exec=/bin/sh", "--", "-c", "grep CapEff /proc/self/status")
+	if c := capEff(r); c&sysAdmin != 0 || c&netAdmin != 0 {
+		t.Errorf("default capabilities include CAP_SYS_ADMIN or CAP_NET_ADMIN: %x", c)
+	}
+	r, _ = e.nsRun("--insecure-options=capabilities", aci, "--exec=/bin/sh", "--", "-c", "grep CapEff /proc/self/status")
+	if c := capEff(r); c&sysAdmin == 0 || c&netAdmin == 0 {
+		t.Errorf("--insecure-options=capabilities did not give all capabilities: %x", c)
+	}
+	if r, _ := e.nsRun("--caps-retain=CAP_BOGUS", aci); r.Code == 0 || !strings.Contains(r.Stderr, "CAP_BOGUS") {
+		t.Errorf("an unknown capability was accepted: %s", r)
+	}
+}
+
+func TestNspawnPathRestrictions(t *testing.T) {
+	requireNspawn(t)
+	e := newEnv(t)
+	aci := busyboxACI(t, "example.com/paths")
+	// /proc/timer_list is masked (an empty file); /proc/sys is read-only
+	// even to an app with every capability. Writing a sysctl's own value
+	// back changes nothing on the host if the restriction is missing.
+	script := "echo timer_list=$(wc -c < /proc/timer_list); v=$(cat /proc/sys/kernel/printk_ratelimit); echo $v > /proc/sys/kernel/printk_ratelimit && echo sys-writable"
+	r, _ := e.nsRun("--insecure-options=capabilities", aci, "--exec=/bin/sh", "--", "-c", script)
+	if strings.Contains(r.Stdout, "sys-writable") || !strings.Contains(r.Stderr, "Read-only file system") {
+		t.Errorf("/proc/sys is writable by default: %s", r)
+	}
+	if !strings.Contains(r.Stdout, "timer_list=0\n") {
+		t.Errorf("/proc/timer_list is not masked by default: %s", r)
+	}
+	r, _ = e.nsRun("--insecure-options=capabilities,paths", aci, "--exec=/bin/sh", "--", "-c", script)
+	if !strings.Contains(r.Stdout, "sys-writable") || strings.Contains(r.Stdout, "timer_list=0\n") {
+		t.Errorf("--insecure-options=paths left restrictions: %s", r)
+	}
+}
+
+func TestNspawnVolumesAndEventHandlers(t *testing.T) {
+	requireNspawn(t)
+	e := newEnv(t)
+	m := imageManifest("example.com/events", "/bin/sh", "-c", "echo app >> /log/order; echo app-ran")
+	app := m["app"].(map[string]any)
+	app["eventHandlers"] = []map[string]any{
+		{"name": "pre-start", "exec": []string{"/bin/sh", "-c", "echo pre-start:$EVT >> /log/order"}},
+		{"name": "post-stop", "exec": []string{"/bin/sh", "-c", "echo post-stop >> /log/order"}},
+	}
+	app["environment"] = []map[string]string{{"name": "EVT", "value": "env-seen"}}
+	app["mountPoints"] = []map[string]any{{"name": "log", "path": "/log"}}
+	aci := writeACI(t, filepath.Join(t.TempDir(), "events.aci"), busyboxRootfs(t), m)
+	hostDir := t.TempDir()
+	r, _ := e.nsRun("--volume=log,kind=host,source="+hostDir, aci)
+	if r.Code != 0 {
+		t.Fatalf("run: %s", r)
+	}
+	got, _ := os.ReadFile(filepath.Join(hostDir, "order"))
+	if string(got) != "pre-start:env-seen\napp\npost-stop\n" {
+		t.Fatalf("event handler order: %q", got)
+	}
+
+	// Two apps share an empty volume; a read-only host volume stays so.
+	writeFile(t, filepath.Join(hostDir, "ro-file"), "from host\n")
+	busy := busyboxACI(t, "example.com/vol")
+	r, _ = e.nsRun("--volume=shared,kind=empty,mode=0777", "--volume=ro,kind=host,source="+hostDir+",readOnly=true",
+		busy, "--name=writer", "--mount=volume=shared,target=/shared", "--exec=/bin/sh", "--", "-c", "echo hello-from-writer > /shared/msg; sleep 3", "---",
+		busy, "--name=reader", "--mount=volume=shared,target=/shared", "--mount=volume=ro,target=/ro", "--exec=/bin/sh", "--", "-c",
+		"for i in $(seq 50); do test -f /shared/msg && break; sleep 0.1; done; cat /shared/msg /ro/ro-file; touch /ro/new && echo ro-writable; exit 0")
+	if !strings.Contains(r.Stdout, "hello-from-writer") || !strings.Contains(r.Stdout, "from host") {
+		t.Fatalf("volumes not shared: %s", r)
+	}
+	if strings.Contains(r.Stdout, "ro-writable") {
+		t.Fatalf("a readOnly host volume was writable: %s", r)
+	}
+}
+
+func TestNspawnEnterStopAndSIGTERM(t *testing.T) {
+	requireNspawn(t)
+	e := newEnv(t)
+	aci := busyboxACI(t, "example.com/daemon", "/bin/sh", "-c", "trap 'echo got-term; exit 0' TERM; echo up; while true; do sleep 0.1; done")
+	uuidFile := filepath.Join(t.TempDir(), "uuid")
+	cmd := e.command("run", "--insecure-options=image", "--uuid-file-save="+uuidFile, aci)
+	var out strings.Builder
+	cmd.Stdout = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	uuid := waitRunning(t, e, uuidFile)
+	uuids := []string{uuid}
+	r := e.run("enter", uuid, "/bin/sh", "-c", "echo in=$(hostname) app=$AC_APP_NAME; cat /proc/1/cmdline | tr '\\0' ' '")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "in=orbit-"+uuid) || !strings.Contains(r.Stdout, "app=daemon") || !strings.Contains(r.Stdout, "supervisor") {
+		t.Fatalf("enter: %s", r)
+	}
+	if r := e.run("enter", "--app=nosuch", uuid, "/bin/true"); r.Code == 0 {
+		t.Fatalf("enter into a missing app succeeded: %s", r)
+	}
+	// SIGTERM to orbit run, as systemd stops a unit.
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("orbit run did not stop on SIGTERM")
+	}
+	if cmd.ProcessState.ExitCode() != 0 || !strings.Contains(out.String(), "got-term") {
+		t.Fatalf("SIGTERM should reach the app, which exits 0: exit %d, output %q", cmd.ProcessState.ExitCode(), out.String())
+	}
+
+	// orbit stop, and stop --force.
+	for _, force := range []bool{false, true} {
+		cmd := e.command("run", "--insecure-options=image", "--uuid-file-save="+uuidFile, aci)
+		os.Remove(uuidFile)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill() })
+		uuid := waitRunning(t, e, uuidFile)
+		uuids = append(uuids, uuid)
+		args := []string{"stop", uuid}
+		if force {
+			args = []string{"stop", "--force", uuid}
+		}
+		e.mustRun(args...)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+			t.Fatalf("pod did not stop (force=%v)", force)
+		}
+		if st := e.mustRun("status", uuid).Stdout; !strings.Contains(st, "state=exited") {
+			t.Fatalf("after stop: %s", st)
+		}
+	}
+	e.mustRun("gc", "--grace-period=0s")
+	assertNoMounts(t, e)
+	assertNoPodCgroups(t, uuids...)
+}
+
+// assertNoPodCgroups checks that the pods' cgroups are gone from every
+// hierarchy.
+func assertNoPodCgroups(t *testing.T, uuids ...string) {
+	t.Helper()
+	for _, uuid := range uuids {
+		left, _ := filepath.Glob("/sys/fs/cgroup/*/orbit/" + uuid)
+		more, _ := filepath.Glob("/sys/fs/cgroup/orbit/" + uuid)
+		for _, d := range append(left, more...) {
+			t.Errorf("cgroup left behind: %s", d)
+		}
+	}
+}
+
+func TestNspawnInteractiveThroughPty(t *testing.T) {
+	requireNspawn(t)
+	if _, err := exec.LookPath("script"); err != nil {
+		t.Fatal("script (util-linux) is needed")
+	}
+	e := newEnv(t)
+	aci := busyboxACI(t, "example.com/tty")
+	line := strings.Join(append([]string{binary}, e.args("run", "--insecure-options=image", "--interactive", aci, "--exec=/bin/sh", "--", "-c", "'read x; echo got:$x; test -t 0 && echo is-a-tty'")...), " ")
+	cmd := exec.Command("script", "-qec", line, "/dev/null")
+	cmd.Stdin = strings.NewReader("typed-input\n")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("interactive run: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "got:typed-input") || !strings.Contains(string(out), "is-a-tty") {
+		t.Fatalf("interactive app did not get the terminal: %q", out)
+	}
+}
+
+func TestNspawnPodManifest(t *testing.T) {
+	requireNspawn(t)
+	e := newEnv(t)
+	aci := busyboxACI(t, "example.com/pm")
+	id := strings.TrimSpace(e.mustRun("fetch", "--insecure-options=image", aci).Stdout)
+	pm := map[string]any{
+		"acKind": "PodManifest", "acVersion": "0.8.11",
+		"apps": []map[string]any{{
+			"name":  "from-manifest",
+			"image": map[string]any{"id": id},
+			"app":   map[string]any{"exec": []string{"/bin/sh", "-c", "echo manifest-app $FOO; exit 6"}, "user": "0", "group": "0", "environment": []map[string]string{{"name": "FOO", "value": "bar"}}},
+		}},
+	}
+	data, _ := json.Marshal(pm)
+	path := filepath.Join(t.TempDir(), "pod.json")
+	os.WriteFile(path, data, 0o644)
+	r, _ := e.nsRun("--pod-manifest="+path)
+	if r.Code != 6 || !strings.Contains(r.Stdout, "manifest-app bar") {
+		t.Fatalf("--pod-manifest: %s", r)
+	}
+	os.WriteFile(path, []byte(`{"acKind":"PodManifest"`), 0o644)
+	if r, _ := e.nsRun("--pod-manifest=" + path); r.Code == 0 || !strings.Contains(r.Stderr, "pod-manifest") {
+		t.Fatalf("a malformed pod manifest was accepted: %s", r)
+	}
+}
