@@ -335,7 +335,7 @@ func TestNspawnPodManifest(t *testing.T) {
 	data, _ := json.Marshal(pm)
 	path := filepath.Join(t.TempDir(), "pod.json")
 	os.WriteFile(path, data, 0o644)
-	r, _ := e.nsRun("--pod-manifest="+path)
+	r, _ := e.nsRun("--pod-manifest=" + path)
 	if r.Code != 6 || !strings.Contains(r.Stdout, "manifest-app bar") {
 		t.Fatalf("--pod-manifest: %s", r)
 	}
