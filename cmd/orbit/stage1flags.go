@@ -43,6 +43,9 @@ func (s *stage1Flags) resolve(ctx context.Context, g *globalOptions, st *store.S
 		return "", "", fmt.Errorf("give at most one of --stage1-name, --stage1-url, --stage1-path, --stage1-hash, --stage1-from-dir: %w", errdefs.ErrInvalid)
 	}
 	builtinImage := func(fl builtin.Flavour) (string, string, error) {
+		if !fl.Available() {
+			return "", "", fmt.Errorf("the %s stage1 flavour is not available in this version of orbit: %w", fl, errdefs.ErrNotFound)
+		}
 		id, err := stage0.BuiltinStage1(st, g.storeDir(), fl, version)
 		return id, fl.String(), err
 	}

@@ -47,6 +47,9 @@ func (f Flavour) String() string {
 	return fmt.Sprintf("flavour(%d)", int(f))
 }
 
+// Available reports whether this orbit implements the flavour.
+func (f Flavour) Available() bool { return f == Fly || f == Nspawn }
+
 // namePrefix is the image name of a built-in stage1 without its flavour.
 const namePrefix = "orbit.dev/stage1-"
 
