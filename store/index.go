@@ -68,8 +68,12 @@ func (s *Store) initIndex() error {
 		return err
 	}
 	tmp := f.Name()
+	err = f.Chmod(0o644)
 	f.Close()
 	defer os.Remove(tmp)
+	if err != nil {
+		return err
+	}
 	db, err := bolt.Open(tmp, 0o644, &bolt.Options{Timeout: s.dbTimeout})
 	if err != nil {
 		return fmt.Errorf("creating index: %w", err)
