@@ -24,5 +24,12 @@ func newImageCommand(g *globalOptions) *cobra.Command {
 func imageCommandConstructors() []func(*globalOptions) *cobra.Command {
 	return []func(*globalOptions) *cobra.Command{
 		newImageBuildCommand,
+		newImageListCommand,
+		newImageCatManifestCommand,
+		newImageExportCommand,
+		newImageExtractCommand,
+		newImageRenderCommand,
+		newImageRmCommand,
+		newImageGCCommand,
 	}
 }

@@ -1,0 +1,29 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/orbit-containers/orbit/aci"
+	"github.com/orbit-containers/orbit/store"
+)
+
+func newImageRenderCommand(g *globalOptions) *cobra.Command {
+	o := &imageDirOptions{}
+	cmd := &cobra.Command{
+		Use:   "render [--overwrite] [--rootfs-only] ID|NAME DIR",
+		Short: "Render a stored image with its dependencies into a directory",
+		Long: `Render a stored image into DIR as an app would see it: its dependencies laid
+under it, honouring each image's path whitelist. DIR holds the image's
+manifest and rootfs, or with --rootfs-only the root filesystem alone. It is
+a plain copy, so 'rm -rf DIR' cleans up.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runImageToDir(g, o, args[0], args[1], "rendering", func(s *store.Store, id, tmp string) error {
+				_, err := aci.Render(s, id, tmp)
+				return err
+			})
+		},
+	}
+	o.addFlags(cmd)
+	return cmd
+}
