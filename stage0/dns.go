@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/orbit-containers/orbit/atomicfile"
 	"github.com/orbit-containers/orbit/errdefs"
 )
 
@@ -97,7 +98,7 @@ func writeDNSFiles(stage1Rootfs string, d DNSConfig) (string, error) {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return "", err
 		}
-		if err := writeFileAtomic(path, []byte(f.data), 0o644); err != nil {
+		if err := atomicfile.Write(path, []byte(f.data), 0o644); err != nil {
 			return "", err
 		}
 	}

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/orbit-containers/orbit/atomicfile"
 	"github.com/orbit-containers/orbit/errdefs"
 )
 
@@ -120,20 +121,11 @@ func GC(podsDir string, cfg GCConfig) error {
 // markWith moves an unlocked pod into a garbage state directory, holding
 // its lock for the move so that nobody starts it meanwhile.
 func (p *Pod) markWith(to stateDir) error {
-	l, err := openDirLock(p.Path())
+	l, err := p.lockWhereSeen()
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("pod %s moved: %w", p.UUID, errdefs.ErrBusy)
-		}
 		return err
 	}
 	defer l.close()
-	if err := l.tryExclusive(); err != nil {
-		return err
-	}
-	if _, err := os.Stat(p.Path()); err != nil {
-		return fmt.Errorf("pod %s moved: %w", p.UUID, errdefs.ErrBusy)
-	}
 	if err := p.move(to); err != nil {
 		return err
 	}
@@ -148,20 +140,11 @@ func Destroy(p *Pod, cfg GCConfig) error {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	l, err := openDirLock(p.Path())
+	l, err := p.lockWhereSeen()
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("pod %s moved: %w", p.UUID, errdefs.ErrBusy)
-		}
 		return err
 	}
 	defer l.close()
-	if err := l.tryExclusive(); err != nil {
-		return fmt.Errorf("pod %s is in use: %w", p.UUID, err)
-	}
-	if _, err := os.Stat(p.Path()); err != nil {
-		return fmt.Errorf("pod %s moved: %w", p.UUID, errdefs.ErrBusy)
-	}
 	if err := runStage1GC(p, cfg); err != nil {
 		// The pod goes regardless; what stage1 could not release is logged.
 		cfg.Log.Warn("stage1 gc failed", "pod", p.UUID, "err", err)
@@ -180,7 +163,7 @@ func Destroy(p *Pod, cfg GCConfig) error {
 	if err := os.RemoveAll(p.Path()); err != nil {
 		return fmt.Errorf("removing pod %s: %w", p.UUID, err)
 	}
-	syncDir(filepath.Dir(p.Path()))
+	atomicfile.SyncDir(filepath.Dir(p.Path()))
 	return nil
 }
 

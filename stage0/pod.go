@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 	"golang.org/x/sys/unix"
 
+	"github.com/orbit-containers/orbit/atomicfile"
 	"github.com/orbit-containers/orbit/errdefs"
 )
 
@@ -98,19 +99,12 @@ func (p *Pod) move(to stateDir) error {
 		}
 		return fmt.Errorf("moving pod %s to %s: %w", p.UUID, to, err)
 	}
-	syncDir(filepath.Dir(from))
-	syncDir(filepath.Dir(dst))
+	// Best effort: the rename happened; a failed sync only weakens
+	// durability across a power loss.
+	atomicfile.SyncDir(filepath.Dir(from))
+	atomicfile.SyncDir(filepath.Dir(dst))
 	p.dir = to
 	return nil
-}
-
-func syncDir(path string) {
-	f, err := os.Open(path)
-	if err != nil {
-		return
-	}
-	f.Sync()
-	f.Close()
 }
 
 // ToPrepared moves a pod that finished preparing to prepared and releases
@@ -145,24 +139,35 @@ func (p *Pod) LockPrepared() error {
 	if p.dir != dirPrepared {
 		return fmt.Errorf("pod %s is %s, not prepared: %w", p.UUID, p.State, errdefs.ErrInvalid)
 	}
-	l, err := openDirLock(p.Path())
+	l, err := p.lockWhereSeen()
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("pod %s is no longer prepared: %w", p.UUID, errdefs.ErrBusy)
-		}
-		return err
-	}
-	if err := l.tryExclusive(); err != nil {
-		l.close()
-		return fmt.Errorf("pod %s is being used by another command: %w", p.UUID, errdefs.ErrBusy)
-	}
-	// It may have moved between looking it up and locking it.
-	if _, err := os.Stat(p.Path()); err != nil {
-		l.close()
-		return fmt.Errorf("pod %s is no longer prepared: %w", p.UUID, errdefs.ErrBusy)
+		return fmt.Errorf("pod %s is no longer prepared or is in use: %w", p.UUID, err)
 	}
 	p.lock = l
 	return nil
+}
+
+// lockWhereSeen locks the pod exclusively in the state directory it was
+// seen in, failing with ErrBusy if another process holds it or it has
+// moved on since.
+func (p *Pod) lockWhereSeen() (*dirLock, error) {
+	l, err := openDirLock(p.Path())
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("pod %s moved: %w", p.UUID, errdefs.ErrBusy)
+		}
+		return nil, err
+	}
+	if err := l.tryExclusive(); err != nil {
+		l.close()
+		return nil, fmt.Errorf("pod %s is in use: %w", p.UUID, err)
+	}
+	// It may have moved between the open and the lock.
+	if _, err := os.Stat(p.Path()); err != nil {
+		l.close()
+		return nil, fmt.Errorf("pod %s moved: %w", p.UUID, errdefs.ErrBusy)
+	}
+	return l, nil
 }
 
 // LockFd hands out the held lock's descriptor for stage1 (RKT_LOCK_FD).

@@ -15,6 +15,7 @@ import (
 
 	"github.com/appc/spec/schema"
 
+	"github.com/orbit-containers/orbit/atomicfile"
 	"github.com/orbit-containers/orbit/errdefs"
 )
 
@@ -82,7 +83,7 @@ func Prepare(p *Pod, cfg PrepareConfig) error {
 	if err := writeJSON(p.File("stage1", "manifest"), s1Manifest); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(p.File("stage1TreeStoreID"), []byte(s1Tree), 0o644); err != nil {
+	if err := atomicfile.Write(p.File("stage1TreeStoreID"), []byte(s1Tree), 0o644); err != nil {
 		return err
 	}
 	stage1Rootfs := p.File("stage1", "rootfs")
@@ -140,7 +141,7 @@ func Prepare(p *Pod, cfg PrepareConfig) error {
 		if err := writeJSON(p.File("appsinfo", name, "manifest"), im); err != nil {
 			return err
 		}
-		if err := writeFileAtomic(p.File("appsinfo", name, "treeStoreID"), []byte(treeID), 0o644); err != nil {
+		if err := atomicfile.Write(p.File("appsinfo", name, "treeStoreID"), []byte(treeID), 0o644); err != nil {
 			return err
 		}
 		appRootfs := filepath.Join("opt", "stage2", name, "rootfs")
@@ -171,7 +172,7 @@ func Prepare(p *Pod, cfg PrepareConfig) error {
 		}
 	}
 	if useOverlay {
-		if err := writeFileAtomic(p.File("overlay-prepared"), nil, 0o644); err != nil {
+		if err := atomicfile.Write(p.File("overlay-prepared"), nil, 0o644); err != nil {
 			return err
 		}
 	}
@@ -190,7 +191,7 @@ func writeJSON(path string, v any) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	return writeFileAtomic(path, data, 0o644)
+	return atomicfile.Write(path, data, 0o644)
 }
 
 func makeOverlayDirs(p *Pod, m overlayMount) error {

@@ -4,8 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
+
+	"github.com/orbit-containers/orbit/atomicfile"
 )
 
 // podRecord is stage0's own note about a pod, kept in orbit.json beside
@@ -51,37 +52,5 @@ func (p *Pod) writeRecord(r *podRecord) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(p.File(recordFile), data, 0o644)
-}
-
-// writeFileAtomic writes data to path through a temp file in the same
-// directory, fsynced and renamed into place.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	syncDir(dir)
-	return nil
+	return atomicfile.Write(p.File(recordFile), data, 0o644)
 }

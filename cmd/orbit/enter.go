@@ -36,33 +36,9 @@ func newStopCommand(g *globalOptions) *cobra.Command {
 		Use:   "stop [--force] UUID...",
 		Short: "Stop running pods",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if uuidFile != "" {
-				id, err := readUUIDFile(uuidFile)
-				if err != nil {
-					return err
-				}
-				args = append(args, id)
-			}
-			if len(args) == 0 {
-				return usageErr(cmd, "give at least one pod UUID")
-			}
-			failed := 0
-			for _, id := range args {
-				p, err := getPod(g, id)
-				if err == nil {
-					err = stage0.Stop(p, force)
-				}
-				if err != nil {
-					g.errorf("%v", err)
-					failed++
-					continue
-				}
-				g.printf("%q\n", p.UUID)
-			}
-			if failed > 0 {
-				return exitError{code: 254}
-			}
-			return nil
+			return forEachPod(g, cmd, args, uuidFile, func(p *stage0.Pod) error {
+				return stage0.Stop(p, force)
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&force, "force", false, "kill the pod instead of asking it to stop")

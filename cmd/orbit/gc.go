@@ -39,33 +39,9 @@ func newRmCommand(g *globalOptions) *cobra.Command {
 		Use:   "rm UUID...",
 		Short: "Remove pods that are not running",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if uuidFile != "" {
-				id, err := readUUIDFile(uuidFile)
-				if err != nil {
-					return err
-				}
-				args = append(args, id)
-			}
-			if len(args) == 0 {
-				return usageErr(cmd, "give at least one pod UUID")
-			}
-			failed := 0
-			for _, id := range args {
-				p, err := getPod(g, id)
-				if err == nil {
-					err = stage0.Remove(p, stage0.GCConfig{Debug: g.Debug, Log: g.Log})
-				}
-				if err != nil {
-					g.errorf("%v", err)
-					failed++
-					continue
-				}
-				g.printf("%q\n", p.UUID)
-			}
-			if failed > 0 {
-				return exitError{code: 254}
-			}
-			return nil
+			return forEachPod(g, cmd, args, uuidFile, func(p *stage0.Pod) error {
+				return stage0.Remove(p, stage0.GCConfig{Debug: g.Debug, Log: g.Log})
+			})
 		},
 	}
 	cmd.Flags().StringVar(&uuidFile, "uuid-file", "", "read the pod UUID from this file")

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/orbit-containers/orbit/errdefs"
 	"github.com/orbit-containers/orbit/stage0"
 )
@@ -139,4 +141,37 @@ func shortUUID(id string, full bool) string {
 		return id[:i]
 	}
 	return id
+}
+
+// forEachPod applies do to every pod named on the command line (and in
+// --uuid-file), printing each UUID done; one failing pod does not stop the
+// others, but makes the command exit non-zero.
+func forEachPod(g *globalOptions, cmd *cobra.Command, args []string, uuidFile string, do func(*stage0.Pod) error) error {
+	if uuidFile != "" {
+		id, err := readUUIDFile(uuidFile)
+		if err != nil {
+			return err
+		}
+		args = append(args, id)
+	}
+	if len(args) == 0 {
+		return usageErr(cmd, "give at least one pod UUID")
+	}
+	failed := 0
+	for _, id := range args {
+		p, err := getPod(g, id)
+		if err == nil {
+			err = do(p)
+		}
+		if err != nil {
+			g.errorf("%v", err)
+			failed++
+			continue
+		}
+		g.printf("%q\n", p.UUID)
+	}
+	if failed > 0 {
+		return exitError{code: 254}
+	}
+	return nil
 }

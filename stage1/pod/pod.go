@@ -15,6 +15,7 @@ import (
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
 
+	"github.com/orbit-containers/orbit/atomicfile"
 	"github.com/orbit-containers/orbit/errdefs"
 )
 
@@ -66,13 +67,13 @@ func (p *Pod) ImageManifest(app types.ACName) (*schema.ImageManifest, error) {
 
 // WritePid records the PID that the enter entrypoint is given.
 func (p *Pod) WritePid(pid int) error {
-	return writeAtomic(filepath.Join(p.Dir, "pid"), []byte(strconv.Itoa(pid)))
+	return atomicfile.Write(filepath.Join(p.Dir, "pid"), []byte(strconv.Itoa(pid)), 0o644)
 }
 
 // WritePpid records the parent of the pod's PID 1 (for flavours whose PID 1
 // is a child of a process they run, such as systemd-nspawn).
 func (p *Pod) WritePpid(pid int) error {
-	return writeAtomic(filepath.Join(p.Dir, "ppid"), []byte(strconv.Itoa(pid)))
+	return atomicfile.Write(filepath.Join(p.Dir, "ppid"), []byte(strconv.Itoa(pid)), 0o644)
 }
 
 // StatusDir is where apps' exit statuses go.
@@ -83,31 +84,7 @@ func (p *Pod) WriteStatus(app types.ACName, code int) error {
 	if err := os.MkdirAll(p.StatusDir(), 0o755); err != nil {
 		return err
 	}
-	return writeAtomic(filepath.Join(p.StatusDir(), app.String()), []byte(strconv.Itoa(code)))
-}
-
-func writeAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+	return atomicfile.Write(filepath.Join(p.StatusDir(), app.String()), []byte(strconv.Itoa(code)), 0o644)
 }
 
 // ProcessEnv reads a running process's environment, as enter entrypoints
