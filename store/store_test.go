@@ -1,6 +1,7 @@
 package store
 
 import (
+	"archive/tar"
 	"bytes"
 	"errors"
 	"io"
@@ -69,10 +70,15 @@ func TestImportRejectsBadInput(t *testing.T) {
 	noManifest := testImage{name: "example.com/x"}.build(t)
 	// Drop the manifest entry: the first header block and its one data block.
 	noManifest = noManifest[1024:]
+	good := testImage{name: "example.com/x", files: map[string]string{"f": "f"}}.build(t)
+	truncated := gzipBytes(t, good)
+	truncated = truncated[:len(truncated)/2]
 	for name, input := range map[string][]byte{
-		"garbage":     []byte("this is not a tar archive at all, not even close......"),
-		"no manifest": noManifest,
-		"empty":       nil,
+		"garbage":        []byte("this is not a tar archive at all, not even close......"),
+		"no manifest":    noManifest,
+		"empty":          nil,
+		"escaping path":  escapingACI(t),
+		"truncated gzip": truncated,
 	} {
 		_, err := s.Import(bytes.NewReader(input), ImportOptions{})
 		if !errors.Is(err, errdefs.ErrInvalid) {
@@ -264,4 +270,18 @@ func TestOpenIsIdempotentAndCreatesLayout(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// escapingACI is an ACI with an entry that climbs out of the rootfs.
+func escapingACI(t *testing.T) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	m := []byte(`{"acKind":"ImageManifest","acVersion":"0.8.11","name":"example.com/evil"}`)
+	tw.WriteHeader(&tar.Header{Name: "manifest", Mode: 0o644, Size: int64(len(m)), Typeflag: tar.TypeReg})
+	tw.Write(m)
+	tw.WriteHeader(&tar.Header{Name: "rootfs/../../evil", Mode: 0o644, Size: 1, Typeflag: tar.TypeReg})
+	tw.Write([]byte("x"))
+	tw.Close()
+	return buf.Bytes()
 }
