@@ -64,7 +64,8 @@ functional: build
 test: deps-test fmt vet unit functional
 
 bench: deps-test build
-	ORBIT_BINARY=$(CURDIR)/$(BIN) go test -run '^$$' -bench . -benchtime 10x ./tests/...
+	$(call apt_install,curl)
+	ORBIT_BINARY=$(CURDIR)/$(BIN) go test -count=1 -timeout 10m -run '^$$' -bench . -benchtime 20x ./tests/...
 
 clean:
 	rm -rf bin $(SUPERVISOR)
