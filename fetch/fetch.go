@@ -190,9 +190,6 @@ func (f *Fetcher) Fetch(ctx context.Context, ref string, policy PullPolicy, sig 
 	if f.cfg.Store == nil {
 		return "", fmt.Errorf("fetch: no image store: %w", errdefs.ErrInvalid)
 	}
-	if f.cfg.Insecure.Has(insecure.Image) {
-		f.log.Warn("signature verification has been disabled", "image", ref)
-	}
 	switch classify(ref) {
 	case refID:
 		img, err := f.cfg.Store.Get(ref)
