@@ -179,25 +179,30 @@ func (c *countWriter) Write(p []byte) (int, error) {
 
 // Touch records that an image was just used, for `orbit image list` and
 // `orbit image gc --grace-period`.
-func (s *Store) Touch(id string) error {
-	if err := checkID(id); err != nil {
-		return err
-	}
-	err := s.update(func(tx *bolt.Tx) error {
-		rec, ok, err := getRecord(tx, id)
-		if err != nil {
+func (s *Store) Touch(ids ...string) error {
+	for _, id := range ids {
+		if err := checkID(id); err != nil {
 			return err
 		}
-		if !ok {
-			return errdefs.ErrNotFound
-		}
-		rec.LastUsed = time.Now()
-		return putRecord(tx, id, rec)
-	}, nil)
-	if err != nil {
-		return fmt.Errorf("image %s: %w", id, err)
 	}
-	return nil
+	now := time.Now()
+	// One transaction for all: each commit of the index is two fdatasyncs.
+	return s.update(func(tx *bolt.Tx) error {
+		for _, id := range ids {
+			rec, ok, err := getRecord(tx, id)
+			if err != nil {
+				return fmt.Errorf("image %s: %w", id, err)
+			}
+			if !ok {
+				return fmt.Errorf("image %s: %w", id, errdefs.ErrNotFound)
+			}
+			rec.LastUsed = now
+			if err := putRecord(tx, id, rec); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, nil)
 }
 
 // errNotIndexed is wrapped when an image ID is valid but not stored.

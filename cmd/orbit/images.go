@@ -41,16 +41,33 @@ func fetchAll(ctx context.Context, f *fetch.Fetcher, refs []string, policy fetch
 	return ids, nil
 }
 
-// storeTrees lets stage0 take rendered trees from the image store.
-type storeTrees struct{ s *store.Store }
+// storeTrees lets stage0 take rendered trees from the image store, and
+// remembers which images a pod used.
+type storeTrees struct {
+	s    *store.Store
+	used *[]string
+}
+
+func newStoreTrees(s *store.Store) storeTrees { return storeTrees{s: s, used: new([]string)} }
 
 func (t storeTrees) Tree(imageID string) (string, string, func() error, error) {
 	tr, err := t.s.Tree(imageID)
 	if err != nil {
 		return "", "", nil, err
 	}
-	t.s.Touch(imageID)
+	*t.used = append(*t.used, imageID)
 	return tr.ID, tr.Path, tr.Release, nil
+}
+
+// touchUsed records the use of every image the pod took, in one index
+// update.
+func (t storeTrees) touchUsed(log interface{ Debug(string, ...any) }) {
+	if len(*t.used) == 0 {
+		return
+	}
+	if err := t.s.Touch(*t.used...); err != nil {
+		log.Debug("recording image use", "err", err)
+	}
 }
 
 func (t storeTrees) Manifest(imageID string) (*schema.ImageManifest, error) {

@@ -79,7 +79,8 @@ func preparePod(ctx context.Context, g *globalOptions, cmd *cobra.Command, pf *p
 	if err != nil {
 		return nil, err
 	}
-	cfg := stage0.PrepareConfig{Trees: storeTrees{st}, UseOverlay: !pf.noOverlay, Log: g.Log}
+	trees := newStoreTrees(st)
+	cfg := stage0.PrepareConfig{Trees: trees, UseOverlay: !pf.noOverlay, Log: g.Log}
 	if pf.podManifest != "" {
 		cfg.PodManifest, err = readPodManifest(ctx, pf.podManifest, f, policy)
 		if err != nil {
@@ -123,6 +124,7 @@ func preparePod(ctx context.Context, g *globalOptions, cmd *cobra.Command, pf *p
 		discardPod(g, p)
 		return nil, err
 	}
+	trees.touchUsed(g.Log)
 	if pf.uuidFileSave != "" {
 		if err := os.WriteFile(pf.uuidFileSave, []byte(p.UUID), 0o644); err != nil {
 			p.Close()
