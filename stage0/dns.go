@@ -15,7 +15,8 @@ import (
 // (rkt's --dns, --dns-search, --dns-opt, --dns-domain, --hosts-entry).
 type DNSConfig struct {
 	// Servers are name server addresses, or the single word "host" (use the
-	// host's /etc/resolv.conf) or "none" (no /etc/resolv.conf at all).
+	// host's /etc/resolv.conf) or "none" (stage1 provides none: an app keeps
+	// its image's own file, if it has one).
 	Servers []string
 	Search  []string
 	Options []string

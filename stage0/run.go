@@ -132,6 +132,14 @@ func Run(p *Pod, cfg RunConfig) error {
 	if p.lock == nil {
 		return fmt.Errorf("pod %s: lock not held: %w", p.UUID, errdefs.ErrInvalid)
 	}
+	// Refuse what this stage1 cannot do before the pod is started.
+	if s1, err := Stage1Of(p); err != nil {
+		return err
+	} else if mode, _, _, err := cfg.DNS.dnsConfMode(); err != nil {
+		return err
+	} else if mode != "" && s1.InterfaceVersion() < 4 {
+		return fmt.Errorf("stage1 image %s implements stage1 interface version %d; --dns and --hosts-entry need version 4: %w", s1.Manifest.Name, s1.InterfaceVersion(), errdefs.ErrInvalid)
+	}
 	if err := p.ToRun(); err != nil {
 		return err
 	}
@@ -152,9 +160,6 @@ func Run(p *Pod, cfg RunConfig) error {
 	}
 	if cfg.dnsConfMode, err = writeDNSFiles(s1.Rootfs, cfg.DNS); err != nil {
 		return err
-	}
-	if cfg.dnsConfMode != "" && s1.InterfaceVersion() < 4 {
-		return fmt.Errorf("stage1 image %s implements stage1 interface version %d; --dns and --hosts-entry need version 4: %w", s1.Manifest.Name, s1.InterfaceVersion(), errdefs.ErrInvalid)
 	}
 	rec.StartedAt = time.Now().UTC()
 	if err := p.writeRecord(rec); err != nil {

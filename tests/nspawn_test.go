@@ -278,8 +278,15 @@ func TestNspawnEnterStopAndSIGTERM(t *testing.T) {
 			cmd.Process.Kill()
 			t.Fatalf("pod did not stop (force=%v)", force)
 		}
-		if st := e.mustRun("status", uuid).Stdout; !strings.Contains(st, "state=exited") {
-			t.Fatalf("after stop: %s", st)
+		want := "app-daemon=0" // it traps SIGTERM and exits 0
+		if force {
+			want = "app-daemon=137"
+		}
+		if st := e.mustRun("status", uuid).Stdout; !strings.Contains(st, "state=exited") || !strings.Contains(st, want) {
+			t.Fatalf("after stop (force=%v), want %s: %s", force, want, st)
+		}
+		if code := cmd.ProcessState.ExitCode(); (force && code != 137) || (!force && code != 0) {
+			t.Fatalf("orbit run exited %d after stop (force=%v)", code, force)
 		}
 	}
 	e.mustRun("gc", "--grace-period=0s")

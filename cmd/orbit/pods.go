@@ -122,15 +122,19 @@ func ago(t time.Time, full bool) string {
 		return t.Local().Format("2006-01-02 15:04:05.000 -0700 MST")
 	}
 	d := time.Since(t).Round(time.Second)
+	n, unit := int(d.Hours()/24), "day"
 	switch {
 	case d < time.Minute:
-		return fmt.Sprintf("%d seconds ago", int(d.Seconds()))
+		n, unit = int(d.Seconds()), "second"
 	case d < time.Hour:
-		return fmt.Sprintf("%d minutes ago", int(d.Minutes()))
+		n, unit = int(d.Minutes()), "minute"
 	case d < 48*time.Hour:
-		return fmt.Sprintf("%d hours ago", int(d.Hours()))
+		n, unit = int(d.Hours()), "hour"
 	}
-	return fmt.Sprintf("%d days ago", int(d.Hours()/24))
+	if n != 1 {
+		unit += "s"
+	}
+	return fmt.Sprintf("%d %s ago", n, unit)
 }
 
 func shortUUID(id string, full bool) string {

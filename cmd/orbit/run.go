@@ -257,7 +257,7 @@ func newRunCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run [flags] IMAGE [per-app flags] [-- image-args... ---] [IMAGE ...]",
 		Short: "Run images in a new pod",
-		Long: `Run one or more images in a new pod. IMAGE is an image ID, a file, a URL or
+		Long: `Run one or more images in a new pod. IMAGE is an image ID, a URL, a file or
 a name (checked in that order). Flags after an image apply to that image only;
 arguments after "--" are appended to its exec, up to a lone "---".
 

@@ -7,9 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -109,22 +107,8 @@ func enter(args []string) (int, error) {
 // child whose environment carries AC_APP_NAME=name. The supervisor is a Go
 // program, so its children hang off any of its threads.
 func findApp(supervisorPid int, name string) (int, error) {
-	lists, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", supervisorPid))
-	if err != nil || len(lists) == 0 {
-		return 0, fmt.Errorf("listing the pod's processes: the pod is not running")
-	}
-	var children []string
-	for _, l := range lists {
-		if data, err := os.ReadFile(l); err == nil {
-			children = append(children, strings.Fields(string(data))...)
-		}
-	}
 	want := []byte("AC_APP_NAME=" + name)
-	for _, f := range children {
-		child, err := strconv.Atoi(f)
-		if err != nil {
-			continue
-		}
+	for _, child := range children(supervisorPid) {
 		env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", child))
 		if err != nil {
 			continue

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -34,8 +35,9 @@ func GC(args []string) int {
 }
 
 // Stop is the stop entrypoint: SIGTERM to systemd-nspawn, which asks the
-// supervisor to stop the apps in order; with --force, SIGKILL to the
-// container's PID 1, which ends the whole PID namespace at once.
+// supervisor to stop the apps in order; with --force, SIGKILL to every app,
+// so the supervisor still records their statuses (137) and ends the pod.
+// A pod whose supervisor has no apps left is ended by killing its PID 1.
 func Stop(args []string) int {
 	fs := flag.NewFlagSet("nspawn stop", flag.ContinueOnError)
 	force := fs.Bool("force", false, "")
@@ -47,18 +49,50 @@ func Stop(args []string) int {
 		fmt.Fprintf(os.Stderr, "stage1 nspawn stop: %v\n", err)
 		return 254
 	}
-	target, sig := ppid, unix.SIGTERM
-	if *force {
-		sig = unix.SIGKILL
-		if child, err := onlyChild(ppid); err == nil {
-			target = child
+	if !*force {
+		return kill(ppid, unix.SIGTERM)
+	}
+	pid1, err := onlyChild(ppid)
+	if err != nil {
+		return kill(ppid, unix.SIGKILL)
+	}
+	apps := children(pid1)
+	if len(apps) == 0 {
+		return kill(pid1, unix.SIGKILL)
+	}
+	code := 0
+	for _, app := range apps {
+		if c := kill(app, unix.SIGKILL); c != 0 {
+			code = c
 		}
 	}
-	if err := unix.Kill(target, sig); err != nil && !errors.Is(err, unix.ESRCH) {
-		fmt.Fprintf(os.Stderr, "stage1 nspawn stop: signalling %d: %v\n", target, err)
+	return code
+}
+
+func kill(pid int, sig unix.Signal) int {
+	if err := unix.Kill(pid, sig); err != nil && !errors.Is(err, unix.ESRCH) {
+		fmt.Fprintf(os.Stderr, "stage1 nspawn stop: signalling %d: %v\n", pid, err)
 		return 254
 	}
 	return 0
+}
+
+// children lists the children of every thread of a process.
+func children(pid int) []int {
+	lists, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	var out []int
+	for _, l := range lists {
+		data, err := os.ReadFile(l)
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(data)) {
+			if n, err := strconv.Atoi(f); err == nil {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
 }
 
 func readPid(file string) (int, error) {
