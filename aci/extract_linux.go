@@ -422,10 +422,18 @@ func (x *extractor) finishDirs() error {
 func setXattrs(fd int, hdr *tar.Header) {
 	const prefix = "SCHILY.xattr."
 	for k, v := range hdr.PAXRecords {
-		if name, ok := strings.CutPrefix(k, prefix); ok && name != "" {
+		if name, ok := strings.CutPrefix(k, prefix); ok && allowedXattr(name) {
 			_ = unix.Fsetxattr(fd, name, []byte(v), 0)
 		}
 	}
+}
+
+// allowedXattr says which extended attributes an image may set: user ones
+// and file capabilities. trusted.* (overlayfs keeps its own metadata there,
+// and rendered trees become overlay layers) and the other security.*
+// attributes (labels of security modules) are the host's business.
+func allowedXattr(name string) bool {
+	return strings.HasPrefix(name, "user.") || name == "security.capability"
 }
 
 // syncTree makes everything written below dir durable: one syncfs of its

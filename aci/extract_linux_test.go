@@ -255,3 +255,19 @@ func TestSparseFilesAreRefused(t *testing.T) {
 	err = extract(bytes.NewReader(data), t.TempDir(), extractOptions{route: keepAll})
 	wantInvalid(t, err, `"rootfs/big"`, "sparse")
 }
+
+func TestAllowedXattr(t *testing.T) {
+	for name, want := range map[string]bool{
+		"user.mime_type":          true,
+		"security.capability":     true,
+		"trusted.overlay.opaque":  false,
+		"trusted.anything":        false,
+		"security.selinux":        false,
+		"system.posix_acl_access": false,
+		"":                        false,
+	} {
+		if got := allowedXattr(name); got != want {
+			t.Errorf("allowedXattr(%q) = %v, want %v", name, got, want)
+		}
+	}
+}

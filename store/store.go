@@ -84,6 +84,15 @@ func Open(dir string) (*Store, error) {
 		return nil, fmt.Errorf("image store %s: %w", dir, err)
 	}
 	s := &Store{dir: abs, dbTimeout: dbTimeout, tmpMinAge: tmpMinAge}
+	// Rendered trees hold images' setuid binaries and device nodes as the
+	// images have them: only root may reach into the store. Chmod too, for
+	// stores made before this was so.
+	if err := os.MkdirAll(abs, 0o700); err != nil {
+		return nil, fmt.Errorf("image store %s: %w", dir, err)
+	}
+	if err := os.Chmod(abs, 0o700); err != nil {
+		return nil, fmt.Errorf("image store %s: %w", dir, err)
+	}
 	for _, d := range []string{s.blobsDir(), s.treesDir(), s.locksDir(), s.tmpDir()} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("image store %s: %w", dir, err)

@@ -285,3 +285,17 @@ func escapingACI(t *testing.T) []byte {
 	tw.Close()
 	return buf.Bytes()
 }
+
+func TestOpenRestrictsStoreToRoot(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "cas")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(dir); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("store dir mode %v, %v; want 0700 (trees hold setuid binaries)", fi.Mode(), err)
+	}
+}
