@@ -103,6 +103,11 @@ type App struct {
 	// bound over files, an empty read-only tmpfs over directories. Missing
 	// paths are skipped.
 	MaskedPaths []string `json:"maskedPaths,omitempty"`
+	// PassFiles is how many descriptors from 4 on (the caller's ExtraFiles
+	// after the spec) the app is meant to get. Every other descriptor above
+	// 2, except those socket activation hands over (LISTEN_FDS, from 3), is
+	// closed at the exec.
+	PassFiles int `json:"passFiles,omitempty"`
 	// ReadOnlyPaths are paths inside Root made read-only (recursively).
 	// Missing paths are skipped.
 	ReadOnlyPaths []string `json:"readOnlyPaths,omitempty"`

@@ -36,7 +36,8 @@ type spec struct {
 // the running binary (/proc/self/exe) re-executed as LauncherName in a new
 // mount namespace. The caller sets Stdin, Stdout and Stderr, may OR more
 // CLONE_NEW* flags into SysProcAttr.Cloneflags (CLONE_NEWNS must stay) and
-// append ExtraFiles (they reach the app as descriptors 4 and up), then
+// append ExtraFiles (the first App.PassFiles of them reach the app as
+// descriptors 4 and up), then
 // starts it; the app keeps the launcher's PID. The launcher's exit status is
 // the app's, or ExitSetupFailed, ExitNotExecutable or ExitNotFound when the
 // app could not be started (one line on stderr says why).

@@ -267,6 +267,15 @@ func (l *launcher) exec() error {
 	if err := resetIgnoredSignals(); err != nil {
 		return l.fail("reset signals", err)
 	}
+	// The app gets its standard streams (and sockets passed for socket
+	// activation) and nothing else its starter happened to hold open.
+	keep := 3 + listenFds(app.Env)
+	if app.PassFiles > 0 {
+		keep = max(keep, 4+app.PassFiles)
+	}
+	if err := unix.CloseRange(uint(keep), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil && !errors.Is(err, unix.ENOSYS) {
+		return l.fail("close inherited descriptors", err)
+	}
 	if app.Seccomp != nil {
 		// The filter goes last, so that none of the launcher's own
 		// syscalls above has to be allowed by it.
@@ -361,4 +370,17 @@ func containsInt(s []int, v int) bool {
 		}
 	}
 	return false
+}
+
+// listenFds is the number of descriptors from 3 on that socket activation
+// (LISTEN_FDS in the app's environment) hands to the app.
+func listenFds(env []string) int {
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "LISTEN_FDS="); ok {
+			if n, err := strconv.Atoi(v); err == nil && n > 0 && n < 1<<16 {
+				return n
+			}
+		}
+	}
+	return 0
 }

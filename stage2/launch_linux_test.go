@@ -184,7 +184,7 @@ func TestLaunchEnvironmentAndWorkingDir(t *testing.T) {
 
 func TestLaunchDescriptors(t *testing.T) {
 	root := busyboxRoot(t)
-	cmd, err := Command(App{Name: "fds", Root: root, Exec: sh("[ -e /proc/$$/fd/3 ] && echo fd 3 open; cat <&4"), Mounts: []Mount{procMount}})
+	cmd, err := Command(App{Name: "fds", Root: root, Exec: sh("[ -e /proc/$$/fd/3 ] && echo fd 3 open; [ -e /proc/$$/fd/5 ] && echo fd 5 open; cat <&4"), Mounts: []Mount{procMount}, PassFiles: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,14 +196,22 @@ func TestLaunchDescriptors(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.Close()
-	cmd.ExtraFiles = append(cmd.ExtraFiles, r)
+	// A descriptor the launcher inherits without being told to pass it on
+	// must not reach the app.
+	stray, err := os.Open("/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stray.Close()
+	cmd.ExtraFiles = append(cmd.ExtraFiles, r, stray)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("%v: %s", err, errOut.String())
 	}
 	r.Close()
-	// The spec's descriptor 3 is closed; the caller's extra file is 4.
+	// The spec's descriptor 3 is closed; the caller's extra file is 4; the
+	// stray one (5) is gone.
 	if out.String() != "through fd 4" {
 		t.Errorf("the app's descriptors: %q", out.String())
 	}
