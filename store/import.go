@@ -23,9 +23,12 @@ import (
 // pass into a temp file, which is made durable and read-only and renamed to
 // its blob path before the index learns about it: a failure or crash at any
 // point leaves at most an unreferenced file for GC. Importing an image that
-// is already stored refreshes its index entry (import time, and the latest
-// mark if opts.Latest).
+// is already stored refreshes its index entry (import time, the latest
+// mark if opts.Latest, the signer if opts.Signer is not Unverified).
 func (s *Store) Import(r io.Reader, opts ImportOptions) (Image, error) {
+	if err := checkSigner(opts.Signer); err != nil {
+		return Image{}, fmt.Errorf("importing image: %w", err)
+	}
 	tmp, err := s.lockedTemp("import-*.aci")
 	if err != nil {
 		return Image{}, fmt.Errorf("importing image: %w", err)
@@ -63,8 +66,11 @@ func (s *Store) Import(r io.Reader, opts ImportOptions) (Image, error) {
 		if indexed {
 			rec.ImportedAt = now
 			rec.Latest = rec.Latest || opts.Latest
+			if opts.Signer != Unverified {
+				rec.Signer = opts.Signer
+			}
 		} else {
-			rec = record{ImportedAt: now, LastUsed: now, Latest: opts.Latest}
+			rec = record{ImportedAt: now, LastUsed: now, Latest: opts.Latest, Signer: opts.Signer}
 		}
 		rec.Name = manifest.Name
 		rec.Labels = manifest.Labels

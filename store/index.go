@@ -34,6 +34,7 @@ type record struct {
 	ImportedAt time.Time          `json:"importTime"`
 	LastUsed   time.Time          `json:"lastUsed"`
 	Latest     bool               `json:"latest"`
+	Signer     string             `json:"signer,omitempty"`
 	Manifest   json.RawMessage    `json:"manifest"`
 }
 
@@ -50,6 +51,7 @@ func (r *record) image(id string) (Image, error) {
 		ImportedAt: r.ImportedAt,
 		LastUsed:   r.LastUsed,
 		Latest:     r.Latest,
+		Signer:     r.Signer,
 		Manifest:   &m,
 	}, nil
 }

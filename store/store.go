@@ -62,15 +62,47 @@ type Image struct {
 	LastUsed   time.Time
 	// Latest says the image was fetched as the newest version of its name
 	// (no version asked for, or "latest").
-	Latest   bool
+	Latest bool
+	// Signer says how the image was admitted: the fingerprint (lowercase
+	// hex) of the key whose signature verified it, SignerBuiltin for an
+	// image orbit made itself, or Unverified. See Verified.
+	Signer   string
 	Manifest *schema.ImageManifest
 }
+
+// Unverified is the Signer of an image admitted without a signature check
+// (--insecure-options=image), and of every image indexed before the store
+// recorded signers: it is the zero value, so whatever does not say
+// otherwise counts as unverified.
+const Unverified = ""
+
+// SignerBuiltin is the Signer of an image that orbit wrote itself (a
+// built-in stage1 image), trusted as much as the orbit binary.
+const SignerBuiltin = "builtin"
+
+// Verified reports whether the image was admitted by a signature check,
+// or made by orbit itself.
+func (img Image) Verified() bool { return img.Signer != Unverified }
 
 // ImportOptions tune Import.
 type ImportOptions struct {
 	// Latest marks the image as the newest version of its name, so that a
 	// later lookup of name:latest finds it.
 	Latest bool
+	// Signer is how the image was admitted (see Image.Signer); the zero
+	// value records it as Unverified. Importing an image that is stored
+	// already with a Signer upgrades its record; importing it Unverified
+	// keeps the signer it had, since its content is the same.
+	Signer string
+}
+
+// checkSigner accepts Unverified, SignerBuiltin and a lowercase hex
+// OpenPGP fingerprint (40 digits for v4 keys, 64 for v6).
+func checkSigner(signer string) error {
+	if signer == Unverified || signer == SignerBuiltin || isLowerHex(signer, 40) || isLowerHex(signer, 64) {
+		return nil
+	}
+	return fmt.Errorf("image signer %q: want a lowercase hex key fingerprint or %q: %w", signer, SignerBuiltin, errdefs.ErrInvalid)
 }
 
 // InUseFunc reports whether a pod uses a rendered tree, so it must be kept.
