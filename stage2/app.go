@@ -103,6 +103,11 @@ type App struct {
 	// bound over files, an empty read-only tmpfs over directories. Missing
 	// paths are skipped.
 	MaskedPaths []string `json:"maskedPaths,omitempty"`
+	// DieWithParent kills the app (SIGKILL) when the process that started
+	// it exits, as a flavour whose stage1 process is the pod's lifetime
+	// needs. The caller must start the command from a locked OS thread:
+	// the kernel ties the signal to the thread that forked.
+	DieWithParent bool `json:"dieWithParent,omitempty"`
 	// PassFiles is how many descriptors from 4 on (the caller's ExtraFiles
 	// after the spec) the app is meant to get. Every other descriptor above
 	// 2, except those socket activation hands over (LISTEN_FDS, from 3), is

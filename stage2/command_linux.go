@@ -59,6 +59,10 @@ func Command(app App) (*exec.Cmd, error) {
 	if err != nil {
 		return nil, fmt.Errorf("app %q: %w", app.Name, err)
 	}
+	attr := &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNS}
+	if app.DieWithParent {
+		attr.Pdeathsig = syscall.SIGKILL
+	}
 	return &exec.Cmd{
 		Path: "/proc/self/exe",
 		Args: []string{LauncherName, "--spec-fd=3"},
@@ -66,11 +70,9 @@ func Command(app App) (*exec.Cmd, error) {
 		// the spec). Asynchronous preemption is turned off so no signal
 		// interrupts the few instructions between the seccomp filter and
 		// the exec.
-		Env:        []string{"GODEBUG=asyncpreemptoff=1"},
-		ExtraFiles: []*os.File{f},
-		SysProcAttr: &syscall.SysProcAttr{
-			Cloneflags: syscall.CLONE_NEWNS,
-		},
+		Env:         []string{"GODEBUG=asyncpreemptoff=1"},
+		ExtraFiles:  []*os.File{f},
+		SysProcAttr: attr,
 	}, nil
 }
 

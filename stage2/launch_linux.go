@@ -51,6 +51,7 @@ func (l *launcher) fail(step string, err error) error {
 }
 
 func (l *launcher) run() error {
+	parent := os.Getppid()
 	if err := l.prepareRoot(); err != nil {
 		return err
 	}
@@ -59,6 +60,17 @@ func (l *launcher) run() error {
 	}
 	if err := l.switchUser(); err != nil {
 		return err
+	}
+	if l.app.DieWithParent {
+		// A change of credentials clears the parent-death signal Command
+		// asked for; set it again, and make sure the parent did not die
+		// in between.
+		if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
+			return l.fail("parent-death signal", err)
+		}
+		if os.Getppid() != parent {
+			return l.fail("parent-death signal", errors.New("the starting process has exited"))
+		}
 	}
 	return l.exec()
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -38,6 +39,10 @@ func run(args []string) (int, error) {
 		return 0, err
 	}
 	pod.KeepLockFromChildren()
+	// The app dies with this process (DieWithParent), so that the pod is
+	// running exactly as long as this process holds the pod lock; the
+	// kernel ties that to the thread that starts the app.
+	runtime.LockOSThread()
 	if flags.Net != "" && flags.Net != "host" {
 		return 0, fmt.Errorf("the fly flavour runs apps in the host's network; --net=%s is not supported", flags.Net)
 	}
@@ -57,6 +62,7 @@ func run(args []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	app.DieWithParent = true
 	cmd, err := stage2.Command(app)
 	if err != nil {
 		return 0, err

@@ -40,7 +40,11 @@ func run(args []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	pod.KeepLockFromChildren()
+	// systemd-nspawn inherits the pod lock: if this process is killed, the
+	// container (nspawn, the pod's ppid) goes on and the pod stays
+	// "running" until it really ends. nspawn does not pass the descriptor
+	// into the container.
+	os.Unsetenv("RKT_LOCK_FD")
 	if flags.Net != "" && flags.Net != "host" {
 		return 0, fmt.Errorf("--net=%s: the nspawn flavour runs pods in the host's network for now", flags.Net)
 	}
