@@ -265,7 +265,10 @@ func (f *Fetcher) fetchFile(ctx context.Context, p, sig string) (string, error) 
 
 // readSignature reads a signature from a file or URL. A missing one is
 // not an error (nil, nil) when optional: admit then reports it. explicit
-// allows plain HTTP for a location the user named.
+// says the user named the location (or the image it lies beside): it
+// allows plain HTTP, and a local file. Any other location (one a
+// discovery page offered) must be an http(s) URL: a remote page never
+// makes orbit open a file, device or FIFO on this machine.
 func (f *Fetcher) readSignature(ctx context.Context, where string, optional, explicit bool) ([]byte, error) {
 	if u, err := url.Parse(where); err == nil && (u.Scheme == "http" || u.Scheme == "https") {
 		if err := checkScheme(u, explicit, f.cfg.Insecure); err != nil {
@@ -276,6 +279,9 @@ func (f *Fetcher) readSignature(ctx context.Context, where string, optional, exp
 			return nil, nil
 		}
 		return data, err
+	}
+	if !explicit {
+		return nil, fmt.Errorf("signature location %q is not an http(s) URL: %w", where, errdefs.ErrUntrusted)
 	}
 	file, err := os.Open(where)
 	if errors.Is(err, os.ErrNotExist) {

@@ -23,17 +23,6 @@ import (
 // maxDepth bounds a chain of dependencies.
 const maxDepth = 32
 
-// want is what the caller expects of an image it fetches.
-type want struct {
-	name   types.ACIdentifier // "" when any name will do
-	id     string             // "" when any ID will do
-	latest bool               // mark it the latest of its name
-	// explicit says the user named the signature's location, or the image
-	// URL it lies beside, so plain HTTP is allowed for it without
-	// --insecure-options=http.
-	explicit bool
-}
-
 // chain is the dependency path being fetched, to catch cycles.
 type chain []string
 
@@ -63,7 +52,7 @@ func (f *Fetcher) fetchName(ctx context.Context, app *discovery.App, policy Pull
 		img, err := f.cfg.Store.FindByName(app.Name, labels)
 		if err == nil {
 			f.log.Debug("using stored image", "image", display, "id", img.ID)
-			return img, nil
+			return f.useStored(ctx, img, display, policy, c)
 		}
 		if !errors.Is(err, errdefs.ErrNotFound) {
 			return store.Image{}, err
@@ -86,6 +75,10 @@ func (f *Fetcher) fetchName(ctx context.Context, app *discovery.App, policy Pull
 	if _, ok := dapp.Labels["version"]; !ok {
 		dapp.Labels["version"] = "latest"
 	}
+	required, err := wantLabels(dapp.Labels)
+	if err != nil {
+		return store.Image{}, fmt.Errorf("image %s: %v: %w", display, err, errdefs.ErrInvalid)
+	}
 	f.log.Info("searching for app image", "image", display)
 	d, err := f.discover(ctx, dapp, f.cfg.Insecure.Has(insecure.HTTP), func(d *discovered) bool { return len(d.Endpoints) > 0 })
 	if err != nil {
@@ -98,19 +91,16 @@ func (f *Fetcher) fetchName(ctx context.Context, app *discovery.App, policy Pull
 	}
 	var errs []error
 	for _, ep := range d.Endpoints {
-		u, err := url.Parse(ep.ACI)
-		if err == nil {
-			err = checkScheme(u, false, f.cfg.Insecure)
-		}
+		u, asc, err := f.endpoint(ep, sig == "")
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		where := sig
 		if where == "" {
-			where = ep.ASC
+			where = asc
 		}
-		img, err := f.fetchURL(ctx, u, where, PullUpdate, want{name: app.Name, latest: latest, explicit: sig != ""}, c)
+		img, err := f.fetchURL(ctx, u, where, PullUpdate, want{name: app.Name, labels: required, latest: latest, explicit: sig != ""}, c)
 		if err == nil {
 			return img, nil
 		}
@@ -138,10 +128,22 @@ func (f *Fetcher) fetchURL(ctx context.Context, u *url.URL, sig string, policy P
 		return store.Image{}, err
 	}
 	if cached != nil {
+		// What the URL gave last time is no use if it is not what is asked
+		// for now, nor, under update, if it was never verified: download
+		// it again (without the ETag) and check it like any new image.
+		if err := w.checkStored(u.Redacted(), *cached); err != nil {
+			f.log.Debug("stored image for URL is not the one asked for", "url", u.Redacted(), "id", cached.ID, "err", err)
+			cached = nil
+		} else if policy == PullUpdate && !cached.Verified() && !f.cfg.Insecure.Has(insecure.Image) {
+			f.log.Debug("stored image for URL was not verified; downloading it again", "url", u.Redacted(), "id", cached.ID)
+			cached = nil
+		}
+	}
+	if cached != nil {
 		fresh := rem.MaxAge > 0 && f.now().Before(rem.DownloadedAt.Add(rem.MaxAge))
 		if policy != PullUpdate || fresh {
 			f.log.Debug("using stored image for URL", "url", u.Redacted(), "id", cached.ID)
-			return *cached, nil
+			return f.useStored(ctx, *cached, u.Redacted(), policy, c)
 		}
 	} else if policy == PullNever {
 		return store.Image{}, fmt.Errorf("image %s is not in the store and --pull-policy=never: %w", u.Redacted(), errdefs.ErrNotFound)
@@ -163,7 +165,7 @@ func (f *Fetcher) fetchURL(ctx context.Context, u *url.URL, sig string, policy P
 			return store.Image{}, err
 		}
 		f.log.Debug("image not modified", "url", u.Redacted(), "id", cached.ID)
-		return *cached, nil
+		return f.useStored(ctx, *cached, u.Redacted(), policy, c)
 	}
 
 	var signature []byte
@@ -202,9 +204,10 @@ func (f *Fetcher) admit(ctx context.Context, file *os.File, signature []byte, si
 		return store.Image{}, fmt.Errorf("image %s: %w", source, err)
 	}
 	name := manifest.Name
-	if w.name != "" && name != w.name {
-		return store.Image{}, fmt.Errorf("image %s is named %s, not %s as asked for: %w", source, name, w.name, errdefs.ErrUntrusted)
+	if err := w.check(source, name, manifest.Labels); err != nil {
+		return store.Image{}, err
 	}
+	signedBy := store.Unverified
 	if f.cfg.Insecure.Has(insecure.Image) {
 		f.log.Warn("signature verification has been disabled", "image", name.String(), "from", source)
 	} else {
@@ -220,6 +223,7 @@ func (f *Fetcher) admit(ctx context.Context, file *os.File, signature []byte, si
 			return store.Image{}, err
 		}
 		f.log.Info("signature verified", "image", name.String(), "key", signer.Fingerprint, "by", strings.Join(signer.Identities, ", "))
+		signedBy = signer.Fingerprint
 	}
 	if w.id != "" {
 		got, err := imageID(file)
@@ -234,22 +238,47 @@ func (f *Fetcher) admit(ctx context.Context, file *os.File, signature []byte, si
 	if err != nil {
 		return store.Image{}, err
 	}
-	if err := f.fetchDependencies(ctx, manifest, c); err != nil {
+	if err := f.fetchDependencies(ctx, manifest, PullNew, c); err != nil {
 		return store.Image{}, fmt.Errorf("image %s: %w", name, err)
 	}
 	if _, err := file.Seek(0, io.SeekStart); err != nil {
 		return store.Image{}, err
 	}
-	img, err := f.cfg.Store.Import(file, store.ImportOptions{Latest: w.latest})
+	img, err := f.cfg.Store.Import(file, store.ImportOptions{Latest: w.latest, Signer: signedBy})
 	if err != nil {
 		return store.Image{}, err
 	}
 	return img, nil
 }
 
+// useStored checks an image found in the store (by name, or as what a URL
+// gave before) before a command uses it: one admitted without a signature
+// check is refused unless this command skips verification too, and its
+// dependencies must be available and pass the same checks.
+func (f *Fetcher) useStored(ctx context.Context, img store.Image, display string, policy PullPolicy, c chain) (store.Image, error) {
+	if !img.Verified() {
+		if !f.cfg.Insecure.Has(insecure.Image) {
+			return store.Image{}, unverifiedError(display, img)
+		}
+		f.log.Warn("using an image stored without signature verification", "image", display, "id", img.ID)
+	}
+	c, err := c.with(img.Name.String())
+	if err != nil {
+		return store.Image{}, err
+	}
+	if policy == PullUpdate {
+		policy = PullNew
+	}
+	if err := f.fetchDependencies(ctx, img.Manifest, policy, c); err != nil {
+		return store.Image{}, fmt.Errorf("image %s: %w", img.Name, err)
+	}
+	return img, nil
+}
+
 // fetchDependencies makes every dependency of manifest available in the
-// store, fetched and verified like the image itself.
-func (f *Fetcher) fetchDependencies(ctx context.Context, manifest *schema.ImageManifest, c chain) error {
+// store, fetched and verified like the image itself. policy is PullNew,
+// or PullNever to look in the store only.
+func (f *Fetcher) fetchDependencies(ctx context.Context, manifest *schema.ImageManifest, policy PullPolicy, c chain) error {
 	for _, dep := range manifest.Dependencies {
 		if dep.ImageID != nil && !dep.ImageID.Empty() {
 			if _, err := f.cfg.Store.Get(dep.ImageID.String()); err == nil {
@@ -265,10 +294,13 @@ func (f *Fetcher) fetchDependencies(ctx context.Context, manifest *schema.ImageM
 			return fmt.Errorf("dependency %s: %v: %w", dep.ImageName, err, errdefs.ErrInvalid)
 		}
 		if dep.ImageID == nil || dep.ImageID.Empty() {
-			if _, err := f.fetchName(ctx, app, PullNew, "", c); err != nil {
+			if _, err := f.fetchName(ctx, app, policy, "", c); err != nil {
 				return fmt.Errorf("dependency %s: %w", dep.ImageName, err)
 			}
 			continue
+		}
+		if policy == PullNever {
+			return fmt.Errorf("dependency %s (%s) is not in the store and --pull-policy=never: %w", dep.ImageName, dep.ImageID, errdefs.ErrNotFound)
 		}
 		if err := f.fetchDependencyByID(ctx, app, dep.ImageID.String(), c); err != nil {
 			return fmt.Errorf("dependency %s (%s): %w", dep.ImageName, dep.ImageID, err)
@@ -280,6 +312,12 @@ func (f *Fetcher) fetchDependencies(ctx context.Context, manifest *schema.ImageM
 // fetchDependencyByID discovers a dependency pinned to an image ID and
 // accepts only that image.
 func (f *Fetcher) fetchDependencyByID(ctx context.Context, app *discovery.App, id string, c chain) error {
+	// The ID pins the content; the labels the dependent declares must
+	// still be on it.
+	required, err := wantLabels(app.Labels)
+	if err != nil {
+		return fmt.Errorf("%v: %w", err, errdefs.ErrInvalid)
+	}
 	dapp := app.Copy()
 	goos, goarch := appcOSArch()
 	for k, v := range map[types.ACIdentifier]string{"os": goos, "arch": goarch, "version": "latest"} {
@@ -293,12 +331,9 @@ func (f *Fetcher) fetchDependencyByID(ctx context.Context, app *discovery.App, i
 	}
 	var errs []error
 	for _, ep := range d.Endpoints {
-		u, err := url.Parse(ep.ACI)
+		u, asc, err := f.endpoint(ep, true)
 		if err == nil {
-			err = checkScheme(u, false, f.cfg.Insecure)
-		}
-		if err == nil {
-			_, err = f.fetchURL(ctx, u, ep.ASC, PullUpdate, want{name: app.Name, id: id}, c)
+			_, err = f.fetchURL(ctx, u, asc, PullUpdate, want{name: app.Name, labels: required, id: id}, c)
 		}
 		if err == nil {
 			return nil
@@ -309,6 +344,23 @@ func (f *Fetcher) fetchDependencyByID(ctx context.Context, app *discovery.App, i
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// endpoint checks the image and, when it will be used, signature
+// locations a discovery page offered.
+func (f *Fetcher) endpoint(ep endpoint, useASC bool) (*url.URL, string, error) {
+	u, err := discoveredURL("image", ep.ACI, f.cfg.Insecure)
+	if err != nil {
+		return nil, "", err
+	}
+	if !useASC || f.cfg.Insecure.Has(insecure.Image) {
+		return u, "", nil
+	}
+	asc, err := discoveredURL("signature", ep.ASC, f.cfg.Insecure)
+	if err != nil {
+		return nil, "", err
+	}
+	return u, asc.String(), nil
 }
 
 // readManifest reads the manifest of an image file, from its start.
