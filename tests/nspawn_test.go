@@ -2,6 +2,7 @@ package tests
 
 import (
 	"encoding/json"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -295,16 +296,26 @@ func TestNspawnEnterStopAndSIGTERM(t *testing.T) {
 }
 
 // assertNoPodCgroups checks that the pods' cgroups are gone from every
-// hierarchy.
+// hierarchy (they nest below the cgroup orbit ran in).
 func assertNoPodCgroups(t *testing.T, uuids ...string) {
 	t.Helper()
-	for _, uuid := range uuids {
-		left, _ := filepath.Glob("/sys/fs/cgroup/*/orbit/" + uuid)
-		more, _ := filepath.Glob("/sys/fs/cgroup/orbit/" + uuid)
-		for _, d := range append(left, more...) {
-			t.Errorf("cgroup left behind: %s", d)
-		}
+	want := map[string]bool{}
+	for _, u := range uuids {
+		want[u] = true
 	}
+	filepath.WalkDir("/sys/fs/cgroup", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return nil
+		}
+		if strings.Count(p, "/") > 10 {
+			return filepath.SkipDir
+		}
+		if want[d.Name()] {
+			t.Errorf("cgroup left behind: %s", p)
+			return filepath.SkipDir
+		}
+		return nil
+	})
 }
 
 func TestNspawnInteractiveThroughPty(t *testing.T) {

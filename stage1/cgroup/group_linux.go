@@ -48,6 +48,9 @@ type v1Dir struct {
 // Path is the group's path relative to the hierarchies' roots.
 func (g *Group) Path() string { return g.path }
 
+// Dirs lists the group's directory in every hierarchy it is in.
+func (g *Group) Dirs() []string { return slices.Clone(g.dirs) }
+
 // Create makes the group path in every hierarchy it needs and sets lim.
 // Groups go under the v1 memory, cpu, cpuacct and pids hierarchies that
 // exist, and under the cgroup2 tree when one is mounted; a limit whose

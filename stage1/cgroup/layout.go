@@ -51,6 +51,8 @@ type Hierarchy struct {
 	Name string
 	// device identifies the superblock, to notice one hierarchy mounted twice.
 	device string
+	// unified marks the cgroup2 hierarchy.
+	unified bool
 }
 
 // Has reports whether the controller is bound to the hierarchy.
@@ -101,7 +103,7 @@ func parseMountinfo(r io.Reader) (*Layout, error) {
 		if fstype != "cgroup" && fstype != "cgroup2" {
 			continue
 		}
-		h := &Hierarchy{Mountpoint: point, Root: unescapeMountinfo(fields[3]), device: fields[2]}
+		h := &Hierarchy{Mountpoint: point, Root: unescapeMountinfo(fields[3]), device: fields[2], unified: fstype == "cgroup2"}
 		if fstype == "cgroup" {
 			for _, o := range strings.Split(superOpts, ",") {
 				switch {

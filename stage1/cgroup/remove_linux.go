@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/orbit-containers/orbit/errdefs"
 )
 
 // rmdirTimeout bounds how long Remove retries a cgroup the kernel still
@@ -25,24 +27,69 @@ func (l *Layout) Remove(path string) error {
 	if err != nil {
 		return err
 	}
-	var dirs []string // every cgroup of the sub-tree, in every hierarchy
+	var roots []string
 	unified := ""
 	for _, h := range l.hierarchies() {
-		root := filepath.Join(h.Mountpoint, p)
+		roots = append(roots, filepath.Join(h.Mountpoint, p))
+		if h == l.Unified {
+			unified = filepath.Join(h.Mountpoint, p)
+		}
+	}
+	if err := removeTrees(roots, unified); err != nil {
+		return fmt.Errorf("removing cgroup %s: %w", p, err)
+	}
+	return nil
+}
+
+// RemoveDirs removes groups given by their directories (as Group.Dirs
+// lists them) with every group below them, killing what still runs in
+// them. Directories that are not below one of the layout's cgroup mounts
+// are refused; missing ones are skipped.
+func (l *Layout) RemoveDirs(dirs []string) error {
+	unified := ""
+	for _, d := range dirs {
+		d = filepath.Clean(d)
+		h := l.hierarchyOf(d)
+		if h == nil {
+			return fmt.Errorf("removing cgroup %s: not in a cgroup hierarchy: %w", d, errdefs.ErrInvalid)
+		}
+		if h == l.Unified {
+			unified = d
+		}
+	}
+	return removeTrees(dirs, unified)
+}
+
+// hierarchyOf returns the hierarchy a directory strictly below a mount
+// point belongs to.
+func (l *Layout) hierarchyOf(dir string) *Hierarchy {
+	for _, h := range l.hierarchies() {
+		if strings.HasPrefix(dir, filepath.Clean(h.Mountpoint)+"/") {
+			return h
+		}
+	}
+	return nil
+}
+
+// removeTrees kills everything in the groups at roots and below, then
+// removes them, deepest first.
+func removeTrees(roots []string, unified string) error {
+	var dirs []string // every cgroup of the sub-trees
+	for _, root := range roots {
 		sub, err := subtree(root)
 		if err != nil {
-			return fmt.Errorf("removing cgroup %s: %w", p, err)
-		}
-		if len(sub) > 0 && h == l.Unified {
-			unified = root
+			return err
 		}
 		dirs = append(dirs, sub...)
 	}
 	if len(dirs) == 0 {
 		return nil
 	}
+	if u, err := subtree(unified); err != nil || len(u) == 0 {
+		unified = ""
+	}
 	if err := killDirs(dirs, unified); err != nil {
-		return fmt.Errorf("removing cgroup %s: %w", p, err)
+		return err
 	}
 	// Deepest first, so each directory is empty of sub-groups when its
 	// turn comes.
@@ -55,10 +102,7 @@ func (l *Layout) Remove(path string) error {
 			errs = append(errs, err)
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("removing cgroup %s: %w", p, err)
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // subtree lists root and the cgroups below it; nothing when root is absent.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path"
@@ -145,6 +146,9 @@ func ownDir(h *Hierarchy, own []procCgroup) (string, bool) {
 	if h.Name != "" {
 		keys = append(keys, "name="+h.Name)
 	}
+	if h.unified {
+		keys = []string{""} // cgroup2's line is "0::/path"
+	}
 	slices.Sort(keys)
 	for _, c := range own {
 		if !slices.Equal(c.keys, keys) {
@@ -163,4 +167,49 @@ func ownDir(h *Hierarchy, own []procCgroup) (string, bool) {
 		return filepath.Join(h.Mountpoint, p), true
 	}
 	return "", false
+}
+
+// Nested returns the layout as seen from the calling process's own cgroup:
+// each hierarchy rooted at the group the caller is in, so that groups made
+// through it nest below the caller (under the systemd unit that runs
+// orbit, say, keeping the unit's limits and its control over the pod).
+// Hierarchies the caller's group is not visible in are left out.
+func (l *Layout) Nested() (*Layout, error) {
+	f, err := os.Open("/proc/self/cgroup")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	own, err := parseProcCgroup(f)
+	if err != nil {
+		return nil, err
+	}
+	n := &Layout{Mode: l.Mode}
+	rebase := func(h *Hierarchy) *Hierarchy {
+		dir, ok := ownDir(h, own)
+		if !ok {
+			return nil
+		}
+		c := *h
+		rel, _ := filepath.Rel(h.Mountpoint, dir)
+		c.Mountpoint = dir
+		c.Root = path.Join(h.Root, filepath.ToSlash(rel))
+		return &c
+	}
+	for _, h := range l.V1 {
+		if c := rebase(h); c != nil {
+			n.V1 = append(n.V1, c)
+		}
+	}
+	if l.Unified != nil {
+		if n.Unified = rebase(l.Unified); n.Unified != nil {
+			// The controllers a group may use are its parent's enabled ones.
+			b, err := os.ReadFile(filepath.Join(n.Unified.Mountpoint, "cgroup.controllers"))
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return nil, err
+			}
+			n.Unified.Controllers = strings.Fields(string(b))
+		}
+	}
+	return n, nil
 }

@@ -13,11 +13,13 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
+	"github.com/orbit-containers/orbit/atomicfile"
 	"github.com/orbit-containers/orbit/stage1/cgroup"
 	"github.com/orbit-containers/orbit/stage1/pod"
 )
@@ -67,7 +69,7 @@ func run(args []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if err := enterPodCgroup(uuid, pl); err != nil {
+	if err := enterPodCgroup(p, pl); err != nil {
 		return 0, err
 	}
 	if err := writeConfig(p, &pl.config); err != nil {
@@ -142,14 +144,20 @@ func writeConfig(p *pod.Pod, cfg any) error {
 	return os.WriteFile(path, data, 0o644)
 }
 
-// podCgroup is the pod's cgroup below the root of each hierarchy.
+// podCgroup is the pod's cgroup below the cgroup of the process that runs
+// it (the systemd unit running orbit, say, so the unit's limits and its
+// control over its processes still hold).
 func podCgroup(uuid string) string { return "orbit/" + uuid }
+
+// cgroupsFile records, in the pod directory, the pod's cgroup directory in
+// each hierarchy, one per line, for the gc entrypoint.
+const cgroupsFile = "cgroups"
 
 // enterPodCgroup moves this process (and so systemd-nspawn and the whole
 // container after it) into the pod's own cgroup, where the supervisor
 // makes one group per app. Without cgroups the pod runs only when no app
 // asks for limits.
-func enterPodCgroup(uuid string, pl *plan) error {
+func enterPodCgroup(p *pod.Pod, pl *plan) error {
 	limits := false
 	for _, a := range pl.config.Apps {
 		if a.Limits != (cgroup.Limits{}) {
@@ -158,10 +166,26 @@ func enterPodCgroup(uuid string, pl *plan) error {
 	}
 	l, err := cgroup.Detect()
 	if err == nil {
-		var g *cgroup.Group
-		if g, err = l.Create(podCgroup(uuid), cgroup.Limits{}); err == nil {
-			err = g.Add(os.Getpid())
+		l, err = l.Nested()
+	}
+	var g *cgroup.Group
+	if err == nil {
+		g, err = l.Create(podCgroup(p.UUID), cgroup.Limits{})
+	}
+	if err == nil {
+		// Recorded before anything runs in it, so gc always finds it. On a
+		// hybrid host systemd-nspawn mirrors the group into the named
+		// systemd hierarchy; that copy is the pod's too.
+		dirs := g.Dirs()
+		for _, h := range l.V1 {
+			if h.Name != "" {
+				dirs = append(dirs, filepath.Join(h.Mountpoint, podCgroup(p.UUID)))
+			}
 		}
+		err = atomicfile.Write(filepath.Join(p.Dir, cgroupsFile), []byte(strings.Join(dirs, "\n")+"\n"), 0o644)
+	}
+	if err == nil {
+		err = g.Add(os.Getpid())
 	}
 	if err != nil {
 		if limits {

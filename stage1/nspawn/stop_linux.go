@@ -27,7 +27,14 @@ func GC(args []string) int {
 	if err != nil {
 		return 0 // no cgroups, nothing to remove
 	}
-	if err := l.Remove(podCgroup(fs.Arg(0))); err != nil {
+	// gc runs in the pod directory; pods from before the cgroups file
+	// have their group at the root of each hierarchy.
+	if data, rerr := os.ReadFile(cgroupsFile); rerr == nil {
+		err = l.RemoveDirs(strings.Fields(string(data)))
+	} else {
+		err = l.Remove(podCgroup(fs.Arg(0)))
+	}
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "stage1 nspawn gc: %v\n", err)
 		return 254
 	}
