@@ -28,10 +28,20 @@ func BuiltinStage1(st *store.Store, storeDir string, f builtin.Flavour, version 
 		return "", err
 	}
 	labels := builtin.Labels(version, build)
-	if img, err := st.FindByName(f.ImageName(), labels); err == nil {
-		return img.ID, nil
-	} else if !errors.Is(err, errdefs.ErrNotFound) {
-		return "", err
+	// Only an image orbit wrote itself counts: one imported under the same
+	// name and labels from elsewhere (--insecure-options=image) does not.
+	find := func() (string, bool, error) {
+		img, err := st.FindByName(f.ImageName(), labels)
+		if errors.Is(err, errdefs.ErrNotFound) {
+			return "", false, nil
+		}
+		if err != nil {
+			return "", false, err
+		}
+		return img.ID, img.Signer == store.SignerBuiltin, nil
+	}
+	if id, ok, err := find(); err != nil || ok {
+		return id, err
 	}
 	lockDir := filepath.Join(storeDir, "locks")
 	if err := os.MkdirAll(lockDir, 0o700); err != nil {
@@ -45,14 +55,14 @@ func BuiltinStage1(st *store.Store, storeDir string, f builtin.Flavour, version 
 	if err := unix.Flock(int(lf.Fd()), unix.LOCK_EX); err != nil {
 		return "", err
 	}
-	if img, err := st.FindByName(f.ImageName(), labels); err == nil {
-		return img.ID, nil
+	if id, ok, err := find(); err != nil || ok {
+		return id, err
 	}
 	pr, pw := io.Pipe()
 	go func() {
 		pw.CloseWithError(builtin.WriteACI(pw, f, version, build, f.Entries(exe, builtin.Supervisor())))
 	}()
-	img, err := st.Import(pr, store.ImportOptions{})
+	img, err := st.Import(pr, store.ImportOptions{Signer: store.SignerBuiltin})
 	pr.CloseWithError(err)
 	if err != nil {
 		return "", fmt.Errorf("importing the built-in %s stage1 image: %w", f, err)
