@@ -362,3 +362,31 @@ func TestNspawnPodManifest(t *testing.T) {
 		t.Fatalf("a malformed pod manifest was accepted: %s", r)
 	}
 }
+
+// An entered command is isolated like the app: same capabilities, seccomp
+// filter, no_new_privs and cgroups, and the launcher that starts it is not
+// one the app can replace.
+func TestNspawnEnterIsIsolatedLikeTheApp(t *testing.T) {
+	requireNspawn(t)
+	e := newEnv(t)
+	show := "grep -E '^(CapEff|Seccomp|NoNewPrivs):' /proc/self/status; grep memory /proc/self/cgroup | sed 's/.*\\///'"
+	aci := busyboxACI(t, "example.com/iso", "/bin/sh", "-c", show+"; sleep 30")
+	uuidFile := filepath.Join(t.TempDir(), "uuid")
+	cmd := e.command("run", "--insecure-options=image", "--uuid-file-save="+uuidFile, aci, "--caps-retain=CAP_KILL")
+	var out strings.Builder
+	cmd.Stdout = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	uuid := waitRunning(t, e, uuidFile)
+	r := e.mustRun("enter", uuid, "/bin/sh", "-c", show)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), "iso") && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if r.Stdout != out.String() {
+		t.Fatalf("entered command isolation differs from the app's:\nenter: %q\napp:   %q", r.Stdout, out.String())
+	}
+	e.mustRun("stop", "--force", uuid)
+}

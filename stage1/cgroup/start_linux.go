@@ -17,6 +17,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/orbit-containers/orbit/errdefs"
 )
 
 // StartIn calls start, which must start cmd (cmd.Start, or a function that
@@ -212,4 +214,37 @@ func (l *Layout) Nested() (*Layout, error) {
 		}
 	}
 	return n, nil
+}
+
+// GroupOf returns the cgroups process pid is in, in every hierarchy of the
+// layout, as one Group: StartIn on it starts a process beside pid (as
+// `orbit enter` does, so the entered command gets the app's limits and
+// device policy).
+func (l *Layout) GroupOf(pid int) (*Group, error) {
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/cgroup")
+	if err != nil {
+		return nil, fmt.Errorf("cgroups of process %d: %w", pid, err)
+	}
+	defer f.Close()
+	entries, err := parseProcCgroup(f)
+	if err != nil {
+		return nil, fmt.Errorf("cgroups of process %d: %w", pid, err)
+	}
+	g := &Group{path: "of process " + strconv.Itoa(pid)}
+	for _, h := range l.hierarchies() {
+		dir, ok := ownDir(h, entries)
+		if !ok {
+			continue
+		}
+		g.dirs = append(g.dirs, dir)
+		if h == l.Unified {
+			g.unified = dir
+		} else {
+			g.v1 = append(g.v1, v1Dir{h: h, dir: dir})
+		}
+	}
+	if len(g.dirs) == 0 {
+		return nil, fmt.Errorf("cgroups of process %d: none visible: %w", pid, errdefs.ErrNotFound)
+	}
+	return g, nil
 }

@@ -2,26 +2,35 @@ package nspawn
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/orbit-containers/orbit/stage1/cgroup"
 	"github.com/orbit-containers/orbit/stage1/pod"
+	"github.com/orbit-containers/orbit/stage1/supervisor"
 	"github.com/orbit-containers/orbit/stage2"
 )
 
-// Enter is the enter entrypoint. It finds the app's process among the
-// supervisor's children and runs the command in that process's namespaces
-// (its mount namespace holds the app's root and mounts), as the app's user
-// with the app's environment. util-linux's nsenter does the joining, which
-// a multi-threaded Go program cannot do for mount namespaces itself.
+// Enter is the enter entrypoint. It runs a command beside a running app,
+// isolated as the app is: the stage2 launcher is started in the
+// container's namespaces (joined through util-linux's nsenter, which a
+// multi-threaded Go program cannot do for mount namespaces itself) and in
+// the app's cgroups, takes the app's root through /proc/<pid>/root (which
+// carries the app's mounts), and applies the app's user, groups,
+// capabilities, seccomp filter and no_new_privs before it execs the
+// command with the app's environment. The launcher binary is the stage1
+// rootfs's, which no app can reach or change.
 func Enter(args []string) int {
 	code, err := enter(args)
 	if err != nil {
@@ -53,11 +62,9 @@ func enter(args []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	var user, group string
-	for _, ra := range p.Manifest.Apps {
-		if ra.Name.String() == *appName && ra.App != nil {
-			user, group = ra.App.User, ra.App.Group
-		}
+	spec, err := appSpec(p, *appName)
+	if err != nil {
+		return 0, err
 	}
 	// A pod that has just started may not have started its app yet.
 	var appPid int
@@ -70,24 +77,43 @@ func enter(args []string) (int, error) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	inner, err := innerPid(appPid)
+	if err != nil {
+		return 0, err
+	}
 	env, err := pod.ProcessEnv(appPid)
 	if err != nil {
 		return 0, err
 	}
-	cmd, err := stage2.Command(stage2.App{Name: *appName, Root: "/", Exec: command, Env: env, User: user, Group: group})
+	a := spec.App
+	cmd, err := stage2.Command(stage2.App{
+		Name:              a.Name,
+		Root:              fmt.Sprintf("/proc/%d/root", inner),
+		Exec:              command,
+		Env:               env,
+		User:              a.User,
+		Group:             a.Group,
+		SupplementaryGIDs: a.SupplementaryGIDs,
+		Capabilities:      a.Capabilities,
+		Seccomp:           a.Seccomp,
+		NoNewPrivileges:   a.NoNewPrivileges,
+	})
 	if err != nil {
 		return 0, err
 	}
-	// Run the launcher through nsenter. Inside the app's mount namespace
-	// the launcher binary is reached through the supervisor's root
-	// (/proc/1/root is the container's root, the stage1 rootfs).
 	launcherArgs := append([]string(nil), cmd.Args[1:]...)
 	cmd.Path = nsenter
-	cmd.Args = append([]string{"nsenter", "--target=" + strconv.Itoa(appPid), "--mount", "--uts", "--ipc", "--net", "--pid", "--", "/proc/1/root/stage2/launch"}, launcherArgs...)
+	cmd.Args = append([]string{"nsenter", "--target=" + strconv.Itoa(*pid), "--mount", "--uts", "--ipc", "--net", "--pid", "--", "/stage2/launch"}, launcherArgs...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	signal.Ignore(unix.SIGINT, unix.SIGQUIT) // the terminal's signals go to the command
-	if err := cmd.Start(); err != nil {
+	start := cmd.Start
+	if l, err := cgroup.Detect(); err == nil {
+		if g, err := l.GroupOf(appPid); err == nil {
+			start = func() error { return g.StartIn(cmd, cmd.Start) }
+		}
+	}
+	if err := start(); err != nil {
 		return 0, err
 	}
 	for _, f := range cmd.ExtraFiles {
@@ -101,6 +127,43 @@ func enter(args []string) (int, error) {
 		return 128 + int(ws.Signal()), nil
 	}
 	return cmd.ProcessState.ExitCode(), nil
+}
+
+// appSpec reads the app's launch description from the supervisor's
+// configuration in the stage1 rootfs.
+func appSpec(p *pod.Pod, name string) (*supervisor.AppSpec, error) {
+	data, err := os.ReadFile(filepath.Join(p.Stage1Rootfs(), supervisorConfig))
+	if err != nil {
+		return nil, fmt.Errorf("reading the pod's configuration: %w", err)
+	}
+	var cfg supervisor.Config
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		return nil, fmt.Errorf("the pod's configuration: %w", err)
+	}
+	for i := range cfg.Apps {
+		if cfg.Apps[i].App.Name == name {
+			return &cfg.Apps[i], nil
+		}
+	}
+	return nil, fmt.Errorf("the pod has no app %q", name)
+}
+
+// innerPid is a process's PID in the innermost PID namespace it is in (the
+// container's), from the NSpid line of its status.
+func innerPid(pid int) (int, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "NSpid:"); ok {
+			f := strings.Fields(rest)
+			if len(f) > 0 {
+				return strconv.Atoi(f[len(f)-1])
+			}
+		}
+	}
+	return 0, fmt.Errorf("process %d: no NSpid in its status", pid)
 }
 
 // findApp returns the host PID of the app named name: the supervisor's
