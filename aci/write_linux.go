@@ -3,7 +3,6 @@ package aci
 import (
 	"archive/tar"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -17,6 +16,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"golang.org/x/sys/unix"
 
+	"github.com/orbit-containers/orbit/atomicfile"
 	"github.com/orbit-containers/orbit/errdefs"
 )
 
@@ -231,55 +231,14 @@ func readXattrs(p string) (map[string]string, error) {
 // directory synced. Unless overwrite is set, an existing path is left alone
 // and ErrAlreadyExists returned.
 func WriteFile(path string, manifest *schema.ImageManifest, rootfs string, opts WriteOptions, overwrite bool) error {
-	if !overwrite {
-		if _, err := os.Lstat(path); err == nil {
-			return fmt.Errorf("%s: %w (use --overwrite to replace it)", path, errdefs.ErrAlreadyExists)
-		}
-	}
-	dir := filepath.Dir(path)
-	if inside, err := within(dir, rootfs); err != nil {
+	if inside, err := within(filepath.Dir(path), rootfs); err != nil {
 		return err
 	} else if inside {
 		return fmt.Errorf("%s: the image cannot be written inside its own rootfs %s: %w", path, rootfs, errdefs.ErrInvalid)
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	done := false
-	defer func() {
-		if !done {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := Write(tmp, manifest, rootfs, opts); err != nil {
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if overwrite {
-		err = os.Rename(tmp.Name(), path)
-	} else {
-		err = unix.Renameat2(unix.AT_FDCWD, tmp.Name(), unix.AT_FDCWD, path, unix.RENAME_NOREPLACE)
-		if err == unix.EEXIST {
-			err = fmt.Errorf("%s: %w (use --overwrite to replace it)", path, errdefs.ErrAlreadyExists)
-		} else if err != nil {
-			err = &os.LinkError{Op: "rename", Old: tmp.Name(), New: path, Err: err}
-		}
-	}
-	if err != nil {
-		return err
-	}
-	done = true
-	return syncDir(dir)
+	return atomicfile.Create(path, 0o644, overwrite, func(w io.Writer) error {
+		return Write(w, manifest, rootfs, opts)
+	})
 }
 
 // within reports whether dir is root or below it, symlinks resolved.
@@ -297,16 +256,4 @@ func within(dir, root string) (bool, error) {
 		return false, nil
 	}
 	return rel == "." || (rel != ".." && !strings.HasPrefix(rel, "../")), nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, unix.EINVAL) {
-		return err
-	}
-	return nil
 }

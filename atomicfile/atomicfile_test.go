@@ -1,9 +1,13 @@
 package atomicfile
 
 import (
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/orbit-containers/orbit/errdefs"
 )
 
 func TestWriteReplacesAndLeavesNoTemp(t *testing.T) {
@@ -28,5 +32,33 @@ func TestWriteReplacesAndLeavesNoTemp(t *testing.T) {
 	}
 	if err := Write(filepath.Join(dir, "missing", "f"), nil, 0o644); err == nil {
 		t.Fatal("writing into a missing directory succeeded")
+	}
+}
+
+func TestCreateStreamsAndRefusesToClobber(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "out")
+	fill := func(s string) func(io.Writer) error {
+		return func(w io.Writer) error { _, err := io.WriteString(w, s); return err }
+	}
+	if err := Create(path, 0o600, false, fill("first")); err != nil {
+		t.Fatal(err)
+	}
+	if err := Create(path, 0o600, false, fill("second")); !errors.Is(err, errdefs.ErrAlreadyExists) {
+		t.Fatalf("clobbered without overwrite: %v", err)
+	}
+	if err := Create(path, 0o600, true, fill("third")); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(path); string(got) != "third" {
+		t.Fatalf("content %q", got)
+	}
+	boom := errors.New("boom")
+	if err := Create(filepath.Join(dir, "failed"), 0o600, false, func(io.Writer) error { return boom }); !errors.Is(err, boom) {
+		t.Fatalf("fill error lost: %v", err)
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 1 {
+		t.Fatalf("leftovers: %v", ents)
 	}
 }

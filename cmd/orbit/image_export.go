@@ -3,14 +3,13 @@ package main
 import (
 	"crypto/sha512"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
+	"github.com/orbit-containers/orbit/atomicfile"
 	"github.com/orbit-containers/orbit/errdefs"
 	"github.com/orbit-containers/orbit/store"
 )
@@ -47,8 +46,9 @@ uncompressed ACI whose SHA-512 is the image ID. No network is used.`,
 // untouched.
 func exportImage(s *store.Store, id, dst string, overwrite bool) error {
 	if !overwrite {
+		// Checked before reading the blob too, to fail early.
 		if _, err := os.Lstat(dst); err == nil {
-			return fmt.Errorf("%s exists (use --overwrite to replace it): %w", dst, errdefs.ErrAlreadyExists)
+			return fmt.Errorf("%s: %w (use --overwrite to replace it)", dst, errdefs.ErrAlreadyExists)
 		}
 	}
 	blob, err := s.OpenBlob(id)
@@ -56,46 +56,14 @@ func exportImage(s *store.Store, id, dst string, overwrite bool) error {
 		return err
 	}
 	defer blob.Close()
-	dir := filepath.Dir(dst)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(dst)+".tmp-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	defer tmp.Close()
-	h := sha512.New()
-	if _, err := io.Copy(io.MultiWriter(tmp, h), blob); err != nil {
-		return err
-	}
-	if got := "sha512-" + hex.EncodeToString(h.Sum(nil)); got != id {
-		return fmt.Errorf("the stored image is corrupt: it hashes to %s: %w", store.ShortID(got), errdefs.ErrInvalid)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if overwrite {
-		err = os.Rename(tmp.Name(), dst)
-	} else if err = os.Link(tmp.Name(), dst); errors.Is(err, os.ErrExist) {
-		err = fmt.Errorf("%s exists (use --overwrite to replace it): %w", dst, errdefs.ErrAlreadyExists)
-	}
-	if err != nil {
-		return err
-	}
-	return syncParent(dst)
-}
-
-// syncParent makes a new entry in dst's directory durable.
-func syncParent(dst string) error {
-	d, err := os.Open(filepath.Dir(dst))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return atomicfile.Create(dst, 0o644, overwrite, func(w io.Writer) error {
+		h := sha512.New()
+		if _, err := io.Copy(io.MultiWriter(w, h), blob); err != nil {
+			return err
+		}
+		if got := "sha512-" + hex.EncodeToString(h.Sum(nil)); got != id {
+			return fmt.Errorf("the stored image is corrupt: it hashes to %s: %w", store.ShortID(got), errdefs.ErrInvalid)
+		}
+		return nil
+	})
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/orbit-containers/orbit/aci"
+	"github.com/orbit-containers/orbit/atomicfile"
 	"github.com/orbit-containers/orbit/errdefs"
 	"github.com/orbit-containers/orbit/store"
 )
@@ -103,5 +104,5 @@ func writeImageDir(s *store.Store, id, dir string, o *imageDirOptions, fill func
 		}
 		return err
 	}
-	return syncParent(dir)
+	return atomicfile.SyncDir(filepath.Dir(dir))
 }
