@@ -14,7 +14,9 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"strconv"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
@@ -99,11 +101,15 @@ func run(args []string) (int, error) {
 	if err := cmd.Start(); err != nil {
 		return 0, fmt.Errorf("starting systemd-nspawn: %w", err)
 	}
-	if err := p.WritePpid(cmd.Process.Pid); err != nil {
+	if err := atomicfile.Write(filepath.Join(p.Dir, nspawnPidFile), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644); err != nil {
 		cmd.Process.Kill()
 		cmd.Wait()
-		return 0, fmt.Errorf("recording the pod's ppid: %w", err)
+		return 0, fmt.Errorf("recording systemd-nspawn's pid: %w", err)
 	}
+	// The pod's pid (what enter is given) is the container's PID 1, which
+	// nspawn starts through a helper process: it is recorded once it is
+	// there, not guessed from nspawn's children while the helper lives.
+	go recordPid(p, cmd.Process.Pid)
 	done := make(chan struct{})
 	go func() {
 		for {
@@ -235,4 +241,24 @@ func nspawnArgs(p *pod.Pod, uuid, hostname string, flags *pod.RunFlags, pl *plan
 		args = append(args, "--debug")
 	}
 	return append(args, supervisorConfig)
+}
+
+// nspawnPidFile records systemd-nspawn's PID in the pod directory, for stop.
+const nspawnPidFile = "nspawn.pid"
+
+// recordPid waits for the container's PID 1 to appear below nspawn and
+// writes it as the pod's pid.
+func recordPid(p *pod.Pod, nspawn int) {
+	for i := 0; i < 600; i++ {
+		for _, c := range children(nspawn) {
+			if inner, err := innerPid(c); err == nil && inner == 1 {
+				p.WritePid(c)
+				return
+			}
+		}
+		if err := unix.Kill(nspawn, 0); err != nil {
+			return // nspawn is gone
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -51,17 +51,17 @@ func Stop(args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 254
 	}
-	ppid, err := readPid("ppid")
+	nspawn, err := readPid(nspawnPidFile)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "stage1 nspawn stop: %v\n", err)
 		return 254
 	}
 	if !*force {
-		return kill(ppid, unix.SIGTERM)
+		return kill(nspawn, unix.SIGTERM)
 	}
-	pid1, err := onlyChild(ppid)
+	pid1, err := readPid("pid")
 	if err != nil {
-		return kill(ppid, unix.SIGKILL)
+		return kill(nspawn, unix.SIGKILL)
 	}
 	apps := children(pid1)
 	if len(apps) == 0 {
@@ -114,15 +114,3 @@ func readPid(file string) (int, error) {
 	return n, nil
 }
 
-// onlyChild returns the single child of a process.
-func onlyChild(pid int) (int, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
-	if err != nil {
-		return 0, err
-	}
-	f := strings.Fields(string(data))
-	if len(f) != 1 {
-		return 0, fmt.Errorf("process %d has %d children", pid, len(f))
-	}
-	return strconv.Atoi(f[0])
-}

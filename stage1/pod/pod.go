@@ -70,12 +70,6 @@ func (p *Pod) WritePid(pid int) error {
 	return atomicfile.Write(filepath.Join(p.Dir, "pid"), []byte(strconv.Itoa(pid)), 0o644)
 }
 
-// WritePpid records the parent of the pod's PID 1 (for flavours whose PID 1
-// is a child of a process they run, such as systemd-nspawn).
-func (p *Pod) WritePpid(pid int) error {
-	return atomicfile.Write(filepath.Join(p.Dir, "ppid"), []byte(strconv.Itoa(pid)), 0o644)
-}
-
 // StatusDir is where apps' exit statuses go.
 func (p *Pod) StatusDir() string { return filepath.Join(p.Stage1Rootfs(), "rkt", "status") }
 
