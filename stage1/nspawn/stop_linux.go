@@ -113,4 +113,3 @@ func readPid(file string) (int, error) {
 	}
 	return n, nil
 }
-
