@@ -36,6 +36,20 @@ const (
 // contents stage0 must write ("" for none).
 func (d DNSConfig) dnsConfMode() (mode, resolv, hosts string, err error) {
 	resolvMode, hostsMode := "default", "default"
+	special := len(d.Servers) == 1 && (d.Servers[0] == "host" || d.Servers[0] == "none")
+	if special && (len(d.Search) > 0 || len(d.Options) > 0 || d.Domain != "") {
+		return "", "", "", fmt.Errorf("--dns-search, --dns-opt and --dns-domain cannot be used with --dns=%s: %w", d.Servers[0], errdefs.ErrInvalid)
+	}
+	for _, s := range d.Servers {
+		if (s == "host" || s == "none") && len(d.Servers) > 1 {
+			return "", "", "", fmt.Errorf("--dns=%s must be the only --dns value: %w", s, errdefs.ErrInvalid)
+		}
+	}
+	for _, h := range d.Hosts {
+		if h == "host" && len(d.Hosts) > 1 {
+			return "", "", "", fmt.Errorf("--hosts-entry=host must be the only --hosts-entry value: %w", errdefs.ErrInvalid)
+		}
+	}
 	switch {
 	case len(d.Servers) == 1 && d.Servers[0] == "host":
 		resolvMode = "host"
@@ -71,7 +85,7 @@ func (d DNSConfig) dnsConfMode() (mode, resolv, hosts string, err error) {
 		b.WriteString("127.0.0.1\tlocalhost localhost.localdomain\n::1\tlocalhost ip6-localhost ip6-loopback\n")
 		for _, h := range d.Hosts {
 			ip, name, ok := strings.Cut(h, "=")
-			if !ok || net.ParseIP(ip) == nil || name == "" {
+			if !ok || net.ParseIP(ip) == nil || !validHostname(name) {
 				return "", "", "", fmt.Errorf("--hosts-entry=%s: want IP=HOSTNAME or \"host\": %w", h, errdefs.ErrInvalid)
 			}
 			fmt.Fprintf(&b, "%s\t%s\n", ip, name)
@@ -110,4 +124,23 @@ func writeDNSFiles(stage1Rootfs string, d DNSConfig) (string, error) {
 func (d DNSConfig) Validate() error {
 	_, _, _, err := d.dnsConfMode()
 	return err
+}
+
+// validHostname checks a name for /etc/hosts: dot-separated labels of
+// letters, digits and hyphens.
+func validHostname(name string) bool {
+	if name == "" || len(name) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(name, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, c := range label {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }

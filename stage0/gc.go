@@ -23,10 +23,14 @@ type GCConfig struct {
 	GracePeriod time.Duration
 	// ExpirePrepared is how long a prepared pod may wait to be run.
 	ExpirePrepared time.Duration
-	Debug          bool
-	Log            *slog.Logger
-	// Out receives one line per pod acted on.
-	Out io.Writer
+	// MarkOnly marks exited and failed pods as garbage and removes nothing
+	// (rkt's gc --mark-only, for a unit's ExecStopPost).
+	MarkOnly bool
+	Debug    bool
+	Log      *slog.Logger
+	// Out receives a line per pod removed; Marks a line per pod marked.
+	Out   io.Writer
+	Marks io.Writer
 }
 
 // embryoGrace is how long an embryo may exist before gc takes it for the
@@ -43,6 +47,9 @@ func GC(podsDir string, cfg GCConfig) error {
 	}
 	if cfg.Out == nil {
 		cfg.Out = io.Discard
+	}
+	if cfg.Marks == nil {
+		cfg.Marks = io.Discard
 	}
 	if err := ensurePodsDirs(podsDir); err != nil {
 		return err
@@ -62,7 +69,7 @@ func GC(podsDir string, cfg GCConfig) error {
 				}
 				continue
 			}
-			fmt.Fprintf(cfg.Out, "Moving pod %q to garbage\n", p.UUID)
+			fmt.Fprintf(cfg.Marks, "Moving pod %q to garbage\n", p.UUID)
 		case AbortedPrepare:
 			if err := p.markWith(dirGarbage); err != nil && !errors.Is(err, errdefs.ErrBusy) {
 				errs = append(errs, err)
@@ -73,7 +80,7 @@ func GC(podsDir string, cfg GCConfig) error {
 				if err := p.markWith(dirGarbage); err != nil && !errors.Is(err, errdefs.ErrBusy) {
 					errs = append(errs, err)
 				}
-				fmt.Fprintf(cfg.Out, "Moving expired prepared pod %q to garbage\n", p.UUID)
+				fmt.Fprintf(cfg.Marks, "Moving expired prepared pod %q to garbage\n", p.UUID)
 			}
 			continue
 		case Embryo:
@@ -84,6 +91,9 @@ func GC(podsDir string, cfg GCConfig) error {
 			}
 			continue
 		}
+	}
+	if cfg.MarkOnly {
+		return errors.Join(errs...)
 	}
 	// Sweep: what is marked now, including what was just marked.
 	pods, err = List(podsDir)

@@ -32,6 +32,9 @@ type AppSpec struct {
 	Isolators   types.Isolators
 	Mounts      []schema.Mount
 	Annotations types.Annotations
+	// UserAnnotations and UserLabels are free-form (rkt's --user-annotation
+	// and --user-label).
+	UserAnnotations, UserLabels map[string]string
 	// ReadOnlyRootfs makes the app's root filesystem read-only.
 	ReadOnlyRootfs bool
 }
@@ -171,6 +174,12 @@ func runtimeApp(a AppSpec, im *schema.ImageManifest) (*types.App, error) {
 	}
 	if len(a.SupplementaryGIDs) > 0 {
 		app.SupplementaryGIDs = append([]int(nil), a.SupplementaryGIDs...)
+	}
+	if len(a.UserAnnotations) > 0 {
+		app.UserAnnotations = types.UserAnnotations(a.UserAnnotations)
+	}
+	if len(a.UserLabels) > 0 {
+		app.UserLabels = types.UserLabels(a.UserLabels)
 	}
 	for _, iso := range a.Isolators {
 		replaced := false

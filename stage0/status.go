@@ -126,7 +126,8 @@ func (p *Pod) ReadStatus() (*Status, error) {
 			st.GCMarkedAt = time.Unix(sx.Ctim.Sec, sx.Ctim.Nsec)
 		}
 	}
-	if p.State == Running {
+	if p.State.AfterRun() {
+		// For a pod that has exited, the pid stage1 recorded (as rkt shows).
 		st.Pid, _ = p.Pid()
 	}
 	pm, err := p.Manifest()

@@ -164,11 +164,11 @@ func ValidID(id string) bool {
 	return strings.HasPrefix(id, idPrefix) && isLowerHex(id[len(idPrefix):], idHexLen)
 }
 
-// ShortID shortens a full image ID the way `orbit image list` shows it:
-// "sha512-" and the first 32 hex digits.
+// ShortID shortens a full image ID the way rkt and `orbit image list` show
+// it: "sha512-" and the first 12 hex digits.
 func ShortID(id string) string {
-	if len(id) > len(idPrefix)+32 {
-		return id[:len(idPrefix)+32]
+	if len(id) > len(idPrefix)+12 {
+		return id[:len(idPrefix)+12]
 	}
 	return id
 }

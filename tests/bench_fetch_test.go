@@ -205,7 +205,7 @@ func BenchmarkFetchThroughput(b *testing.B) {
 	e := newEnv(b)
 	goDir := b.TempDir()
 	fetch := func(int) {
-		got := strings.TrimSpace(benchOrbit(b, e, "fetch", "--insecure-options=image", url))
+		got := strings.TrimSpace(benchOrbit(b, e, "fetch", "--full", "--insecure-options=image", url))
 		if got != id {
 			b.Fatalf("orbit fetch printed %q, want %s", got, id)
 		}

@@ -100,7 +100,7 @@ func benchTrueImage(b *testing.B) (*env, string, string) {
 	writeFile(b, filepath.Join(rootfs, "etc/os-release"), "ID=busybox\nNAME=busybox\n")
 	aci := writeACI(b, filepath.Join(b.TempDir(), "true.aci"), rootfs, imageManifest("example.com/bench-true", "/bin/true"))
 	e := newEnv(b)
-	id := strings.TrimSpace(benchOrbit(b, e, "fetch", "--insecure-options=image", aci))
+	id := strings.TrimSpace(benchOrbit(b, e, "fetch", "--full", "--insecure-options=image", aci))
 	return e, id, rootfs
 }
 

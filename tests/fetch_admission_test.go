@@ -18,14 +18,14 @@ func TestFetchRefusesWrongLabels(t *testing.T) {
 	old := fetchACI(t, "example.com/app", "1.1")
 	w.publish("example.com/app", "1.2", old, pgpSign(t, key, old, time.Now()))
 
-	oneErrorLine(t, w.run("fetch", "example.com/app:1.2"), "example.com/app", "version=1.1", "version=1.2")
+	oneErrorLine(t, w.run("fetch", "--full", "example.com/app:1.2"), "example.com/app", "version=1.1", "version=1.2")
 	oneErrorLine(t, w.run("run", "--stage1-name=fly", "example.com/app:1.2"), "version=1.1", "version=1.2")
 	for _, ref := range []string{"example.com/app:1.2", "example.com/app:1.1", "example.com/app"} {
-		oneErrorLine(t, w.run("fetch", "--pull-policy=never", ref), "not in the store")
+		oneErrorLine(t, w.run("fetch", "--full", "--pull-policy=never", ref), "not in the store")
 	}
 	// The same image asked for by its own version is fine.
 	w.publish("example.com/app", "1.1", old, pgpSign(t, key, old, time.Now()))
-	w.mustRun("fetch", "example.com/app:1.1")
+	w.mustRun("fetch", "--full", "example.com/app:1.1")
 }
 
 // TestFetchUnverifiedNotReused: an image fetched with
@@ -43,11 +43,11 @@ func TestFetchUnverifiedNotReused(t *testing.T) {
 	}
 	w.srv.put("/dl/hello.aci", aci)
 	url := "https://example.com/dl/hello.aci"
-	id := w.mustRun("fetch", "--insecure-options=image", url).Stdout
+	id := w.mustRun("fetch", "--full", "--insecure-options=image", url).Stdout
 
 	for _, args := range [][]string{
-		{"fetch", url},
-		{"fetch", "--pull-policy=never", url},
+		{"fetch", "--full", "--pull-policy=new", url},
+		{"fetch", "--full", "--pull-policy=never", url},
 		{"run", "--stage1-name=fly", url},
 		{"run", "--stage1-name=fly", "--pull-policy=never", url},
 	} {
@@ -61,15 +61,15 @@ func TestFetchUnverifiedNotReused(t *testing.T) {
 		t.Fatalf("run with --insecure-options=image: %s", r)
 	}
 	// By image ID the content is pinned: used as it is.
-	if r := w.mustRun("fetch", strings.TrimSpace(id)); r.Stdout != id {
+	if r := w.mustRun("fetch", "--full", strings.TrimSpace(id)); r.Stdout != id {
 		t.Fatalf("fetch by ID gave %q, want %q", r.Stdout, id)
 	}
 	// Still no signature: updating does not help.
-	oneErrorLine(t, w.run("fetch", "--pull-policy=update", url), "no signature")
+	oneErrorLine(t, w.run("fetch", "--full", "--pull-policy=update", url), "no signature")
 
 	// Fetched again with a valid signature, it is used without the flag.
 	w.srv.put("/dl/hello.aci.asc", pgpSign(t, key, aci, time.Now()))
-	if r := w.mustRun("fetch", "--pull-policy=update", url); r.Stdout != id {
+	if r := w.mustRun("fetch", "--full", "--pull-policy=update", url); r.Stdout != id {
 		t.Fatalf("verified fetch gave %q, want %q", r.Stdout, id)
 	}
 	if r := w.mustRun("run", "--stage1-name=fly", url); !strings.Contains(r.Stdout, "reused-image-ran") {
@@ -85,13 +85,13 @@ func TestFetchUnverifiedByNameNotReused(t *testing.T) {
 	w.trustKey("example.com", pgpPublic(t, key))
 	aci := fetchACI(t, "example.com/named", "2.0")
 	w.publish("example.com/named", "2.0", aci, nil)
-	w.mustRun("fetch", "--insecure-options=image", "example.com/named:2.0")
-	oneErrorLine(t, w.run("fetch", "example.com/named:2.0"), "example.com/named:2.0", "without signature verification")
-	w.mustRun("fetch", "--insecure-options=image", "--pull-policy=never", "example.com/named:2.0")
+	w.mustRun("fetch", "--full", "--insecure-options=image", "example.com/named:2.0")
+	oneErrorLine(t, w.run("fetch", "--full", "--pull-policy=new", "example.com/named:2.0"), "example.com/named:2.0", "without signature verification")
+	w.mustRun("fetch", "--full", "--insecure-options=image", "--pull-policy=never", "example.com/named:2.0")
 
 	w.publish("example.com/named", "2.0", aci, pgpSign(t, key, aci, time.Now()))
-	w.mustRun("fetch", "--pull-policy=update", "example.com/named:2.0")
-	w.mustRun("fetch", "--pull-policy=never", "example.com/named:2.0")
+	w.mustRun("fetch", "--full", "--pull-policy=update", "example.com/named:2.0")
+	w.mustRun("fetch", "--full", "--pull-policy=never", "example.com/named:2.0")
 }
 
 // TestFetchDiscoveredSignatureMustBeURL: a discovery page cannot make orbit
@@ -102,6 +102,6 @@ func TestFetchDiscoveredSignatureMustBeURL(t *testing.T) {
 	w.trustKey("example.com", pgpPublic(t, key))
 	for _, template := range []string{"file:///etc/passwd", "/etc/passwd", "/etc/{name}.{ext}"} {
 		w.srv.publishDiscovery("example.com/evil", "example.com/evil", template, "")
-		oneErrorLine(t, w.run("fetch", "example.com/evil:1.0"), "example.com/evil", "not an http(s) URL")
+		oneErrorLine(t, w.run("fetch", "--full", "example.com/evil:1.0"), "example.com/evil", "not an http(s) URL")
 	}
 }

@@ -99,14 +99,14 @@ func TestFetchLocalAndPlainHTTPUnsigned(t *testing.T) {
 	aci := fetchACI(t, "example.com/skeleton", "1.0")
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "out.aci"), string(aci))
-	r := w.run("fetch", filepath.Join(dir, "out.aci"))
+	r := w.run("fetch", "--full", filepath.Join(dir, "out.aci"))
 	oneErrorLine(t, r, "example.com/skeleton", "no signature", "--insecure-options=image")
-	r = w.mustRun("fetch", "--insecure-options=image", filepath.Join(dir, "out.aci"))
+	r = w.mustRun("fetch", "--full", "--insecure-options=image", filepath.Join(dir, "out.aci"))
 	if !fullID.MatchString(r.Stdout) {
 		t.Fatalf("fetch printed %q, want a full image ID", r.Stdout)
 	}
 	w.srv.put("/out.aci", aci)
-	r2 := w.mustRun("fetch", "--insecure-options=image", "http://127.0.0.1:8000/out.aci")
+	r2 := w.mustRun("fetch", "--full", "--insecure-options=image", "http://127.0.0.1:8000/out.aci")
 	if r2.Stdout != r.Stdout {
 		t.Fatalf("over HTTP: %q, want %q", r2.Stdout, r.Stdout)
 	}
@@ -115,7 +115,7 @@ func TestFetchLocalAndPlainHTTPUnsigned(t *testing.T) {
 		t.Fatalf("progress written to a non-terminal: %q", r2.Stderr)
 	}
 	w.srv.put("/unsigned.aci", fetchACI(t, "example.com/unsigned", "1.0"))
-	oneErrorLine(t, w.run("fetch", "http://127.0.0.1:8000/unsigned.aci"), "example.com/unsigned", "no signature")
+	oneErrorLine(t, w.run("fetch", "--full", "http://127.0.0.1:8000/unsigned.aci"), "example.com/unsigned", "no signature")
 }
 
 func TestFetchDiscoveryTrustedPrefix(t *testing.T) {
@@ -126,7 +126,7 @@ func TestFetchDiscoveryTrustedPrefix(t *testing.T) {
 	w.srv.put("/keys/example.com_hello.asc", pgpPublic(t, key))
 
 	// Untrusted at first: refused, naming image, key and what to do.
-	oneErrorLine(t, w.run("fetch", "example.com/hello:1.0"), "example.com/hello", pgpFingerprint(key), "orbit trust --prefix example.com/hello")
+	oneErrorLine(t, w.run("fetch", "--full", "example.com/hello:1.0"), "example.com/hello", pgpFingerprint(key), "orbit trust --prefix example.com/hello")
 
 	// Trust through key discovery, confirming the fingerprint.
 	r := w.net.run(w.e, "yes\n", "trust", "--prefix", "example.com/hello")
@@ -145,7 +145,7 @@ func TestFetchDiscoveryTrustedPrefix(t *testing.T) {
 
 	p := imagePath("example.com/hello", "1.0")
 	refused := w.srv.hitCount(p)
-	r = w.mustRun("fetch", "example.com/hello:1.0")
+	r = w.mustRun("fetch", "--full", "example.com/hello:1.0")
 	if !fullID.MatchString(r.Stdout) {
 		t.Fatalf("fetch printed %q", r.Stdout)
 	}
@@ -154,7 +154,7 @@ func TestFetchDiscoveryTrustedPrefix(t *testing.T) {
 	}
 	// Cache hits: from the store, and from the server's ETag on update.
 	for _, policy := range []string{"new", "update", "never"} {
-		r2 := w.mustRun("fetch", "--pull-policy="+policy, "example.com/hello:1.0")
+		r2 := w.mustRun("fetch", "--full", "--pull-policy="+policy, "example.com/hello:1.0")
 		if r2.Stdout != r.Stdout {
 			t.Fatalf("--pull-policy=%s gave %q, want %q", policy, r2.Stdout, r.Stdout)
 		}
@@ -203,13 +203,13 @@ func TestFetchRefusesBadImages(t *testing.T) {
 		{"example.com/revoked", []string{pgpFingerprint(revoked), "revoked"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			oneErrorLine(t, w.run("fetch", c.name+":1.0"), append([]string{c.name}, c.want...)...)
+			oneErrorLine(t, w.run("fetch", "--full", c.name+":1.0"), append([]string{c.name}, c.want...)...)
 			// Nothing of it entered the store.
-			oneErrorLine(t, w.run("fetch", "--pull-policy=never", c.name+":1.0"), "not in the store")
+			oneErrorLine(t, w.run("fetch", "--full", "--pull-policy=never", c.name+":1.0"), "not in the store")
 		})
 	}
 	// --insecure-options=image takes an unsigned one.
-	if r := w.mustRun("fetch", "--insecure-options=image", "example.com/unsigned:1.0"); !fullID.MatchString(r.Stdout) {
+	if r := w.mustRun("fetch", "--full", "--insecure-options=image", "example.com/unsigned:1.0"); !fullID.MatchString(r.Stdout) {
 		t.Fatalf("insecure fetch printed %q", r.Stdout)
 	}
 }
@@ -231,27 +231,27 @@ func TestFetchGPGSignedRootKey(t *testing.T) {
 	g.run(nil, "--armor", "--output", img+".asc", "--detach-sign", img)
 	binSig := g.run(nil, "--output", "-", "--detach-sign", img)
 
-	oneErrorLine(t, w.run("fetch", img), "other.org/tools/app", "no key is trusted")
+	oneErrorLine(t, w.run("fetch", "--full", img), "other.org/tools/app", "no key is trusted")
 	r := w.mustRun("trust", "--root", "--skip-fingerprint-review", keyFile)
 	if _, err := os.Stat(filepath.Join(w.e.LocalCfg, "trustedkeys", "root.d", fp)); err != nil {
 		t.Fatalf("root key not stored: %v\n%s", err, r)
 	}
 	// A local file with its .aci.asc beside it.
-	id := w.mustRun("fetch", img).Stdout
+	id := w.mustRun("fetch", "--full", img).Stdout
 	if !fullID.MatchString(id) {
 		t.Fatalf("fetch printed %q", id)
 	}
 	// An https URL with a binary signature given by URL.
 	w.srv.put("/dl/app.aci", aci)
 	w.srv.put("/sigs/app.sig", binSig)
-	r = w.mustRun("fetch", "--signature", "https://example.com/sigs/app.sig", "https://example.com/dl/app.aci")
+	r = w.mustRun("fetch", "--full", "--signature", "https://example.com/sigs/app.sig", "https://example.com/dl/app.aci")
 	if r.Stdout != id {
 		t.Fatalf("URL fetch gave %q, want %q", r.Stdout, id)
 	}
 	// A signature for other bytes is refused.
 	other := filepath.Join(dir, "other.sig")
 	writeFile(t, other, string(g.run(nil, "--armor", "--output", "-", "--detach-sign", keyFile)))
-	oneErrorLine(t, w.run("fetch", "--pull-policy=update", "--signature", other, img), "altered")
+	oneErrorLine(t, w.run("fetch", "--full", "--pull-policy=update", "--signature", other, img), "altered")
 }
 
 func TestFetchDependencyChainWithBadLink(t *testing.T) {
@@ -266,14 +266,14 @@ func TestFetchDependencyChainWithBadLink(t *testing.T) {
 	w.publish("example.com/base", "latest", base, pgpSign(t, bad, base, time.Now()))
 	w.trustKey("example.com", pgpPublic(t, good))
 
-	oneErrorLine(t, w.run("fetch", "example.com/app:1.0"), "example.com/app", "example.com/base", pgpFingerprint(bad))
+	oneErrorLine(t, w.run("fetch", "--full", "example.com/app:1.0"), "example.com/app", "example.com/base", pgpFingerprint(bad))
 	for _, n := range []string{"example.com/app:1.0", "example.com/mid", "example.com/base"} {
-		oneErrorLine(t, w.run("fetch", "--pull-policy=never", n), "not in the store")
+		oneErrorLine(t, w.run("fetch", "--full", "--pull-policy=never", n), "not in the store")
 	}
 	w.publish("example.com/base", "latest", base, pgpSign(t, good, base, time.Now()))
-	w.mustRun("fetch", "example.com/app:1.0")
+	w.mustRun("fetch", "--full", "example.com/app:1.0")
 	for _, n := range []string{"example.com/mid", "example.com/base"} {
-		w.mustRun("fetch", "--pull-policy=never", n)
+		w.mustRun("fetch", "--full", "--pull-policy=never", n)
 	}
 }
 
@@ -293,23 +293,23 @@ func TestFetchTransportChecks(t *testing.T) {
 	// fail by withholding the CA, and check each option alone.
 	noCA := *w.e
 	noCA.ExtraEnv = nil
-	r := w.net.run(&noCA, "", "fetch", "other.org/plain:1.0")
+	r := w.net.run(&noCA, "", "fetch", "--full", "other.org/plain:1.0")
 	oneErrorLine(t, r, "other.org/plain", "--insecure-options=http")
 	if !strings.Contains(r.Stderr, "certificate") {
 		t.Fatalf("the TLS failure is not explained: %s", r.Stderr)
 	}
 	// The page offers a plain HTTP image URL: refused without the option
 	// even when HTTPS discovery works.
-	oneErrorLine(t, w.run("fetch", "other.org/plain:1.0"), "plain HTTP")
-	w.mustRun("fetch", "--insecure-options=http", "other.org/plain:1.0")
+	oneErrorLine(t, w.run("fetch", "--full", "other.org/plain:1.0"), "plain HTTP")
+	w.mustRun("fetch", "--full", "--insecure-options=http", "other.org/plain:1.0")
 
 	// TLS: an HTTPS URL from an unknown CA fails, unless tls is allowed.
 	signed := fetchACI(t, "other.org/tls", "1.0")
 	w.srv.put("/tls.aci", signed)
 	w.srv.put("/tls.aci.asc", pgpSign(t, key, signed, time.Now()))
-	r = w.net.run(&noCA, "", "fetch", "https://example.com/tls.aci")
+	r = w.net.run(&noCA, "", "fetch", "--full", "https://example.com/tls.aci")
 	oneErrorLine(t, r, "certificate", "--insecure-options=tls")
-	w.net.mustRun(&noCA, "", "fetch", "--insecure-options=tls", "https://example.com/tls.aci")
+	w.net.mustRun(&noCA, "", "fetch", "--full", "--insecure-options=tls", "https://example.com/tls.aci")
 }
 
 func TestFetchAuthAndConfig(t *testing.T) {
@@ -322,10 +322,10 @@ func TestFetchAuthAndConfig(t *testing.T) {
 	w.srv.mu.Lock()
 	w.srv.auth = "Basic Zm9vOmJhcg==" // foo:bar
 	w.srv.mu.Unlock()
-	oneErrorLine(t, w.run("fetch", "https://example.com/private.aci"), "401", "auth.d")
+	oneErrorLine(t, w.run("fetch", "--full", "https://example.com/private.aci"), "401", "auth.d")
 	writeFile(t, filepath.Join(w.e.SystemCfg, "auth.d", "all.json"), `{"rktKind":"auth","rktVersion":"v1","domains":["example.com","other.org"],"type":"oauth","credentials":{"token":"system"}}`)
 	writeFile(t, filepath.Join(w.e.LocalCfg, "auth.d", "example.json"), `{"rktKind":"auth","rktVersion":"v1","domains":["example.com"],"type":"basic","credentials":{"user":"foo","password":"bar"}}`)
-	w.mustRun("fetch", "https://example.com/private.aci")
+	w.mustRun("fetch", "--full", "https://example.com/private.aci")
 
 	var cfg struct {
 		Stage0 []map[string]any `json:"stage0"`
@@ -343,5 +343,20 @@ func TestFetchAuthAndConfig(t *testing.T) {
 	}
 	if byDomain["example.com"] != "basic" || byDomain["other.org"] != "oauth" || len(byDomain) != 2 {
 		t.Fatalf("merged auth %v from:\n%s", byDomain, out)
+	}
+}
+
+// fetch prints rkt's short image ID unless --full, and the short ID names
+// the image for later commands.
+func TestFetchPrintsShortIDUnlessFull(t *testing.T) {
+	e := newEnv(t)
+	aci := busyboxACI(t, "example.com/short")
+	short := strings.TrimSpace(e.mustRun("fetch", "--insecure-options=image", aci).Stdout)
+	full := strings.TrimSpace(e.mustRun("fetch", "--full", "--insecure-options=image", aci).Stdout)
+	if !regexp.MustCompile(`^sha512-[0-9a-f]{32}$`).MatchString(short) || !strings.HasPrefix(full, short) || len(full) != len("sha512-")+128 {
+		t.Fatalf("short %q, full %q", short, full)
+	}
+	if got := strings.TrimSpace(e.mustRun("image", "cat-manifest", short).Stdout); !strings.Contains(got, "example.com/short") {
+		t.Fatalf("the short ID does not name the image: %s", got)
 	}
 }

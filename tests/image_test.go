@@ -16,7 +16,7 @@ import (
 // imageFetch imports an ACI file and returns its image ID.
 func imageFetch(e *env, path string) string {
 	e.t.Helper()
-	r := e.mustRun("fetch", "--insecure-options=image", path)
+	r := e.mustRun("fetch", "--full", "--insecure-options=image", path)
 	id := strings.TrimSpace(r.Stdout)
 	if !strings.HasPrefix(id, "sha512-") || len(id) != len("sha512-")+128 {
 		e.t.Fatalf("fetch printed %q, want an image ID", r.Stdout)
@@ -63,7 +63,7 @@ func TestImageListCatManifestExport(t *testing.T) {
 		}
 	}
 	fields := strings.Split(lines[1], "\t")
-	if fields[0] != id[:len("sha512-")+32] || !strings.Contains(lines[1], "example.com/hello:1.0") {
+	if fields[0] != id[:len("sha512-")+12] || !strings.Contains(lines[1], "example.com/hello:1.0") {
 		t.Errorf("row %q", lines[1])
 	}
 	out = e.mustRun("image", "list", "--no-legend", "--full", "--fields=id,name").Stdout
@@ -245,8 +245,8 @@ func TestImageConcurrentCommands(t *testing.T) {
 	for round := range 4 {
 		for i, aci := range acis {
 			wg.Add(4)
-			go run([]int{0}, "fetch", "--insecure-options=image", aci)
-			go run([]int{0}, "fetch", "--insecure-options=image", acis[0])
+			go run([]int{0}, "fetch", "--full", "--insecure-options=image", aci)
+			go run([]int{0}, "fetch", "--full", "--insecure-options=image", acis[0])
 			// These may find the image gone or not there yet.
 			go run([]int{0, 254}, "image", "render", fmt.Sprintf("example.com/c%d", i), filepath.Join(dir, fmt.Sprintf("r%d-%d", round, i)))
 			go run([]int{0, 254}, "image", "rm", fmt.Sprintf("example.com/c%d", (i+1)%len(acis)))

@@ -341,7 +341,7 @@ func TestNspawnPodManifest(t *testing.T) {
 	requireNspawn(t)
 	e := newEnv(t)
 	aci := busyboxACI(t, "example.com/pm")
-	id := strings.TrimSpace(e.mustRun("fetch", "--insecure-options=image", aci).Stdout)
+	id := strings.TrimSpace(e.mustRun("fetch", "--full", "--insecure-options=image", aci).Stdout)
 	pm := map[string]any{
 		"acKind": "PodManifest", "acVersion": "0.8.11",
 		"apps": []map[string]any{{

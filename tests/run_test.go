@@ -61,7 +61,7 @@ func TestRunFlyEnvironmentUserAndWorkingDir(t *testing.T) {
 func TestRunByIDNameFileAndURL(t *testing.T) {
 	e := newEnv(t)
 	aci := busyboxACI(t, "example.com/where", "/bin/echo", "ran")
-	id := strings.TrimSpace(e.mustRun("fetch", "--insecure-options=image", aci).Stdout)
+	id := strings.TrimSpace(e.mustRun("fetch", "--full", "--insecure-options=image", aci).Stdout)
 	if !regexp.MustCompile(`^sha512-[0-9a-f]{128}$`).MatchString(id) {
 		t.Fatalf("fetch printed %q, want an image ID", id)
 	}
@@ -310,7 +310,7 @@ func TestCommandErrorsAreOneLine(t *testing.T) {
 func TestConcurrentRunsAndGC(t *testing.T) {
 	e := newEnv(t)
 	aci := busyboxACI(t, "example.com/many", "/bin/sh", "-c", "echo $AC_APP_NAME; sleep 0.2")
-	e.mustRun("fetch", "--insecure-options=image", aci)
+	e.mustRun("fetch", "--full", "--insecure-options=image", aci)
 	// Import the stage1 image once so the runs race on pods, not on it.
 	e.mustRun("run", "--insecure-options=image", "--stage1-name=fly", "example.com/many")
 	stop := make(chan struct{})

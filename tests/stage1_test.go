@@ -84,7 +84,7 @@ func TestThirdPartyStage1Contract(t *testing.T) {
 	}
 
 	// The same image by hash, by URL, from the stage1 images directory.
-	id := strings.TrimSpace(e.mustRun("fetch", "--insecure-options=image", s1).Stdout)
+	id := strings.TrimSpace(e.mustRun("fetch", "--full", "--insecure-options=image", s1).Stdout)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -148,7 +148,7 @@ func TestNspawnPerAppFlags(t *testing.T) {
 func TestImageRemovalKeepsRunningPod(t *testing.T) {
 	e := newEnv(t)
 	aci := busyboxACI(t, "example.com/busy", "/bin/sh", "-c", "echo started; sleep 3; cat /bin/busybox > /dev/null && echo still-readable")
-	id := strings.TrimSpace(e.mustRun("fetch", "--insecure-options=image", aci).Stdout)
+	id := strings.TrimSpace(e.mustRun("fetch", "--full", "--insecure-options=image", aci).Stdout)
 	uuidFile := filepath.Join(t.TempDir(), "uuid")
 	cmd := e.command("run", "--insecure-options=image", "--stage1-name=fly", "--uuid-file-save="+uuidFile, id)
 	var out strings.Builder

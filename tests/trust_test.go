@@ -97,8 +97,8 @@ func TestTrustKeysFromHTTPSOnFirstUse(t *testing.T) {
 	aci := fetchACI(t, "example.com/tofu", "1.0")
 	w.publish("example.com/tofu", "1.0", aci, pgpSign(t, key, aci, time.Now()))
 	w.srv.put("/keys/example.com_tofu.asc", pgpPublic(t, key))
-	oneErrorLine(t, w.run("fetch", "example.com/tofu:1.0"), "no key is trusted")
-	r := w.mustRun("fetch", "--trust-keys-from-https", "example.com/tofu:1.0")
+	oneErrorLine(t, w.run("fetch", "--full", "example.com/tofu:1.0"), "no key is trusted")
+	r := w.mustRun("fetch", "--full", "--trust-keys-from-https", "example.com/tofu:1.0")
 	if !fullID.MatchString(r.Stdout) || !strings.Contains(r.Stderr, "trusting key on first use") {
 		t.Fatalf("TOFU fetch: %s", r)
 	}

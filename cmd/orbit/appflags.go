@@ -27,6 +27,7 @@ type appFlags struct {
 	oomScoreAdj                         string
 	mounts                              []string
 	annotations                         []string
+	userAnnotations, userLabels         []string
 	signature                           string
 	// set records which flags were given, for merging with the defaults.
 	set map[string]bool
@@ -50,7 +51,14 @@ func addAppFlags(fs *pflag.FlagSet, a *appFlags) {
 	fs.StringVar(&a.seccomp, "seccomp", "", "seccomp filter: mode=retain|remove,errno=NAME,SYSCALL,... (per app)")
 	fs.StringVar(&a.oomScoreAdj, "oom-score-adj", "", "the app's OOM score adjustment (per app)")
 	fs.StringArrayVar(&a.mounts, "mount", nil, "mount a volume: volume=NAME,target=PATH")
-	fs.StringArrayVar(&a.annotations, "annotation", nil, "an app annotation NAME=VALUE (per app)")
+	fs.StringArrayVar(&a.annotations, "annotation", nil, "an appc annotation NAME=VALUE for the app's runtime manifest (per app)")
+	fs.StringArrayVar(&a.userAnnotations, "user-annotation", nil, "a free-form annotation NAME=VALUE for the app (per app)")
+	fs.StringArrayVar(&a.userLabels, "user-label", nil, "a free-form label NAME=VALUE for the app (per app)")
+	// rkt's deprecated spellings.
+	fs.StringSliceVar(&a.capsRetain, "cap-retain", nil, "")
+	fs.StringSliceVar(&a.capsRemove, "cap-remove", nil, "")
+	fs.MarkDeprecated("cap-retain", "use --caps-retain")
+	fs.MarkDeprecated("cap-remove", "use --caps-remove")
 	fs.StringVar(&a.signature, "signature", "", "the image's signature file or URL (per app)")
 }
 
@@ -91,10 +99,10 @@ func (a appFlags) withDefaults(d appFlags) appFlags {
 	if !a.set["supplementary-gids"] {
 		a.supplementaryGIDs = d.supplementaryGIDs
 	}
-	if !a.set["caps-retain"] {
+	if !a.set["caps-retain"] && !a.set["cap-retain"] {
 		a.capsRetain = d.capsRetain
 	}
-	if !a.set["caps-remove"] {
+	if !a.set["caps-remove"] && !a.set["cap-remove"] {
 		a.capsRemove = d.capsRemove
 	}
 	if !a.set["readonly-rootfs"] {
@@ -104,6 +112,8 @@ func (a appFlags) withDefaults(d appFlags) appFlags {
 	a.environment = append(append([]string(nil), d.environment...), a.environment...)
 	a.mounts = append(append([]string(nil), d.mounts...), a.mounts...)
 	a.annotations = append(append([]string(nil), d.annotations...), a.annotations...)
+	a.userAnnotations = append(append([]string(nil), d.userAnnotations...), a.userAnnotations...)
+	a.userLabels = append(append([]string(nil), d.userLabels...), a.userLabels...)
 	return a
 }
 
@@ -188,6 +198,12 @@ func (a appArg) appSpec(imageID string) (stage0.AppSpec, error) {
 		}
 		spec.Mounts = append(spec.Mounts, mnt)
 	}
+	if spec.UserAnnotations, err = keyValues("--user-annotation", f.userAnnotations); err != nil {
+		return spec, err
+	}
+	if spec.UserLabels, err = keyValues("--user-label", f.userLabels); err != nil {
+		return spec, err
+	}
 	for _, kv := range f.annotations {
 		k, v, ok := strings.Cut(kv, "=")
 		name, err := types.NewACIdentifier(k)
@@ -222,6 +238,22 @@ func parseMountFlag(s string) (schema.Mount, error) {
 	}
 	if m.Volume == "" || m.Path == "" {
 		return m, fmt.Errorf("--mount %q: want volume=NAME,target=PATH: %w", s, errdefs.ErrInvalid)
+	}
+	return m, nil
+}
+
+// keyValues reads NAME=VALUE flags into a map.
+func keyValues(flag string, kvs []string) (map[string]string, error) {
+	if len(kvs) == 0 {
+		return nil, nil
+	}
+	m := map[string]string{}
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("%s %q: want NAME=VALUE: %w", flag, kv, errdefs.ErrInvalid)
+		}
+		m[k] = v
 	}
 	return m, nil
 }

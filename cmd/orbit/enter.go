@@ -37,6 +37,12 @@ func newStopCommand(g *globalOptions) *cobra.Command {
 		Short: "Stop running pods",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return forEachPod(g, cmd, args, uuidFile, func(p *stage0.Pod) error {
+				if p.State != stage0.Running && p.State.AfterRun() {
+					// As rkt: stopping what has stopped is no error, so a
+					// unit's ExecStop may run after its app has exited.
+					g.printf("pod %q is already stopped\n", p.UUID)
+					return errAlreadyDone
+				}
 				return stage0.Stop(p, force)
 			})
 		},

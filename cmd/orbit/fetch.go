@@ -3,10 +3,10 @@ package main
 import (
 	"fmt"
 
+	"github.com/appc/spec/schema/types"
 	"github.com/spf13/cobra"
 
 	"github.com/orbit-containers/orbit/errdefs"
-	"github.com/orbit-containers/orbit/fetch"
 )
 
 type fetchOptions struct {
@@ -14,6 +14,7 @@ type fetchOptions struct {
 	pullPolicy         string
 	trustKeysFromHTTPS bool
 	full               bool
+	storeOnly, noStore bool
 }
 
 func newFetchCommand(g *globalOptions) *cobra.Command {
@@ -36,9 +37,13 @@ image's name (see 'orbit trust'), unless --insecure-options=image.`,
 	}
 	fs := cmd.Flags()
 	fs.StringArrayVar(&o.signatures, "signature", nil, "the signature (a file or URL) of the image in the same position; repeat for each image")
-	fs.StringVar(&o.pullPolicy, "pull-policy", "new", "when to fetch from the network: never (store only), new (when not stored), update (ask the server for a newer image)")
+	fs.StringVar(&o.pullPolicy, "pull-policy", "update", "when to fetch from the network: never (store only), new (when not stored), update (ask the server for a newer image; HTTP caching makes an unchanged image cost no download)")
 	fs.BoolVar(&o.trustKeysFromHTTPS, "trust-keys-from-https", false, "trust keys discovered over HTTPS on first use")
-	fs.BoolVar(&o.full, "full", true, "print full image IDs (always on; accepted for rkt compatibility)")
+	fs.BoolVar(&o.full, "full", false, "print full image IDs instead of rkt's short form (sha512- and 32 hex digits)")
+	fs.BoolVar(&o.storeOnly, "store-only", false, "")
+	fs.BoolVar(&o.noStore, "no-store", false, "")
+	fs.MarkDeprecated("store-only", "use --pull-policy=never")
+	fs.MarkDeprecated("no-store", "use --pull-policy=update")
 	return cmd
 }
 
@@ -46,7 +51,7 @@ func runFetch(cmd *cobra.Command, g *globalOptions, o *fetchOptions, args []stri
 	if len(o.signatures) > len(args) {
 		return fmt.Errorf("%d signatures given for %d images: %w", len(o.signatures), len(args), errdefs.ErrInvalid)
 	}
-	policy, err := fetch.ParsePullPolicy(o.pullPolicy)
+	policy, err := pullPolicy(o.pullPolicy, o.storeOnly, o.noStore)
 	if err != nil {
 		return err
 	}
@@ -66,6 +71,9 @@ func runFetch(cmd *cobra.Command, g *globalOptions, o *fetchOptions, args []stri
 		id, err := f.Fetch(cmd.Context(), ref, policy, sig)
 		if err != nil {
 			return err
+		}
+		if !o.full {
+			id = types.ShortHash(id)
 		}
 		fmt.Fprintln(g.Stdout, id)
 	}

@@ -10,6 +10,7 @@ import (
 
 func newGCCommand(g *globalOptions) *cobra.Command {
 	var grace, expirePrepared time.Duration
+	var markOnly bool
 	cmd := &cobra.Command{
 		Use:   "gc",
 		Short: "Collect exited and failed pods",
@@ -22,14 +23,17 @@ too. Pods in use by another command are left for a later gc.`,
 			return stage0.GC(g.podsDir(), stage0.GCConfig{
 				GracePeriod:    grace,
 				ExpirePrepared: expirePrepared,
+				MarkOnly:       markOnly,
 				Debug:          g.Debug,
 				Log:            g.Log,
 				Out:            g.Stdout,
+				Marks:          g.Stderr,
 			})
 		},
 	}
 	cmd.Flags().DurationVar(&grace, "grace-period", 30*time.Minute, "how long exited pods stay marked before they are removed")
 	cmd.Flags().DurationVar(&expirePrepared, "expire-prepared", 24*time.Hour, "how long prepared pods may wait to be run")
+	cmd.Flags().BoolVar(&markOnly, "mark-only", false, "only mark exited and failed pods as garbage; remove nothing (for a unit's ExecStopPost)")
 	return cmd
 }
 
@@ -50,12 +54,17 @@ func newRmCommand(g *globalOptions) *cobra.Command {
 
 func newCatManifestCommand(g *globalOptions) *cobra.Command {
 	var pretty bool
+	var uuidFile string
 	cmd := &cobra.Command{
-		Use:   "cat-manifest UUID",
+		Use:   "cat-manifest [--uuid-file=FILE] UUID",
 		Short: "Print a pod's manifest",
-		Args:  cobra.ExactArgs(1),
+		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := getPod(g, args[0])
+			id, err := oneUUID(cmd, args, uuidFile)
+			if err != nil {
+				return err
+			}
+			p, err := getPod(g, id)
 			if err != nil {
 				return err
 			}
@@ -71,5 +80,6 @@ func newCatManifestCommand(g *globalOptions) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&pretty, "pretty-print", true, "indent the JSON")
+	cmd.Flags().StringVar(&uuidFile, "uuid-file", "", "read the pod UUID from this file")
 	return cmd
 }

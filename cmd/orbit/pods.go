@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -93,7 +94,12 @@ func toPodJSON(st *stage0.Status) podJSON {
 		aj := appJSON{Name: a.Name, ImageID: a.ImageID, ExitCode: a.ExitCode, ExitedAt: nanos(a.ExitedAt), OOMKilled: a.OOMKilled}
 		aj.State = appState(st.State, a)
 		if st.Manifest != nil && i < len(st.Manifest.Apps) && st.Manifest.Apps[i].Image.Name != nil {
-			aj.ImageName = st.Manifest.Apps[i].Image.Name.String()
+			img := st.Manifest.Apps[i].Image
+			// As rkt shows it: the name and its version label.
+			aj.ImageName = img.Name.String()
+			if v, ok := img.Labels.Get("version"); ok {
+				aj.ImageName += ":" + v
+			}
 		}
 		pj.AppNames = append(pj.AppNames, a.Name)
 		pj.Apps = append(pj.Apps, aj)
@@ -147,6 +153,10 @@ func shortUUID(id string, full bool) string {
 	return id
 }
 
+// errAlreadyDone tells forEachPod that do has reported on the pod itself
+// and nothing failed.
+var errAlreadyDone = errors.New("already done")
+
 // forEachPod applies do to every pod named on the command line (and in
 // --uuid-file), printing each UUID done; one failing pod does not stop the
 // others, but makes the command exit non-zero.
@@ -167,6 +177,9 @@ func forEachPod(g *globalOptions, cmd *cobra.Command, args []string, uuidFile st
 		if err == nil {
 			err = do(p)
 		}
+		if err == errAlreadyDone {
+			continue
+		}
 		if err != nil {
 			g.errorf("%v", err)
 			failed++
@@ -178,4 +191,18 @@ func forEachPod(g *globalOptions, cmd *cobra.Command, args []string, uuidFile st
 		return exitError{code: 254}
 	}
 	return nil
+}
+
+// oneUUID is the pod a single-pod command is about: its argument or the
+// UUID in --uuid-file, exactly one of them.
+func oneUUID(cmd *cobra.Command, args []string, uuidFile string) (string, error) {
+	switch {
+	case uuidFile != "" && len(args) > 0:
+		return "", usageErr(cmd, "give a pod UUID or --uuid-file, not both")
+	case uuidFile != "":
+		return readUUIDFile(uuidFile)
+	case len(args) == 1:
+		return args[0], nil
+	}
+	return "", usageErr(cmd, "give a pod UUID")
 }

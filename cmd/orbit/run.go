@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"net"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/appc/spec/schema"
@@ -30,6 +32,9 @@ type podFlags struct {
 	podManifest        string
 	noOverlay          bool
 	trustKeysFromHTTPS bool
+	ports              []string
+	storeOnly, noStore bool // rkt's deprecated --pull-policy spellings
+	privateUsers       bool
 	app                appFlags // pod-wide defaults for every app
 }
 
@@ -43,6 +48,12 @@ func (p *podFlags) addFlags(fs *pflag.FlagSet, defaultPolicy string) {
 	fs.StringVar(&p.podManifest, "pod-manifest", "", "run the apps of this appc pod manifest instead of images from the command line")
 	fs.BoolVar(&p.noOverlay, "no-overlay", false, "copy the images' root filesystems into the pod instead of using overlayfs")
 	fs.BoolVar(&p.trustKeysFromHTTPS, "trust-keys-from-https", false, "trust keys discovered over HTTPS on first use")
+	fs.StringArrayVar(&p.ports, "port", nil, "a port to expose: NAME:[IP:]HOSTPORT (recorded in the pod manifest; pods share the host's network for now)")
+	fs.BoolVar(&p.privateUsers, "private-users", false, "run the pod in a user namespace (not supported yet)")
+	fs.BoolVar(&p.storeOnly, "store-only", false, "")
+	fs.BoolVar(&p.noStore, "no-store", false, "")
+	fs.MarkDeprecated("store-only", "use --pull-policy=never")
+	fs.MarkDeprecated("no-store", "use --pull-policy=update")
 	addAppFlags(fs, &p.app)
 }
 
@@ -53,7 +64,10 @@ func preparePod(ctx context.Context, g *globalOptions, cmd *cobra.Command, pf *p
 	if err := pf.app.checkPodWide(); err != nil {
 		return nil, err
 	}
-	policy, err := fetch.ParsePullPolicy(pf.pullPolicy)
+	if pf.privateUsers {
+		return nil, fmt.Errorf("--private-users: orbit does not run pods in user namespaces yet: %w", errdefs.ErrInvalid)
+	}
+	policy, err := pullPolicy(pf.pullPolicy, pf.storeOnly, pf.noStore)
 	if err != nil {
 		return nil, err
 	}
@@ -61,6 +75,12 @@ func preparePod(ctx context.Context, g *globalOptions, cmd *cobra.Command, pf *p
 	if pf.podManifest != "" {
 		if len(args) > 0 {
 			return nil, fmt.Errorf("--pod-manifest and images on the command line cannot be used together: %w", errdefs.ErrInvalid)
+		}
+		// As rkt: what the manifest describes is not also taken from flags.
+		for _, name := range []string{"inherit-env", "set-env", "set-env-file", "environment", "volume", "mount", "port"} {
+			if f := cmd.Flags().Lookup(name); f != nil && f.Changed {
+				return nil, fmt.Errorf("--%s conflicts with --pod-manifest, which describes the whole pod: %w", name, errdefs.ErrInvalid)
+			}
 		}
 	} else {
 		if len(args) == 0 {
@@ -102,6 +122,16 @@ func preparePod(ctx context.Context, g *globalOptions, cmd *cobra.Command, pf *p
 			}
 			spec.InheritedEnv = baseEnv
 			cfg.Spec.Apps = append(cfg.Spec.Apps, spec)
+		}
+		for _, v := range pf.ports {
+			port, err := parsePortFlag(v)
+			if err != nil {
+				return nil, err
+			}
+			cfg.Spec.Ports = append(cfg.Spec.Ports, port)
+		}
+		if len(pf.ports) > 0 {
+			g.Log.Warn("pods share the host's network: --port is recorded in the pod manifest, and the apps' ports are the host's")
 		}
 		for _, v := range pf.volumes {
 			vol, err := types.VolumeFromString(v)
@@ -160,7 +190,7 @@ func (pf *podFlags) baseEnv() ([]string, error) {
 		s := bufio.NewScanner(f)
 		for n := 1; s.Scan(); n++ {
 			line := strings.TrimSpace(s.Text())
-			if line == "" || strings.HasPrefix(line, "#") {
+			if line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, ";") {
 				continue
 			}
 			if k, _, ok := strings.Cut(line, "="); !ok || k == "" {
@@ -229,7 +259,7 @@ func (r *stage1RunFlags) addFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&r.dns.Search, "dns-search", nil, "DNS search domains for the pod's /etc/resolv.conf")
 	fs.StringSliceVar(&r.dns.Options, "dns-opt", nil, "DNS options for the pod's /etc/resolv.conf")
 	fs.StringVar(&r.dns.Domain, "dns-domain", "", "the DNS domain for the pod's /etc/resolv.conf")
-	fs.StringArrayVar(&r.dns.Hosts, "hosts-entry", nil, "an /etc/hosts entry IP=HOSTNAME for the pod, or \"host\" for the host's file")
+	fs.StringSliceVar(&r.dns.Hosts, "hosts-entry", nil, "/etc/hosts entries IP=HOSTNAME for the pod (comma-separated or repeated), or \"host\" for the host's file")
 	fs.BoolVar(&r.mdsRegister, "mds-register", false, "register the pod with the metadata service (not supported; accepted for compatibility)")
 }
 
@@ -285,4 +315,45 @@ func runRun(ctx context.Context, g *globalOptions, cmd *cobra.Command, o *runOpt
 	}
 	g.Log.Debug("pod prepared", "pod", p.UUID)
 	return stage0.Run(p, o.run.config(g))
+}
+
+// pullPolicy reads --pull-policy, with rkt's deprecated --store-only and
+// --no-store as its other spellings.
+func pullPolicy(s string, storeOnly, noStore bool) (fetch.PullPolicy, error) {
+	switch {
+	case storeOnly && noStore:
+		return 0, fmt.Errorf("--store-only and --no-store cannot be used together: %w", errdefs.ErrInvalid)
+	case storeOnly:
+		return fetch.PullNever, nil
+	case noStore:
+		return fetch.PullUpdate, nil
+	}
+	return fetch.ParsePullPolicy(s)
+}
+
+// parsePortFlag reads rkt's --port=NAME:[IP:]HOSTPORT.
+func parsePortFlag(s string) (types.ExposedPort, error) {
+	bad := func(why string) (types.ExposedPort, error) {
+		return types.ExposedPort{}, fmt.Errorf("--port=%s: %s; want NAME:[IP:]HOSTPORT: %w", s, why, errdefs.ErrInvalid)
+	}
+	parts := strings.Split(s, ":")
+	if len(parts) < 2 || len(parts) > 3 {
+		return bad("wrong number of fields")
+	}
+	name, err := types.NewACName(parts[0])
+	if err != nil {
+		return bad("bad port name")
+	}
+	port := types.ExposedPort{Name: *name}
+	if len(parts) == 3 {
+		if port.HostIP = net.ParseIP(parts[1]); port.HostIP == nil {
+			return bad("bad IP address")
+		}
+	}
+	n, err := strconv.ParseUint(parts[len(parts)-1], 10, 16)
+	if err != nil || n == 0 {
+		return bad("bad host port")
+	}
+	port.HostPort = uint(n)
+	return port, nil
 }

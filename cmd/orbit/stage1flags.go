@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -76,6 +77,12 @@ func (s *stage1Flags) resolve(ctx context.Context, g *globalOptions, st *store.S
 			return "", "", fmt.Errorf("--stage1-from-dir takes a file name, not a path: %w", errdefs.ErrInvalid)
 		}
 		path := filepath.Join(g.SystemConfig, "stage1-images", s.fromDir)
+		if _, err := os.Stat(path); err != nil {
+			// rkt's stage1 file names mean orbit's own flavours.
+			if fl, ok := builtin.ParseFileName(s.fromDir); ok {
+				return builtinImage(fl)
+			}
+		}
 		id, err := f.Fetch(ctx, path, fetch.PullNew, "")
 		return id, "", stage1Err(path, err)
 	}

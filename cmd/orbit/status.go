@@ -2,18 +2,64 @@ package main
 
 import (
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/orbit-containers/orbit/errdefs"
 	"github.com/orbit-containers/orbit/stage0"
 )
 
+// waitFlag is rkt's --wait / --wait-ready value: a boolean (bare flag:
+// wait without limit) or a duration (wait at most that long).
+type waitFlag struct {
+	on      bool
+	timeout time.Duration // 0: no limit
+}
+
+func (w *waitFlag) Set(s string) error {
+	if b, err := strconv.ParseBool(s); err == nil {
+		w.on, w.timeout = b, 0
+		return nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return fmt.Errorf("want true, false or a duration such as 10s")
+	}
+	w.on, w.timeout = d > 0, d
+	return nil
+}
+
+func (w *waitFlag) String() string {
+	if w.timeout > 0 {
+		return w.timeout.String()
+	}
+	return strconv.FormatBool(w.on)
+}
+
+func (w *waitFlag) Type() string { return "bool|duration" }
+
+// until runs wait, failing when the flag's time limit passes first.
+func (w *waitFlag) until(what string, wait func() error) error {
+	if w.timeout == 0 {
+		return wait()
+	}
+	done := make(chan error, 1)
+	go func() { done <- wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(w.timeout):
+		return fmt.Errorf("the pod did not %s within %s: %w", what, w.timeout, errdefs.ErrBusy)
+	}
+}
+
 func newStatusCommand(g *globalOptions) *cobra.Command {
-	var wait, waitReady bool
+	var wait, waitReady waitFlag
 	var format string
 	cmd := &cobra.Command{
-		Use:   "status [--wait] [--format=json] UUID",
+		Use:   "status [--wait[=DURATION]] [--wait-ready[=DURATION]] [--format=json] UUID",
 		Short: "Show the status of a pod",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -25,17 +71,30 @@ func newStatusCommand(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if wait {
-				if err := p.Wait(); err != nil {
+			if waitReady.on {
+				err := waitReady.until("start", func() error {
+					for {
+						st, err := p.ReadStatus()
+						if err != nil {
+							return err
+						}
+						// Ready: running with its pid reported, or past it.
+						if (st.State == stage0.Running && st.Pid > 0) || (st.State.AfterRun() && st.State != stage0.Running) {
+							return nil
+						}
+						time.Sleep(50 * time.Millisecond)
+						if p, err = getPod(g, p.UUID); err != nil {
+							return err
+						}
+					}
+				})
+				if err != nil {
 					return err
 				}
 			}
-			if waitReady {
-				for p.State == stage0.Preparing || p.State == stage0.Prepared || p.State == stage0.Embryo {
-					time.Sleep(100 * time.Millisecond)
-					if p, err = getPod(g, p.UUID); err != nil {
-						return err
-					}
+			if wait.on {
+				if err := wait.until("exit", p.Wait); err != nil {
+					return err
 				}
 			}
 			st, err := p.ReadStatus()
@@ -45,26 +104,38 @@ func newStatusCommand(g *globalOptions) *cobra.Command {
 			if f != formatTabbed {
 				return writeJSONOut(g.Stdout, f, toPodJSON(st))
 			}
-			fmt.Fprintf(g.Stdout, "state=%s\n", st.State)
-			fmt.Fprintf(g.Stdout, "created=%s\n", ago(st.CreatedAt, true))
-			if !st.StartedAt.IsZero() {
-				fmt.Fprintf(g.Stdout, "started=%s\n", ago(st.StartedAt, true))
-			}
-			fmt.Fprintf(g.Stdout, "networks=\n")
-			if st.Pid > 0 {
-				fmt.Fprintf(g.Stdout, "pid=%d\n", st.Pid)
-			}
-			fmt.Fprintf(g.Stdout, "exited=%t\n", st.State.AfterRun() && st.State != stage0.Running)
-			for _, a := range st.Apps {
-				if a.ExitCode != nil {
-					fmt.Fprintf(g.Stdout, "app-%s=%d\n", a.Name, *a.ExitCode)
-				}
-			}
+			printStatus(g, st)
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&wait, "wait", false, "wait for the pod to exit")
-	cmd.Flags().BoolVar(&waitReady, "wait-ready", false, "wait for the pod to be started")
+	cmd.Flags().Var(&wait, "wait", "wait for the pod to exit (a duration: at most that long)")
+	cmd.Flags().Lookup("wait").NoOptDefVal = "true"
+	cmd.Flags().Var(&waitReady, "wait-ready", "wait for the pod to be running (a duration: at most that long)")
+	cmd.Flags().Lookup("wait-ready").NoOptDefVal = "true"
 	cmd.Flags().StringVar(&format, "format", "", "output format: tabbed (default), json or json-pretty")
 	return cmd
+}
+
+// printStatus writes rkt's key=value status lines; like rkt, it shows the
+// network and process lines only for the states they mean something in.
+func printStatus(g *globalOptions, st *stage0.Status) {
+	g.printf("state=%s\n", st.State)
+	g.printf("created=%s\n", ago(st.CreatedAt, true))
+	if !st.StartedAt.IsZero() {
+		g.printf("started=%s\n", ago(st.StartedAt, true))
+	}
+	if st.State == stage0.Running {
+		g.printf("networks=\n")
+	}
+	if st.State.AfterRun() {
+		if st.Pid > 0 {
+			g.printf("pid=%d\n", st.Pid)
+		}
+		g.printf("exited=%t\n", st.State != stage0.Running)
+	}
+	for _, a := range st.Apps {
+		if a.ExitCode != nil {
+			g.printf("app-%s=%d\n", a.Name, *a.ExitCode)
+		}
+	}
 }

@@ -58,17 +58,42 @@ func (f Flavour) ImageName() types.ACIdentifier {
 	return types.ACIdentifier(namePrefix + f.String())
 }
 
-// Parse accepts a flavour's short name ("fly") or its image name
-// ("orbit.dev/stage1-fly", optionally with ":version").
+// Parse accepts a flavour's short name ("fly"), its image name
+// ("orbit.dev/stage1-fly", optionally with ":version"), or the name of
+// rkt's image of the same kind ("coreos.com/rkt/stage1-fly",
+// "coreos.com/rkt/stage1-coreos" for nspawn), so rkt unit files and
+// scripts get orbit's own flavour.
 func Parse(name string) (Flavour, bool) {
-	n := strings.TrimPrefix(name, namePrefix)
-	if i := strings.IndexAny(n, ":,"); i >= 0 && n != name {
-		n = n[:i]
+	base, _, _ := strings.Cut(name, ",")
+	if n, rest, ok := strings.Cut(base, ":"); ok && strings.Contains(n, "/") && rest != "" {
+		base = n // a version on an image name
 	}
 	for _, f := range Flavours() {
-		if f.String() == n {
+		if base == f.String() || base == string(f.ImageName()) {
 			return f, true
 		}
+	}
+	switch base {
+	case "coreos.com/rkt/stage1-fly":
+		return Fly, true
+	case "coreos.com/rkt/stage1-coreos", "coreos.com/rkt/stage1":
+		return Nspawn, true
+	case "coreos.com/rkt/stage1-kvm":
+		return KVM, true
+	}
+	return 0, false
+}
+
+// ParseFileName recognises the file names of rkt's stage1 images in its
+// stage1 images directory (stage1-fly.aci, stage1-coreos.aci).
+func ParseFileName(name string) (Flavour, bool) {
+	switch name {
+	case "stage1-fly.aci":
+		return Fly, true
+	case "stage1-coreos.aci", "stage1-nspawn.aci":
+		return Nspawn, true
+	case "stage1-kvm.aci":
+		return KVM, true
 	}
 	return 0, false
 }

@@ -10,12 +10,13 @@ func TestParse(t *testing.T) {
 	for in, want := range map[string]Flavour{
 		"fly": Fly, "nspawn": Nspawn, "kvm": KVM,
 		"orbit.dev/stage1-fly": Fly, "orbit.dev/stage1-nspawn:1.0": Nspawn,
+		"coreos.com/rkt/stage1-fly:1.30.0": Fly, "coreos.com/rkt/stage1-coreos": Nspawn,
 	} {
 		if got, ok := Parse(in); !ok || got != want {
 			t.Errorf("Parse(%q) = %v, %v; want %v", in, got, ok, want)
 		}
 	}
-	for _, in := range []string{"", "coreos.com/rkt/stage1-fly", "fly:1", "orbit.dev/stage1-foo"} {
+	for _, in := range []string{"", "fly:1", "orbit.dev/stage1-foo", "example.com/stage1-fly"} {
 		if _, ok := Parse(in); ok {
 			t.Errorf("Parse(%q) accepted", in)
 		}
