@@ -73,7 +73,6 @@ func newRootCommand(g *globalOptions) *cobra.Command {
 		},
 	}
 	g.addFlags(root)
-	root.SetOut(g.Stdout)
 	root.SetErr(g.Stderr)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())
