@@ -78,7 +78,8 @@ func TestRktCommandLines(t *testing.T) {
 		{"--private-users", aci},
 	} {
 		r := e.run(append([]string{"run", "--insecure-options=image", "--stage1-name=fly"}, args...)...)
-		if r.Code == 0 || !strings.HasPrefix(r.Stderr, "orbit: ") {
+		lines := strings.Split(strings.TrimSpace(r.Stderr), "\n")
+		if r.Code == 0 || !strings.HasPrefix(lines[len(lines)-1], "orbit: ") {
 			t.Errorf("run %v: want a one-line refusal, got %s", args, r)
 		}
 	}
