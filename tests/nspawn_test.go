@@ -38,6 +38,9 @@ func TestNspawnIsDefaultAndIsolates(t *testing.T) {
 	if r.Code != 0 {
 		t.Fatalf("run: %s", r)
 	}
+	if strings.Contains(r.Stderr, "Attempted to remove") {
+		t.Errorf("nspawn complained about its runtime directory: %s", r.Stderr)
+	}
 	if !strings.Contains(r.Stdout, "pid1=/nspawn/supervisor") {
 		t.Errorf("PID 1 inside is not the supervisor:\n%s", r.Stdout)
 	}

@@ -37,6 +37,7 @@ func entrypoints() map[string]func(args []string) int {
 		"nspawn/gc":         nspawn.GC,
 		"nspawn/stop":       nspawn.Stop,
 		"nspawn/supervisor": supervisor.Main,
+		"nspawn/exec":       nspawn.Exec,
 		"stage2/launch":     stage2.Main,
 	}
 }

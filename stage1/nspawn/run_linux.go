@@ -79,7 +79,7 @@ func run(args []string) (int, error) {
 	}
 
 	tty := flags.Interactive && term.IsTerminal(int(os.Stdin.Fd()))
-	cmd := exec.Command(nspawn, nspawnArgs(p, uuid, hostname, flags, pl, tty)...)
+	cmd := startNspawn(nspawn, nspawnArgs(p, uuid, hostname, flags, pl, tty))
 	// nspawn's own syscall filter is off: orbit filters each app itself,
 	// and the supervisor needs the syscalls nspawn would deny.
 	cmd.Env = append(os.Environ(), "SYSTEMD_SECCOMP=0")
@@ -93,7 +93,10 @@ func run(args []string) (int, error) {
 	if !tty {
 		// Terminal signals (^C) reach only this process, which turns them
 		// into an orderly stop; nspawn must not see them as well.
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if cmd.SysProcAttr == nil {
+			cmd.SysProcAttr = &syscall.SysProcAttr{}
+		}
+		cmd.SysProcAttr.Setpgid = true
 	}
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT)
