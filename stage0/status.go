@@ -126,9 +126,16 @@ func (p *Pod) ReadStatus() (*Status, error) {
 			st.GCMarkedAt = time.Unix(sx.Ctim.Sec, sx.Ctim.Nsec)
 		}
 	}
-	if p.State.AfterRun() {
-		// For a pod that has exited, the pid stage1 recorded (as rkt shows).
+	switch {
+	case p.State == Running:
 		st.Pid, _ = p.Pid()
+	case p.State.AfterRun():
+		// For a pod that has exited, only the pid stage1 recorded (as rkt
+		// shows it): its ppid's children are long gone, and the PID may
+		// be another process's by now.
+		if data, err := os.ReadFile(p.File("pid")); err == nil {
+			st.Pid, _ = parsePid(data)
+		}
 	}
 	pm, err := p.Manifest()
 	if err != nil {

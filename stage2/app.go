@@ -110,8 +110,7 @@ type App struct {
 	DieWithParent bool `json:"dieWithParent,omitempty"`
 	// PassFiles is how many descriptors from 4 on (the caller's ExtraFiles
 	// after the spec) the app is meant to get. Every other descriptor above
-	// 2, except those socket activation hands over (LISTEN_FDS, from 3), is
-	// closed at the exec.
+	// 2 is closed at the exec.
 	PassFiles int `json:"passFiles,omitempty"`
 	// ReadOnlyPaths are paths inside Root made read-only (recursively).
 	// Missing paths are skipped.

@@ -37,7 +37,10 @@ func defaultEnvironment(appName string, u userInfo, term string) map[string]stri
 // mergeEnvironment lays the image's environment and then the overrides
 // ("K=V"; entries without "=" or with an empty name are ignored) over
 // defaults, later values winning, and returns "K=V" entries sorted by name.
+// AC_APP_NAME is the executor's to set (appc): neither the image nor the
+// command line changes it.
 func mergeEnvironment(env map[string]string, image types.Environment, overrides []string) []string {
+	name := env["AC_APP_NAME"]
 	for _, v := range image {
 		env[v.Name] = v.Value
 	}
@@ -48,6 +51,7 @@ func mergeEnvironment(env map[string]string, image types.Environment, overrides 
 		}
 		env[k] = v
 	}
+	env["AC_APP_NAME"] = name
 	out := make([]string, 0, len(env))
 	for k, v := range env {
 		out = append(out, k+"="+v)

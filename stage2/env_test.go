@@ -33,9 +33,11 @@ func TestEnvironmentPrecedence(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Environment:\n got %q\nwant %q", got, want)
 	}
-	// The command line wins over the defaults too.
-	got = Environment(root, "web", nil, []string{"AC_APP_NAME=other", "HOME=/h"})
-	if envValue(got, "AC_APP_NAME", "") != "other" || envValue(got, "HOME", "") != "/h" {
+	// The command line wins over the defaults too, except for AC_APP_NAME,
+	// which is the executor's: neither the image nor the command line can
+	// pass one app off as another.
+	got = Environment(root, "web", types.Environment{{Name: "AC_APP_NAME", Value: "image"}}, []string{"AC_APP_NAME=other", "HOME=/h"})
+	if envValue(got, "AC_APP_NAME", "") != "web" || envValue(got, "HOME", "") != "/h" {
 		t.Errorf("overrides of defaults: %q", got)
 	}
 }

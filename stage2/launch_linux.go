@@ -279,11 +279,13 @@ func (l *launcher) exec() error {
 	if err := resetIgnoredSignals(); err != nil {
 		return l.fail("reset signals", err)
 	}
-	// The app gets its standard streams (and sockets passed for socket
-	// activation) and nothing else its starter happened to hold open.
-	keep := 3 + listenFds(app.Env)
+	// The app gets its standard streams, the files its starter passes on
+	// purpose, and nothing else its starter happened to hold open. (Nothing
+	// in the app's environment widens this: the environment is the
+	// image's to set.)
+	keep := 3
 	if app.PassFiles > 0 {
-		keep = max(keep, 4+app.PassFiles)
+		keep = 4 + app.PassFiles
 	}
 	if err := unix.CloseRange(uint(keep), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil && !errors.Is(err, unix.ENOSYS) {
 		return l.fail("close inherited descriptors", err)
@@ -382,17 +384,4 @@ func containsInt(s []int, v int) bool {
 		}
 	}
 	return false
-}
-
-// listenFds is the number of descriptors from 3 on that socket activation
-// (LISTEN_FDS in the app's environment) hands to the app.
-func listenFds(env []string) int {
-	for _, kv := range env {
-		if v, ok := strings.CutPrefix(kv, "LISTEN_FDS="); ok {
-			if n, err := strconv.Atoi(v); err == nil && n > 0 && n < 1<<16 {
-				return n
-			}
-		}
-	}
-	return 0
 }

@@ -23,6 +23,7 @@ type appFlags struct {
 	memory, cpu                         string
 	cpuShares                           string
 	capsRetain, capsRemove              []string
+	oldCapsRetain, oldCapsRemove        []string // rkt's deprecated --cap-retain, --cap-remove
 	seccomp                             string
 	oomScoreAdj                         string
 	mounts                              []string
@@ -55,17 +56,22 @@ func addAppFlags(fs *pflag.FlagSet, a *appFlags) {
 	fs.StringArrayVar(&a.userAnnotations, "user-annotation", nil, "a free-form annotation NAME=VALUE for the app (per app)")
 	fs.StringArrayVar(&a.userLabels, "user-label", nil, "a free-form label NAME=VALUE for the app (per app)")
 	// rkt's deprecated spellings.
-	fs.StringSliceVar(&a.capsRetain, "cap-retain", nil, "")
-	fs.StringSliceVar(&a.capsRemove, "cap-remove", nil, "")
+	fs.StringSliceVar(&a.oldCapsRetain, "cap-retain", nil, "")
+	fs.StringSliceVar(&a.oldCapsRemove, "cap-remove", nil, "")
 	fs.MarkDeprecated("cap-retain", "use --caps-retain")
 	fs.MarkDeprecated("cap-remove", "use --caps-remove")
 	fs.StringVar(&a.signature, "signature", "", "the image's signature file or URL (per app)")
 }
 
-// recordSet notes which flags of fs were given.
+// recordSet notes which flags of fs were given, and folds rkt's deprecated
+// spellings into their current ones.
 func (a *appFlags) recordSet(fs *pflag.FlagSet) {
 	a.set = map[string]bool{}
 	fs.Visit(func(f *pflag.Flag) { a.set[f.Name] = true })
+	a.capsRetain = append(a.capsRetain, a.oldCapsRetain...)
+	a.capsRemove = append(a.capsRemove, a.oldCapsRemove...)
+	a.set["caps-retain"] = a.set["caps-retain"] || a.set["cap-retain"]
+	a.set["caps-remove"] = a.set["caps-remove"] || a.set["cap-remove"]
 }
 
 // perAppOnly are flags that make no sense for every app at once.
@@ -99,10 +105,10 @@ func (a appFlags) withDefaults(d appFlags) appFlags {
 	if !a.set["supplementary-gids"] {
 		a.supplementaryGIDs = d.supplementaryGIDs
 	}
-	if !a.set["caps-retain"] && !a.set["cap-retain"] {
+	if !a.set["caps-retain"] {
 		a.capsRetain = d.capsRetain
 	}
-	if !a.set["caps-remove"] && !a.set["cap-remove"] {
+	if !a.set["caps-remove"] {
 		a.capsRemove = d.capsRemove
 	}
 	if !a.set["readonly-rootfs"] {
@@ -143,11 +149,23 @@ func parseAppArgs(args []string, defaults appFlags) ([]appArg, error) {
 		fs.SetInterspersed(false)
 		fs.Usage = func() {}
 		addAppFlags(fs, &app.flags)
-		if err := fs.Parse(args[i:]); err != nil {
+		// The image's flags end at the next image, at "--" (its arguments
+		// follow) or at a lone "---".
+		end := len(args)
+		for j := i; j < len(args); j++ {
+			if args[j] == "--" {
+				break
+			}
+			if args[j] == "---" {
+				end = j
+				break
+			}
+		}
+		if err := fs.Parse(args[i:end]); err != nil {
 			return nil, fmt.Errorf("image %s: %w", app.image, err)
 		}
 		app.flags.recordSet(fs)
-		rest := fs.Args()
+		rest := append(append([]string(nil), fs.Args()...), args[end:]...)
 		if fs.ArgsLenAtDash() == 0 {
 			j := 0
 			for j < len(rest) && rest[j] != "---" {

@@ -10,12 +10,14 @@ func TestParseAppArgs(t *testing.T) {
 	apps, err := parseAppArgs([]string{
 		"a.aci", "--exec=/bin/a", "--set-env=A=1", "--", "x", "--not-a-flag", "---",
 		"b.aci", "--user=0", "--name=bee",
-		"c.aci", "--", "y",
+		"c.aci", "--", "y", "---",
+		"d.aci", "--name=dee", "---",
+		"e.aci",
 	}, defaults)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(apps) != 3 {
+	if len(apps) != 5 || apps[3].flags.name != "dee" || apps[4].image != "e.aci" {
 		t.Fatalf("got %d apps: %+v", len(apps), apps)
 	}
 	a, b, c := apps[0], apps[1], apps[2]
@@ -81,5 +83,15 @@ func TestAppSpecIsolatorsAndMounts(t *testing.T) {
 		if _, err := (appArg{image: "x", flags: bad}).appSpec("id"); err == nil {
 			t.Errorf("appSpec accepted %+v", bad)
 		}
+	}
+}
+
+func TestDeprecatedCapFlagsAddUp(t *testing.T) {
+	apps, err := parseAppArgs([]string{"a.aci", "--caps-retain=CAP_KILL", "--cap-retain=CAP_CHOWN"}, appFlags{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := apps[0].flags.capsRetain; !reflect.DeepEqual(got, []string{"CAP_KILL", "CAP_CHOWN"}) {
+		t.Fatalf("caps %v", got)
 	}
 }

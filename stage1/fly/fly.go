@@ -38,10 +38,9 @@ func run(args []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	pod.KeepLockFromChildren()
-	// The app dies with this process (DieWithParent), so that the pod is
-	// running exactly as long as this process holds the pod lock; the
-	// kernel ties that to the thread that starts the app.
+	lock := pod.TakeLock()
+	// The app dies with this process (DieWithParent): the kernel ties that
+	// to the thread that starts the app.
 	runtime.LockOSThread()
 	if flags.Net != "" && flags.Net != "host" {
 		return 0, fmt.Errorf("the fly flavour runs apps in the host's network; --net=%s is not supported", flags.Net)
@@ -63,9 +62,18 @@ func run(args []string) (int, error) {
 		return 0, err
 	}
 	app.DieWithParent = true
+	if lock != nil {
+		// The app holds the pod lock too, as under rkt's fly where stage1
+		// became the app: the pod is running while any process of it that
+		// kept the descriptor lives, even if this process is killed.
+		app.PassFiles = 1
+	}
 	cmd, err := stage2.Command(app)
 	if err != nil {
 		return 0, err
+	}
+	if lock != nil {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, lock)
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	if !flags.Interactive {

@@ -1,7 +1,6 @@
 package nspawn
 
 import (
-	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -67,9 +66,9 @@ func enter(args []string) (int, error) {
 		return 0, err
 	}
 	// A pod that has just started may not have started its app yet.
-	var appPid int
+	var inner, appPid int
 	for wait := 0; ; wait++ {
-		if appPid, err = findApp(*pid, *appName); err == nil {
+		if inner, appPid, err = findApp(p, *pid, *appName); err == nil {
 			break
 		}
 		if wait == 50 {
@@ -77,20 +76,14 @@ func enter(args []string) (int, error) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	inner, err := innerPid(appPid)
-	if err != nil {
-		return 0, err
-	}
-	env, err := pod.ProcessEnv(appPid)
-	if err != nil {
-		return 0, err
-	}
 	a := spec.App
 	cmd, err := stage2.Command(stage2.App{
 		Name:              a.Name,
 		Root:              fmt.Sprintf("/proc/%d/root", inner),
 		Exec:              command,
-		Env:               env,
+		Env:               a.Env,
+		OOMScoreAdj:       a.OOMScoreAdj,
+		Rlimits:           a.Rlimits,
 		User:              a.User,
 		Group:             a.Group,
 		SupplementaryGIDs: a.SupplementaryGIDs,
@@ -166,21 +159,23 @@ func innerPid(pid int) (int, error) {
 	return 0, fmt.Errorf("process %d: no NSpid in its status", pid)
 }
 
-// findApp returns the host PID of the app named name: the supervisor's
-// child whose environment carries AC_APP_NAME=name. The supervisor is a Go
-// program, so its children hang off any of its threads.
-func findApp(supervisorPid int, name string) (int, error) {
-	want := []byte("AC_APP_NAME=" + name)
+// findApp finds the app's process: the supervisor records its PID (in the
+// container's PID namespace) in rkt/status/<app>.pid, and the host PID is
+// the supervisor's child whose innermost PID that is. Nothing the app
+// itself controls (its environment, its command line) is consulted.
+func findApp(p *pod.Pod, supervisorPid int, name string) (inner, host int, err error) {
+	data, err := os.ReadFile(filepath.Join(p.Stage1Rootfs(), statusDir, name+".pid"))
+	if err != nil {
+		return 0, 0, fmt.Errorf("app %q is not running in the pod", name)
+	}
+	inner, err = strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil || inner <= 0 {
+		return 0, 0, fmt.Errorf("app %q: bad pid record %q", name, data)
+	}
 	for _, child := range children(supervisorPid) {
-		env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", child))
-		if err != nil {
-			continue
-		}
-		for _, kv := range bytes.Split(env, []byte{0}) {
-			if bytes.Equal(kv, want) {
-				return child, nil
-			}
+		if n, err := innerPid(child); err == nil && n == inner {
+			return inner, child, nil
 		}
 	}
-	return 0, fmt.Errorf("app %q is not running in the pod", name)
+	return 0, 0, fmt.Errorf("app %q is not running in the pod", name)
 }

@@ -71,7 +71,8 @@ func run(args []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if err := enterPodCgroup(p, pl); err != nil {
+	group, err := makePodCgroup(p, pl)
+	if err != nil {
 		return 0, err
 	}
 	if err := writeConfig(p, &pl.config); err != nil {
@@ -101,7 +102,15 @@ func run(args []string) (int, error) {
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT)
 	defer signal.Stop(sigs)
-	if err := cmd.Start(); err != nil {
+	start := cmd.Start
+	if group != nil {
+		// nspawn (and so the container) starts inside the pod's cgroup;
+		// this process stays where it was started, out of the pod's group,
+		// which so holds no process of its own (cgroup v2 then lets its
+		// controllers be enabled for the apps below it).
+		start = func() error { return group.StartIn(cmd, cmd.Start) }
+	}
+	if err := start(); err != nil {
 		return 0, fmt.Errorf("starting systemd-nspawn: %w", err)
 	}
 	if err := atomicfile.Write(filepath.Join(p.Dir, nspawnPidFile), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644); err != nil {
@@ -162,11 +171,11 @@ func podCgroup(uuid string) string { return "orbit/" + uuid }
 // each hierarchy, one per line, for the gc entrypoint.
 const cgroupsFile = "cgroups"
 
-// enterPodCgroup moves this process (and so systemd-nspawn and the whole
-// container after it) into the pod's own cgroup, where the supervisor
-// makes one group per app. Without cgroups the pod runs only when no app
-// asks for limits.
-func enterPodCgroup(p *pod.Pod, pl *plan) error {
+// makePodCgroup makes the pod's cgroup, below this process's own in each
+// hierarchy, and records it for gc; systemd-nspawn and the container are
+// started in it, and the supervisor makes one group per app below. Without
+// cgroups the pod runs only when no app asks for limits (nil group).
+func makePodCgroup(p *pod.Pod, pl *plan) (*cgroup.Group, error) {
 	limits := false
 	for _, a := range pl.config.Apps {
 		if a.Limits != (cgroup.Limits{}) {
@@ -193,18 +202,15 @@ func enterPodCgroup(p *pod.Pod, pl *plan) error {
 		}
 		err = atomicfile.Write(filepath.Join(p.Dir, cgroupsFile), []byte(strings.Join(dirs, "\n")+"\n"), 0o644)
 	}
-	if err == nil {
-		err = g.Add(os.Getpid())
-	}
 	if err != nil {
 		if limits {
-			return fmt.Errorf("the pod's apps have resource limits but its cgroup could not be made: %w", err)
+			return nil, fmt.Errorf("the pod's apps have resource limits but its cgroup could not be made: %w", err)
 		}
 		pl.config.CgroupParent = ""
-		return nil
+		return nil, nil
 	}
 	pl.config.WritableCgroups = true
-	return nil
+	return g, nil
 }
 
 // systemBus reports whether the host runs systemd with a system bus, so
@@ -250,9 +256,9 @@ func nspawnArgs(p *pod.Pod, uuid, hostname string, flags *pod.RunFlags, pl *plan
 const nspawnPidFile = "nspawn.pid"
 
 // recordPid waits for the container's PID 1 to appear below nspawn and
-// writes it as the pod's pid.
+// writes it as the pod's pid; it gives up only when nspawn is gone.
 func recordPid(p *pod.Pod, nspawn int) {
-	for i := 0; i < 600; i++ {
+	for i := 0; ; i++ {
 		for _, c := range children(nspawn) {
 			if inner, err := innerPid(c); err == nil && inner == 1 {
 				p.WritePid(c)
@@ -262,6 +268,10 @@ func recordPid(p *pod.Pod, nspawn int) {
 		if err := unix.Kill(nspawn, 0); err != nil {
 			return // nspawn is gone
 		}
-		time.Sleep(20 * time.Millisecond)
+		delay := 20 * time.Millisecond
+		if i > 100 {
+			delay = 200 * time.Millisecond // a slow start: poll less often
+		}
+		time.Sleep(delay)
 	}
 }

@@ -30,7 +30,15 @@ func GC(args []string) int {
 	// gc runs in the pod directory; pods from before the cgroups file
 	// have their group at the root of each hierarchy.
 	if data, rerr := os.ReadFile(cgroupsFile); rerr == nil {
-		err = l.RemoveDirs(strings.Fields(string(data)))
+		dirs := strings.Fields(string(data))
+		err = l.RemoveDirs(dirs)
+		// The "orbit" directory the pods' groups share goes with the last
+		// of them (rmdir fails while another pod's group is in it).
+		for _, d := range dirs {
+			if parent := filepath.Dir(d); filepath.Base(parent) == "orbit" {
+				_ = unix.Rmdir(parent)
+			}
+		}
 	} else {
 		err = l.Remove(podCgroup(fs.Arg(0)))
 	}

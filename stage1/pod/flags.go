@@ -47,12 +47,15 @@ func ParseRunFlags(name string, args []string, stderr io.Writer) (*RunFlags, str
 	return &f, fs.Arg(0), nil
 }
 
-// KeepLockFromChildren marks the pod lock stage0 handed over (RKT_LOCK_FD)
-// close-on-exec: this process holds it for the pod's life, and nothing it
-// starts may keep the pod "running" after it is gone.
-func KeepLockFromChildren() {
-	if fd, err := strconv.Atoi(os.Getenv("RKT_LOCK_FD")); err == nil {
-		unix.CloseOnExec(fd)
+// TakeLock takes over the pod lock stage0 handed to stage1 (RKT_LOCK_FD):
+// it is marked close-on-exec, so that only the processes it is passed to
+// on purpose hold it, and returned as a file (nil if there is none).
+func TakeLock() *os.File {
+	defer os.Unsetenv("RKT_LOCK_FD")
+	fd, err := strconv.Atoi(os.Getenv("RKT_LOCK_FD"))
+	if err != nil || fd < 0 {
+		return nil
 	}
-	os.Unsetenv("RKT_LOCK_FD")
+	unix.CloseOnExec(fd)
+	return os.NewFile(uintptr(fd), "pod-lock")
 }

@@ -3,7 +3,10 @@ package supervisor
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -88,6 +91,9 @@ func (p *pod) runApp(spec AppSpec) result {
 			return fail(err)
 		}
 		*st = statusOf(e, startedAt)
+		if p.cfg.StatusDir != "" {
+			_ = os.Remove(filepath.Join(p.cfg.StatusDir, name+".pid"))
+		}
 	}
 	p.killLeftovers(name, group)
 	if group != nil {
@@ -183,6 +189,13 @@ func (p *pod) launch(app stage2.App, group *cgroup.Group, r role) (*proc, <-chan
 	startCopy(cmd.Process.Pid)
 	pr := &proc{cmd: cmd, group: group}
 	p.running[app.Name] = pr
+	if r == roleApp && p.cfg.StatusDir != "" {
+		// Where the app runs, for `enter`: written by the supervisor, never
+		// taken from anything the app controls.
+		if err := writeFileAtomic(p.cfg.StatusDir, app.Name+".pid", []byte(strconv.Itoa(cmd.Process.Pid)), startedAt); err != nil {
+			p.log.Warn("recording the app's pid", "app", app.Name, "err", err)
+		}
+	}
 	return pr, ch, startedAt, nil
 }
 
