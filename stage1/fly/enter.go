@@ -65,9 +65,8 @@ func Enter(args []string) int {
 		fmt.Fprintf(os.Stderr, "stage1 fly enter: %v\n", err)
 		return 254
 	}
-	err = cmd.Wait()
-	code := exitCode(cmd, err)
-	if code < 0 {
+	code, err := pod.WaitStatus(cmd)
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "stage1 fly enter: %v\n", err)
 		return 254
 	}

@@ -9,12 +9,10 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -105,32 +103,15 @@ func run(args []string) (int, error) {
 			}
 		}
 	}()
-	err = cmd.Wait()
+	code, err := pod.WaitStatus(cmd)
 	close(done)
-	code := exitCode(cmd, err)
-	if code < 0 {
-		return 0, fmt.Errorf("waiting for app %s: %w", ra.Name, err)
+	if err != nil {
+		return 0, fmt.Errorf("app %s: %w", ra.Name, err)
 	}
 	if err := p.WriteStatus(ra.Name, code); err != nil {
 		return code, fmt.Errorf("recording the exit status of app %s: %w", ra.Name, err)
 	}
 	return code, nil
-}
-
-// exitCode turns a finished command into a shell-style exit status (128+n
-// for a signal), or -1 if it did not run to an end.
-func exitCode(cmd *exec.Cmd, err error) int {
-	if cmd.ProcessState == nil {
-		return -1
-	}
-	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return 128 + int(ws.Signal())
-	}
-	var ee *exec.ExitError
-	if err != nil && !errors.As(err, &ee) {
-		return -1
-	}
-	return cmd.ProcessState.ExitCode()
 }
 
 // GC is the gc entrypoint: fly makes nothing outside the pod directory.

@@ -112,14 +112,7 @@ func enter(args []string) (int, error) {
 	for _, f := range cmd.ExtraFiles {
 		f.Close()
 	}
-	err = cmd.Wait()
-	if cmd.ProcessState == nil {
-		return 0, err
-	}
-	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return 128 + int(ws.Signal()), nil
-	}
-	return cmd.ProcessState.ExitCode(), nil
+	return pod.WaitStatus(cmd)
 }
 
 // appSpec reads the app's launch description from the supervisor's

@@ -139,15 +139,9 @@ func run(args []string) (int, error) {
 			}
 		}
 	}()
-	err = cmd.Wait()
+	code, err := pod.WaitStatus(cmd)
 	close(done)
-	if cmd.ProcessState == nil {
-		return 0, fmt.Errorf("waiting for systemd-nspawn: %w", err)
-	}
-	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return 128 + int(ws.Signal()), nil
-	}
-	return cmd.ProcessState.ExitCode(), nil
+	return code, err
 }
 
 func writeConfig(p *pod.Pod, cfg any) error {
