@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/coreos/go-systemd/v22/daemon"
 	"os"
 	"os/signal"
 	"runtime"
@@ -59,6 +60,17 @@ func run(args []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	// sd_notify: an app that reports readiness itself gets the service
+	// manager's socket; otherwise this process reports the pod ready once
+	// the app has started.
+	notify := os.Getenv("NOTIFY_SOCKET")
+	appNotifies := notify != "" && pod.SupportsNotify(ra, im)
+	if appNotifies {
+		app.Env = append(app.Env, "NOTIFY_SOCKET="+notify)
+		if !strings.HasPrefix(notify, "@") { // an abstract socket needs no mount
+			app.Mounts = append(app.Mounts, stage2.Mount{Source: notify, Target: notify, FSType: "bind", CreateFile: true})
+		}
+	}
 	app.DieWithParent = true
 	if lock != nil {
 		// The app holds the pod lock too, as under rkt's fly where stage1
@@ -91,6 +103,11 @@ func run(args []string) (int, error) {
 		cmd.Process.Kill()
 		cmd.Wait()
 		return 0, fmt.Errorf("recording the pod's pid: %w", err)
+	}
+	if notify != "" && !appNotifies {
+		if _, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
+			fmt.Fprintf(os.Stderr, "stage1 fly: notifying readiness: %v\n", err)
+		}
 	}
 	done := make(chan struct{})
 	go func() {

@@ -23,7 +23,10 @@ const (
 	hostResolvConf   = podDataDir + "/host-resolv.conf"
 	hostHosts        = podDataDir + "/host-hosts"
 	statusDir        = "/rkt/status"
-	envDir           = "/rkt/env"
+	// containerNotifySocket is where systemd-nspawn (--notify-ready=yes)
+	// puts the socket it relays readiness from.
+	containerNotifySocket = "/run/host/notify"
+	envDir                = "/rkt/env"
 )
 
 // plan is what the container needs: the supervisor's configuration and the
@@ -31,6 +34,8 @@ const (
 type plan struct {
 	config supervisor.Config
 	binds  []bind
+	// notify: a service manager waits for the pod's readiness (sd_notify).
+	notify bool
 }
 
 type bind struct {
@@ -64,7 +69,7 @@ func inContainer(p *pod.Pod, host string) (string, bool) {
 
 // planPod works out every app's launch and the binds they need.
 func planPod(p *pod.Pod, flags *pod.RunFlags, hostname string) (*plan, error) {
-	pl := &plan{config: supervisor.Config{
+	pl := &plan{notify: os.Getenv("NOTIFY_SOCKET") != "", config: supervisor.Config{
 		CgroupParent: ".",
 		StatusDir:    statusDir,
 		Interactive:  flags.Interactive,
@@ -94,6 +99,7 @@ func planPod(p *pod.Pod, flags *pod.RunFlags, hostname string) (*plan, error) {
 		return nil, err
 	}
 	hostBinds := map[string]string{}
+	appNotifies := false
 	for i := range p.Manifest.Apps {
 		ra := &p.Manifest.Apps[i]
 		im, err := p.ImageManifest(ra.Name)
@@ -104,8 +110,17 @@ func planPod(p *pod.Pod, flags *pod.RunFlags, hostname string) (*plan, error) {
 		if err != nil {
 			return nil, err
 		}
+		if pl.notify && pod.SupportsNotify(ra, im) {
+			// The app reports readiness itself, through the socket nspawn
+			// makes in the container and relays to the service manager.
+			spec.App.Env = append(spec.App.Env, "NOTIFY_SOCKET="+containerNotifySocket)
+			spec.App.Mounts = append(spec.App.Mounts, stage2.Mount{Source: containerNotifySocket, Target: containerNotifySocket, FSType: "bind", CreateFile: true})
+			appNotifies = true
+		}
 		pl.config.Apps = append(pl.config.Apps, spec)
 	}
+	// Otherwise the supervisor reports the pod ready once its apps started.
+	pl.config.NotifyReady = pl.notify && !appNotifies
 	return pl, nil
 }
 

@@ -236,6 +236,11 @@ func nspawnArgs(p *pod.Pod, uuid, hostname string, flags *pod.RunFlags, pl *plan
 	} else {
 		args = append(args, "--console=pipe")
 	}
+	if pl.notify {
+		// nspawn tells the service manager the pod is ready when the
+		// container says so (the supervisor, or an app that notifies).
+		args = append(args, "--notify-ready=yes")
+	}
 	for _, b := range pl.binds {
 		args = append(args, b.flag())
 	}

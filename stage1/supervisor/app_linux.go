@@ -189,6 +189,9 @@ func (p *pod) launch(app stage2.App, group *cgroup.Group, r role) (*proc, <-chan
 	startCopy(cmd.Process.Pid)
 	pr := &proc{cmd: cmd, group: group}
 	p.running[app.Name] = pr
+	if r == roleApp {
+		p.appStarted(app.Name)
+	}
 	if r == roleApp && p.cfg.StatusDir != "" {
 		// Where the app runs, for `enter`: written by the supervisor, never
 		// taken from anything the app controls.

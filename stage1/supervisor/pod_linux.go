@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/coreos/go-systemd/v22/daemon"
 	"io"
 	"log/slog"
 	"os"
@@ -60,6 +61,18 @@ type pod struct {
 	stopping bool // no new app or pre-start handler starts
 	killed   bool // the grace period is over: nothing new starts
 	running  map[string]*proc
+
+	// starting is done once every app has started or given up starting;
+	// started marks one app so (once).
+	starting sync.WaitGroup
+	started  map[string]func()
+}
+
+// appStarted marks the app as past starting (idempotent).
+func (p *pod) appStarted(name string) {
+	if f := p.started[name]; f != nil {
+		f()
+	}
 }
 
 // proc is the process an app runs at the moment: the app itself or one of
@@ -114,9 +127,27 @@ func run(ctx context.Context, cfg Config) (int, error) {
 	p.reaper = newReaper(log)
 	defer p.reaper.close()
 
+	p.started = map[string]func(){}
+	p.starting.Add(len(cfg.Apps))
+	for _, spec := range cfg.Apps {
+		p.started[spec.App.Name] = sync.OnceFunc(p.starting.Done)
+	}
+	if cfg.NotifyReady {
+		go func() {
+			p.starting.Wait()
+			if sent, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
+				log.Warn("notifying readiness", "err", err)
+			} else if sent {
+				log.Debug("notified readiness")
+			}
+		}()
+	}
 	results := make(chan result, len(cfg.Apps))
 	for _, spec := range cfg.Apps {
-		go func() { results <- p.runApp(spec) }()
+		go func() {
+			defer p.appStarted(spec.App.Name)
+			results <- p.runApp(spec)
+		}()
 	}
 
 	var (

@@ -51,6 +51,10 @@ type Config struct {
 	// <app>: its decimal exit status (128+signal when killed), with the
 	// exit time as mtime, and <app>.json: a Status. Empty writes nothing.
 	StatusDir string `json:"statusDir,omitempty"`
+	// NotifyReady sends READY=1 to $NOTIFY_SOCKET (sd_notify) once every
+	// app has started (or failed to), for a service manager waiting for
+	// the pod; stage1 sets it when no app reports readiness itself.
+	NotifyReady bool `json:"notifyReady,omitempty"`
 	// Interactive gives the single app the supervisor's stdin and its
 	// terminal as controlling terminal.
 	Interactive bool `json:"interactive,omitempty"`
