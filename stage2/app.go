@@ -108,10 +108,16 @@ type App struct {
 	// needs. The caller must start the command from a locked OS thread:
 	// the kernel ties the signal to the thread that forked.
 	DieWithParent bool `json:"dieWithParent,omitempty"`
-	// PassFiles is how many descriptors from 4 on (the caller's ExtraFiles
-	// after the spec) the app is meant to get. Every other descriptor above
-	// 2 is closed at the exec.
+	// PassFiles is how many descriptors after the spec's (from 4 on when no
+	// sockets are passed: the caller's ExtraFiles after the spec) the app
+	// is meant to get. Every other descriptor above 2 is closed at the
+	// exec.
 	PassFiles int `json:"passFiles,omitempty"`
+	// ListenFDs is how many socket-activation descriptors the app gets, from
+	// 3 on (set by CommandWithSockets); the launcher sets LISTEN_FDS and
+	// LISTEN_PID for them, and removes both when there are none, so an
+	// image's environment cannot claim any.
+	ListenFDs int `json:"listenFDs,omitempty"`
 	// ReadOnlyPaths are paths inside Root made read-only (recursively).
 	// Missing paths are skipped.
 	ReadOnlyPaths []string `json:"readOnlyPaths,omitempty"`

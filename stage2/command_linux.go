@@ -48,6 +48,17 @@ type spec struct {
 // before the exec; the caller may close ExtraFiles[0] once the command has
 // started.
 func Command(app App) (*exec.Cmd, error) {
+	return CommandWithSockets(app, nil)
+}
+
+// CommandWithSockets is Command for an app that is handed listening
+// sockets (systemd socket activation): the app gets them as descriptors 3
+// and up, with LISTEN_FDS and LISTEN_PID set for it. The sockets are
+// duplicated, so the caller keeps its own and may close the command's
+// ExtraFiles once it has started, as with Command. The spec then travels
+// in the descriptor after the sockets, and passed files follow it.
+func CommandWithSockets(app App, sockets []*os.File) (*exec.Cmd, error) {
+	app.ListenFDs = len(sockets)
 	if err := app.Validate(); err != nil {
 		return nil, err
 	}
@@ -59,19 +70,31 @@ func Command(app App) (*exec.Cmd, error) {
 	if err != nil {
 		return nil, fmt.Errorf("app %q: %w", app.Name, err)
 	}
+	var files []*os.File
+	for _, s := range sockets {
+		fd, err := unix.FcntlInt(s.Fd(), unix.F_DUPFD_CLOEXEC, 3)
+		if err != nil {
+			for _, g := range append(files, f) {
+				g.Close()
+			}
+			return nil, fmt.Errorf("app %q: passing a socket: %w", app.Name, err)
+		}
+		files = append(files, os.NewFile(uintptr(fd), s.Name()))
+	}
+	files = append(files, f)
 	attr := &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNS}
 	if app.DieWithParent {
 		attr.Pdeathsig = syscall.SIGKILL
 	}
 	return &exec.Cmd{
 		Path: "/proc/self/exe",
-		Args: []string{LauncherName, "--spec-fd=3"},
+		Args: []string{LauncherName, fmt.Sprintf("--spec-fd=%d", 3+len(sockets))},
 		// The launcher needs no environment of its own (the app's is in
 		// the spec). Asynchronous preemption is turned off so no signal
 		// interrupts the few instructions between the seccomp filter and
 		// the exec.
 		Env:         []string{"GODEBUG=asyncpreemptoff=1"},
-		ExtraFiles:  []*os.File{f},
+		ExtraFiles:  files,
 		SysProcAttr: attr,
 	}, nil
 }

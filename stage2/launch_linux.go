@@ -283,13 +283,16 @@ func (l *launcher) exec() error {
 	// purpose, and nothing else its starter happened to hold open. (Nothing
 	// in the app's environment widens this: the environment is the
 	// image's to set.)
-	keep := 3
+	// Kept: the sockets (3 on), then, past the spec's descriptor (already
+	// closed), the files passed on purpose.
+	keep := 3 + app.ListenFDs
 	if app.PassFiles > 0 {
-		keep = 4 + app.PassFiles
+		keep = 4 + app.ListenFDs + app.PassFiles
 	}
 	if err := unix.CloseRange(uint(keep), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil && !errors.Is(err, unix.ENOSYS) {
 		return l.fail("close inherited descriptors", err)
 	}
+	env := socketEnv(app.Env, app.ListenFDs) // before the filter: it may deny getpid
 	if app.Seccomp != nil {
 		// The filter goes last, so that none of the launcher's own
 		// syscalls above has to be allowed by it.
@@ -303,7 +306,7 @@ func (l *launcher) exec() error {
 			}
 		}
 	}
-	err = syscall.Exec(prog, app.Exec, app.Env)
+	err = syscall.Exec(prog, app.Exec, env)
 	code := ExitNotExecutable
 	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
 		code = ExitNotFound
@@ -384,4 +387,21 @@ func containsInt(s []int, v int) bool {
 		}
 	}
 	return false
+}
+
+// socketEnv sets the socket-activation variables for the app about to be
+// exec'd (it keeps this PID), or removes them when it gets no sockets.
+func socketEnv(env []string, n int) []string {
+	out := make([]string, 0, len(env)+2)
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		if k == "LISTEN_FDS" || k == "LISTEN_PID" || (k == "LISTEN_FDNAMES" && n == 0) {
+			continue
+		}
+		out = append(out, kv)
+	}
+	if n > 0 {
+		out = append(out, "LISTEN_FDS="+strconv.Itoa(n), "LISTEN_PID="+strconv.Itoa(os.Getpid()))
+	}
+	return out
 }

@@ -574,3 +574,43 @@ func TestLaunchIntoRunningApp(t *testing.T) {
 		t.Errorf("mounts into a running app: status %d, stderr %q", code, errOut)
 	}
 }
+
+func TestLaunchWithSockets(t *testing.T) {
+	root := busyboxRoot(t)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.WriteString("through the socket")
+	w.Close()
+	defer r.Close()
+	app := App{Name: "sock", Root: root, Mounts: []Mount{procMount},
+		Exec: sh(`[ "$LISTEN_PID" = "$$" ] && echo "fds=$LISTEN_FDS"; cat <&3`),
+		Env:  []string{"PATH=/bin", "LISTEN_PID=1", "LISTEN_FDS=9"}}
+	cmd, err := CommandWithSockets(app, []*os.File{r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%v: %s", err, errOut.String())
+	}
+	if out.String() != "fds=1\nthrough the socket" {
+		t.Errorf("the app's sockets: %q", out.String())
+	}
+	// Without sockets an image's LISTEN_* claims nothing.
+	app.Exec = sh(`echo "fds=$LISTEN_FDS pid=$LISTEN_PID"`)
+	cmd, err = Command(app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%v: %s", err, errOut.String())
+	}
+	if out.String() != "fds= pid=\n" {
+		t.Errorf("LISTEN_* left for an app without sockets: %q", out.String())
+	}
+}

@@ -38,6 +38,7 @@ func run(args []string) (int, error) {
 		return 0, err
 	}
 	lock := pod.TakeLock()
+	sockets := stage2.InheritedSockets()
 	// The app dies with this process (DieWithParent): the kernel ties that
 	// to the thread that starts the app.
 	runtime.LockOSThread()
@@ -78,7 +79,10 @@ func run(args []string) (int, error) {
 		// kept the descriptor lives, even if this process is killed.
 		app.PassFiles = 1
 	}
-	cmd, err := stage2.Command(app)
+	if !pod.SocketActivated(ra, im) {
+		sockets = nil // only an app whose ports ask for them gets them
+	}
+	cmd, err := stage2.CommandWithSockets(app, sockets)
 	if err != nil {
 		return 0, err
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -16,35 +17,56 @@ const execName = "nspawn/exec"
 // nspawnRunDir is where systemd-nspawn keeps its per-machine runtime files.
 const nspawnRunDir = "/run/systemd/nspawn"
 
-// startNspawn returns the command that runs systemd-nspawn with args. On a
-// host whose /run is not a tmpfs (one not booted with systemd), nspawn
-// cannot clean up its runtime directory after the container and says so
-// on every run; there nspawn is started through Exec, in a mount namespace
-// of its own with a private tmpfs on that directory, so it can.
-func startNspawn(nspawn string, args []string) *exec.Cmd {
+// startNspawn returns the command that runs systemd-nspawn with args,
+// handing it the socket-activation sockets, if any. nspawn passes them on
+// to the container's PID 1 only when LISTEN_PID names nspawn itself, and on
+// a host whose /run is not a tmpfs (one not booted with systemd) nspawn
+// cannot clean up its runtime directory after the container and says so on
+// every run: in either case nspawn is started through Exec, which sets
+// LISTEN_PID for the PID nspawn will have, and gives it, where needed, a
+// mount namespace of its own with a private tmpfs on that directory.
+func startNspawn(nspawn string, args []string, sockets []*os.File) *exec.Cmd {
 	var st unix.Statfs_t
-	if err := unix.Statfs("/run", &st); err == nil && st.Type == unix.TMPFS_MAGIC {
+	privateRun := unix.Statfs("/run", &st) != nil || st.Type != unix.TMPFS_MAGIC
+	if !privateRun && len(sockets) == 0 {
 		return exec.Command(nspawn, args...)
 	}
-	cmd := exec.Command("/proc/self/exe", append([]string{nspawn}, args...)...)
+	var helperArgs []string
+	if privateRun {
+		helperArgs = append(helperArgs, privateRunFlag)
+	}
+	cmd := exec.Command("/proc/self/exe", append(append(helperArgs, nspawn), args...)...)
 	cmd.Args[0] = execName
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNS}
+	cmd.ExtraFiles = sockets // descriptors 3 and up, as the protocol wants
+	if privateRun {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNS}
+	}
 	return cmd
 }
 
-// Exec is the helper startNspawn runs: in its new mount namespace it stops
-// mount events from propagating back to the host, mounts a tmpfs on
-// nspawn's runtime directory and execs systemd-nspawn (args[0]) with the
-// rest of args, keeping its PID and every inherited descriptor (the pod
-// lock among them).
+// privateRunFlag asks Exec for the private runtime directory.
+const privateRunFlag = "--private-run"
+
+// Exec is the helper startNspawn runs: with privateRunFlag, in its new
+// mount namespace, it stops mount events from propagating back to the host
+// and mounts a tmpfs on nspawn's runtime directory; with sockets
+// (LISTEN_FDS), it sets LISTEN_PID to its own PID; then it execs
+// systemd-nspawn with the rest of args, keeping its PID and every
+// inherited descriptor (the pod lock and the sockets among them).
 func Exec(args []string) int {
+	if len(args) > 0 && args[0] == privateRunFlag {
+		if err := privateRunDir(); err != nil {
+			fmt.Fprintf(os.Stderr, "stage1 nspawn: %v\n", err)
+			return 254
+		}
+		args = args[1:]
+	}
 	if len(args) == 0 {
 		fmt.Fprintln(os.Stderr, "stage1 nspawn: exec: no program")
 		return 254
 	}
-	if err := privateRunDir(); err != nil {
-		fmt.Fprintf(os.Stderr, "stage1 nspawn: %v\n", err)
-		return 254
+	if os.Getenv("LISTEN_FDS") != "" {
+		os.Setenv("LISTEN_PID", strconv.Itoa(os.Getpid()))
 	}
 	err := unix.Exec(args[0], args, os.Environ())
 	fmt.Fprintf(os.Stderr, "stage1 nspawn: starting %s: %v\n", args[0], err)

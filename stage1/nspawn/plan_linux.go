@@ -110,6 +110,7 @@ func planPod(p *pod.Pod, flags *pod.RunFlags, hostname string) (*plan, error) {
 		if err != nil {
 			return nil, err
 		}
+		spec.SocketActivated = pod.SocketActivated(ra, im)
 		if pl.notify && pod.SupportsNotify(ra, im) {
 			// The app reports readiness itself, through the socket nspawn
 			// makes in the container and relays to the service manager.

@@ -24,6 +24,7 @@ import (
 	"github.com/orbit-containers/orbit/atomicfile"
 	"github.com/orbit-containers/orbit/stage1/cgroup"
 	"github.com/orbit-containers/orbit/stage1/pod"
+	"github.com/orbit-containers/orbit/stage2"
 )
 
 // missingNspawn is the error when the host lacks systemd-nspawn.
@@ -80,10 +81,14 @@ func run(args []string) (int, error) {
 	}
 
 	tty := flags.Interactive && term.IsTerminal(int(os.Stdin.Fd()))
-	cmd := startNspawn(nspawn, nspawnArgs(p, uuid, hostname, flags, pl, tty))
+	sockets := stage2.InheritedSockets()
+	cmd := startNspawn(nspawn, nspawnArgs(p, uuid, hostname, flags, pl, tty), sockets)
 	// nspawn's own syscall filter is off: orbit filters each app itself,
 	// and the supervisor needs the syscalls nspawn would deny.
 	cmd.Env = append(os.Environ(), "SYSTEMD_SECCOMP=0")
+	if len(sockets) > 0 {
+		cmd.Env = append(cmd.Env, "LISTEN_FDS="+strconv.Itoa(len(sockets)))
+	}
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	if flags.Interactive {
 		cmd.Stdin = os.Stdin

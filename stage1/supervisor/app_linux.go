@@ -129,7 +129,11 @@ func (p *pod) exec(spec AppSpec, group *cgroup.Group, argv []string, r role) (ex
 	name := spec.App.Name
 	app := spec.App
 	app.Exec = argv
-	pr, ch, startedAt, err := p.launch(app, group, r)
+	var sockets []*os.File
+	if spec.SocketActivated && r == roleApp {
+		sockets = p.sockets
+	}
+	pr, ch, startedAt, err := p.launch(app, sockets, group, r)
 	if err != nil {
 		return exit{}, time.Time{}, err
 	}
@@ -144,13 +148,13 @@ func (p *pod) exec(spec AppSpec, group *cgroup.Group, argv []string, r role) (ex
 // launch starts the process and makes it the app's current one, unless the
 // pod is stopping (for pre-start handlers and the app) or killed (for
 // everything).
-func (p *pod) launch(app stage2.App, group *cgroup.Group, r role) (*proc, <-chan exit, time.Time, error) {
+func (p *pod) launch(app stage2.App, sockets []*os.File, group *cgroup.Group, r role) (*proc, <-chan exit, time.Time, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.killed || (p.stopping && r != rolePostStop) {
 		return nil, nil, time.Time{}, errStopped
 	}
-	cmd, err := stage2.Command(app)
+	cmd, err := stage2.CommandWithSockets(app, sockets)
 	if err != nil {
 		return nil, nil, time.Time{}, err
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/orbit-containers/orbit/errdefs"
 	"github.com/orbit-containers/orbit/stage1/cgroup"
+	"github.com/orbit-containers/orbit/stage2"
 )
 
 // systemd's shutdown requests to an init (SIGRTMIN+3 halt, SIGRTMIN+4
@@ -66,6 +67,9 @@ type pod struct {
 	// started marks one app so (once).
 	starting sync.WaitGroup
 	started  map[string]func()
+
+	// sockets are the socket-activation sockets the supervisor was handed.
+	sockets []*os.File
 }
 
 // appStarted marks the app as past starting (idempotent).
@@ -106,7 +110,7 @@ func run(ctx context.Context, cfg Config) (int, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	p := &pod{cfg: cfg, log: log, running: map[string]*proc{}}
+	p := &pod{cfg: cfg, log: log, running: map[string]*proc{}, sockets: stage2.InheritedSockets()}
 	if cfg.StatusDir != "" {
 		if fi, err := os.Stat(cfg.StatusDir); err != nil || !fi.IsDir() {
 			return 0, fmt.Errorf("status directory %s: not a directory (%v): %w", cfg.StatusDir, err, errdefs.ErrInvalid)

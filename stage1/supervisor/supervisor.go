@@ -31,6 +31,9 @@ type AppSpec struct {
 	PostStop [][]string `json:"postStop,omitempty"`
 	// Limits are the app's cgroup limits.
 	Limits cgroup.Limits `json:"limits"`
+	// SocketActivated hands the app the listening sockets the supervisor
+	// was started with (socket activation), as descriptors 3 and up.
+	SocketActivated bool `json:"socketActivated,omitempty"`
 }
 
 // Config is what Run needs. Its JSON form is the file Main reads.

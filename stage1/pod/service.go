@@ -2,6 +2,7 @@ package pod
 
 import (
 	"github.com/appc/spec/schema"
+	"github.com/appc/spec/schema/types"
 )
 
 // notifyAnnotation marks an image whose app tells the service manager
@@ -20,4 +21,27 @@ func SupportsNotify(ra *schema.RuntimeApp, im *schema.ImageManifest) bool {
 		}
 	}
 	return false
+}
+
+// SocketActivated reports whether an app takes the pod's socket-activation
+// sockets: a port of its app declares socketActivated (appc).
+func SocketActivated(ra *schema.RuntimeApp, im *schema.ImageManifest) bool {
+	for _, a := range []*types.App{ra.App, appOf(im)} {
+		if a == nil {
+			continue
+		}
+		for _, p := range a.Ports {
+			if p.SocketActivated {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func appOf(im *schema.ImageManifest) *types.App {
+	if im == nil {
+		return nil
+	}
+	return im.App
 }
