@@ -235,25 +235,36 @@ func checkSymlink(name, target string) error {
 func Check(tarStream io.Reader) (*schema.ImageManifest, error) {
 	tr := tar.NewReader(tarStream)
 	c := newChecker()
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, tarError(err)
-		}
-		if hdr.Typeflag == tar.TypeXGlobalHeader {
-			continue
-		}
-		if _, err := c.entry(hdr, tr); err != nil {
-			return nil, err
-		}
+	if err := walkTar(tr, func(hdr *tar.Header) error {
+		_, err := c.entry(hdr, tr)
+		return err
+	}); err != nil {
+		return nil, err
 	}
 	if c.manifest == nil {
 		return nil, fmt.Errorf("image has no manifest: %w", errdefs.ErrInvalid)
 	}
 	return c.manifest, nil
+}
+
+// walkTar calls fn for every entry of a tar stream but pax global headers,
+// stopping at the first error; a broken stream is an ErrInvalid.
+func walkTar(tr *tar.Reader, fn func(hdr *tar.Header) error) error {
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return tarError(err)
+		}
+		if hdr.Typeflag == tar.TypeXGlobalHeader {
+			continue
+		}
+		if err := fn(hdr); err != nil {
+			return err
+		}
+	}
 }
 
 // ReadManifest scans an uncompressed ACI tar for its manifest and returns

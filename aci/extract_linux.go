@@ -101,17 +101,8 @@ func extract(tarStream io.Reader, dest string, opts extractOptions) error {
 		c = newChecker()
 	}
 	tr := tar.NewReader(tarStream)
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return tarError(err)
-		}
-		if hdr.Typeflag == tar.TypeXGlobalHeader {
-			continue
-		}
+	if err := walkTar(tr, func(hdr *tar.Header) error {
+		var err error
 		var name string
 		if c != nil {
 			// The manifest's data is consumed by the check; keep a copy.
@@ -130,19 +121,22 @@ func extract(tarStream io.Reader, dest string, opts extractOptions) error {
 					}
 					x.written[name] = dst
 				}
-				continue
+				return nil
 			}
 		} else if name, err = cleanName(hdr.Name); err != nil {
 			return err
 		}
 		dst, ok := opts.route(name, hdr)
 		if !ok {
-			continue
+			return nil
 		}
 		if err := x.entry(dst, hdr, tr); err != nil {
 			return err
 		}
 		x.written[name] = dst
+		return nil
+	}); err != nil {
+		return err
 	}
 	if c != nil && c.manifest == nil {
 		return fmt.Errorf("image has no manifest: %w", errdefs.ErrInvalid)

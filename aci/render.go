@@ -220,32 +220,22 @@ func (pl *planner) plan(tr *tar.Reader, top bool, wls []*whitelist) (*layerPlan,
 	p := &layerPlan{keep: map[string]bool{}, moved: map[string]string{}}
 	mine := map[string]byte{}
 	c := newChecker()
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, tarError(err)
-		}
-		if hdr.Typeflag == tar.TypeXGlobalHeader {
-			continue
-		}
+	if err := walkTar(tr, func(hdr *tar.Header) error {
 		name, err := c.entry(hdr, tr)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		typ, _ := entryType(hdr)
 		if name == ManifestName {
 			p.keep[name] = top
-			continue
+			return nil
 		}
 		if !pl.visible(name, typ, wls) {
 			if typ == tar.TypeLink {
-				continue
+				return nil
 			}
 			p.keep[name] = false
-			continue
+			return nil
 		}
 		if typ == tar.TypeLink {
 			target, _ := cleanName(hdr.Linkname)
@@ -258,6 +248,9 @@ func (pl *planner) plan(tr *tar.Reader, top bool, wls []*whitelist) (*layerPlan,
 		}
 		p.keep[name] = true
 		mine[name] = typ
+		return nil
+	}); err != nil {
+		return nil, err
 	}
 	for name, typ := range mine {
 		pl.provided[name] = typ
