@@ -5,8 +5,6 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
-
-	"github.com/orbit-containers/orbit/store"
 )
 
 func newImageCatManifestCommand(g *globalOptions) *cobra.Command {
@@ -16,11 +14,7 @@ func newImageCatManifestCommand(g *globalOptions) *cobra.Command {
 		Short: "Print the manifest of a stored image",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := store.Open(g.storeDir())
-			if err != nil {
-				return err
-			}
-			img, err := s.Resolve(args[0])
+			_, img, err := g.resolveImage(args[0])
 			if err != nil {
 				return err
 			}

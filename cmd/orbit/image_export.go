@@ -23,11 +23,7 @@ func newImageExportCommand(g *globalOptions) *cobra.Command {
 uncompressed ACI whose SHA-512 is the image ID. No network is used.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := store.Open(g.storeDir())
-			if err != nil {
-				return err
-			}
-			img, err := s.Resolve(args[0])
+			s, img, err := g.resolveImage(args[0])
 			if err != nil {
 				return err
 			}

@@ -52,11 +52,7 @@ func newImageExtractCommand(g *globalOptions) *cobra.Command {
 // directory beside dir, which then replaces dir: an interrupted run leaves
 // dir as it was.
 func runImageToDir(g *globalOptions, o *imageDirOptions, ref, dir, verb string, fill func(s *store.Store, id, tmp string) error) error {
-	s, err := store.Open(g.storeDir())
-	if err != nil {
-		return err
-	}
-	img, err := s.Resolve(ref)
+	s, img, err := g.resolveImage(ref)
 	if err != nil {
 		return err
 	}

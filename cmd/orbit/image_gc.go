@@ -5,8 +5,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-
-	"github.com/orbit-containers/orbit/store"
 )
 
 func newImageGCCommand(g *globalOptions) *cobra.Command {
@@ -20,7 +18,7 @@ left behind, and the images not used within the grace period (with
 from a timer; it is safe alongside any other orbit command.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := store.Open(g.storeDir())
+			s, err := g.openStore()
 			if err != nil {
 				return err
 			}

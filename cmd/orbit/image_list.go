@@ -138,7 +138,7 @@ func runImageList(g *globalOptions, o *imageListOptions) error {
 	if err != nil {
 		return err
 	}
-	s, err := store.Open(g.storeDir())
+	s, err := g.openStore()
 	if err != nil {
 		return err
 	}

@@ -2,8 +2,6 @@ package main
 
 import (
 	"github.com/spf13/cobra"
-
-	"github.com/orbit-containers/orbit/store"
 )
 
 func newImageRmCommand(g *globalOptions) *cobra.Command {
@@ -15,7 +13,7 @@ with the rendered trees made from them that no pod uses. It exits non-zero
 if any image could not be removed, after trying all of them.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := store.Open(g.storeDir())
+			s, err := g.openStore()
 			if err != nil {
 				return err
 			}

@@ -14,6 +14,17 @@ func (g *globalOptions) openStore() (*store.Store, error) {
 	return store.Open(g.storeDir())
 }
 
+// resolveImage opens the store and finds a stored image by ID, ID prefix
+// or name, for the commands about one image.
+func (g *globalOptions) resolveImage(ref string) (*store.Store, store.Image, error) {
+	s, err := g.openStore()
+	if err != nil {
+		return nil, store.Image{}, err
+	}
+	img, err := s.Resolve(ref)
+	return s, img, err
+}
+
 // newFetcher builds a fetcher from the global options.
 func (g *globalOptions) newFetcher(st *store.Store, trustKeysFromHTTPS bool) (*fetch.Fetcher, error) {
 	return fetch.New(fetch.Config{
