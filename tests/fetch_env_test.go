@@ -118,18 +118,7 @@ func (n *fetchNet) run(e *env, stdin string, args ...string) result {
 	n.t.Helper()
 	cmd := n.command(e, args...)
 	cmd.Stdin = strings.NewReader(stdin)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if err != nil {
-		ee, ok := err.(*exec.ExitError)
-		if !ok {
-			n.t.Fatalf("running orbit %v: %v", args, err)
-		}
-		code = ee.ExitCode()
-	}
-	return result{Stdout: out.String(), Stderr: errb.String(), Code: code}
+	return runCommand(n.t, cmd)
 }
 
 func (n *fetchNet) mustRun(e *env, stdin string, args ...string) result {

@@ -143,6 +143,13 @@ func (e *env) runIn(stdin io.Reader, args ...string) result {
 	e.t.Helper()
 	cmd := e.command(args...)
 	cmd.Stdin = stdin
+	return runCommand(e.t, cmd)
+}
+
+// runCommand runs an orbit command to its end and returns what it did;
+// only a failure to run it at all fails the test.
+func runCommand(t testing.TB, cmd *exec.Cmd) result {
+	t.Helper()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -150,7 +157,7 @@ func (e *env) runIn(stdin io.Reader, args ...string) result {
 	if err != nil {
 		ee, ok := err.(*exec.ExitError)
 		if !ok {
-			e.t.Fatalf("running orbit %v: %v", args, err)
+			t.Fatalf("running %v: %v", cmd.Args, err)
 		}
 		code = ee.ExitCode()
 	}
