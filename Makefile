@@ -14,7 +14,12 @@ GO_SOURCES := $(shell find . -name '*.go' -not -path './.git/*') go.mod go.sum
 RUN_PACKAGES := busybox-static systemd-container xz-utils bzip2 ca-certificates
 TEST_PACKAGES := $(RUN_PACKAGES) gnupg containernetworking-plugins iproute2 util-linux
 
-.PHONY: all build demo test unit functional bench vet fmt deps-run deps-test clean
+# Tools built from the Go module proxy, pinned, into a folder of the tree.
+STATICCHECK_VERSION := v0.8.2
+TOOLS := $(CURDIR)/bin/tools
+STATICCHECK := $(TOOLS)/staticcheck-$(STATICCHECK_VERSION)
+
+.PHONY: all build demo test unit functional bench vet fmt lint tidy cover deps-run deps-test clean
 
 all: build
 
@@ -55,13 +60,42 @@ vet:
 fmt:
 	@bad=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$bad" ]; then echo "gofmt needed:"; echo "$$bad"; exit 1; fi
 
-unit:
-	go test -count=1 -timeout 10m $$(go list ./... | grep -v /tests)
+$(STATICCHECK):
+	mkdir -p $(TOOLS)
+	GOBIN=$(TOOLS) go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	mv $(TOOLS)/staticcheck $@
+
+lint: $(STATICCHECK)
+	$(STATICCHECK) ./...
+
+# go.mod and go.sum must be what `go mod tidy` makes of them.
+tidy:
+	go mod tidy -diff
+
+# Unit tests run with the race detector, which needs cgo; the binaries
+# orbit ships stay static (CGO_ENABLED=0 above).
+unit: $(SUPERVISOR)
+	CGO_ENABLED=1 go test -race -count=1 -timeout 10m $$(go list ./... | grep -v /tests)
 
 functional: build
 	ORBIT_BINARY=$(CURDIR)/$(BIN) go test -count=1 -timeout 15m ./tests/...
 
-test: deps-test fmt vet unit functional
+test: deps-test fmt vet tidy lint unit functional
+
+# Coverage of the unit tests and of the functional tests, which drive an
+# orbit binary built with -cover; both reports go to bin/cover/.
+COVER := $(CURDIR)/bin/cover
+cover: deps-test $(SUPERVISOR)
+	rm -rf $(COVER) && mkdir -p $(COVER)/functional
+	go test -count=1 -timeout 10m -coverprofile=$(COVER)/unit.out $$(go list ./... | grep -v /tests) >/dev/null
+	go build -cover -coverpkg=./... -trimpath -ldflags '$(LDFLAGS)' -o $(COVER)/orbit ./cmd/orbit
+	GOCOVERDIR=$(COVER)/functional ORBIT_BINARY=$(COVER)/orbit go test -count=1 -timeout 15m ./tests/... >/dev/null
+	go tool covdata textfmt -i=$(COVER)/functional -o $(COVER)/functional.out
+	@echo "unit tests, by package:"
+	@./.ci/cover-by-package < $(COVER)/unit.out
+	@echo "functional tests (the orbit binary), by package:"
+	@./.ci/cover-by-package < $(COVER)/functional.out
+	@echo "total: unit $$(go tool cover -func=$(COVER)/unit.out | tail -1 | awk '{print $$NF}'), functional $$(go tool cover -func=$(COVER)/functional.out | tail -1 | awk '{print $$NF}')"
 
 bench: deps-test build
 	$(call apt_install,curl)

@@ -43,9 +43,7 @@ var fetchDomains = []string{"example.com", "other.org"}
 
 func newFetchNet(t testing.TB) *fetchNet {
 	t.Helper()
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("iproute2 is needed for network namespace tests")
-	}
+	requireTool(t, "ip", "iproute2")
 	n := &fetchNet{t: t, name: fmt.Sprintf("orbit-fetch-%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)}
 	mustCmd(t, "ip", "netns", "add", n.name)
 	t.Cleanup(func() {
@@ -323,9 +321,8 @@ type gpgHome struct {
 
 func newGPG(t testing.TB) *gpgHome {
 	t.Helper()
-	if _, err := exec.LookPath("gpg"); err != nil {
-		t.Skip("gpg is needed")
-	}
+	requireTool(t, "gpg", "gnupg")
+	// gpg-agent's socket path must stay short, so not below t.TempDir().
 	dir, err := os.MkdirTemp("", "orbit-gpg-")
 	if err != nil {
 		t.Fatal(err)

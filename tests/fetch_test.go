@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -35,14 +34,6 @@ func (w *fetchWorld) run(args ...string) result { return w.net.run(w.e, "", args
 func (w *fetchWorld) mustRun(args ...string) result {
 	w.t.Helper()
 	return w.net.mustRun(w.e, "", args...)
-}
-
-// appcArch is this machine's arch as appc names it.
-func appcArch() string {
-	if runtime.GOARCH == "arm64" {
-		return "aarch64"
-	}
-	return runtime.GOARCH
 }
 
 // imagePath is where publish puts name:version.

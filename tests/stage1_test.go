@@ -32,13 +32,13 @@ func thirdPartyStage1(t *testing.T, dir string) string {
 echo $$ > pid
 exit 42
 `)
-	writeFile(t, filepath.Join(root, "ex/gc"), "#!/bin/sh\necho \"gc $*\" >> /tmp/orbit-test-stage1-gc-$1\n")
+	writeFile(t, filepath.Join(root, "ex/gc"), "#!/bin/sh\necho \"gc $*\" >> "+filepath.Join(dir, "gc.log")+"\n")
 	for _, f := range []string{"ex/run", "ex/gc"} {
 		os.Chmod(filepath.Join(root, f), 0o755)
 	}
 	m := map[string]any{
 		"acKind": "ImageManifest", "acVersion": "0.8.11", "name": "example.com/stage1-shell",
-		"labels": []map[string]string{{"name": "version", "value": "0.1"}, {"name": "os", "value": "linux"}, {"name": "arch", "value": "amd64"}},
+		"labels": []map[string]string{{"name": "version", "value": "0.1"}, {"name": "os", "value": "linux"}, {"name": "arch", "value": appcArch()}},
 		"annotations": []map[string]string{
 			{"name": "coreos.com/rkt/stage1/run", "value": "/ex/run"},
 			{"name": "coreos.com/rkt/stage1/gc", "value": "/ex/gc"},
@@ -76,8 +76,7 @@ func TestThirdPartyStage1Contract(t *testing.T) {
 		t.Errorf("RKT_LOCK_FD not set: %s", contract)
 	}
 	// The stage1's gc entrypoint runs when the pod is collected.
-	gcLog := "/tmp/orbit-test-stage1-gc-" + uuid
-	defer os.Remove(gcLog)
+	gcLog := filepath.Join(dir, "gc.log")
 	e.mustRun("gc", "--grace-period=0s")
 	if got := readTrimmed(t, gcLog); got != "gc "+uuid {
 		t.Errorf("stage1 gc entrypoint got %q", got)
