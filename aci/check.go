@@ -48,7 +48,7 @@ func cleanName(raw string) (string, error) {
 // regular file into tar.TypeReg; ok is false for kinds an ACI may not hold.
 func entryType(hdr *tar.Header) (byte, bool) {
 	switch hdr.Typeflag {
-	case tar.TypeReg, tar.TypeRegA:
+	case tar.TypeReg: // archive/tar reads the old TypeRegA spelling as TypeReg
 		return tar.TypeReg, true
 	case tar.TypeDir, tar.TypeSymlink, tar.TypeLink, tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 		return hdr.Typeflag, true

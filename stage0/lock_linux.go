@@ -41,9 +41,7 @@ func (l *dirLock) flock(how int) error {
 
 func (l *dirLock) tryExclusive() error { return l.flock(unix.LOCK_EX | unix.LOCK_NB) }
 func (l *dirLock) tryShared() error    { return l.flock(unix.LOCK_SH | unix.LOCK_NB) }
-func (l *dirLock) exclusive() error    { return l.flock(unix.LOCK_EX) }
 func (l *dirLock) shared() error       { return l.flock(unix.LOCK_SH) }
-func (l *dirLock) unlock() error       { return l.flock(unix.LOCK_UN) }
 func (l *dirLock) close() error        { return l.f.Close() }
 
 // fd returns the descriptor with close-on-exec cleared, for handing the lock

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 
 	"github.com/appc/spec/schema"
 
@@ -37,19 +36,6 @@ func (g *globalOptions) newFetcher(st *store.Store, trustKeysFromHTTPS bool) (*f
 		Stderr:             g.Stderr,
 		Log:                g.Log,
 	})
-}
-
-// fetchAll resolves every image reference to a stored image ID.
-func fetchAll(ctx context.Context, f *fetch.Fetcher, refs []string, policy fetch.PullPolicy) ([]string, error) {
-	ids := make([]string, len(refs))
-	for i, ref := range refs {
-		id, err := f.Fetch(ctx, ref, policy, "")
-		if err != nil {
-			return nil, err
-		}
-		ids[i] = id
-	}
-	return ids, nil
 }
 
 // storeTrees lets stage0 take rendered trees from the image store, and
