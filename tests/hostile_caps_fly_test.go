@@ -1,0 +1,147 @@
+package tests
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// capsFlyStatus reads the capability lines of a /proc/<pid>/status text
+// printed by an app ("CapEff:\t0000...").
+func capsFlyStatus(t *testing.T, out string) map[string]uint64 {
+	t.Helper()
+	caps := map[string]uint64{}
+	for _, line := range strings.Split(out, "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || !strings.HasPrefix(k, "Cap") {
+			continue
+		}
+		n, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+		if err != nil {
+			t.Fatalf("capability line %q: %v", line, err)
+		}
+		caps[k] = n
+	}
+	for _, k := range []string{"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"} {
+		if _, ok := caps[k]; !ok {
+			t.Fatalf("no %s in the app's output:\n%s", k, out)
+		}
+	}
+	return caps
+}
+
+// capsFlyOwnBounding is the test process's bounding set: what an app that
+// no isolator restricts (fly) keeps as its bound.
+func capsFlyOwnBounding(t *testing.T) uint64 {
+	t.Helper()
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return capsFlyStatus(t, string(data))["CapBnd"]
+}
+
+// capsFlySecretVolume makes a host directory holding a root-only file and a
+// root-only directory, as a volume a hostile non-root app would like to
+// read and write.
+func capsFlySecretVolume(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "vol")
+	if err := os.MkdirAll(filepath.Join(dir, "private"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(dir, "private"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "secret"), []byte("root-only-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+const capsFlyScript = "grep ^Cap /proc/self/status; " +
+	"cat /vol/secret 2>/dev/null && echo READ-SECRET; " +
+	"touch /vol/private/planted 2>/dev/null && echo WROTE-PRIVATE; " +
+	"id -u"
+
+const capDACOverride = 1
+
+// A non-root app has no effective, permitted, inheritable or ambient
+// capabilities, under either flavour: it cannot read a root-only file nor
+// write into a root-only directory of a volume. Its bounding set is what the
+// isolators computed (fly applies none); a root app keeps the default set.
+func TestHostileNonRootAppHasNoCapabilities(t *testing.T) {
+	e := newEnv(t)
+	aci := busyboxACI(t, "example.com/caps", "/bin/sh", "-c", capsFlyScript)
+	for _, flavour := range []string{"nspawn", "fly"} {
+		t.Run(flavour, func(t *testing.T) {
+			if flavour == "nspawn" {
+				requireNspawn(t)
+			}
+			vol := capsFlySecretVolume(t)
+			run := func(extra ...string) (map[string]uint64, string) {
+				t.Helper()
+				args := []string{"run", "--insecure-options=image", "--stage1-name=" + flavour,
+					"--volume=vol,kind=host,source=" + vol, aci, "--mount=volume=vol,target=/vol"}
+				r := e.run(append(args, extra...)...)
+				if r.Code != 0 {
+					t.Fatalf("run %v: %s", extra, r)
+				}
+				return capsFlyStatus(t, r.Stdout), r.Stdout
+			}
+
+			root, out := run()
+			if root["CapEff"]&(1<<capDACOverride) == 0 || root["CapPrm"] != root["CapEff"] {
+				t.Errorf("a root app lost its default capabilities:\n%s", out)
+			}
+			if !strings.Contains(out, "READ-SECRET") {
+				t.Errorf("a root app could not read the volume's root-only file:\n%s", out)
+			}
+			os.Remove(filepath.Join(vol, "private", "planted"))
+
+			user, out := run("--user=1234", "--group=1234")
+			if f := strings.Fields(out); len(f) == 0 || f[len(f)-1] != "1234" {
+				t.Fatalf("the app did not run as uid 1234:\n%s", out)
+			}
+			for _, k := range []string{"CapInh", "CapPrm", "CapEff", "CapAmb"} {
+				if user[k] != 0 {
+					t.Errorf("a non-root app has %s %016x:\n%s", k, user[k], out)
+				}
+			}
+			wantBnd := root["CapBnd"]
+			if flavour == "fly" {
+				wantBnd = capsFlyOwnBounding(t)
+			}
+			if user["CapBnd"] != wantBnd {
+				t.Errorf("a non-root app's bounding set is %016x, want %016x", user["CapBnd"], wantBnd)
+			}
+			if strings.Contains(out, "READ-SECRET") {
+				t.Errorf("a non-root app read a root-only 0600 file of a volume:\n%s", out)
+			}
+			if strings.Contains(out, "WROTE-PRIVATE") {
+				t.Errorf("a non-root app wrote into a root-only 0700 directory of a volume:\n%s", out)
+			}
+			if _, err := os.Stat(filepath.Join(vol, "private", "planted")); err == nil {
+				t.Errorf("the non-root app's file is in the root-only directory")
+			}
+
+			if flavour == "nspawn" {
+				// --caps-retain bounds a non-root app; it grants nothing.
+				user, out = run("--user=1234", "--group=1234", "--caps-retain=CAP_DAC_OVERRIDE,CAP_KILL")
+				want := uint64(1<<capDACOverride | 1<<5)
+				if user["CapBnd"] != want || user["CapEff"] != 0 || user["CapPrm"] != 0 || user["CapAmb"] != 0 || user["CapInh"] != 0 {
+					t.Errorf("--caps-retain for a non-root app: want bound %016x and nothing else:\n%s", want, out)
+				}
+				if strings.Contains(out, "READ-SECRET") {
+					t.Errorf("--caps-retain=CAP_DAC_OVERRIDE gave a non-root app the capability:\n%s", out)
+				}
+				root, out = run("--caps-retain=CAP_DAC_OVERRIDE,CAP_KILL")
+				if root["CapEff"] != want || root["CapBnd"] != want {
+					t.Errorf("--caps-retain for a root app: want %016x effective and bound:\n%s", want, out)
+				}
+			}
+		})
+	}
+}
