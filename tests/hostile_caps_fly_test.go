@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -143,5 +144,102 @@ func TestHostileNonRootAppHasNoCapabilities(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// capsFlyStart starts a pod in the background and returns its UUID once it
+// runs; the pod is force-stopped at the end of the test.
+func capsFlyStart(t *testing.T, e *env, flavour string, args ...string) string {
+	t.Helper()
+	uuidFile := filepath.Join(t.TempDir(), "uuid")
+	cmd := e.command(append([]string{"run", "--insecure-options=image", "--stage1-name=" + flavour, "--uuid-file-save=" + uuidFile}, args...)...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	uuid := waitRunning(t, e, uuidFile)
+	t.Cleanup(func() { e.run("stop", "--force", uuid) })
+	return uuid
+}
+
+// capsFlyPodManifest writes a pod manifest of one app named name, with no
+// app section: everything comes from the image.
+func capsFlyPodManifest(t *testing.T, e *env, name, aci string) string {
+	t.Helper()
+	id := strings.TrimSpace(e.mustRun("fetch", "--full", "--insecure-options=image", aci).Stdout)
+	pm, err := json.Marshal(map[string]any{
+		"acKind": "PodManifest", "acVersion": "0.8.11",
+		"apps": []map[string]any{{"name": name, "image": map[string]any{"id": id}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "pod.json")
+	if err := os.WriteFile(path, pm, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// `orbit enter` runs its command as the app's user, taken from the image
+// when the pod manifest has no app section, and with the app's (empty)
+// capabilities.
+func TestHostileEnterRunsAsTheAppsUser(t *testing.T) {
+	e := newEnv(t)
+	m := imageManifest("example.com/user1234", "/bin/sh", "-c", "sleep 60")
+	m["app"].(map[string]any)["user"] = "1234"
+	m["app"].(map[string]any)["group"] = "1234"
+	aci := writeACI(t, filepath.Join(t.TempDir(), "user1234.aci"), busyboxRootfs(t), m)
+	podManifest := capsFlyPodManifest(t, e, "user1234", aci)
+	for _, tc := range []struct {
+		name, flavour string
+		args          []string
+	}{
+		{"nspawn", "nspawn", []string{aci}},
+		{"nspawn-user-flag", "nspawn", []string{busyboxACI(t, "example.com/sleeper", "/bin/sh", "-c", "sleep 60"), "--user=1234", "--group=1234"}},
+		{"nspawn-pod-manifest", "nspawn", []string{"--pod-manifest=" + podManifest}},
+		{"fly", "fly", []string{aci}},
+		{"fly-pod-manifest", "fly", []string{"--pod-manifest=" + podManifest}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.flavour == "nspawn" {
+				requireNspawn(t)
+			}
+			uuid := capsFlyStart(t, e, tc.flavour, tc.args...)
+			r := e.mustRun("enter", uuid, "/bin/sh", "-c", "grep ^Cap /proc/self/status; echo uid=$(id -u) gid=$(id -g)")
+			if !strings.Contains(r.Stdout, "uid=1234 gid=1234") {
+				t.Fatalf("enter did not run as the app's user 1234:\n%s", r)
+			}
+			caps := capsFlyStatus(t, r.Stdout)
+			for _, k := range []string{"CapInh", "CapPrm", "CapEff", "CapAmb"} {
+				if caps[k] != 0 {
+					t.Errorf("the entered command of a non-root app has %s %016x", k, caps[k])
+				}
+			}
+		})
+	}
+}
+
+// A pod manifest app with no app section, whose image has none either, has
+// nothing to run: it is refused with one line before any pod is made (fly
+// used to panic on it).
+func TestHostilePodManifestAppWithoutApp(t *testing.T) {
+	e := newEnv(t)
+	m := imageManifest("example.com/noapp")
+	delete(m, "app")
+	aci := writeACI(t, filepath.Join(t.TempDir(), "noapp.aci"), busyboxRootfs(t), m)
+	path := capsFlyPodManifest(t, e, "noapp", aci)
+	for _, flavour := range []string{"fly", "nspawn"} {
+		r := e.run("run", "--insecure-options=image", "--stage1-name="+flavour, "--pod-manifest="+path)
+		if r.Code == 0 || r.Code == 2 || strings.Contains(r.Stderr, "panic") {
+			t.Fatalf("%s: an app with nothing to run: %s", flavour, r)
+		}
+		if strings.Count(strings.TrimSpace(r.Stderr), "\n") != 0 || !strings.Contains(r.Stderr, "noapp") {
+			t.Errorf("%s: want one line naming the app: %q", flavour, r.Stderr)
+		}
+	}
+	pods, _ := filepath.Glob(filepath.Join(e.Dir, "pods", "*", "*"))
+	if len(pods) != 0 {
+		t.Errorf("refused runs left pods behind: %v", pods)
 	}
 }
