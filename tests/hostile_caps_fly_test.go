@@ -2,11 +2,14 @@ package tests
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // capsFlyStatus reads the capability lines of a /proc/<pid>/status text
@@ -241,5 +244,109 @@ func TestHostilePodManifestAppWithoutApp(t *testing.T) {
 	pods, _ := filepath.Glob(filepath.Join(e.Dir, "pods", "*", "*"))
 	if len(pods) != 0 {
 		t.Errorf("refused runs left pods behind: %v", pods)
+	}
+}
+
+// capsFlyMarked lists the live processes whose command line holds marker
+// as an argument.
+func capsFlyMarked(marker string) []int {
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, d := range entries {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		data, err := os.ReadFile("/proc/" + d.Name() + "/cmdline")
+		if err != nil {
+			continue
+		}
+		for _, arg := range strings.Split(string(data), "\x00") {
+			if arg == marker && alive(pid) {
+				pids = append(pids, pid)
+				break
+			}
+		}
+	}
+	return pids
+}
+
+// capsFlyWaitGone waits for every process holding marker to end.
+func capsFlyWaitGone(t *testing.T, marker string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for len(capsFlyMarked(marker)) > 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if left := capsFlyMarked(marker); len(left) > 0 {
+		for _, pid := range left {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+		t.Fatalf("processes of the pod survived: %v", left)
+	}
+}
+
+func capsFlyWaitExited(t *testing.T, e *env, uuid string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		st := e.mustRun("status", uuid).Stdout
+		if strings.Contains(st, "state=exited") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the pod did not become exited: %s", st)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Every process of a fly pod ends with it: stop and stop --force end the
+// app's children too, even ones that ignore SIGTERM, even after stage1 was
+// killed, and the pod becomes exited.
+func TestHostileFlyStopEndsEveryProcess(t *testing.T) {
+	e := newEnv(t)
+	for _, tc := range []struct {
+		name   string
+		script string // %s is the marker
+		stop   []string
+		kill1  bool // SIGKILL stage1 first
+	}{
+		// The whole app ignores SIGTERM: stop does nothing, --force ends all.
+		{"force", `trap "" TERM; sleep %[1]s & sleep %[1]s & wait`, []string{"--force"}, false},
+		// The app ends on SIGTERM; its child, which ignores it, goes too.
+		{"term", `(trap "" TERM; sleep %[1]s) & sleep %[1]s; wait`, nil, false},
+		// stage1 is gone and only the app's children are left.
+		{"stage1-killed", `trap "" TERM; (sleep %[1]s &) ; sleep %[1]s & wait`, []string{"--force"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			marker := strconv.Itoa(100000 + os.Getpid()%1000*10 + len(tc.name))
+			aci := busyboxACI(t, "example.com/stubborn-"+tc.name, "/bin/sh", "-c", fmt.Sprintf(tc.script, marker))
+			uuid := capsFlyStart(t, e, "fly", aci)
+			deadline := time.Now().Add(5 * time.Second)
+			for len(capsFlyMarked(marker)) < 2 && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond)
+			}
+			if n := len(capsFlyMarked(marker)); n < 2 {
+				t.Fatalf("the app's children did not start (%d)", n)
+			}
+			if tc.kill1 {
+				syscall.Kill(stage1Process(t, "fly", uuid), syscall.SIGKILL)
+				time.Sleep(300 * time.Millisecond)
+				if len(capsFlyMarked(marker)) == 0 {
+					t.Fatal("nothing of the app outlived its stage1; the case tests nothing")
+				}
+			}
+			if tc.name == "force" {
+				e.mustRun("stop", uuid)
+				time.Sleep(300 * time.Millisecond)
+				if len(capsFlyMarked(marker)) == 0 {
+					t.Fatal("the app that ignores SIGTERM ended on stop")
+				}
+			}
+			e.mustRun(append([]string{"stop"}, append(tc.stop, uuid)...)...)
+			capsFlyWaitGone(t, marker, 15*time.Second)
+			capsFlyWaitExited(t, e, uuid)
+		})
 	}
 }
