@@ -83,10 +83,11 @@ type App struct {
 	// ReadOnlyRootfs remounts Root read-only (its submounts keep their own
 	// flags).
 	ReadOnlyRootfs bool `json:"readOnlyRootfs,omitempty"`
-	// Capabilities, when set, makes the bounding, effective, permitted,
-	// inheritable and ambient sets exactly Capabilities.Retain. Nil leaves
-	// the launcher's capabilities as they are (and the kernel drops them
-	// on a switch to a non-root user).
+	// Capabilities, when set, makes the bounding set exactly
+	// Capabilities.Retain, and for a root app the effective, permitted and
+	// inheritable sets too. Nil leaves the launcher's bounding set. A
+	// non-root app holds no capability either way (see
+	// Documentation/stage2.md, "Capabilities").
 	Capabilities *Capabilities `json:"capabilities,omitempty"`
 	// NoNewPrivileges sets PR_SET_NO_NEW_PRIVS.
 	NoNewPrivileges bool `json:"noNewPrivileges,omitempty"`

@@ -1,6 +1,7 @@
 package stage2
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -88,10 +89,13 @@ func limitBounding(keep capMask, last int) error {
 	return nil
 }
 
-// setCapabilities makes the effective, permitted, inheritable and ambient
-// sets exactly keep. It runs after the switch of user, which PR_SET_KEEPCAPS
-// made keep the permitted set.
-func setCapabilities(keep capMask, last int) error {
+// setCapabilities makes the effective, permitted and inheritable sets
+// exactly keep, and clears the ambient set. It runs after the switch of
+// user; for a root app the sets survive its exec (keep is also its bounding
+// set), and a non-root app is given keep 0. Ambient capabilities, the only
+// way a non-root program keeps capabilities across an exec without file
+// capabilities, are never raised.
+func setCapabilities(keep capMask) error {
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	lo, hi := uint32(keep), uint32(keep>>32)
 	data := [2]unix.CapUserData{
@@ -101,18 +105,8 @@ func setCapabilities(keep capMask, last int) error {
 	if err := unix.Capset(&hdr, &data[0]); err != nil {
 		return fmt.Errorf("capset: %w", err)
 	}
-	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
+	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil && !errors.Is(err, unix.EINVAL) {
 		return fmt.Errorf("clear ambient set: %w", err)
-	}
-	// Ambient capabilities are what a non-root app keeps across its exec;
-	// for root they change nothing.
-	for n := 0; n <= last; n++ {
-		if !keep.has(n) {
-			continue
-		}
-		if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_RAISE, uintptr(n), 0, 0); err != nil {
-			return fmt.Errorf("raise %s in the ambient set: %w", capabilityNames()[n], err)
-		}
 	}
 	return nil
 }

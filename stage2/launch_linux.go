@@ -215,18 +215,22 @@ func (l *launcher) prepareProcess() error {
 }
 
 // switchUser sets groups, gid, uid and capabilities, and no_new_privs.
+//
+// Capabilities follow rkt and the OCI runtimes: App.Capabilities is the
+// bounding set of every app, and a root app's effective, permitted,
+// inheritable and ambient sets too. A non-root app holds no capability at
+// all: it can gain some only by executing a file with capabilities or a
+// set-user-ID-root program, and then no more than its bounding set allows
+// (and none under no_new_privs).
 func (l *launcher) switchUser() error {
 	app := &l.app
 	l.last = lastCapability()
+	root := l.uid == 0
 	var keep capMask
 	if app.Capabilities != nil {
 		keep = maskOf(capabilityNumbers(app.Capabilities.Retain), l.last)
 		if err := limitBounding(keep, l.last); err != nil {
 			return l.fail("capabilities", err)
-		}
-		// The permitted set survives the switch to a non-root uid.
-		if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
-			return l.fail("keep capabilities", err)
 		}
 	}
 	groups := []int{l.gid}
@@ -245,12 +249,18 @@ func (l *launcher) switchUser() error {
 	if err := syscall.Setresuid(l.uid, l.uid, l.uid); err != nil {
 		return l.fail("setresuid "+strconv.Itoa(l.uid), err)
 	}
-	if app.Capabilities != nil {
-		if err := setCapabilities(keep, l.last); err != nil {
+	switch {
+	case !root:
+		// The switch to a non-root uid cleared the effective and
+		// permitted sets (PR_SET_KEEPCAPS is never set); the inheritable
+		// and ambient ones are cleared here, so nothing the launcher
+		// was started with reaches the app.
+		if err := setCapabilities(0); err != nil {
 			return l.fail("capabilities", err)
 		}
-		if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 0, 0, 0, 0); err != nil {
-			return l.fail("keep capabilities", err)
+	case app.Capabilities != nil:
+		if err := setCapabilities(keep); err != nil {
+			return l.fail("capabilities", err)
 		}
 	}
 	// Installing a seccomp filter needs no_new_privs or CAP_SYS_ADMIN; an

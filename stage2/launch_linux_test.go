@@ -295,15 +295,28 @@ func TestLaunchCapabilities(t *testing.T) {
 	mustLaunch(t, App{Root: root, Exec: []string{"chown", "1:1", "/file"},
 		Capabilities: &Capabilities{Retain: DefaultCapabilities()}})
 
-	// The sets are exactly the retained ones, for root and for a
-	// non-root user (through the ambient set).
+	// The retained set bounds every app; a root app holds it, a non-root
+	// app holds nothing (not even through the ambient set), with or
+	// without a retained set.
 	want := capHex(t, []string{"CAP_NET_BIND_SERVICE", "CAP_KILL"})
-	for _, user := range []string{"0", "alice"} {
-		out := mustLaunch(t, App{Root: root, Exec: sh("grep ^Cap /proc/self/status"), User: user,
-			Mounts: []Mount{procMount}, Capabilities: &Capabilities{Retain: []string{"CAP_NET_BIND_SERVICE", "CAP_KILL"}}})
-		for _, set := range []string{"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"} {
-			if got := statusField(out, set); got != want {
-				t.Errorf("user %s: %s = %s, want %s", user, set, got, want)
+	none := capHex(t, nil)
+	for _, tc := range []struct {
+		user string
+		caps *Capabilities
+		want map[string]string
+	}{
+		{"0", &Capabilities{Retain: []string{"CAP_NET_BIND_SERVICE", "CAP_KILL"}},
+			map[string]string{"CapInh": want, "CapPrm": want, "CapEff": want, "CapBnd": want, "CapAmb": none}},
+		{"alice", &Capabilities{Retain: []string{"CAP_NET_BIND_SERVICE", "CAP_KILL"}},
+			map[string]string{"CapInh": none, "CapPrm": none, "CapEff": none, "CapBnd": want, "CapAmb": none}},
+		{"alice", nil,
+			map[string]string{"CapInh": none, "CapPrm": none, "CapEff": none, "CapAmb": none}},
+	} {
+		out := mustLaunch(t, App{Root: root, Exec: sh("grep ^Cap /proc/self/status"), User: tc.user,
+			Mounts: []Mount{procMount}, Capabilities: tc.caps})
+		for set, w := range tc.want {
+			if got := statusField(out, set); got != w {
+				t.Errorf("user %s, retain %v: %s = %s, want %s", tc.user, tc.caps, set, got, w)
 			}
 		}
 	}

@@ -106,6 +106,20 @@ func preparePod(ctx context.Context, g *globalOptions, cmd *cobra.Command, pf *p
 		if err != nil {
 			return nil, err
 		}
+		// An app the pod manifest leaves to its image needs one that says
+		// what to run; stage1 would have nothing to start.
+		for _, ra := range cfg.PodManifest.Apps {
+			if ra.App != nil {
+				continue
+			}
+			im, err := trees.Manifest(ra.Image.ID.String())
+			if err != nil {
+				return nil, fmt.Errorf("--pod-manifest: app %s: %w", ra.Name, err)
+			}
+			if im.App == nil {
+				return nil, fmt.Errorf("--pod-manifest: app %s: neither the pod manifest nor its image says what to run: %w", ra.Name, errdefs.ErrInvalid)
+			}
+		}
 	} else {
 		baseEnv, err := pf.baseEnv()
 		if err != nil {

@@ -1,7 +1,12 @@
 package fly
 
 import (
+	"fmt"
+
 	"github.com/appc/spec/schema"
+	"github.com/appc/spec/schema/types"
+
+	"github.com/orbit-containers/orbit/errdefs"
 
 	"github.com/orbit-containers/orbit/stage1/pod"
 	"github.com/orbit-containers/orbit/stage2"
@@ -12,9 +17,9 @@ import (
 // identity, environment and working directory. fly applies no isolators.
 func appFor(p *pod.Pod, ra *schema.RuntimeApp, im *schema.ImageManifest, dnsConfMode string) (stage2.App, error) {
 	root := p.AppRoot(ra.Name)
-	a := ra.App
-	if a == nil {
-		a = im.App
+	a, err := appOf(ra, im)
+	if err != nil {
+		return stage2.App{}, err
 	}
 	app := stage2.App{
 		Name:              ra.Name.String(),
@@ -45,4 +50,17 @@ func appFor(p *pod.Pod, ra *schema.RuntimeApp, im *schema.ImageManifest, dnsConf
 		app.Mounts = append(app.Mounts, stage2.Mount{Source: f.Source, Target: f.Target, FSType: "bind", ReadOnly: true, CreateFile: true})
 	}
 	return app, nil
+}
+
+// appOf returns what the app runs: the pod manifest's app section, or else
+// its image's. A pod manifest may leave the section out; when the image has
+// none either there is nothing to run.
+func appOf(ra *schema.RuntimeApp, im *schema.ImageManifest) (*types.App, error) {
+	if ra.App != nil {
+		return ra.App, nil
+	}
+	if im != nil && im.App != nil {
+		return im.App, nil
+	}
+	return nil, fmt.Errorf("app %s: neither the pod manifest nor its image says what to run: %w", ra.Name, errdefs.ErrInvalid)
 }

@@ -6,8 +6,11 @@ import (
 	"os"
 	"os/signal"
 
+	"github.com/appc/spec/schema"
+	"github.com/appc/spec/schema/types"
 	"golang.org/x/sys/unix"
 
+	"github.com/orbit-containers/orbit/errdefs"
 	"github.com/orbit-containers/orbit/stage1/pod"
 	"github.com/orbit-containers/orbit/stage2"
 )
@@ -35,11 +38,10 @@ func Enter(args []string) int {
 		fmt.Fprintf(os.Stderr, "stage1 fly enter: %v\n", err)
 		return 254
 	}
-	var user, group string
-	for _, ra := range p.Manifest.Apps {
-		if ra.Name.String() == *appName && ra.App != nil {
-			user, group = ra.App.User, ra.App.Group
-		}
+	a, err := enteredApp(p, *appName)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "stage1 fly enter: %v\n", err)
+		return 254
 	}
 	env, err := pod.ProcessEnv(*pid)
 	if err != nil {
@@ -47,12 +49,13 @@ func Enter(args []string) int {
 		return 254
 	}
 	app := stage2.App{
-		Name:  *appName,
-		Root:  fmt.Sprintf("/proc/%d/root", *pid),
-		Exec:  command,
-		Env:   env,
-		User:  user,
-		Group: group,
+		Name:              *appName,
+		Root:              fmt.Sprintf("/proc/%d/root", *pid),
+		Exec:              command,
+		Env:               env,
+		User:              a.User,
+		Group:             a.Group,
+		SupplementaryGIDs: a.SupplementaryGIDs,
 	}
 	cmd, err := stage2.Command(app)
 	if err != nil {
@@ -71,4 +74,25 @@ func Enter(args []string) int {
 		return 254
 	}
 	return code
+}
+
+// enteredApp finds the app named name in the pod and returns what it runs
+// as (from the pod manifest, or else its image), so that an entered
+// command gets the app's user and groups and never more.
+func enteredApp(p *pod.Pod, name string) (*types.App, error) {
+	for i := range p.Manifest.Apps {
+		ra := &p.Manifest.Apps[i]
+		if ra.Name.String() != name {
+			continue
+		}
+		var im *schema.ImageManifest
+		if ra.App == nil {
+			var err error
+			if im, err = p.ImageManifest(ra.Name); err != nil {
+				return nil, err
+			}
+		}
+		return appOf(ra, im)
+	}
+	return nil, fmt.Errorf("the pod has no app %q: %w", name, errdefs.ErrNotFound)
 }

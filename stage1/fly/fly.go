@@ -8,15 +8,18 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/coreos/go-systemd/v22/daemon"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/coreos/go-systemd/v22/daemon"
 	"golang.org/x/sys/unix"
 
+	"github.com/orbit-containers/orbit/stage1/cgroup"
 	"github.com/orbit-containers/orbit/stage1/pod"
 	"github.com/orbit-containers/orbit/stage2"
 )
@@ -100,7 +103,20 @@ func run(args []string) (int, error) {
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2)
 	defer signal.Stop(sigs)
-	if err := cmd.Start(); err != nil {
+	children := make(chan os.Signal, 1)
+	signal.Notify(children, unix.SIGCHLD)
+	defer signal.Stop(children)
+	// Whatever the app leaves behind is this process's to reap and end
+	// (see track_linux.go).
+	if err := becomeSubreaper(); err != nil {
+		return 0, err
+	}
+	start := cmd.Start
+	tracking := makeTrackingGroup(p)
+	if tracking != nil {
+		start = func() error { return tracking.group.StartIn(cmd, cmd.Start) }
+	}
+	if err := start(); err != nil {
 		return 0, fmt.Errorf("starting app %s: %w", ra.Name, err)
 	}
 	if err := p.WritePid(cmd.Process.Pid); err != nil {
@@ -119,6 +135,8 @@ func run(args []string) (int, error) {
 			select {
 			case s := <-sigs:
 				cmd.Process.Signal(s)
+			case <-children:
+				reapOrphans(cmd.Process.Pid)
 			case <-done:
 				return
 			}
@@ -129,39 +147,102 @@ func run(args []string) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("app %s: %w", ra.Name, err)
 	}
+	// The pod ends with its app, as a container ends with its PID 1:
+	// nothing the app started outlives it.
+	if err := killOrphans(); err != nil {
+		return code, fmt.Errorf("app %s: ending what it left running: %w", ra.Name, err)
+	}
+	if tracking != nil {
+		if err := tracking.remove(); err != nil {
+			return code, fmt.Errorf("app %s: ending what it left running: %w", ra.Name, err)
+		}
+	}
 	if err := p.WriteStatus(ra.Name, code); err != nil {
 		return code, fmt.Errorf("recording the exit status of app %s: %w", ra.Name, err)
 	}
 	return code, nil
 }
 
-// GC is the gc entrypoint: fly makes nothing outside the pod directory.
-func GC(args []string) int { return 0 }
+// GC is the gc entrypoint: it removes the pod's tracking cgroup, killing
+// anything still in it. It runs in the pod directory.
+func GC(args []string) int {
+	dirs, err := trackedDirs(".")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "stage1 fly gc: %v\n", err)
+		return 254
+	}
+	if len(dirs) == 0 {
+		return 0
+	}
+	l, err := cgroup.Detect()
+	if err != nil {
+		return 0 // no cgroups, nothing to remove
+	}
+	if err := removeGroups(l, dirs); err != nil {
+		fmt.Fprintf(os.Stderr, "stage1 fly gc: %v\n", err)
+		return 254
+	}
+	return 0
+}
 
-// Stop is the stop entrypoint: SIGTERM to the app, or SIGKILL with --force.
+// Stop is the stop entrypoint. It runs in the pod directory.
+//
+// Without --force it sends SIGTERM to the app; run ends whatever the app
+// leaves behind when it exits. When the app is gone already (run was
+// killed and only processes the app started are left), they get the
+// SIGTERM. With --force, every process of the pod is killed, the app
+// first, and stop waits until they are gone.
 func Stop(args []string) int {
 	fs := flag.NewFlagSet("fly stop", flag.ContinueOnError)
 	force := fs.Bool("force", false, "")
 	if err := fs.Parse(args); err != nil {
 		return 254
 	}
-	data, err := os.ReadFile("pid")
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "stage1 fly: the pod has no pid file: %v\n", err)
-		return 254
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
-	if err != nil || pid <= 0 {
-		fmt.Fprintf(os.Stderr, "stage1 fly: bad pid file %q\n", data)
-		return 254
-	}
-	sig := unix.SIGTERM
-	if *force {
-		sig = unix.SIGKILL
-	}
-	if err := unix.Kill(pid, sig); err != nil && !errors.Is(err, unix.ESRCH) {
-		fmt.Fprintf(os.Stderr, "stage1 fly: signalling %d: %v\n", pid, err)
+	if err := stop(".", *force); err != nil {
+		fmt.Fprintf(os.Stderr, "stage1 fly stop: %v\n", err)
 		return 254
 	}
 	return 0
+}
+
+func stop(dir string, force bool) error {
+	data, err := os.ReadFile(filepath.Join(dir, "pid"))
+	if err != nil {
+		return fmt.Errorf("the pod has no pid file: %w", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil || pid <= 0 {
+		return fmt.Errorf("bad pid file %q", data)
+	}
+	dirs, err := trackedDirs(dir)
+	if err != nil {
+		return err
+	}
+	sig := unix.SIGTERM
+	if force {
+		sig = unix.SIGKILL
+	}
+	if len(dirs) == 0 {
+		// No tracking group: the app alone, as far as stop can tell; run
+		// ends what it leaves behind.
+		if err := unix.Kill(pid, sig); err != nil && !errors.Is(err, unix.ESRCH) {
+			return fmt.Errorf("signalling %d: %w", pid, err)
+		}
+		return nil
+	}
+	procs, err := trackedProcs(dirs)
+	if err != nil {
+		return err
+	}
+	// The recorded pid is signalled only while it is still the pod's: a
+	// PID reused by another process after the app ended is not.
+	if slices.Contains(procs, pid) {
+		if err := unix.Kill(pid, sig); err != nil && !errors.Is(err, unix.ESRCH) {
+			return fmt.Errorf("signalling %d: %w", pid, err)
+		}
+		if !force {
+			return nil
+		}
+	}
+	return signalTracked(dirs, sig, force)
 }
