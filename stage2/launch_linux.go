@@ -115,6 +115,12 @@ func (l *launcher) prepareRoot() error {
 		return l.fail("open root", err)
 	}
 	defer unix.Close(rootfd)
+	// Device nodes the image ships are not honoured: a world-readable node
+	// for a host disk in an image must not open the disk. The app's /dev
+	// and volumes are mounts of their own, mounted below, and keep theirs.
+	if err := setMountAttrs(rootfd, unix.MS_NODEV, false); err != nil {
+		return l.fail("make root nodev", err)
+	}
 	for _, m := range app.Mounts {
 		if err := mountInRoot(rootfd, m); err != nil {
 			return l.fail("mount "+m.Target, err)

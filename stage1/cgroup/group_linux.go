@@ -38,6 +38,9 @@ type Group struct {
 	memoryV2 bool
 	// unified is the group's directory in the cgroup2 tree, if any.
 	unified string
+	// devicesV1: the group's device policy is enforced by a v1 devices
+	// hierarchy.
+	devicesV1 bool
 }
 
 type v1Dir struct {
@@ -51,13 +54,45 @@ func (g *Group) Path() string { return g.path }
 // Dirs lists the group's directory in every hierarchy it is in.
 func (g *Group) Dirs() []string { return slices.Clone(g.dirs) }
 
+// UnifiedDir is the group's directory in the cgroup2 tree, or "" when the
+// host has none.
+func (g *Group) UnifiedDir() string { return g.unified }
+
+// DevicesV1 reports whether a v1 devices hierarchy enforces the device
+// rules CreateConfined was given.
+func (g *Group) DevicesV1() bool { return g.devicesV1 }
+
 // Create makes the group path in every hierarchy it needs and sets lim.
 // Groups go under the v1 memory, cpu, cpuacct and pids hierarchies that
 // exist, and under the cgroup2 tree when one is mounted; a limit whose
 // controller is bound to no v1 hierarchy is set through cgroup2, enabling the
 // controller in cgroup.subtree_control of each ancestor. Existing directories
 // are reused; on failure the directories Create made are removed again.
-func (l *Layout) Create(path string, lim Limits) (g *Group, err error) {
+func (l *Layout) Create(path string, lim Limits) (*Group, error) {
+	return l.create(path, lim, nil)
+}
+
+// CreateConfined is Create for a group whose processes may use only the
+// devices the rules allow: where the host has a v1 devices hierarchy, the
+// group is made there too, set to deny every device but those (children
+// made later inherit the policy and can never widen it). On cgroup2 the
+// policy is an eBPF program the caller attaches to UnifiedDir (package
+// devicefilter); DevicesV1 tells whether v1 already enforces it.
+func (l *Layout) CreateConfined(path string, lim Limits, devices []DeviceRule) (*Group, error) {
+	for _, r := range devices {
+		if err := r.Validate(); err != nil {
+			return nil, err
+		}
+	}
+	if devices == nil {
+		devices = []DeviceRule{}
+	}
+	return l.create(path, lim, devices)
+}
+
+// create makes the group; devices, when not nil, confines it in the v1
+// devices hierarchy.
+func (l *Layout) create(path string, lim Limits, devices []DeviceRule) (g *Group, err error) {
 	p, err := cleanPath(path)
 	if err != nil {
 		return nil, err
@@ -70,6 +105,10 @@ func (l *Layout) Create(path string, lim Limits) (g *Group, err error) {
 		if h := l.v1For(c); h != nil && !slices.Contains(v1, h) {
 			v1 = append(v1, h)
 		}
+	}
+	devh := l.v1For("devices")
+	if devices != nil && devh != nil && !slices.Contains(v1, devh) {
+		v1 = append(v1, devh)
 	}
 	var v2 []string // controllers to enable and use in the unified tree
 	for _, c := range lim.controllers() {
@@ -104,6 +143,12 @@ func (l *Layout) Create(path string, lim Limits) (g *Group, err error) {
 		}
 		if err := setV1(h, dir, lim); err != nil {
 			return nil, fmt.Errorf("cgroup %s: %w", p, err)
+		}
+		if devices != nil && h == devh {
+			if err := setDevicesV1(dir, devices); err != nil {
+				return nil, fmt.Errorf("cgroup %s: %w", p, err)
+			}
+			g.devicesV1 = true
 		}
 	}
 	if u := l.Unified; u != nil {

@@ -420,3 +420,39 @@ func TestOwnDir(t *testing.T) {
 		}
 	}
 }
+
+// A confined group's v1 devices cgroup lists exactly the allowed devices.
+func TestCreateConfinedV1(t *testing.T) {
+	l := rootLayout(t)
+	h := l.v1For("devices")
+	if h == nil {
+		t.Skip("no v1 devices hierarchy")
+	}
+	p := testPath(t, l)
+	if _, err := l.CreateConfined(p, Limits{}, []DeviceRule{{Type: 'x', Major: 1, Minor: 3, Access: "r"}}); !errors.Is(err, errdefs.ErrInvalid) {
+		t.Fatalf("bad rule: %v, want ErrInvalid", err)
+	}
+	g, err := l.CreateConfined(p, Limits{}, DefaultDevices())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !g.DevicesV1() {
+		t.Fatal("the devices hierarchy does not enforce the rules")
+	}
+	got := readTrim(t, filepath.Join(h.Mountpoint, p, "devices.list"))
+	var want []string
+	for _, r := range DefaultDevices() {
+		want = append(want, r.String())
+	}
+	if got != strings.Join(want, "\n") {
+		t.Errorf("devices.list:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
+	}
+	// A plain group is not put in the devices hierarchy.
+	plain, err := l.Create(p+"/plain", Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain.DevicesV1() {
+		t.Error("Create confined a group")
+	}
+}

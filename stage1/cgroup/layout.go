@@ -1,12 +1,12 @@
 package cgroup
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"slices"
-	"strconv"
 	"strings"
+
+	"github.com/moby/sys/mountinfo"
 
 	"github.com/orbit-containers/orbit/errdefs"
 )
@@ -73,43 +73,37 @@ type Layout struct {
 // v1Options are v1 mount options that are not controller names.
 var v1Options = []string{"rw", "ro", "noprefix", "clone_children", "xattr", "cpuset_v2_mode", "all", "none", "favordynmods", "nofavordynmods"}
 
-// parseMountinfo builds a Layout from a mountinfo text. Controllers of the
-// cgroup2 mount are not known from mountinfo; Detect fills them in.
+// parseMountinfo builds a Layout from a mountinfo text, parsed with
+// moby/sys/mountinfo (which copes with what the kernel really prints: empty
+// sources, optional fields, escapes). Controllers of the cgroup2 mount are
+// not known from mountinfo; Detect fills them in.
 func parseMountinfo(r io.Reader) (*Layout, error) {
+	infos, err := mountinfo.GetMountsFromReader(r, nil)
+	if err != nil {
+		return nil, fmt.Errorf("reading mountinfo: %w: %w", err, errdefs.ErrInvalid)
+	}
 	type mount struct {
 		point string
 		h     *Hierarchy
 		v2    bool
 	}
 	var mounts []mount
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
-	for n := 1; sc.Scan(); n++ {
-		line := sc.Text()
-		if line == "" {
-			continue
-		}
-		fields := strings.Fields(line)
-		sep := slices.Index(fields, "-")
-		if sep < 6 || len(fields) < sep+4 {
-			return nil, fmt.Errorf("mountinfo line %d: malformed: %w", n, errdefs.ErrInvalid)
-		}
-		point := unescapeMountinfo(fields[4])
+	for _, m := range infos {
+		point := m.Mountpoint
 		// A mount hides every earlier one at or below its mount point.
 		mounts = slices.DeleteFunc(mounts, func(m mount) bool {
 			return m.point == point || strings.HasPrefix(m.point, strings.TrimSuffix(point, "/")+"/")
 		})
-		fstype, superOpts := fields[sep+1], fields[sep+3]
-		if fstype != "cgroup" && fstype != "cgroup2" {
+		if m.FSType != "cgroup" && m.FSType != "cgroup2" {
 			continue
 		}
-		h := &Hierarchy{Mountpoint: point, Root: unescapeMountinfo(fields[3]), device: fields[2], unified: fstype == "cgroup2"}
-		if fstype == "cgroup" {
-			for _, o := range strings.Split(superOpts, ",") {
+		h := &Hierarchy{Mountpoint: point, Root: m.Root, device: fmt.Sprintf("%d:%d", m.Major, m.Minor), unified: m.FSType == "cgroup2"}
+		if m.FSType == "cgroup" {
+			for _, o := range strings.Split(m.VFSOptions, ",") {
 				switch {
 				case strings.HasPrefix(o, "name="):
 					h.Name = strings.TrimPrefix(o, "name=")
-				case strings.Contains(o, "="), slices.Contains(v1Options, o):
+				case o == "", strings.Contains(o, "="), slices.Contains(v1Options, o):
 				default:
 					h.Controllers = append(h.Controllers, o)
 				}
@@ -118,10 +112,7 @@ func parseMountinfo(r io.Reader) (*Layout, error) {
 				continue
 			}
 		}
-		mounts = append(mounts, mount{point: point, h: h, v2: fstype == "cgroup2"})
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("reading mountinfo: %w", err)
+		mounts = append(mounts, mount{point: point, h: h, v2: m.FSType == "cgroup2"})
 	}
 	l := &Layout{}
 	seen := map[string]bool{}
@@ -178,24 +169,4 @@ func (l *Layout) hierarchies() []*Hierarchy {
 		hs = append(hs, l.Unified)
 	}
 	return hs
-}
-
-// unescapeMountinfo undoes the octal escapes (\040 for a space) the kernel
-// puts in mountinfo paths.
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }

@@ -118,6 +118,16 @@ func TestParseMountinfoContainer(t *testing.T) {
 	}
 }
 
+// A mount whose source is empty (mount -t tmpfs "" dir) prints two spaces
+// where the source goes; it must not hide the cgroups from the parser.
+func TestParseMountinfoEmptySource(t *testing.T) {
+	text := "50 31 0:90 / /tmp/scratch rw,relatime - tmpfs  rw\n" + mountinfoHybrid + "51 31 0:91 / /mnt/x rw - fuse.sshfs  rw,user_id=0\n"
+	l := mustParse(t, text)
+	if l.Mode != Hybrid || l.v1For("memory") == nil || l.Unified == nil {
+		t.Fatalf("mode %v memory %+v unified %+v: cgroups lost by an empty source", l.Mode, l.v1For("memory"), l.Unified)
+	}
+}
+
 func TestParseMountinfoErrors(t *testing.T) {
 	if _, err := parseMountinfo(strings.NewReader("1 2 0:1 / / rw - ext4 /dev/sda rw\n")); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("no cgroups: %v, want ErrNotFound", err)

@@ -22,7 +22,9 @@ import (
 	"golang.org/x/term"
 
 	"github.com/orbit-containers/orbit/atomicfile"
+	"github.com/orbit-containers/orbit/errdefs"
 	"github.com/orbit-containers/orbit/stage1/cgroup"
+	"github.com/orbit-containers/orbit/stage1/cgroup/devicefilter"
 	"github.com/orbit-containers/orbit/stage1/pod"
 	"github.com/orbit-containers/orbit/stage2"
 )
@@ -172,8 +174,8 @@ const cgroupsFile = "cgroups"
 
 // makePodCgroup makes the pod's cgroup, below this process's own in each
 // hierarchy, and records it for gc; systemd-nspawn and the container are
-// started in it, and the supervisor makes one group per app below. Without
-// cgroups the pod runs only when no app asks for limits (nil group).
+// started in it, and the supervisor makes one group per app below. The
+// group confines the pod's devices, so a pod never runs without it.
 func makePodCgroup(p *pod.Pod, pl *plan) (*cgroup.Group, error) {
 	limits := false
 	for _, a := range pl.config.Apps {
@@ -187,7 +189,7 @@ func makePodCgroup(p *pod.Pod, pl *plan) (*cgroup.Group, error) {
 	}
 	var g *cgroup.Group
 	if err == nil {
-		g, err = l.Create(podCgroup(p.UUID), cgroup.Limits{})
+		g, err = confinedPodCgroup(l, p.UUID)
 	}
 	if err == nil {
 		// Recorded before anything runs in it, so gc always finds it. On a
@@ -202,13 +204,41 @@ func makePodCgroup(p *pod.Pod, pl *plan) (*cgroup.Group, error) {
 		err = atomicfile.Write(filepath.Join(p.Dir, cgroupsFile), []byte(strings.Join(dirs, "\n")+"\n"), 0o644)
 	}
 	if err != nil {
+		if g != nil {
+			_ = l.Remove(podCgroup(p.UUID))
+		}
 		if limits {
 			return nil, fmt.Errorf("the pod's apps have resource limits but its cgroup could not be made: %w", err)
 		}
-		pl.config.CgroupParent = ""
-		return nil, nil
+		return nil, fmt.Errorf("the pod's cgroup, which confines its devices, could not be made: %w", err)
 	}
 	pl.config.WritableCgroups = true
+	return g, nil
+}
+
+// confinedPodCgroup makes the pod's cgroup with the device allow-list
+// (cgroup.DefaultDevices): in the v1 devices hierarchy where the host has
+// one, and as an eBPF device filter on the group's cgroup2 directory where
+// there is a cgroup2 tree (on a hybrid host, both). Either suffices; a host
+// with neither can not confine a pod's devices and runs no pod.
+func confinedPodCgroup(l *cgroup.Layout, uuid string) (*cgroup.Group, error) {
+	rules := cgroup.DefaultDevices()
+	g, err := l.CreateConfined(podCgroup(uuid), cgroup.Limits{}, rules)
+	if err != nil {
+		return nil, err
+	}
+	if dir := g.UnifiedDir(); dir != "" {
+		err = devicefilter.Attach(dir, rules)
+		if err == nil || g.DevicesV1() {
+			return g, nil
+		}
+	}
+	if !g.DevicesV1() {
+		if err == nil {
+			err = fmt.Errorf("no devices controller and no cgroup2 tree: %w", errdefs.ErrNotFound)
+		}
+		return g, fmt.Errorf("confining the pod's devices: %w", err)
+	}
 	return g, nil
 }
 

@@ -8,8 +8,6 @@ import (
 	"path"
 	"strings"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/orbit-containers/orbit/stage1/cgroup"
 )
 
@@ -38,12 +36,15 @@ func (p *pod) setupCgroups() error {
 		p.log.Warn("running the apps without cgroups", "err", err)
 		return nil
 	}
-	p.layout = l
 	if p.cfg.WritableCgroups {
-		if err := remountWritable(l); err != nil {
+		// The supervisor writes through copies only it can reach; the
+		// mounts its root shows (to an app through /proc/1/root too)
+		// become read-only.
+		if l, err = l.PrivateWritable(); err != nil {
 			return err
 		}
 	}
+	p.layout = l
 	if l.Mode != cgroup.Unified || !p.anyLimits() {
 		return nil
 	}
@@ -103,22 +104,4 @@ func inAncestor(self, mountRoot, parent string) bool {
 	}
 	rel = strings.Trim(rel, "/")
 	return rel == "" || parent == rel || strings.HasPrefix(parent, rel+"/")
-}
-
-// remountWritable clears the read-only flag of every cgroup mount in the
-// layout (a bind remount changes only this mount, not the hierarchy).
-func remountWritable(l *cgroup.Layout) error {
-	var points []string
-	for _, h := range l.V1 {
-		points = append(points, h.Mountpoint)
-	}
-	if l.Unified != nil {
-		points = append(points, l.Unified.Mountpoint)
-	}
-	for _, mp := range points {
-		if err := unix.Mount("", mp, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
-			return fmt.Errorf("making %s writable: %w", mp, err)
-		}
-	}
-	return nil
 }

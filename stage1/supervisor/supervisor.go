@@ -45,10 +45,11 @@ type Config struct {
 	// each app gets CgroupParent/<app>. Empty runs the apps without cgroups (then no app
 	// may have Limits).
 	CgroupParent string `json:"cgroupParent,omitempty"`
-	// WritableCgroups remounts the cgroup hierarchies read-write before
-	// the apps' groups are made: a container manager such as systemd-nspawn
-	// mounts them read-only inside the container, with the container's own
-	// cgroup namespace as their root.
+	// WritableCgroups: the cgroup mounts are read-only (a container
+	// manager such as systemd-nspawn mounts them so, with the container's
+	// own cgroup namespace as their root). The supervisor then makes the
+	// apps' groups through writable copies of the mounts that only its own
+	// descriptors reach, and makes every visible cgroup mount read-only.
 	WritableCgroups bool `json:"writableCgroups,omitempty"`
 	// StatusDir receives, for each app that ran (or whose pre-start failed),
 	// <app>: its decimal exit status (128+signal when killed), with the
