@@ -168,7 +168,7 @@ func Destroy(p *Pod, cfg GCConfig) error {
 	}
 	if len(left) > 0 {
 		// Never delete through a mount: it could be a volume from the host.
-		return fmt.Errorf("pod %s: %s is still mounted; not removing the pod", p.UUID, left[0])
+		return fmt.Errorf("pod %s: %s is still mounted after unmounting; not removing the pod", p.UUID, left[0])
 	}
 	if err := os.RemoveAll(p.Path()); err != nil {
 		return fmt.Errorf("removing pod %s: %w", p.UUID, err)

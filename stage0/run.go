@@ -169,6 +169,10 @@ func Run(p *Pod, cfg RunConfig) error {
 	if err != nil {
 		return err
 	}
+	// The entrypoint is exec'd after the chdir into the pod.
+	if entry, err = filepath.Abs(entry); err != nil {
+		return err
+	}
 	if err := os.Chdir(p.Path()); err != nil {
 		return err
 	}

@@ -69,7 +69,7 @@ func newRootCommand(g *globalOptions) *cobra.Command {
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
 			g.Log = newCLILogger(g.Stderr, g.Debug)
-			return nil
+			return g.resolvePaths()
 		},
 	}
 	g.addFlags(root)
