@@ -350,4 +350,3 @@ func TestHostileCLIGCReportsFailedMove(t *testing.T) {
 		t.Fatalf("gc did not report the move once the pod was free: %s", r)
 	}
 }
-
