@@ -77,8 +77,14 @@ func GC(podsDir string, cfg GCConfig) error {
 			continue
 		case Prepared:
 			if now.Sub(p.CreatedAt()) >= cfg.ExpirePrepared {
-				if err := p.markWith(dirGarbage); err != nil && !errors.Is(err, errdefs.ErrBusy) {
-					errs = append(errs, err)
+				if err := p.markWith(dirGarbage); err != nil {
+					// A pod in use is revisited by a later gc.
+					if errors.Is(err, errdefs.ErrBusy) {
+						cfg.Log.Debug("expired prepared pod in use; left for a later gc", "pod", p.UUID)
+					} else {
+						errs = append(errs, fmt.Errorf("moving expired prepared pod %s to garbage: %w", p.UUID, err))
+					}
+					continue
 				}
 				fmt.Fprintf(cfg.Marks, "Moving expired prepared pod %q to garbage\n", p.UUID)
 			}
