@@ -243,11 +243,44 @@ func ParsePodManifest(data []byte) (*schema.PodManifest, error) {
 		}
 		return nil, fmt.Errorf("malformed JSON: %v: %w", err, errdefs.ErrInvalid)
 	}
+	if err := checkIsolatorValues(data); err != nil {
+		return nil, err
+	}
 	var pm schema.PodManifest
 	if err := json.Unmarshal(data, &pm); err != nil {
 		return nil, fmt.Errorf("%s: %w", oneLineError(err), errdefs.ErrInvalid)
 	}
 	return &pm, nil
+}
+
+// checkIsolatorValues refuses isolators without a value, on which the appc
+// schema's decoder dereferences a nil pointer.
+func checkIsolatorValues(data []byte) error {
+	var apps struct {
+		Apps []struct {
+			Name string
+			App  *struct {
+				Isolators []struct {
+					Name  string
+					Value *json.RawMessage
+				}
+			}
+		}
+	}
+	if err := json.Unmarshal(data, &apps); err != nil {
+		return fmt.Errorf("%s: %w", oneLineError(err), errdefs.ErrInvalid)
+	}
+	for _, a := range apps.Apps {
+		if a.App == nil {
+			continue
+		}
+		for _, iso := range a.App.Isolators {
+			if iso.Value == nil {
+				return fmt.Errorf("app %q: isolator %q has no value: %w", a.Name, iso.Name, errdefs.ErrInvalid)
+			}
+		}
+	}
+	return nil
 }
 
 // lineColumn turns a byte offset (of the byte after a JSON syntax error)

@@ -113,14 +113,14 @@ func CheckNet(nets []string, flavour builtin.Flavour) error {
 	for _, n := range nets {
 		name, _, _ := strings.Cut(n, ":")
 		if _, err := types.NewACName(name); err != nil {
-			return fmt.Errorf("--net=%s: %q is not a network name: %w", strings.Join(nets, ","), name, errdefs.ErrInvalid)
+			return fmt.Errorf("--net: %q is not a network name: %w", name, errdefs.ErrInvalid)
 		}
 		if flavour != 0 && n != "host" {
-			return fmt.Errorf("--net=%s: the %s flavour runs pods in the host's network only; want --net=host or no --net: %w", strings.Join(nets, ","), flavour, errdefs.ErrInvalid)
+			return fmt.Errorf("--net=%q: the %s flavour runs pods in the host's network only; want --net=host or no --net: %w", strings.Join(nets, ","), flavour, errdefs.ErrInvalid)
 		}
 	}
 	if flavour != 0 && len(nets) > 1 {
-		return fmt.Errorf("--net=%s: the %s flavour runs pods in the host's network only; want --net=host or no --net: %w", strings.Join(nets, ","), flavour, errdefs.ErrInvalid)
+		return fmt.Errorf("--net=%q: the %s flavour runs pods in the host's network only; want --net=host or no --net: %w", strings.Join(nets, ","), flavour, errdefs.ErrInvalid)
 	}
 	return nil
 }

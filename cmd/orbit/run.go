@@ -406,7 +406,7 @@ func pullPolicy(s string, storeOnly, noStore bool) (fetch.PullPolicy, error) {
 // parsePortFlag reads rkt's --port=NAME:[IP:]HOSTPORT.
 func parsePortFlag(s string) (types.ExposedPort, error) {
 	bad := func(why string) (types.ExposedPort, error) {
-		return types.ExposedPort{}, fmt.Errorf("--port=%s: %s; want NAME:[IP:]HOSTPORT: %w", s, why, errdefs.ErrInvalid)
+		return types.ExposedPort{}, fmt.Errorf("--port=%q: %s; want NAME:[IP:]HOSTPORT: %w", s, why, errdefs.ErrInvalid)
 	}
 	parts := strings.Split(s, ":")
 	if len(parts) < 2 || len(parts) > 3 {
