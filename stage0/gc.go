@@ -77,8 +77,14 @@ func GC(podsDir string, cfg GCConfig) error {
 			continue
 		case Prepared:
 			if now.Sub(p.CreatedAt()) >= cfg.ExpirePrepared {
-				if err := p.markWith(dirGarbage); err != nil && !errors.Is(err, errdefs.ErrBusy) {
-					errs = append(errs, err)
+				if err := p.markWith(dirGarbage); err != nil {
+					// A pod in use is revisited by a later gc.
+					if errors.Is(err, errdefs.ErrBusy) {
+						cfg.Log.Debug("expired prepared pod in use; left for a later gc", "pod", p.UUID)
+					} else {
+						errs = append(errs, fmt.Errorf("moving expired prepared pod %s to garbage: %w", p.UUID, err))
+					}
+					continue
 				}
 				fmt.Fprintf(cfg.Marks, "Moving expired prepared pod %q to garbage\n", p.UUID)
 			}
@@ -168,7 +174,7 @@ func Destroy(p *Pod, cfg GCConfig) error {
 	}
 	if len(left) > 0 {
 		// Never delete through a mount: it could be a volume from the host.
-		return fmt.Errorf("pod %s: %s is still mounted; not removing the pod", p.UUID, left[0])
+		return fmt.Errorf("pod %s: %s is still mounted after unmounting; not removing the pod", p.UUID, left[0])
 	}
 	if err := os.RemoveAll(p.Path()); err != nil {
 		return fmt.Errorf("removing pod %s: %w", p.UUID, err)

@@ -1,6 +1,9 @@
 package stage0
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -223,4 +226,82 @@ func implicitVolumes(given []types.Volume, apps schema.AppList, images []*schema
 		}
 	}
 	return out
+}
+
+// ParsePodManifest reads a pod manifest written by hand. A malformed one
+// is reported in one line, with the line and column of the mistake.
+func ParsePodManifest(data []byte) (*schema.PodManifest, error) {
+	if len(data) > MaxPodManifestSize {
+		return nil, fmt.Errorf("pod manifest larger than %d MiB: %w", MaxPodManifestSize>>20, errdefs.ErrInvalid)
+	}
+	var raw json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			line, col := lineColumn(data, se.Offset)
+			return nil, fmt.Errorf("malformed JSON at line %d, column %d: %v: %w", line, col, se, errdefs.ErrInvalid)
+		}
+		return nil, fmt.Errorf("malformed JSON: %v: %w", err, errdefs.ErrInvalid)
+	}
+	if err := checkIsolatorValues(data); err != nil {
+		return nil, err
+	}
+	var pm schema.PodManifest
+	if err := json.Unmarshal(data, &pm); err != nil {
+		return nil, fmt.Errorf("%s: %w", oneLineError(err), errdefs.ErrInvalid)
+	}
+	return &pm, nil
+}
+
+// checkIsolatorValues refuses isolators without a value, on which the appc
+// schema's decoder dereferences a nil pointer.
+func checkIsolatorValues(data []byte) error {
+	var apps struct {
+		Apps []struct {
+			Name string
+			App  *struct {
+				Isolators []struct {
+					Name  string
+					Value *json.RawMessage
+				}
+			}
+		}
+	}
+	if err := json.Unmarshal(data, &apps); err != nil {
+		return fmt.Errorf("%s: %w", oneLineError(err), errdefs.ErrInvalid)
+	}
+	for _, a := range apps.Apps {
+		if a.App == nil {
+			continue
+		}
+		for _, iso := range a.App.Isolators {
+			if iso.Value == nil {
+				return fmt.Errorf("app %q: isolator %q has no value: %w", a.Name, iso.Name, errdefs.ErrInvalid)
+			}
+		}
+	}
+	return nil
+}
+
+// lineColumn turns a byte offset (of the byte after a JSON syntax error)
+// into a 1-based line and column.
+func lineColumn(data []byte, offset int64) (int, int) {
+	if offset > int64(len(data)) {
+		offset = int64(len(data))
+	}
+	before := data[:offset]
+	line := bytes.Count(before, []byte("\n")) + 1
+	col := len(before) - bytes.LastIndexByte(before, '\n') - 1
+	return line, col
+}
+
+// oneLineError is err's message with its lines joined.
+func oneLineError(err error) string {
+	var parts []string
+	for _, l := range strings.Split(err.Error(), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			parts = append(parts, l)
+		}
+	}
+	return strings.Join(parts, "; ")
 }

@@ -1,14 +1,13 @@
 package stage0
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -26,7 +25,11 @@ func mountPod(p *Pod, rec *podRecord) error {
 	}
 	for _, m := range rec.Mounts {
 		target := p.File(m.Target)
-		if have[target] {
+		real, err := RealPath(target)
+		if err != nil {
+			return err
+		}
+		if have[real] {
 			continue
 		}
 		if err := os.MkdirAll(target, 0o755); err != nil {
@@ -62,53 +65,27 @@ func unmountPod(p *Pod) error {
 	return errors.Join(errs...)
 }
 
-// mountPointsBelow lists the mount points at or below dir, shallowest first.
+// mountPointsBelow lists the mount points at or below dir, shallowest
+// first. The kernel reports mount points by their real path, so dir is
+// resolved first: a pods directory reached through a symlink must not hide
+// the mounts below it.
 func mountPointsBelow(dir string) ([]string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+	real, err := RealPath(dir)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	dir = filepath.Clean(dir)
-	var out []string
-	s := bufio.NewScanner(f)
-	s.Buffer(make([]byte, 64*1024), 1024*1024)
-	for s.Scan() {
-		fields := strings.Fields(s.Text())
-		if len(fields) < 5 {
-			continue
-		}
-		mp := unescapeMountinfo(fields[4])
-		if mp == dir || strings.HasPrefix(mp, dir+"/") {
-			out = append(out, mp)
-		}
+	mounts, err := mountinfo.GetMounts(func(m *mountinfo.Info) (skip, stop bool) {
+		return !(m.Mountpoint == real || strings.HasPrefix(m.Mountpoint, real+"/")), false
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading the mount table: %w", err)
 	}
-	if err := s.Err(); err != nil {
-		return nil, err
+	out := make([]string, 0, len(mounts))
+	for _, m := range mounts {
+		out = append(out, m.Mountpoint)
 	}
 	sort.SliceStable(out, func(i, j int) bool {
 		return strings.Count(out[i], "/") < strings.Count(out[j], "/")
 	})
 	return out, nil
-}
-
-// unescapeMountinfo undoes the octal escapes (\040 for space...) of
-// /proc/self/mountinfo.
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			var v int
-			if _, err := fmt.Sscanf(s[i+1:i+4], "%03o", &v); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }

@@ -124,6 +124,9 @@ func Prepare(p *Pod, cfg PrepareConfig) error {
 			return err
 		}
 	}
+	if err := ValidatePodManifest(pm, flavourOf(cfg.Stage1Flavour)); err != nil {
+		return err
+	}
 
 	// The apps.
 	for _, ra := range pm.Apps {

@@ -133,6 +133,11 @@ func Run(p *Pod, cfg RunConfig) error {
 		return fmt.Errorf("pod %s: lock not held: %w", p.UUID, errdefs.ErrInvalid)
 	}
 	// Refuse what this stage1 cannot do before the pod is started.
+	if rec, err := p.record(); err != nil {
+		return fmt.Errorf("pod %s: %w", p.UUID, err)
+	} else if err := cfg.Check(flavourOf(rec.Stage1Flavour)); err != nil {
+		return err
+	}
 	if s1, err := Stage1Of(p); err != nil {
 		return err
 	} else if mode, _, _, err := cfg.DNS.dnsConfMode(); err != nil {
@@ -167,6 +172,10 @@ func Run(p *Pod, cfg RunConfig) error {
 	}
 	fd, err := p.LockFd()
 	if err != nil {
+		return err
+	}
+	// The entrypoint is exec'd after the chdir into the pod.
+	if entry, err = filepath.Abs(entry); err != nil {
 		return err
 	}
 	if err := os.Chdir(p.Path()); err != nil {

@@ -165,6 +165,9 @@ func parseAppArgs(args []string, defaults appFlags) ([]appArg, error) {
 			return nil, fmt.Errorf("image %s: %w", app.image, err)
 		}
 		app.flags.recordSet(fs)
+		if err := app.flags.validate(); err != nil {
+			return nil, fmt.Errorf("image %s: %w", app.image, err)
+		}
 		rest := append(append([]string(nil), fs.Args()...), args[end:]...)
 		if fs.ArgsLenAtDash() == 0 {
 			j := 0

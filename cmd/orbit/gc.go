@@ -1,10 +1,12 @@
 package main
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/orbit-containers/orbit/errdefs"
 	"github.com/orbit-containers/orbit/stage0"
 )
 
@@ -20,6 +22,12 @@ left. Failed preparations and prepared pods older than --expire-prepared go
 too. Pods in use by another command are left for a later gc.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := nonNegative("grace-period", grace); err != nil {
+				return err
+			}
+			if err := nonNegative("expire-prepared", expirePrepared); err != nil {
+				return err
+			}
 			return stage0.GC(g.podsDir(), stage0.GCConfig{
 				GracePeriod:    grace,
 				ExpirePrepared: expirePrepared,
@@ -82,4 +90,13 @@ func newCatManifestCommand(g *globalOptions) *cobra.Command {
 	cmd.Flags().BoolVar(&pretty, "pretty-print", true, "indent the JSON")
 	cmd.Flags().StringVar(&uuidFile, "uuid-file", "", "read the pod UUID from this file")
 	return cmd
+}
+
+// nonNegative refuses a negative duration flag, which would otherwise mean
+// "at once" without saying so.
+func nonNegative(flag string, d time.Duration) error {
+	if d < 0 {
+		return fmt.Errorf("--%s=%s: want a duration of zero or more, e.g. 30m or 0s: %w", flag, d, errdefs.ErrInvalid)
+	}
+	return nil
 }

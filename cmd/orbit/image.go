@@ -8,10 +8,7 @@ func newImageCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "image",
 		Short: "Operate on images in the local store",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return cmd.Help()
-		},
+		// Unknown subcommands are refused by refuseUnknownSubcommands.
 	}
 	for _, add := range imageCommandConstructors() {
 		cmd.AddCommand(add(g))

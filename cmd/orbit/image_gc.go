@@ -18,6 +18,9 @@ left behind, and the images not used within the grace period (with
 from a timer; it is safe alongside any other orbit command.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := nonNegative("grace-period", grace); err != nil {
+				return err
+			}
 			s, err := g.openStore()
 			if err != nil {
 				return err

@@ -40,8 +40,8 @@ if any image could not be removed, after trying all of them.`,
 			if removed > 0 {
 				g.printf("%d image(s) successfully removed\n", removed)
 			}
+			// Each failure has had its line, naming its image.
 			if failed > 0 {
-				g.errorf("%d image(s) could not be removed", failed)
 				return exitError{254}
 			}
 			return nil

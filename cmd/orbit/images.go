@@ -1,7 +1,6 @@
 package main
 
 import (
-
 	"github.com/appc/spec/schema"
 
 	"github.com/orbit-containers/orbit/fetch"

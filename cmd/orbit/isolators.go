@@ -8,6 +8,7 @@ import (
 	"github.com/appc/spec/schema/types"
 
 	"github.com/orbit-containers/orbit/errdefs"
+	"github.com/orbit-containers/orbit/stage0"
 )
 
 // isolators turns the resource and security flags of one app into appc
@@ -15,9 +16,12 @@ import (
 func (f appFlags) isolators() (types.Isolators, error) {
 	var out types.Isolators
 	bad := func(flag, val string, err error) error {
-		return fmt.Errorf("--%s=%s: %v: %w", flag, val, err, errdefs.ErrInvalid)
+		return fmt.Errorf("--%s=%q: %v: %w", flag, val, err, errdefs.ErrInvalid)
 	}
 	if f.memory != "" {
+		if _, err := stage0.ParseMemoryLimit(f.memory); err != nil {
+			return nil, fmt.Errorf("--memory: %w", err)
+		}
 		r, err := types.NewResourceMemoryIsolator(f.memory, f.memory)
 		if err != nil {
 			return nil, bad("memory", f.memory, err)
@@ -25,6 +29,9 @@ func (f appFlags) isolators() (types.Isolators, error) {
 		out = append(out, r.AsIsolator())
 	}
 	if f.cpu != "" {
+		if _, err := stage0.ParseCPULimit(f.cpu); err != nil {
+			return nil, fmt.Errorf("--cpu: %w", err)
+		}
 		r, err := types.NewResourceCPUIsolator(f.cpu, f.cpu)
 		if err != nil {
 			return nil, bad("cpu", f.cpu, err)
@@ -55,6 +62,14 @@ func (f appFlags) isolators() (types.Isolators, error) {
 	}
 	if len(f.capsRetain) > 0 && len(f.capsRemove) > 0 {
 		return nil, fmt.Errorf("--caps-retain and --caps-remove cannot be used together: %w", errdefs.ErrInvalid)
+	}
+	for _, c := range []struct {
+		flag  string
+		names []string
+	}{{"caps-retain", f.capsRetain}, {"caps-remove", f.capsRemove}} {
+		if err := stage0.CheckCapabilities(normalizeCaps(c.names)); err != nil {
+			return nil, fmt.Errorf("--%s: %w", c.flag, err)
+		}
 	}
 	if len(f.capsRetain) > 0 {
 		r, err := types.NewLinuxCapabilitiesRetainSet(normalizeCaps(f.capsRetain)...)
@@ -137,4 +152,52 @@ func seccompIsolator(s string) (*types.Isolator, error) {
 		return r.AsIsolator()
 	}
 	return nil, fmt.Errorf("mode must be retain or remove")
+}
+
+// validate refuses flag values of one app (or the pod-wide defaults) that
+// would fail later or silently mean something else: flags given empty,
+// limits out of range, unknown capabilities and malformed mounts. It runs
+// before anything is fetched.
+func (f appFlags) validate() error {
+	for _, name := range []string{"user", "group", "memory", "cpu", "cpu-shares", "oom-score-adj", "working-dir", "exec", "name", "seccomp"} {
+		if f.set[name] && f.value(name) == "" {
+			return fmt.Errorf("--%s is empty; omit it to keep the image's value: %w", name, errdefs.ErrInvalid)
+		}
+	}
+	if _, err := f.isolators(); err != nil {
+		return err
+	}
+	for _, m := range f.mounts {
+		if _, err := parseMountFlag(m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// value is the value of a string flag by name, for validate.
+func (f appFlags) value(name string) string {
+	switch name {
+	case "user":
+		return f.user
+	case "group":
+		return f.group
+	case "memory":
+		return f.memory
+	case "cpu":
+		return f.cpu
+	case "cpu-shares":
+		return f.cpuShares
+	case "oom-score-adj":
+		return f.oomScoreAdj
+	case "working-dir":
+		return f.workingDir
+	case "exec":
+		return f.exec
+	case "name":
+		return f.name
+	case "seccomp":
+		return f.seccomp
+	}
+	return ""
 }

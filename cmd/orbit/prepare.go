@@ -41,7 +41,8 @@ func newRunPreparedCommand(g *globalOptions) *cobra.Command {
 		Short: "Run a prepared pod",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := rf.dns.Validate(); err != nil {
+			// The flavour is checked by stage0 from the pod's record.
+			if err := rf.check(cmd, 0); err != nil {
 				return err
 			}
 			p, err := getPod(g, args[0])

@@ -69,7 +69,7 @@ func newRootCommand(g *globalOptions) *cobra.Command {
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
 			g.Log = newCLILogger(g.Stderr, g.Debug)
-			return nil
+			return g.resolvePaths()
 		},
 	}
 	g.addFlags(root)
@@ -80,7 +80,33 @@ func newRootCommand(g *globalOptions) *cobra.Command {
 	for _, add := range commandConstructors() {
 		root.AddCommand(add(g))
 	}
+	refuseUnknownSubcommands(root)
 	return root
+}
+
+// refuseUnknownSubcommands makes every command that groups subcommands
+// refuse an unknown one in one line, with cobra's suggestion folded in
+// (cobra's own message is a block of lines).
+func refuseUnknownSubcommands(c *cobra.Command) {
+	if c.HasSubCommands() && c.Args == nil && c.Run == nil && c.RunE == nil {
+		c.Args = cobra.ArbitraryArgs
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return cmd.Help()
+			}
+			msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+			if cmd.SuggestionsMinimumDistance <= 0 {
+				cmd.SuggestionsMinimumDistance = 2
+			}
+			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+				msg += fmt.Sprintf("; did you mean %q?", s[0])
+			}
+			return fmt.Errorf("%s (see '%s --help'): %w", msg, cmd.CommandPath(), errdefs.ErrInvalid)
+		}
+	}
+	for _, sub := range c.Commands() {
+		refuseUnknownSubcommands(sub)
+	}
 }
 
 // commandConstructors lists every subcommand; each lives in its own file.
@@ -125,7 +151,8 @@ func execute(args []string) int {
 // message; with --debug the error's type chain is shown too.
 func oneLine(err error, debug bool) string {
 	if !debug {
-		return err.Error()
+		// Errors are one line; a library's multi-line message is folded.
+		return foldLines(err.Error())
 	}
 	s := err.Error()
 	for e := err; e != nil; e = errors.Unwrap(e) {
@@ -152,4 +179,18 @@ func readUUIDFile(path string) (string, error) {
 		return "", fmt.Errorf("--uuid-file: %w", err)
 	}
 	return strings.TrimSpace(string(data)), nil
+}
+
+// foldLines joins the non-empty lines of a message with "; ".
+func foldLines(s string) string {
+	if !strings.Contains(s, "\n") {
+		return s
+	}
+	var parts []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			parts = append(parts, l)
+		}
+	}
+	return strings.Join(parts, "; ")
 }

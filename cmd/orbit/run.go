@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strconv"
@@ -18,6 +19,7 @@ import (
 	"github.com/orbit-containers/orbit/fetch"
 	"github.com/orbit-containers/orbit/insecure"
 	"github.com/orbit-containers/orbit/stage0"
+	"github.com/orbit-containers/orbit/stage1/builtin"
 )
 
 // podFlags are what `orbit run` and `orbit prepare` share: how the pod is
@@ -58,10 +60,14 @@ func (p *podFlags) addFlags(fs *pflag.FlagSet, defaultPolicy string) {
 }
 
 // preparePod fetches the images, creates a pod and prepares it. The pod is
-// returned locked, in the prepare state.
+// returned locked, in the prepare state. Everything that can be checked
+// without the images is checked before anything is fetched.
 func preparePod(ctx context.Context, g *globalOptions, cmd *cobra.Command, pf *podFlags, args []string) (*stage0.Pod, error) {
 	pf.app.recordSet(cmd.Flags())
 	if err := pf.app.checkPodWide(); err != nil {
+		return nil, err
+	}
+	if err := pf.app.validate(); err != nil {
 		return nil, err
 	}
 	if pf.privateUsers {
@@ -71,7 +77,13 @@ func preparePod(ctx context.Context, g *globalOptions, cmd *cobra.Command, pf *p
 	if err != nil {
 		return nil, err
 	}
+	if err := pf.stage1.check(); err != nil {
+		return nil, err
+	}
+	flavour := pf.stage1.flavour()
 	var apps []appArg
+	var pm *schema.PodManifest
+	var spec stage0.PodSpec
 	if pf.podManifest != "" {
 		if len(args) > 0 {
 			return nil, fmt.Errorf("--pod-manifest and images on the command line cannot be used together: %w", errdefs.ErrInvalid)
@@ -82,12 +94,23 @@ func preparePod(ctx context.Context, g *globalOptions, cmd *cobra.Command, pf *p
 				return nil, fmt.Errorf("--%s conflicts with --pod-manifest, which describes the whole pod: %w", name, errdefs.ErrInvalid)
 			}
 		}
+		if pm, err = loadPodManifest(pf.podManifest); err != nil {
+			return nil, err
+		}
+		if err := stage0.ValidatePodManifest(pm, flavour); err != nil {
+			return nil, fmt.Errorf("--pod-manifest %s: %w", pf.podManifest, err)
+		}
 	} else {
 		if len(args) == 0 {
 			return nil, fmt.Errorf("no image given; usage: %s: %w", cmd.UseLine(), errdefs.ErrInvalid)
 		}
-		apps, err = parseAppArgs(args, pf.app)
-		if err != nil {
+		if apps, err = parseAppArgs(args, pf.app); err != nil {
+			return nil, err
+		}
+		if flavour == builtin.Fly && len(apps) > 1 {
+			return nil, fmt.Errorf("the fly flavour runs exactly one app; %d images given: %w", len(apps), errdefs.ErrInvalid)
+		}
+		if spec, err = pf.podSpec(apps); err != nil {
 			return nil, err
 		}
 	}
@@ -101,14 +124,14 @@ func preparePod(ctx context.Context, g *globalOptions, cmd *cobra.Command, pf *p
 	}
 	trees := newStoreTrees(st)
 	cfg := stage0.PrepareConfig{Trees: trees, UseOverlay: !pf.noOverlay, Log: g.Log}
-	if pf.podManifest != "" {
-		cfg.PodManifest, err = readPodManifest(ctx, pf.podManifest, f, policy)
-		if err != nil {
+	if pm != nil {
+		if err := fetchPodManifestImages(ctx, pm, f, policy); err != nil {
 			return nil, err
 		}
+		cfg.PodManifest = pm
 		// An app the pod manifest leaves to its image needs one that says
 		// what to run; stage1 would have nothing to start.
-		for _, ra := range cfg.PodManifest.Apps {
+		for _, ra := range pm.Apps {
 			if ra.App != nil {
 				continue
 			}
@@ -125,35 +148,18 @@ func preparePod(ctx context.Context, g *globalOptions, cmd *cobra.Command, pf *p
 		if err != nil {
 			return nil, err
 		}
-		for _, a := range apps {
+		for i, a := range apps {
 			id, err := f.Fetch(ctx, a.image, policy, a.flags.signature)
 			if err != nil {
 				return nil, err
 			}
-			spec, err := a.appSpec(id)
-			if err != nil {
-				return nil, fmt.Errorf("image %s: %w", a.image, err)
-			}
-			spec.InheritedEnv = baseEnv
-			cfg.Spec.Apps = append(cfg.Spec.Apps, spec)
-		}
-		for _, v := range pf.ports {
-			port, err := parsePortFlag(v)
-			if err != nil {
-				return nil, err
-			}
-			cfg.Spec.Ports = append(cfg.Spec.Ports, port)
+			spec.Apps[i].ImageID = id
+			spec.Apps[i].InheritedEnv = baseEnv
 		}
 		if len(pf.ports) > 0 {
 			g.Log.Warn("pods share the host's network: --port is recorded in the pod manifest, and the apps' ports are the host's")
 		}
-		for _, v := range pf.volumes {
-			vol, err := types.VolumeFromString(v)
-			if err != nil {
-				return nil, fmt.Errorf("--volume %q: %v: %w", v, err, errdefs.ErrInvalid)
-			}
-			cfg.Spec.Volumes = append(cfg.Spec.Volumes, *vol)
-		}
+		cfg.Spec = spec
 	}
 	cfg.Stage1ImageID, cfg.Stage1Flavour, err = pf.stage1.resolve(ctx, g, st, f)
 	if err != nil {
@@ -177,6 +183,41 @@ func preparePod(ctx context.Context, g *globalOptions, cmd *cobra.Command, pf *p
 		}
 	}
 	return p, nil
+}
+
+// podSpec reads the command line's apps, ports and volumes into a pod
+// spec whose apps have no image ID yet. Every --mount must name a --volume.
+func (pf *podFlags) podSpec(apps []appArg) (stage0.PodSpec, error) {
+	var spec stage0.PodSpec
+	for _, v := range pf.ports {
+		port, err := parsePortFlag(v)
+		if err != nil {
+			return spec, err
+		}
+		spec.Ports = append(spec.Ports, port)
+	}
+	volumes := map[types.ACName]bool{}
+	for _, v := range pf.volumes {
+		vol, err := types.VolumeFromString(v)
+		if err != nil {
+			return spec, fmt.Errorf("--volume %q: %v: %w", v, err, errdefs.ErrInvalid)
+		}
+		volumes[vol.Name] = true
+		spec.Volumes = append(spec.Volumes, *vol)
+	}
+	for _, a := range apps {
+		as, err := a.appSpec("")
+		if err != nil {
+			return spec, fmt.Errorf("image %s: %w", a.image, err)
+		}
+		for _, m := range as.Mounts {
+			if !volumes[m.Volume] {
+				return spec, fmt.Errorf("image %s: --mount names volume %q, which no --volume defines: %w", a.image, m.Volume, errdefs.ErrInvalid)
+			}
+		}
+		spec.Apps = append(spec.Apps, as)
+	}
+	return spec, nil
 }
 
 // discardPod removes a pod whose preparation failed, so it does not linger
@@ -221,22 +262,36 @@ func (pf *podFlags) baseEnv() ([]string, error) {
 	return env, nil
 }
 
-// readPodManifest reads a hand-written pod manifest and makes sure its
-// images are in the store.
-func readPodManifest(ctx context.Context, path string, f *fetch.Fetcher, policy fetch.PullPolicy) (*schema.PodManifest, error) {
-	data, err := os.ReadFile(path)
+// loadPodManifest reads a hand-written pod manifest, refusing one larger
+// than stage0.MaxPodManifestSize, and reports a malformed one in one line.
+func loadPodManifest(path string) (*schema.PodManifest, error) {
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("--pod-manifest: %w", err)
 	}
-	var pm schema.PodManifest
-	if err := pm.UnmarshalJSON(data); err != nil {
-		return nil, fmt.Errorf("--pod-manifest %s: %v: %w", path, err, errdefs.ErrInvalid)
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, stage0.MaxPodManifestSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("--pod-manifest: %w", err)
 	}
+	if len(data) > stage0.MaxPodManifestSize {
+		return nil, fmt.Errorf("--pod-manifest %s: larger than %d MiB: %w", path, stage0.MaxPodManifestSize>>20, errdefs.ErrInvalid)
+	}
+	pm, err := stage0.ParsePodManifest(data)
+	if err != nil {
+		return nil, fmt.Errorf("--pod-manifest %s: %w", path, err)
+	}
+	return pm, nil
+}
+
+// fetchPodManifestImages makes sure the images of a pod manifest's apps
+// are in the store and records their IDs in the manifest.
+func fetchPodManifestImages(ctx context.Context, pm *schema.PodManifest, f *fetch.Fetcher, policy fetch.PullPolicy) error {
 	for i, ra := range pm.Apps {
 		ref := ra.Image.ID.String()
 		if ra.Image.ID.Empty() {
 			if ra.Image.Name == nil {
-				return nil, fmt.Errorf("--pod-manifest %s: app %s names no image: %w", path, ra.Name, errdefs.ErrInvalid)
+				return fmt.Errorf("--pod-manifest: app %s names no image: %w", ra.Name, errdefs.ErrInvalid)
 			}
 			ref = ra.Image.Name.String()
 			for _, l := range ra.Image.Labels {
@@ -245,15 +300,15 @@ func readPodManifest(ctx context.Context, path string, f *fetch.Fetcher, policy 
 		}
 		id, err := f.Fetch(ctx, ref, policy, "")
 		if err != nil {
-			return nil, fmt.Errorf("--pod-manifest: app %s: %w", ra.Name, err)
+			return fmt.Errorf("--pod-manifest: app %s: %w", ra.Name, err)
 		}
 		h, err := types.NewHash(id)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		pm.Apps[i].Image.ID = *h
 	}
-	return &pm, nil
+	return nil
 }
 
 // stage1RunFlags are the flags that shape how stage1 runs a pod.
@@ -275,6 +330,23 @@ func (r *stage1RunFlags) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&r.dns.Domain, "dns-domain", "", "the DNS domain for the pod's /etc/resolv.conf")
 	fs.StringSliceVar(&r.dns.Hosts, "hosts-entry", nil, "/etc/hosts entries IP=HOSTNAME for the pod (comma-separated or repeated), or \"host\" for the host's file")
 	fs.BoolVar(&r.mdsRegister, "mds-register", false, "register the pod with the metadata service (not supported; accepted for compatibility)")
+}
+
+// check refuses run flags the pod's stage1 would refuse, before a pod is
+// made: DNS settings, the host name (also when given empty) and networks.
+func (r *stage1RunFlags) check(cmd *cobra.Command, flavour builtin.Flavour) error {
+	if err := r.dns.Validate(); err != nil {
+		return err
+	}
+	if f := cmd.Flags().Lookup("hostname"); f != nil && f.Changed {
+		if err := stage0.CheckHostname(r.hostname); err != nil {
+			return err
+		}
+	}
+	if f := cmd.Flags().Lookup("net"); f != nil && f.Changed && len(r.net) == 0 {
+		return fmt.Errorf("--net is empty; omit it for the flavour's default: %w", errdefs.ErrInvalid)
+	}
+	return stage0.CheckNet(r.net, flavour)
 }
 
 func (r *stage1RunFlags) config(g *globalOptions) stage0.RunConfig {
@@ -320,7 +392,7 @@ func runRun(ctx context.Context, g *globalOptions, cmd *cobra.Command, o *runOpt
 	if cmd.Flags().ArgsLenAtDash() == 0 {
 		return fmt.Errorf("\"--\" must follow an image: %w", errdefs.ErrInvalid)
 	}
-	if err := o.run.dns.Validate(); err != nil {
+	if err := o.run.check(cmd, o.pod.stage1.flavour()); err != nil {
 		return err
 	}
 	p, err := preparePod(ctx, g, cmd, &o.pod, args)
@@ -348,7 +420,7 @@ func pullPolicy(s string, storeOnly, noStore bool) (fetch.PullPolicy, error) {
 // parsePortFlag reads rkt's --port=NAME:[IP:]HOSTPORT.
 func parsePortFlag(s string) (types.ExposedPort, error) {
 	bad := func(why string) (types.ExposedPort, error) {
-		return types.ExposedPort{}, fmt.Errorf("--port=%s: %s; want NAME:[IP:]HOSTPORT: %w", s, why, errdefs.ErrInvalid)
+		return types.ExposedPort{}, fmt.Errorf("--port=%q: %s; want NAME:[IP:]HOSTPORT: %w", s, why, errdefs.ErrInvalid)
 	}
 	parts := strings.Split(s, ":")
 	if len(parts) < 2 || len(parts) > 3 {

@@ -32,8 +32,8 @@ func (s *stage1Flags) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&s.fromDir, "stage1-from-dir", "", "stage1 image by file name in the stage1 images directory (<system-config>/stage1-images)")
 }
 
-// resolve returns the stage1 image ID and its built-in flavour name, if any.
-func (s *stage1Flags) resolve(ctx context.Context, g *globalOptions, st *store.Store, f *fetch.Fetcher) (string, string, error) {
+// check refuses conflicting --stage1-* flags.
+func (s *stage1Flags) check() error {
 	given := 0
 	for _, v := range []string{s.name, s.url, s.path, s.hash, s.fromDir} {
 		if v != "" {
@@ -41,7 +41,29 @@ func (s *stage1Flags) resolve(ctx context.Context, g *globalOptions, st *store.S
 		}
 	}
 	if given > 1 {
-		return "", "", fmt.Errorf("give at most one of --stage1-name, --stage1-url, --stage1-path, --stage1-hash, --stage1-from-dir: %w", errdefs.ErrInvalid)
+		return fmt.Errorf("give at most one of --stage1-name, --stage1-url, --stage1-path, --stage1-hash, --stage1-from-dir: %w", errdefs.ErrInvalid)
+	}
+	return nil
+}
+
+// flavour is the built-in flavour the flags select, as far as it is known
+// without fetching anything; 0 when it is not (an image by URL, path or
+// hash), in which case stage0 checks again once the stage1 is resolved.
+func (s *stage1Flags) flavour() builtin.Flavour {
+	switch {
+	case s.name != "":
+		fl, _ := builtin.Parse(s.name)
+		return fl
+	case s.url != "" || s.path != "" || s.hash != "" || s.fromDir != "":
+		return 0
+	}
+	return defaultFlavour
+}
+
+// resolve returns the stage1 image ID and its built-in flavour name, if any.
+func (s *stage1Flags) resolve(ctx context.Context, g *globalOptions, st *store.Store, f *fetch.Fetcher) (string, string, error) {
+	if err := s.check(); err != nil {
+		return "", "", err
 	}
 	builtinImage := func(fl builtin.Flavour) (string, string, error) {
 		if !fl.Available() {
