@@ -57,7 +57,7 @@ func TestStoreGCRacingRuns(t *testing.T) {
 		}
 	}()
 
-	const perFlavour = 8
+	const perFlavour = 10
 	var runs sync.WaitGroup
 	var failures []string
 	for i := range 2 * perFlavour {
