@@ -8,6 +8,7 @@ import (
 	"io"
 	"path"
 	"strings"
+	"unicode"
 
 	"github.com/appc/spec/schema"
 
@@ -118,7 +119,45 @@ func DecodeManifest(data []byte) (*schema.ImageManifest, error) {
 	if err := json.Unmarshal(data, &im); err != nil {
 		return nil, fmt.Errorf("bad image manifest: %v: %w", err, errdefs.ErrInvalid)
 	}
+	if err := checkPrintable(&im); err != nil {
+		return nil, fmt.Errorf("bad image manifest: %w", err)
+	}
 	return &im, nil
+}
+
+// checkPrintable refuses control characters (and invisible format
+// characters such as bidi overrides) in what orbit prints about an image:
+// its name, labels and annotations, and its dependencies' names and
+// labels. A label holding a newline or an escape sequence could otherwise
+// forge rows of `orbit image list` or rewrite the user's terminal.
+func checkPrintable(im *schema.ImageManifest) error {
+	check := func(what, s string) error {
+		for _, r := range s {
+			if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+				return fmt.Errorf("%s holds a control character (%U): %w", what, r, errdefs.ErrInvalid)
+			}
+		}
+		return nil
+	}
+	errs := []error{check("the name", im.Name.String())}
+	for _, l := range im.Labels {
+		errs = append(errs, check(fmt.Sprintf("label %q", l.Name), l.Name.String()+l.Value))
+	}
+	for _, a := range im.Annotations {
+		errs = append(errs, check(fmt.Sprintf("annotation %q", a.Name), a.Name.String()+a.Value))
+	}
+	for _, d := range im.Dependencies {
+		errs = append(errs, check(fmt.Sprintf("dependency %q", d.ImageName), d.ImageName.String()))
+		for _, l := range d.Labels {
+			errs = append(errs, check(fmt.Sprintf("label %q of dependency %q", l.Name, d.ImageName), l.Name.String()+l.Value))
+		}
+	}
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // checker validates tar entries one at a time. It remembers the kind of

@@ -124,3 +124,21 @@ func TestValidID(t *testing.T) {
 		}
 	}
 }
+
+func TestDecodeManifestRefusesControlCharacters(t *testing.T) {
+	const head = `{"acKind":"ImageManifest","acVersion":"0.8.11","name":"example.com/x"`
+	for name, m := range map[string]string{
+		"newline in a label":      head + `,"labels":[{"name":"version","value":"1\nforged"}]}`,
+		"escape in an annotation": head + `,"annotations":[{"name":"example.com/a","value":"\u001b[2J"}]}`,
+		"bidi override":           head + `,"labels":[{"name":"version","value":"1\u202e"}]}`,
+		"tab in a dependency":     head + `,"dependencies":[{"imageName":"example.com/d","labels":[{"name":"version","value":"\t"}]}]}`,
+	} {
+		if _, err := DecodeManifest([]byte(m)); !errors.Is(err, errdefs.ErrInvalid) || !strings.Contains(err.Error(), "control character") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	ok := head + `,"labels":[{"name":"version","value":"1.0 ünïcode"}],"annotations":[{"name":"example.com/a","value":"plain text, 日本"}]}`
+	if _, err := DecodeManifest([]byte(ok)); err != nil {
+		t.Errorf("printable labels refused: %v", err)
+	}
+}

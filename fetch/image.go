@@ -226,7 +226,7 @@ func (f *Fetcher) admit(ctx context.Context, file *os.File, signature []byte, si
 		signedBy = signer.Fingerprint
 	}
 	if w.id != "" {
-		got, err := imageID(file)
+		got, err := imageID(file, f.cfg.Store.MaxImageSize())
 		if err != nil {
 			return store.Image{}, fmt.Errorf("image %s: %w", source, err)
 		}
@@ -377,7 +377,8 @@ func readManifest(file *os.File) (*schema.ImageManifest, error) {
 }
 
 // imageID computes the appc image ID of an image file.
-func imageID(file *os.File) (string, error) {
+// Reading stops at limit bytes of uncompressed data.
+func imageID(file *os.File, limit int64) (string, error) {
 	if _, err := file.Seek(0, io.SeekStart); err != nil {
 		return "", err
 	}
@@ -387,8 +388,12 @@ func imageID(file *os.File) (string, error) {
 	}
 	defer tr.Close()
 	h := sha512.New()
-	if _, err := io.Copy(h, tr); err != nil {
+	n, err := io.Copy(h, io.LimitReader(tr, limit+1))
+	if err != nil {
 		return "", err
+	}
+	if n > limit {
+		return "", fmt.Errorf("image is larger than the limit of %s uncompressed: %w", store.FormatSize(limit), errdefs.ErrInvalid)
 	}
 	return aci.ImageID(h), nil
 }

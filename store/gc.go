@@ -9,6 +9,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/orbit-containers/orbit/errdefs"
 )
 
 // GCReport says what GC did.
@@ -29,13 +31,68 @@ type GCReport struct {
 // the trees rendered from it that no pod uses (inUse may be nil when there
 // are no pods). The index entry goes first, so a crash leaves at most an
 // unreferenced blob for GC. A tree that is in use or locked stays until a
-// later GC.
+// later GC, so a pod made from the image keeps working. An image that a
+// command holds a lease on (it is making a pod from it) is not removed:
+// that fails with errdefs.ErrBusy.
 func (s *Store) Remove(id string, inUse InUseFunc) error {
+	_, err := s.remove(id, inUse, false)
+	return err
+}
+
+// remove is Remove; when expiring, an image that is leased or that a pod
+// uses a tree of is left alone without an error (removed is false).
+func (s *Store) remove(id string, inUse InUseFunc, expiring bool) (removed bool, err error) {
 	if err := checkID(id); err != nil {
-		return err
+		return false, err
+	}
+	name, err := s.removeImage(id, inUse, expiring)
+	if err != nil || name == nil {
+		return false, err
+	}
+	trees, err := s.treesUsing(id)
+	if err != nil {
+		return true, fmt.Errorf("removing image %s: listing its trees: %w", describe(id, *name), err)
+	}
+	var errs []error
+	for _, t := range trees {
+		if _, err := s.removeTree(t, inUse); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return true, fmt.Errorf("removed image %s, but not its trees: %w", describe(id, *name), err)
+	}
+	return true, nil
+}
+
+// removeImage deletes image id's index entry, blob and lease file, holding
+// its lease exclusively. Removals take turns (a store-wide lock), so that
+// a busy lease means a command holds the image, not another removal. It
+// returns the image's name, or nil when expiring and the image is kept.
+func (s *Store) removeImage(id string, inUse InUseFunc, expiring bool) (*string, error) {
+	turn, err := lockFile(filepath.Join(s.leasesDir(), removalLock), true, false)
+	if err != nil {
+		return nil, err
+	}
+	defer turn.unlock()
+	// Taken before pods are looked at: once it is ours, every command that
+	// leased the image has recorded in its pod the trees it made from it.
+	lease, err := s.takeForRemoval(id)
+	if err != nil {
+		if expiring && errors.Is(err, errdefs.ErrBusy) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("removing image %s: %w", id, err)
+	}
+	defer lease.unlock()
+	if expiring && inUse != nil {
+		used, err := s.usedByPod(id, inUse)
+		if err != nil || used {
+			return nil, err
+		}
 	}
 	var name string
-	err := s.update(func(tx *bolt.Tx) error {
+	err = s.update(func(tx *bolt.Tx) error {
 		rec, ok, err := getRecord(tx, id)
 		if err != nil {
 			return err
@@ -52,22 +109,30 @@ func (s *Store) Remove(id string, inUse InUseFunc) error {
 		return s.removeBlob(id)
 	})
 	if err != nil {
-		return fmt.Errorf("removing image %s: %w", describe(id, name), err)
+		return nil, fmt.Errorf("removing image %s: %w", describe(id, name), err)
 	}
+	if err := lease.remove(); err != nil {
+		return nil, fmt.Errorf("removed image %s, but not its lease file: %w", describe(id, name), err)
+	}
+	return &name, nil
+}
+
+// usedByPod reports whether a pod uses a tree made from image id.
+func (s *Store) usedByPod(id string, inUse InUseFunc) (bool, error) {
 	trees, err := s.treesUsing(id)
 	if err != nil {
-		return fmt.Errorf("removing image %s: listing its trees: %w", describe(id, name), err)
+		return false, fmt.Errorf("image %s: listing its trees: %w", id, err)
 	}
-	var errs []error
 	for _, t := range trees {
-		if _, err := s.removeTree(t, inUse); err != nil {
-			errs = append(errs, err)
+		used, err := inUse(t)
+		if err != nil {
+			return false, fmt.Errorf("image %s: tree %s: checking whether a pod uses it: %w", id, t, err)
+		}
+		if used {
+			return true, nil
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("removed image %s, but not its trees: %w", describe(id, name), err)
-	}
-	return nil
+	return false, nil
 }
 
 func describe(id, name string) string {
@@ -87,8 +152,10 @@ func (s *Store) removeBlob(id string) error {
 }
 
 // ExpireImages removes the images not used (or imported) within
-// gracePeriod, as Remove would. It returns the images removed; an image
-// that cannot be removed does not stop the others.
+// gracePeriod, as Remove would, except those that a command holds a lease
+// on or that a pod uses a tree of (inUse says which): those are kept. It
+// returns the images removed; an image that cannot be removed does not
+// stop the others.
 func (s *Store) ExpireImages(gracePeriod time.Duration, inUse InUseFunc) ([]Image, error) {
 	images, err := s.List()
 	if err != nil {
@@ -105,11 +172,14 @@ func (s *Store) ExpireImages(gracePeriod time.Duration, inUse InUseFunc) ([]Imag
 		if !last.Before(cutoff) {
 			continue
 		}
-		if err := s.Remove(img.ID, inUse); err != nil {
+		ok, err := s.remove(img.ID, inUse, true)
+		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		removed = append(removed, img)
+		if ok {
+			removed = append(removed, img)
+		}
 	}
 	return removed, errors.Join(errs...)
 }
@@ -132,6 +202,17 @@ func (s *Store) GC(inUse InUseFunc) (GCReport, error) {
 	}
 	if err := s.gcBlobs(&rep); err != nil {
 		errs = append(errs, err)
+	}
+	if images, err := s.List(); err != nil {
+		errs = append(errs, err)
+	} else {
+		indexed := map[string]bool{}
+		for _, img := range images {
+			indexed[img.ID] = true
+		}
+		if err := s.gcLeases(indexed); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return rep, errors.Join(errs...)
 }

@@ -50,6 +50,9 @@ func (s *Store) Import(r io.Reader, opts ImportOptions) (Image, error) {
 	if err != nil {
 		return Image{}, fmt.Errorf("importing image %s (%s): %w", id, name, err)
 	}
+	if err := s.hold(id); err != nil {
+		return Image{}, fmt.Errorf("importing image %s (%s): %w", id, name, err)
+	}
 
 	var img Image
 	err = s.update(func(tx *bolt.Tx) error {
@@ -100,7 +103,10 @@ func (s *Store) writeTemp(tmp *os.File, r io.Reader) (id string, size int64, m *
 	h := sha512.New()
 	bw := bufio.NewWriterSize(tmp, 1<<20)
 	n := &countWriter{}
-	tee := io.TeeReader(tarStream, io.MultiWriter(h, bw, n))
+	// Bounded, so that a decompression bomb stops at the limit or before
+	// the disk is full, whichever comes first.
+	bounded := &boundedWriter{w: bw, limit: s.limits.maxImageSize(), dir: s.tmpDir()}
+	tee := io.TeeReader(tarStream, io.MultiWriter(h, bounded, n))
 	m, err = aci.Check(tee)
 	if err != nil {
 		return "", 0, nil, err

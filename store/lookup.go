@@ -52,6 +52,11 @@ func (s *Store) Get(idOrPrefix string) (Image, error) {
 	case 0:
 		return Image{}, fmt.Errorf("image %s: %w", idOrPrefix, errdefs.ErrNotFound)
 	case 1:
+		if indexed, err := s.lease(matches[0]); err != nil {
+			return Image{}, err
+		} else if !indexed {
+			return Image{}, fmt.Errorf("image %s: %w", idOrPrefix, errdefs.ErrNotFound)
+		}
 		return found.image(matches[0])
 	}
 	return Image{}, fmt.Errorf("image ID prefix %s matches %d images: %w", idOrPrefix, len(matches), errdefs.ErrAmbiguous)
@@ -62,6 +67,24 @@ func (s *Store) Get(idOrPrefix string) (Image, error) {
 // images imported as the latest of their name, or, when there are none,
 // any version.
 func (s *Store) FindByName(name types.ACIdentifier, labels types.Labels) (Image, error) {
+	for range leaseAttempts {
+		img, err := s.findByName(name, labels)
+		if err != nil {
+			return Image{}, err
+		}
+		indexed, err := s.lease(img.ID)
+		if err != nil {
+			return Image{}, err
+		}
+		if indexed {
+			return img, nil
+		}
+		// Removed before it could be leased: look again.
+	}
+	return Image{}, fmt.Errorf("image %s keeps being removed while it is looked up: %w", FormatName(name, labels), errdefs.ErrBusy)
+}
+
+func (s *Store) findByName(name types.ACIdentifier, labels types.Labels) (Image, error) {
 	wantLatest := false
 	var want types.Labels
 	for _, l := range labels {
@@ -213,6 +236,11 @@ func (s *Store) Manifest(id string) (*schema.ImageManifest, error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	if indexed, err := s.lease(id); err != nil {
+		return nil, err
+	} else if !indexed {
+		return nil, errNotIndexed(id)
 	}
 	return img.Manifest, nil
 }

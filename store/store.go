@@ -49,6 +49,11 @@ type Store struct {
 	dir       string
 	dbTimeout time.Duration
 	tmpMinAge time.Duration
+	// leases, when set, is who holds the images this view returns (see
+	// Leasing).
+	leases *Leases
+	// limits bound what Import and Tree write (see Limits).
+	limits Limits
 }
 
 // Image is one stored image as the index records it.
@@ -125,7 +130,7 @@ func Open(dir string) (*Store, error) {
 	if err := os.Chmod(abs, 0o700); err != nil {
 		return nil, fmt.Errorf("image store %s: %w", dir, err)
 	}
-	for _, d := range []string{s.blobsDir(), s.treesDir(), s.locksDir(), s.tmpDir()} {
+	for _, d := range []string{s.blobsDir(), s.treesDir(), s.locksDir(), s.tmpDir(), s.leasesDir()} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("image store %s: %w", dir, err)
 		}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/appc/spec/schema"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/orbit-containers/orbit/aci"
 	"github.com/orbit-containers/orbit/errdefs"
@@ -186,6 +187,25 @@ func (s *Store) readTree(treeID string, chain []string) (*Tree, error) {
 	return &Tree{ID: treeID, Path: path, Chain: chain, Manifest: &m}, nil
 }
 
+// chainSize is the total uncompressed size of the images in chain.
+func (s *Store) chainSize(chain []string) (int64, error) {
+	var total int64
+	err := s.view(func(tx *bolt.Tx) error {
+		for _, id := range chain {
+			rec, ok, err := getRecord(tx, id)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return errNotIndexed(id)
+			}
+			total += rec.Size
+		}
+		return nil
+	})
+	return total, err
+}
+
 // readMarker reads the image IDs from a tree's .rendered file.
 func readMarker(treePath string) ([]string, error) {
 	data, err := os.ReadFile(filepath.Join(treePath, renderedMarker))
@@ -198,6 +218,18 @@ func readMarker(treePath string) ([]string, error) {
 // render builds tree treeID into a temp dir beside it and renames it into
 // place once complete. The caller holds the tree's lock exclusively.
 func (s *Store) render(img Image, treeID string, chain []string) error {
+	// Checked before anything is written: the tree is at most as large as
+	// the images it is made of.
+	total, err := s.chainSize(chain)
+	if err != nil {
+		return err
+	}
+	if limit := s.limits.maxImageSize(); total > limit {
+		return errTooLarge(fmt.Sprintf("the image with its dependencies (%s)", FormatSize(total)), limit)
+	}
+	if err := checkFree(s.treesDir(), total); err != nil {
+		return err
+	}
 	path := s.treePath(treeID)
 	// A directory without the marker is what a crash left: start afresh.
 	if err := os.RemoveAll(path); err != nil {

@@ -4,8 +4,11 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -183,7 +186,7 @@ func imageCell(img store.Image, f imageField, full bool) string {
 		}
 		return store.ShortID(img.ID)
 	case fieldName:
-		return imageName(img)
+		return printable(imageName(img))
 	case fieldSize:
 		if full {
 			return fmt.Sprint(img.Size)
@@ -234,6 +237,29 @@ func imageName(img store.Image) string {
 		return img.Name.String() + ":" + v
 	}
 	return img.Name.String()
+}
+
+// printable escapes what a terminal or a table would act on: control
+// characters (newlines, tabs, escape sequences) and invisible format
+// characters, written as Go escapes (\n, \x1b, \u202e). Images admitted
+// today cannot carry them in names, labels or annotations, but images
+// stored before that check may, and a table row must stay one row.
+func printable(s string) string {
+	clean := true
+	for _, r := range s {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == utf8.RuneError || r == '\\' {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	q := strconv.QuoteToGraphic(s)
+	q = q[1 : len(q)-1]
+	// Format characters are not graphic, so they are escaped too; the
+	// double quote needs no escaping here.
+	return strings.ReplaceAll(q, `\"`, `"`)
 }
 
 // humanSize renders a byte count in binary units: 512B, 3.5KiB, 143MiB.

@@ -56,3 +56,20 @@ func TestSortImages(t *testing.T) {
 		t.Fatalf("by import time, desc: %v %v %v", images[0].Name, images[1].Name, images[2].Name)
 	}
 }
+
+func TestPrintable(t *testing.T) {
+	for in, want := range map[string]string{
+		"example.com/app:1.0":        "example.com/app:1.0",
+		"日本:ünï":                     "日本:ünï",
+		"1\nsha512-forged\tx":        `1\nsha512-forged\tx`,
+		"\x1b[2Jcleared":             `\x1b[2Jcleared`,
+		"rtl\u202eexe":               `rtl\u202eexe`,
+		`back\slash` + "\n":          `back\\slash\n`,
+		"bad\xffbyte":                `bad\xffbyte`,
+		`plain "quoted" \ backslash`: `plain "quoted" \\ backslash`,
+	} {
+		if got := printable(in); got != want {
+			t.Errorf("printable(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

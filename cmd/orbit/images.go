@@ -7,9 +7,18 @@ import (
 	"github.com/orbit-containers/orbit/store"
 )
 
-// openStore opens the image store under --dir.
+// openStore opens the image store under --dir, with the limits the
+// configuration sets.
 func (g *globalOptions) openStore() (*store.Store, error) {
-	return store.Open(g.storeDir())
+	limits, err := g.storeLimits()
+	if err != nil {
+		return nil, err
+	}
+	s, err := store.Open(g.storeDir())
+	if err != nil {
+		return nil, err
+	}
+	return s.WithLimits(limits), nil
 }
 
 // resolveImage opens the store and finds a stored image by ID, ID prefix

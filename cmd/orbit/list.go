@@ -60,9 +60,9 @@ func newListCommand(g *globalOptions) *cobra.Command {
 						id, state, created, started = "", "", "", ""
 					}
 					if full {
-						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", id, a.Name, a.ImageName, a.ImageID, state, created, started)
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", id, printable(a.Name), printable(a.ImageName), printable(a.ImageID), state, created, started)
 					} else {
-						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t\n", id, a.Name, a.ImageName, state, created, started)
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t\n", id, printable(a.Name), printable(a.ImageName), state, created, started)
 					}
 				}
 			}

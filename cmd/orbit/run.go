@@ -118,6 +118,11 @@ func preparePod(ctx context.Context, g *globalOptions, cmd *cobra.Command, pf *p
 	if err != nil {
 		return nil, err
 	}
+	// Every image looked up from here on stays leased, out of reach of
+	// `image gc` and `image rm`, until the pod records the trees made
+	// from it (or preparing fails).
+	st, leases := st.Leasing()
+	defer leases.Release()
 	f, err := g.newFetcher(st, pf.trustKeysFromHTTPS)
 	if err != nil {
 		return nil, err

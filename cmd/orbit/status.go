@@ -135,7 +135,7 @@ func printStatus(g *globalOptions, st *stage0.Status) {
 	}
 	for _, a := range st.Apps {
 		if a.ExitCode != nil {
-			g.printf("app-%s=%d\n", a.Name, *a.ExitCode)
+			g.printf("app-%s=%d\n", printable(a.Name), *a.ExitCode)
 		}
 	}
 }
