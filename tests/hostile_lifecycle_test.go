@@ -235,3 +235,35 @@ func TestLifecycleKilledNspawn(t *testing.T) {
 		t.Fatalf("gc left the stopped pod: %s", out)
 	}
 }
+
+// TestLifecycleKilledNspawnOnly: with systemd-nspawn killed and orbit run
+// alive, run ends only once the pod's last process is gone, the apps
+// stopped in order.
+func TestLifecycleKilledNspawnOnly(t *testing.T) {
+	requireNspawn(t)
+	e := newEnv(t)
+	marker := lifecycleMarker()
+	cmd, out, uuid := lifecycleStart(t, e, lifecycleApp(t, marker))
+	data, err := os.ReadFile(filepath.Join(e.Dir, "pods", "run", uuid, "nspawn.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nspawn, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	syscall.Kill(nspawn, syscall.SIGKILL)
+	lifecycleWait(t, cmd)
+	if left := lifecyclePodProcs(uuid, marker); len(left) > 0 {
+		t.Fatalf("orbit run ended while processes %v of the pod live", left)
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 137 {
+		t.Errorf("orbit run exited %d, want 137 (nspawn was killed)", code)
+	}
+	if !strings.Contains(out.String(), "got-term") {
+		t.Errorf("the app was not stopped with SIGTERM: %q", out.String())
+	}
+	if st := lifecycleCheckStatus(t, e, uuid, marker); !strings.Contains(st, "state=exited") || !strings.Contains(st, "app-lifecycle=7") {
+		t.Fatalf("status once the pod ended: %s", st)
+	}
+}
