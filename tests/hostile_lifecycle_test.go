@@ -267,3 +267,46 @@ func TestLifecycleKilledNspawnOnly(t *testing.T) {
 		t.Fatalf("status once the pod ended: %s", st)
 	}
 }
+
+// TestLifecycleNohup: started with SIGHUP ignored (nohup), orbit run keeps
+// it ignored: a hangup does not stop the pod.
+func TestLifecycleNohup(t *testing.T) {
+	requireNspawn(t)
+	nohup, err := exec.LookPath("nohup")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("needs nohup (coreutils)")
+		}
+		t.Skip("needs nohup (coreutils)")
+	}
+	e := newEnv(t)
+	marker := lifecycleMarker()
+	uuidFile := filepath.Join(t.TempDir(), "uuid")
+	cmd := e.command("run", "--insecure-options=image", "--uuid-file-save="+uuidFile, lifecycleApp(t, marker))
+	cmd.Args = append([]string{"nohup", cmd.Path}, cmd.Args[1:]...)
+	cmd.Path = nohup
+	f, err := os.Create(filepath.Join(t.TempDir(), "stdout"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cmd.Stdout = f
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	uuid := waitRunning(t, e, uuidFile)
+	out := &lifecycleBuffer{f: f}
+	lifecycleWaitOutput(t, out, "ready")
+	cmd.Process.Signal(syscall.SIGHUP)
+	time.Sleep(time.Second)
+	if st := e.mustRun("status", uuid).Stdout; !strings.Contains(st, "state=running") || strings.Contains(out.String(), "got-term") {
+		t.Fatalf("SIGHUP under nohup stopped the pod: %s %q", st, out.String())
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	lifecycleWait(t, cmd)
+	if code := cmd.ProcessState.ExitCode(); code != 7 {
+		t.Errorf("orbit run exited %d after SIGTERM, want 7", code)
+	}
+	lifecycleWaitGone(t, uuid, marker)
+}

@@ -3,6 +3,7 @@ package nspawn
 import (
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"time"
@@ -28,6 +29,19 @@ func stopSignals() []os.Signal {
 		unix.SIGABRT, unix.SIGILL, unix.SIGTRAP, unix.SIGBUS, unix.SIGFPE,
 		unix.SIGSEGV, unix.SIGSTKFLT, unix.SIGSYS,
 	}
+}
+
+// notIgnored drops from sigs those this process was started with ignored:
+// under nohup, SIGHUP stays without effect, and a background job of a
+// shell keeps ignoring SIGINT, rather than stop the pod.
+func notIgnored(sigs []os.Signal) []os.Signal {
+	var out []os.Signal
+	for _, s := range sigs {
+		if !signal.Ignored(s) {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // ignoredSignals are caught and dropped: SIGPIPE would end run when its

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -13,6 +14,15 @@ import (
 
 	"github.com/orbit-containers/orbit/stage1/pod"
 )
+
+func TestNotIgnored(t *testing.T) {
+	signal.Ignore(unix.SIGHUP)
+	defer signal.Reset(unix.SIGHUP)
+	got := notIgnored([]os.Signal{unix.SIGHUP, unix.SIGTERM})
+	if !slices.Equal(got, []os.Signal{unix.SIGTERM}) {
+		t.Fatalf("notIgnored = %v, want [SIGTERM]", got)
+	}
+}
 
 func TestStopSignals(t *testing.T) {
 	stop := stopSignals()

@@ -104,7 +104,7 @@ func run(args []string) (int, error) {
 		cmd.SysProcAttr.Setpgid = true
 	}
 	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, stopSignals()...)
+	signal.Notify(sigs, notIgnored(stopSignals())...)
 	defer signal.Stop(sigs)
 	dropped := make(chan os.Signal, 1) // never read: the signals are dropped
 	signal.Notify(dropped, ignoredSignals()...)
