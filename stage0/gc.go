@@ -142,10 +142,22 @@ func (p *Pod) markWith(to stateDir) error {
 		return err
 	}
 	defer l.close()
+	if err := p.checkNoProcesses(); err != nil {
+		return err
+	}
 	if err := p.move(to); err != nil {
 		return err
 	}
 	p.State = stateFor(to, false)
+	return nil
+}
+
+// checkNoProcesses fails with ErrBusy while a process of the pod lives,
+// whether or not anyone holds its lock (see processesLive).
+func (p *Pod) checkNoProcesses() error {
+	if processesLive(p.Path()) {
+		return fmt.Errorf("pod %s has live processes: %w", p.UUID, errdefs.ErrBusy)
+	}
 	return nil
 }
 
@@ -161,6 +173,11 @@ func Destroy(p *Pod, cfg GCConfig) error {
 		return err
 	}
 	defer l.close()
+	// A pod marked before its last process ended (or by an older orbit)
+	// waits for a later gc.
+	if err := p.checkNoProcesses(); err != nil {
+		return err
+	}
 	if err := runStage1GC(p, cfg); err != nil {
 		// The pod goes regardless; what stage1 could not release is logged.
 		cfg.Log.Warn("stage1 gc failed", "pod", p.UUID, "err", err)

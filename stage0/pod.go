@@ -227,6 +227,11 @@ func load(podsDir, id string) (*Pod, error) {
 			if _, err := os.Stat(path); err != nil {
 				continue
 			}
+			// A pod in run whose lock nobody holds is still running while
+			// any of its processes lives.
+			if d == dirRun && !locked {
+				locked = processesLive(path)
+			}
 			return &Pod{UUID: id, podsDir: podsDir, dir: d, State: stateFor(d, locked)}, nil
 		}
 	}
@@ -280,7 +285,12 @@ func (p *Pod) CreatedAt() time.Time {
 	return fi.ModTime()
 }
 
-// Wait blocks until the pod is no longer running (its stage1 has exited).
+// waitPoll is how often Wait looks again at a pod that runs with nobody
+// holding its lock.
+const waitPoll = 100 * time.Millisecond
+
+// Wait blocks until the pod is no longer running (its stage1 has exited
+// and no process of it lives).
 func (p *Pod) Wait() error {
 	for {
 		l, err := openDirLock(p.Path())
@@ -312,5 +322,8 @@ func (p *Pod) Wait() error {
 		if p.State != Running && p.State != Preparing {
 			return nil
 		}
+		// Running with nobody holding the lock: processes of the pod
+		// outlived its stage1; they are polled for.
+		time.Sleep(waitPoll)
 	}
 }

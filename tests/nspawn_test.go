@@ -227,16 +227,10 @@ func TestNspawnVolumesAndEventHandlers(t *testing.T) {
 func TestNspawnEnterStopAndSIGTERM(t *testing.T) {
 	requireNspawn(t)
 	e := newEnv(t)
-	aci := busyboxACI(t, "example.com/daemon", "/bin/sh", "-c", "trap 'echo got-term; exit 0' TERM; echo up; while true; do sleep 0.1; done")
-	uuidFile := filepath.Join(t.TempDir(), "uuid")
-	cmd := e.command("run", "--insecure-options=image", "--uuid-file-save="+uuidFile, aci)
-	var out strings.Builder
-	cmd.Stdout = &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill() })
-	uuid := waitRunning(t, e, uuidFile)
+	// The app says "ready" once its trap is set: stopping it before then
+	// would kill it with SIGTERM instead of letting it exit 0.
+	aci := busyboxACI(t, "example.com/daemon", "/bin/sh", "-c", "trap 'echo got-term; exit 0' TERM; echo ready; while true; do sleep 0.1; done")
+	cmd, out, uuid := lifecycleStart(t, e, aci)
 	uuids := []string{uuid}
 	r := e.run("enter", uuid, "/bin/sh", "-c", "echo in=$(hostname) app=$AC_APP_NAME; cat /proc/1/cmdline | tr '\\0' ' '")
 	if r.Code != 0 || !strings.Contains(r.Stdout, "in=orbit-"+uuid) || !strings.Contains(r.Stdout, "app=daemon") || !strings.Contains(r.Stdout, "supervisor") {
@@ -261,13 +255,7 @@ func TestNspawnEnterStopAndSIGTERM(t *testing.T) {
 
 	// orbit stop, and stop --force.
 	for _, force := range []bool{false, true} {
-		cmd := e.command("run", "--insecure-options=image", "--uuid-file-save="+uuidFile, aci)
-		os.Remove(uuidFile)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cmd.Process.Kill() })
-		uuid := waitRunning(t, e, uuidFile)
+		cmd, _, uuid := lifecycleStart(t, e, aci)
 		uuids = append(uuids, uuid)
 		args := []string{"stop", uuid}
 		if force {

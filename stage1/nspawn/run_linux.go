@@ -16,7 +16,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
@@ -107,8 +106,11 @@ func run(args []string) (int, error) {
 		cmd.SysProcAttr.Setpgid = true
 	}
 	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT)
+	signal.Notify(sigs, notIgnored(stopSignals())...)
 	defer signal.Stop(sigs)
+	dropped := make(chan os.Signal, 1) // never read: the signals are dropped
+	signal.Notify(dropped, ignoredSignals()...)
+	defer signal.Stop(dropped)
 	start := cmd.Start
 	if group != nil {
 		// nspawn (and so the container) starts inside the pod's cgroup;
@@ -127,20 +129,25 @@ func run(args []string) (int, error) {
 	}
 	// The pod's pid (what enter is given) is the container's PID 1, which
 	// nspawn starts through a helper process: it is recorded once it is
-	// there, not guessed from nspawn's children while the helper lives.
-	go recordPid(p, cmd.Process.Pid)
+	// there, not guessed from nspawn's children while the helper lives. A
+	// pod whose pid cannot be recorded could not be entered: it is stopped,
+	// and run fails with the reason.
+	pidErr := make(chan error, 1)
+	go func() {
+		err := recordPid(cmd.Process.Pid, p.WritePid)
+		if err != nil {
+			cmd.Process.Signal(unix.SIGTERM)
+		}
+		pidErr <- err
+	}()
 	done := make(chan struct{})
 	go func() {
 		for {
 			select {
-			case s := <-sigs:
+			case <-sigs:
 				// nspawn turns SIGTERM into --kill-signal for the
-				// supervisor; any other stop request becomes SIGTERM too.
-				if s == unix.SIGHUP {
-					cmd.Process.Signal(s)
-				} else {
-					cmd.Process.Signal(unix.SIGTERM)
-				}
+				// supervisor: an orderly stop, whatever the request was.
+				cmd.Process.Signal(unix.SIGTERM)
 			case <-done:
 				return
 			}
@@ -148,6 +155,17 @@ func run(args []string) (int, error) {
 	}()
 	code, err := pod.WaitStatus(cmd)
 	close(done)
+	// nspawn ends after the container, unless it was killed: then this
+	// process holds the pod lock until the pod's last process is gone.
+	killed := true
+	if cmd.ProcessState != nil {
+		ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
+		killed = ok && ws.Signaled()
+	}
+	waitPodGone(p, killed, sigs)
+	if perr := <-pidErr; perr != nil && err == nil {
+		return 0, perr
+	}
 	return code, err
 }
 
@@ -288,24 +306,3 @@ func nspawnArgs(p *pod.Pod, uuid, hostname string, flags *pod.RunFlags, pl *plan
 
 // nspawnPidFile records systemd-nspawn's PID in the pod directory, for stop.
 const nspawnPidFile = "nspawn.pid"
-
-// recordPid waits for the container's PID 1 to appear below nspawn and
-// writes it as the pod's pid; it gives up only when nspawn is gone.
-func recordPid(p *pod.Pod, nspawn int) {
-	for i := 0; ; i++ {
-		for _, c := range children(nspawn) {
-			if inner, err := innerPid(c); err == nil && inner == 1 {
-				p.WritePid(c)
-				return
-			}
-		}
-		if err := unix.Kill(nspawn, 0); err != nil {
-			return // nspawn is gone
-		}
-		delay := 20 * time.Millisecond
-		if i > 100 {
-			delay = 200 * time.Millisecond // a slow start: poll less often
-		}
-		time.Sleep(delay)
-	}
-}

@@ -53,23 +53,34 @@ func GC(args []string) int {
 // supervisor to stop the apps in order; with --force, SIGKILL to every app,
 // so the supervisor still records their statuses (137) and ends the pod.
 // A pod whose supervisor has no apps left is ended by killing its PID 1.
+// When nspawn is gone (killed) and the container lives on, the supervisor
+// gets the SIGTERM itself. A recorded PID is signalled only while it is
+// still the pod's process (see isPodNspawn and isPodInit), never a later
+// process that reused it.
 func Stop(args []string) int {
 	fs := flag.NewFlagSet("nspawn stop", flag.ContinueOnError)
 	force := fs.Bool("force", false, "")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
+		fmt.Fprintln(os.Stderr, "stage1 nspawn stop: want [--force] and the pod UUID")
 		return 254
 	}
-	nspawn, err := readPid(nspawnPidFile)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "stage1 nspawn stop: %v\n", err)
-		return 254
-	}
-	if !*force {
+	uuid := fs.Arg(0)
+	_, err := os.Stat(cgroupsFile)
+	withCgroups := err == nil
+	nspawn, nerr := readPid(nspawnPidFile)
+	nspawnLives := nerr == nil && isPodNspawn(nspawn, uuid, withCgroups)
+	pid1, perr := readPid("pid")
+	pid1Lives := perr == nil && isPodInit(pid1, uuid, withCgroups)
+	switch {
+	case !*force && nspawnLives:
 		return kill(nspawn, unix.SIGTERM)
-	}
-	pid1, err := readPid("pid")
-	if err != nil {
+	case !*force && pid1Lives:
+		return kill(pid1, unix.SIGTERM)
+	case !pid1Lives && nspawnLives:
 		return kill(nspawn, unix.SIGKILL)
+	case !pid1Lives:
+		fmt.Fprintln(os.Stderr, "stage1 nspawn stop: no process of the pod is left to signal")
+		return 254
 	}
 	apps := children(pid1)
 	if len(apps) == 0 {

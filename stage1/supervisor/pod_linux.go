@@ -42,7 +42,8 @@ const copierTimeout = 2 * time.Second
 // only one Run may be active in a process. When the process is not PID 1 it
 // makes itself the child subreaper, so orphans of the apps are its to reap.
 // SIGTERM, SIGINT and SIGHUP are forwarded to the apps; SIGTERM and SIGINT,
-// or ctx being done, also stop the pod. See Documentation/supervisor.md.
+// or ctx being done, also stop the pod. As PID 1 it asks for SIGTERM when
+// its parent (systemd-nspawn) dies. See Documentation/supervisor.md.
 func Run(ctx context.Context, cfg Config) (exitCode int, err error) {
 	return run(ctx, cfg)
 }
@@ -128,6 +129,15 @@ func run(ctx context.Context, cfg Config) (int, error) {
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP, sigHalt, sigPoweroff)
 	defer signal.Stop(sigs)
+	if os.Getpid() == 1 {
+		// The container's init: should systemd-nspawn, its parent, die
+		// without stopping the container (killed with SIGKILL), the
+		// kernel sends SIGTERM and the pod stops in order instead of
+		// living on unowned. Set once the handler is in place.
+		if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGTERM), 0, 0, 0); err != nil {
+			log.Warn("cannot set a parent-death signal", "err", err)
+		}
+	}
 	p.reaper = newReaper(log)
 	defer p.reaper.close()
 
