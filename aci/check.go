@@ -115,14 +115,67 @@ func DecodeManifest(data []byte) (*schema.ImageManifest, error) {
 	if len(data) > MaxManifestSize {
 		return nil, fmt.Errorf("image manifest is %d bytes, more than the %d allowed: %w", len(data), MaxManifestSize, errdefs.ErrInvalid)
 	}
+	if err := checkImageIsolators(data); err != nil {
+		return nil, fmt.Errorf("bad image manifest: %w", err)
+	}
 	var im schema.ImageManifest
-	if err := json.Unmarshal(data, &im); err != nil {
-		return nil, fmt.Errorf("bad image manifest: %v: %w", err, errdefs.ErrInvalid)
+	if err := UnmarshalAppc(data, &im); err != nil {
+		return nil, fmt.Errorf("bad image manifest: %w", err)
 	}
 	if err := checkPrintable(&im); err != nil {
 		return nil, fmt.Errorf("bad image manifest: %w", err)
 	}
 	return &im, nil
+}
+
+// UnmarshalAppc decodes JSON into one of appc's schema types. Those
+// decoders trust their input in places (an isolator without a value is
+// dereferenced), so a panic in them is turned into an ErrInvalid error:
+// a hostile manifest must not crash orbit.
+func UnmarshalAppc(data []byte, v any) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("the appc schema decoder failed on it (%v): %w", r, errdefs.ErrInvalid)
+		}
+	}()
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("%s: %w", strings.Join(strings.Fields(err.Error()), " "), errdefs.ErrInvalid)
+	}
+	return nil
+}
+
+// Isolator is an isolator as written in a manifest, before appc decodes
+// its value.
+type Isolator struct {
+	Name  string           `json:"name"`
+	Value *json.RawMessage `json:"value"`
+}
+
+// CheckIsolatorValues refuses isolators without a value (missing or null),
+// which appc's decoder cannot take; what names the isolators' owner.
+func CheckIsolatorValues(what string, isolators []Isolator) error {
+	for _, iso := range isolators {
+		if iso.Value == nil {
+			return fmt.Errorf("%s: isolator %q has no value: %w", what, iso.Name, errdefs.ErrInvalid)
+		}
+	}
+	return nil
+}
+
+// checkImageIsolators applies CheckIsolatorValues to an image manifest's app.
+func checkImageIsolators(data []byte) error {
+	var m struct {
+		App *struct {
+			Isolators []Isolator `json:"isolators"`
+		} `json:"app"`
+	}
+	if err := json.Unmarshal(data, &m); err != nil {
+		return fmt.Errorf("%s: %w", strings.Join(strings.Fields(err.Error()), " "), errdefs.ErrInvalid)
+	}
+	if m.App == nil {
+		return nil
+	}
+	return CheckIsolatorValues("app", m.App.Isolators)
 }
 
 // checkPrintable refuses control characters (and invisible format

@@ -142,3 +142,34 @@ func TestDecodeManifestRefusesControlCharacters(t *testing.T) {
 		t.Errorf("printable labels refused: %v", err)
 	}
 }
+
+// An isolator without a value made appc's decoder dereference a nil
+// pointer: a hostile image crashed orbit at fetch.
+func TestDecodeManifestRefusesIsolatorWithoutValue(t *testing.T) {
+	const head = `{"acKind":"ImageManifest","acVersion":"0.8.11","name":"example.com/x","app":{"exec":["/bin/sh"],"user":"0","group":"0","isolators":[`
+	for name, iso := range map[string]string{
+		"missing value": `{"name":"resource/memory"}`,
+		"null value":    `{"name":"os/linux/capabilities-retain-set","value":null}`,
+	} {
+		_, err := DecodeManifest([]byte(head + iso + `]}}`))
+		if !errors.Is(err, errdefs.ErrInvalid) || !strings.Contains(err.Error(), "has no value") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	good := head + `{"name":"resource/memory","value":{"limit":"64M"}}]}}`
+	if _, err := DecodeManifest([]byte(good)); err != nil {
+		t.Errorf("a valid isolator refused: %v", err)
+	}
+}
+
+// UnmarshalAppc turns a panic in a schema decoder into ErrInvalid.
+func TestUnmarshalAppcRecovers(t *testing.T) {
+	var v panicky
+	if err := UnmarshalAppc([]byte(`{}`), &v); !errors.Is(err, errdefs.ErrInvalid) {
+		t.Errorf("got %v", err)
+	}
+}
+
+type panicky struct{}
+
+func (*panicky) UnmarshalJSON([]byte) error { panic("boom") }

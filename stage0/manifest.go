@@ -10,6 +10,7 @@ import (
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
 
+	"github.com/orbit-containers/orbit/aci"
 	"github.com/orbit-containers/orbit/errdefs"
 )
 
@@ -247,8 +248,8 @@ func ParsePodManifest(data []byte) (*schema.PodManifest, error) {
 		return nil, err
 	}
 	var pm schema.PodManifest
-	if err := json.Unmarshal(data, &pm); err != nil {
-		return nil, fmt.Errorf("%s: %w", oneLineError(err), errdefs.ErrInvalid)
+	if err := aci.UnmarshalAppc(data, &pm); err != nil {
+		return nil, err
 	}
 	return &pm, nil
 }
@@ -260,10 +261,7 @@ func checkIsolatorValues(data []byte) error {
 		Apps []struct {
 			Name string
 			App  *struct {
-				Isolators []struct {
-					Name  string
-					Value *json.RawMessage
-				}
+				Isolators []aci.Isolator
 			}
 		}
 	}
@@ -274,10 +272,8 @@ func checkIsolatorValues(data []byte) error {
 		if a.App == nil {
 			continue
 		}
-		for _, iso := range a.App.Isolators {
-			if iso.Value == nil {
-				return fmt.Errorf("app %q: isolator %q has no value: %w", a.Name, iso.Name, errdefs.ErrInvalid)
-			}
+		if err := aci.CheckIsolatorValues(fmt.Sprintf("app %q", a.Name), a.App.Isolators); err != nil {
+			return err
 		}
 	}
 	return nil

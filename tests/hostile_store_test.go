@@ -327,3 +327,18 @@ func storeForgeVersion(t *testing.T, e *env, id, version string) {
 		t.Fatal(err)
 	}
 }
+
+// TestStoreIsolatorWithoutValue: an image whose isolator has no value made
+// appc's decoder dereference a nil pointer, and orbit crashed at fetch.
+// It is refused in one line and nothing is stored.
+func TestStoreIsolatorWithoutValue(t *testing.T) {
+	e := newEnv(t)
+	m := imageManifest("example.com/nilisolator")
+	m["app"].(map[string]any)["isolators"] = []map[string]any{{"name": "resource/memory"}}
+	path := writeACI(t, filepath.Join(t.TempDir(), "nil.aci"), busyboxRootfs(t), m)
+	r := e.run("fetch", "--insecure-options=image", path)
+	if r.Code != 254 || !strings.Contains(r.Stderr, `isolator "resource/memory" has no value`) || len(storeErrorLines(r.Stderr)) != 1 {
+		t.Errorf("fetch of an image with a valueless isolator: %s", r)
+	}
+	storeAssertEmpty(t, e)
+}
