@@ -30,7 +30,7 @@ SUPERVISOR := stage1/builtin/assets/orbit-supervisor
 # The small standalone pod supervisor is built first: orbit embeds it into
 # the nspawn stage1 image as the pod's PID 1.
 $(SUPERVISOR): $(GO_SOURCES)
-	go build -trimpath -ldflags '-s -w' -o $@ ./stage1/supervisor/cmd/orbit-supervisor
+	go build -trimpath -ldflags '-s -w' -o $@ ./cmd/orbit-supervisor
 
 $(BIN): $(GO_SOURCES) $(SUPERVISOR)
 	go build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/orbit

@@ -13,7 +13,7 @@ import (
 	"hash"
 	"strings"
 
-	"github.com/orbit-containers/orbit/errdefs"
+	"github.com/orbit-containers/orbit/internal/errdefs"
 )
 
 const (

@@ -12,7 +12,7 @@ import (
 
 	"github.com/appc/spec/schema"
 
-	"github.com/orbit-containers/orbit/errdefs"
+	"github.com/orbit-containers/orbit/internal/errdefs"
 )
 
 // MaxEntries bounds the number of entries in one image, so that a hostile

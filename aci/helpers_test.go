@@ -13,7 +13,7 @@ import (
 
 	"github.com/appc/spec/schema"
 
-	"github.com/orbit-containers/orbit/errdefs"
+	"github.com/orbit-containers/orbit/internal/errdefs"
 )
 
 // testTime is the modification time of every test entry.

@@ -16,8 +16,8 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"golang.org/x/sys/unix"
 
-	"github.com/orbit-containers/orbit/atomicfile"
-	"github.com/orbit-containers/orbit/errdefs"
+	"github.com/orbit-containers/orbit/internal/atomicfile"
+	"github.com/orbit-containers/orbit/internal/errdefs"
 )
 
 // WriteOptions tune Write.

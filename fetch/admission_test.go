@@ -12,8 +12,8 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"golang.org/x/sys/unix"
 
-	"github.com/orbit-containers/orbit/errdefs"
-	"github.com/orbit-containers/orbit/insecure"
+	"github.com/orbit-containers/orbit/internal/errdefs"
+	"github.com/orbit-containers/orbit/internal/insecure"
 	"github.com/orbit-containers/orbit/verify"
 )
 

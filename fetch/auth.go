@@ -12,7 +12,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/orbit-containers/orbit/errdefs"
+	"github.com/orbit-containers/orbit/internal/errdefs"
 )
 
 // AuthEntry is one domain's credentials, as an rkt "auth" v1 configuration

@@ -24,8 +24,8 @@ import (
 	"github.com/appc/spec/schema/types"
 	"golang.org/x/term"
 
-	"github.com/orbit-containers/orbit/errdefs"
-	"github.com/orbit-containers/orbit/insecure"
+	"github.com/orbit-containers/orbit/internal/errdefs"
+	"github.com/orbit-containers/orbit/internal/insecure"
 	"github.com/orbit-containers/orbit/store"
 	"github.com/orbit-containers/orbit/verify"
 )

@@ -15,8 +15,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/orbit-containers/orbit/errdefs"
-	"github.com/orbit-containers/orbit/insecure"
+	"github.com/orbit-containers/orbit/internal/errdefs"
+	"github.com/orbit-containers/orbit/internal/insecure"
 )
 
 // maxRedirects bounds a chain of redirects.

@@ -11,8 +11,8 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/appc/spec/discovery"
 
-	"github.com/orbit-containers/orbit/errdefs"
-	"github.com/orbit-containers/orbit/insecure"
+	"github.com/orbit-containers/orbit/internal/errdefs"
+	"github.com/orbit-containers/orbit/internal/insecure"
 	"github.com/orbit-containers/orbit/verify"
 )
 

@@ -11,7 +11,7 @@ import (
 
 	"github.com/appc/spec/discovery"
 
-	"github.com/orbit-containers/orbit/errdefs"
+	"github.com/orbit-containers/orbit/internal/errdefs"
 )
 
 func TestLoadAuthOverrides(t *testing.T) {

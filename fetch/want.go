@@ -7,8 +7,8 @@ import (
 
 	"github.com/appc/spec/schema/types"
 
-	"github.com/orbit-containers/orbit/errdefs"
-	"github.com/orbit-containers/orbit/insecure"
+	"github.com/orbit-containers/orbit/internal/errdefs"
+	"github.com/orbit-containers/orbit/internal/insecure"
 	"github.com/orbit-containers/orbit/store"
 )
 

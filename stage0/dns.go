@@ -7,8 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/orbit-containers/orbit/atomicfile"
-	"github.com/orbit-containers/orbit/errdefs"
+	"github.com/orbit-containers/orbit/internal/atomicfile"
+	"github.com/orbit-containers/orbit/internal/errdefs"
 )
 
 // DNSConfig is the pod's name resolution as the command line asks for it

@@ -6,7 +6,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/orbit-containers/orbit/errdefs"
+	"github.com/orbit-containers/orbit/internal/errdefs"
 )
 
 func TestPodLifecycle(t *testing.T) {

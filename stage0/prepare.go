@@ -15,8 +15,8 @@ import (
 
 	"github.com/appc/spec/schema"
 
-	"github.com/orbit-containers/orbit/atomicfile"
-	"github.com/orbit-containers/orbit/errdefs"
+	"github.com/orbit-containers/orbit/internal/atomicfile"
+	"github.com/orbit-containers/orbit/internal/errdefs"
 )
 
 // Trees is what preparing a pod needs from the image store.

@@ -6,7 +6,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/orbit-containers/orbit/atomicfile"
+	"github.com/orbit-containers/orbit/internal/atomicfile"
 )
 
 // podRecord is stage0's own note about a pod, kept in orbit.json beside

@@ -12,7 +12,7 @@ import (
 	"github.com/appc/spec/schema"
 	"golang.org/x/sys/unix"
 
-	"github.com/orbit-containers/orbit/errdefs"
+	"github.com/orbit-containers/orbit/internal/errdefs"
 )
 
 // The stage1 entrypoint annotations (see Documentation/design.md, "The

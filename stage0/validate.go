@@ -8,7 +8,7 @@ import (
 	"github.com/appc/spec/schema/types"
 	"github.com/appc/spec/schema/types/resource"
 
-	"github.com/orbit-containers/orbit/errdefs"
+	"github.com/orbit-containers/orbit/internal/errdefs"
 	"github.com/orbit-containers/orbit/stage1/builtin"
 	"github.com/orbit-containers/orbit/stage2"
 )

@@ -15,7 +15,7 @@ import (
 
 	"github.com/appc/spec/schema/types"
 
-	"github.com/orbit-containers/orbit/errdefs"
+	"github.com/orbit-containers/orbit/internal/errdefs"
 )
 
 // Mount is one filesystem mounted into the app's root before the launcher

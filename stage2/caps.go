@@ -5,7 +5,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/orbit-containers/orbit/errdefs"
+	"github.com/orbit-containers/orbit/internal/errdefs"
 )
 
 // capabilityList names Linux capabilities in number order

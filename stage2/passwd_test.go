@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/orbit-containers/orbit/errdefs"
+	"github.com/orbit-containers/orbit/internal/errdefs"
 )
 
 const testPasswd = `# comment

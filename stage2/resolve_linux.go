@@ -9,7 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/orbit-containers/orbit/errdefs"
+	"github.com/orbit-containers/orbit/internal/errdefs"
 )
 
 // The app's root filesystem comes from an image and is hostile: a symbolic

@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/orbit-containers/orbit/errdefs"
+	"github.com/orbit-containers/orbit/internal/errdefs"
 )
 
 // idRoot makes a root filesystem with passwd and group files.

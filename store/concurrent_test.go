@@ -17,7 +17,7 @@ import (
 
 	"github.com/appc/spec/schema/types"
 
-	"github.com/orbit-containers/orbit/errdefs"
+	"github.com/orbit-containers/orbit/internal/errdefs"
 )
 
 // The store is shared by every orbit process on the machine. These tests

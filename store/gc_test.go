@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/orbit-containers/orbit/errdefs"
+	"github.com/orbit-containers/orbit/internal/errdefs"
 )
 
 func TestRemove(t *testing.T) {

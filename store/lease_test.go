@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/orbit-containers/orbit/errdefs"
+	"github.com/orbit-containers/orbit/internal/errdefs"
 )
 
 func TestLeaseKeepsImageFromRemoval(t *testing.T) {

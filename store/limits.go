@@ -9,7 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/orbit-containers/orbit/errdefs"
+	"github.com/orbit-containers/orbit/internal/errdefs"
 )
 
 // DefaultMaxImageSize bounds an image's uncompressed size unless configured

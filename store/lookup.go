@@ -15,7 +15,7 @@ import (
 	"github.com/appc/spec/schema/types"
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/orbit-containers/orbit/errdefs"
+	"github.com/orbit-containers/orbit/internal/errdefs"
 )
 
 // Get returns the image with the given full ID or unique ID prefix

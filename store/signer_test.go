@@ -8,7 +8,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/orbit-containers/orbit/errdefs"
+	"github.com/orbit-containers/orbit/internal/errdefs"
 )
 
 func TestImportRecordsSigner(t *testing.T) {

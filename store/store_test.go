@@ -13,7 +13,7 @@ import (
 
 	"github.com/appc/spec/schema/types"
 
-	"github.com/orbit-containers/orbit/errdefs"
+	"github.com/orbit-containers/orbit/internal/errdefs"
 )
 
 func TestImportGetOpenBlob(t *testing.T) {

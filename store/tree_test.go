@@ -7,7 +7,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/orbit-containers/orbit/errdefs"
+	"github.com/orbit-containers/orbit/internal/errdefs"
 )
 
 // readRootfs fails unless the tree's rootfs holds each file with its

@@ -9,7 +9,7 @@ import (
 	"github.com/appc/spec/schema/types"
 	"github.com/spf13/pflag"
 
-	"github.com/orbit-containers/orbit/errdefs"
+	"github.com/orbit-containers/orbit/internal/errdefs"
 	"github.com/orbit-containers/orbit/stage0"
 )
 

@@ -6,7 +6,7 @@ import (
 	"github.com/appc/spec/schema/types"
 	"github.com/spf13/cobra"
 
-	"github.com/orbit-containers/orbit/errdefs"
+	"github.com/orbit-containers/orbit/internal/errdefs"
 )
 
 type fetchOptions struct {

@@ -3,7 +3,7 @@ package main
 import (
 	"fmt"
 
-	"github.com/orbit-containers/orbit/errdefs"
+	"github.com/orbit-containers/orbit/internal/errdefs"
 	"github.com/orbit-containers/orbit/stage0"
 )
 

@@ -12,8 +12,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/orbit-containers/orbit/errdefs"
-	"github.com/orbit-containers/orbit/insecure"
+	"github.com/orbit-containers/orbit/internal/errdefs"
+	"github.com/orbit-containers/orbit/internal/insecure"
 )
 
 // globalOptions are the flags every command accepts, as rkt names them.

@@ -15,9 +15,9 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/orbit-containers/orbit/errdefs"
 	"github.com/orbit-containers/orbit/fetch"
-	"github.com/orbit-containers/orbit/insecure"
+	"github.com/orbit-containers/orbit/internal/errdefs"
+	"github.com/orbit-containers/orbit/internal/insecure"
 	"github.com/orbit-containers/orbit/stage0"
 	"github.com/orbit-containers/orbit/stage1/builtin"
 )

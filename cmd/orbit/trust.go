@@ -10,8 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/orbit-containers/orbit/errdefs"
 	"github.com/orbit-containers/orbit/fetch"
+	"github.com/orbit-containers/orbit/internal/errdefs"
 	"github.com/orbit-containers/orbit/verify"
 )
 

@@ -20,7 +20,7 @@ import (
 	"path"
 	"strings"
 
-	"github.com/orbit-containers/orbit/errdefs"
+	"github.com/orbit-containers/orbit/internal/errdefs"
 )
 
 // Limits are the resource limits of one group. A nil field leaves the

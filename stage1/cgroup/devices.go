@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/orbit-containers/orbit/errdefs"
+	"github.com/orbit-containers/orbit/internal/errdefs"
 )
 
 // DeviceRule allows access to a class of device nodes: the only way a

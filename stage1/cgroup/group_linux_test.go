@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/orbit-containers/orbit/errdefs"
+	"github.com/orbit-containers/orbit/internal/errdefs"
 )
 
 // The test binary doubles as the program put in groups: with

@@ -20,8 +20,8 @@ import (
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
-	"github.com/orbit-containers/orbit/atomicfile"
-	"github.com/orbit-containers/orbit/errdefs"
+	"github.com/orbit-containers/orbit/internal/atomicfile"
+	"github.com/orbit-containers/orbit/internal/errdefs"
 	"github.com/orbit-containers/orbit/stage1/cgroup"
 	"github.com/orbit-containers/orbit/stage1/cgroup/devicefilter"
 	"github.com/orbit-containers/orbit/stage1/pod"

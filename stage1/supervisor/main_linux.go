@@ -10,7 +10,7 @@ import (
 	"log/slog"
 	"os"
 
-	"github.com/orbit-containers/orbit/errdefs"
+	"github.com/orbit-containers/orbit/internal/errdefs"
 )
 
 // maxConfigSize bounds the configuration file Main reads.

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/orbit-containers/orbit/errdefs"
+	"github.com/orbit-containers/orbit/internal/errdefs"
 )
 
 func TestParse(t *testing.T) {

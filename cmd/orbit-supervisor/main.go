@@ -4,7 +4,7 @@
 // ".../stage2/launch" (as stage2.Command re-executes it) it is the stage2
 // launcher.
 //
-//	CGO_ENABLED=0 go build -trimpath -ldflags=-s ./stage1/supervisor/cmd/orbit-supervisor
+//	CGO_ENABLED=0 go build -trimpath -ldflags=-s ./cmd/orbit-supervisor
 package main
 
 import (

@@ -7,7 +7,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/orbit-containers/orbit/errdefs"
+	"github.com/orbit-containers/orbit/internal/errdefs"
 )
 
 // Options is a set of disabled security checks.
