@@ -79,7 +79,7 @@ func tarError(err error) error {
 		return fmt.Errorf("reading tar: %w", err)
 	}
 	if errors.Is(err, tar.ErrHeader) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, tar.ErrFieldTooLong) {
-		return fmt.Errorf("reading tar: %v: %w", err, errdefs.ErrInvalid)
+		return fmt.Errorf("reading tar: %w: %w", err, errdefs.ErrInvalid)
 	}
 	return fmt.Errorf("reading tar: %w", err)
 }

@@ -37,13 +37,13 @@ func Decompress(r io.Reader) (io.ReadCloser, error) {
 	case bytes.HasPrefix(head, gzipMagic):
 		zr, err := gzip.NewReader(br)
 		if err != nil {
-			return nil, fmt.Errorf("reading gzip image: %v: %w", err, errdefs.ErrInvalid)
+			return nil, fmt.Errorf("reading gzip image: %w: %w", err, errdefs.ErrInvalid)
 		}
 		return &decompressor{src: src, r: zr, close: zr.Close}, nil
 	case bytes.HasPrefix(head, xzMagic):
 		zr, err := xz.NewReader(br)
 		if err != nil {
-			return nil, fmt.Errorf("reading xz image: %v: %w", err, errdefs.ErrInvalid)
+			return nil, fmt.Errorf("reading xz image: %w: %w", err, errdefs.ErrInvalid)
 		}
 		return &decompressor{src: src, r: zr}, nil
 	case bytes.HasPrefix(head, bzip2Magic):
@@ -80,7 +80,7 @@ type decompressor struct {
 func (d *decompressor) Read(p []byte) (int, error) {
 	n, err := d.r.Read(p)
 	if err != nil && err != io.EOF && (d.src.err == nil || !errors.Is(err, d.src.err)) {
-		err = fmt.Errorf("decompressing image: %v: %w", err, errdefs.ErrInvalid)
+		err = fmt.Errorf("decompressing image: %w: %w", err, errdefs.ErrInvalid)
 	}
 	return n, err
 }

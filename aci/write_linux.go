@@ -38,7 +38,7 @@ type WriteOptions struct {
 func Write(w io.Writer, manifest *schema.ImageManifest, rootfs string, opts WriteOptions) error {
 	data, err := json.Marshal(manifest)
 	if err != nil {
-		return fmt.Errorf("image manifest: %v: %w", err, errdefs.ErrInvalid)
+		return fmt.Errorf("image manifest: %w: %w", err, errdefs.ErrInvalid)
 	}
 	info, err := os.Lstat(rootfs)
 	if err != nil {

@@ -107,7 +107,7 @@ func parseAuthFile(data []byte) (e AuthEntry, ok bool, err error) {
 		Version string `json:"rktVersion"`
 	}
 	if err := json.Unmarshal(data, &head); err != nil {
-		return e, false, fmt.Errorf("not valid JSON: %v: %w", err, errdefs.ErrInvalid)
+		return e, false, fmt.Errorf("not valid JSON: %w: %w", err, errdefs.ErrInvalid)
 	}
 	if head.Kind == "" || head.Version == "" {
 		return e, false, fmt.Errorf("rktKind and rktVersion must be set: %w", errdefs.ErrInvalid)
@@ -119,7 +119,7 @@ func parseAuthFile(data []byte) (e AuthEntry, ok bool, err error) {
 		return e, false, fmt.Errorf("auth configuration version %q is not supported (want v1): %w", head.Version, errdefs.ErrInvalid)
 	}
 	if err := json.Unmarshal(data, &e); err != nil {
-		return e, false, fmt.Errorf("auth configuration: %v: %w", err, errdefs.ErrInvalid)
+		return e, false, fmt.Errorf("auth configuration: %w: %w", err, errdefs.ErrInvalid)
 	}
 	if len(e.Domains) == 0 {
 		return e, false, fmt.Errorf("auth configuration: domains must not be empty: %w", errdefs.ErrInvalid)

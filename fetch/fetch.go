@@ -206,7 +206,7 @@ func (f *Fetcher) Fetch(ctx context.Context, ref string, policy PullPolicy, sig 
 	case refURL:
 		u, err := url.Parse(ref)
 		if err != nil {
-			return "", fmt.Errorf("image URL %q: %v: %w", ref, err, errdefs.ErrInvalid)
+			return "", fmt.Errorf("image URL %q: %w: %w", ref, err, errdefs.ErrInvalid)
 		}
 		if u.Scheme == "docker" {
 			return "", fmt.Errorf("image %s: docker images are not supported: %w", ref, errdefs.ErrInvalid)
@@ -222,7 +222,7 @@ func (f *Fetcher) Fetch(ctx context.Context, ref string, policy PullPolicy, sig 
 	}
 	app, err := discovery.NewAppFromString(ref)
 	if err != nil {
-		return "", fmt.Errorf("image %q is not an image ID, file, URL or valid image name: %v: %w", ref, err, errdefs.ErrInvalid)
+		return "", fmt.Errorf("image %q is not an image ID, file, URL or valid image name: %w: %w", ref, err, errdefs.ErrInvalid)
 	}
 	img, err := f.fetchName(ctx, app, policy, sig, newChain())
 	if err != nil {

@@ -77,7 +77,7 @@ func checkScheme(u *url.URL, explicit bool, opts insecure.Options) error {
 func (f *Fetcher) get(ctx context.Context, u *url.URL, header http.Header) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %v: %w", u.Redacted(), err, errdefs.ErrInvalid)
+		return nil, fmt.Errorf("%s: %w: %w", u.Redacted(), err, errdefs.ErrInvalid)
 	}
 	for k, v := range header {
 		req.Header[k] = v

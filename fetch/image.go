@@ -45,7 +45,7 @@ func (c chain) with(name string) (chain, error) {
 func (f *Fetcher) fetchName(ctx context.Context, app *discovery.App, policy PullPolicy, sig string, c chain) (store.Image, error) {
 	labels, err := types.LabelsFromMap(app.Labels)
 	if err != nil {
-		return store.Image{}, fmt.Errorf("image %s: %v: %w", app, err, errdefs.ErrInvalid)
+		return store.Image{}, fmt.Errorf("image %s: %w: %w", app, err, errdefs.ErrInvalid)
 	}
 	display := store.FormatName(app.Name, labels)
 	if policy != PullUpdate {
@@ -77,7 +77,7 @@ func (f *Fetcher) fetchName(ctx context.Context, app *discovery.App, policy Pull
 	}
 	required, err := wantLabels(dapp.Labels)
 	if err != nil {
-		return store.Image{}, fmt.Errorf("image %s: %v: %w", display, err, errdefs.ErrInvalid)
+		return store.Image{}, fmt.Errorf("image %s: %w: %w", display, err, errdefs.ErrInvalid)
 	}
 	f.log.Info("searching for app image", "image", display)
 	d, err := f.discover(ctx, dapp, f.cfg.Insecure.Has(insecure.HTTP), func(d *discovered) bool { return len(d.Endpoints) > 0 })
@@ -291,7 +291,7 @@ func (f *Fetcher) fetchDependencies(ctx context.Context, manifest *schema.ImageM
 		}
 		app, err := discovery.NewApp(dep.ImageName.String(), labels)
 		if err != nil {
-			return fmt.Errorf("dependency %s: %v: %w", dep.ImageName, err, errdefs.ErrInvalid)
+			return fmt.Errorf("dependency %s: %w: %w", dep.ImageName, err, errdefs.ErrInvalid)
 		}
 		if dep.ImageID == nil || dep.ImageID.Empty() {
 			if _, err := f.fetchName(ctx, app, policy, "", c); err != nil {
@@ -316,7 +316,7 @@ func (f *Fetcher) fetchDependencyByID(ctx context.Context, app *discovery.App, i
 	// still be on it.
 	required, err := wantLabels(app.Labels)
 	if err != nil {
-		return fmt.Errorf("%v: %w", err, errdefs.ErrInvalid)
+		return fmt.Errorf("%w: %w", err, errdefs.ErrInvalid)
 	}
 	dapp := app.Copy()
 	goos, goarch := appcOSArch()

@@ -102,7 +102,7 @@ func (f *Fetcher) Trust(ctx context.Context, req TrustRequest, confirm func(KeyC
 func (f *Fetcher) discoverKeys(ctx context.Context, prefix string, allowHTTP bool) (*discovered, error) {
 	app, err := discovery.NewApp(prefix, nil)
 	if err != nil {
-		return nil, fmt.Errorf("prefix %q: %v: %w", prefix, err, errdefs.ErrInvalid)
+		return nil, fmt.Errorf("prefix %q: %w: %w", prefix, err, errdefs.ErrInvalid)
 	}
 	d, err := f.discover(ctx, app, allowHTTP, func(d *discovered) bool { return len(d.Keys) > 0 })
 	if err != nil {

@@ -98,11 +98,11 @@ func BuildPodManifest(spec PodSpec, images []*schema.ImageManifest) (*schema.Pod
 	// Round-trip through the schema's own validation.
 	data, err := pm.MarshalJSON()
 	if err != nil {
-		return nil, fmt.Errorf("pod manifest: %v: %w", err, errdefs.ErrInvalid)
+		return nil, fmt.Errorf("pod manifest: %w: %w", err, errdefs.ErrInvalid)
 	}
 	var check schema.PodManifest
 	if err := check.UnmarshalJSON(data); err != nil {
-		return nil, fmt.Errorf("pod manifest: %v: %w", err, errdefs.ErrInvalid)
+		return nil, fmt.Errorf("pod manifest: %w: %w", err, errdefs.ErrInvalid)
 	}
 	return pm, nil
 }
@@ -112,7 +112,7 @@ func appName(given string, image types.ACIdentifier) (types.ACName, error) {
 	if given != "" {
 		n, err := types.NewACName(given)
 		if err != nil {
-			return "", fmt.Errorf("app name %q: %v: %w", given, err, errdefs.ErrInvalid)
+			return "", fmt.Errorf("app name %q: %w: %w", given, err, errdefs.ErrInvalid)
 		}
 		return *n, nil
 	}
@@ -122,7 +122,7 @@ func appName(given string, image types.ACIdentifier) (types.ACName, error) {
 	}
 	n, err := types.SanitizeACName(base)
 	if err != nil {
-		return "", fmt.Errorf("deriving an app name from image %q: %v: %w", image, err, errdefs.ErrInvalid)
+		return "", fmt.Errorf("deriving an app name from image %q: %w: %w", image, err, errdefs.ErrInvalid)
 	}
 	return types.ACName(n), nil
 }
@@ -240,9 +240,9 @@ func ParsePodManifest(data []byte) (*schema.PodManifest, error) {
 		var se *json.SyntaxError
 		if errors.As(err, &se) {
 			line, col := lineColumn(data, se.Offset)
-			return nil, fmt.Errorf("malformed JSON at line %d, column %d: %v: %w", line, col, se, errdefs.ErrInvalid)
+			return nil, fmt.Errorf("malformed JSON at line %d, column %d: %w: %w", line, col, se, errdefs.ErrInvalid)
 		}
-		return nil, fmt.Errorf("malformed JSON: %v: %w", err, errdefs.ErrInvalid)
+		return nil, fmt.Errorf("malformed JSON: %w: %w", err, errdefs.ErrInvalid)
 	}
 	if err := checkIsolatorValues(data); err != nil {
 		return nil, err

@@ -56,7 +56,7 @@ func Stage1Of(p *Pod) (*Stage1, error) {
 	}
 	var m schema.ImageManifest
 	if err := json.Unmarshal(data, &m); err != nil {
-		return nil, fmt.Errorf("pod %s: stage1 manifest: %v: %w", p.UUID, err, errdefs.ErrInvalid)
+		return nil, fmt.Errorf("pod %s: stage1 manifest: %w: %w", p.UUID, err, errdefs.ErrInvalid)
 	}
 	return &Stage1{Manifest: &m, Rootfs: p.File("stage1", "rootfs")}, nil
 }

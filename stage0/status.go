@@ -55,7 +55,7 @@ func (p *Pod) Manifest() (*schema.PodManifest, error) {
 	}
 	var pm schema.PodManifest
 	if err := json.Unmarshal(data, &pm); err != nil {
-		return nil, fmt.Errorf("pod %s: pod manifest: %v: %w", p.UUID, err, errdefs.ErrInvalid)
+		return nil, fmt.Errorf("pod %s: pod manifest: %w: %w", p.UUID, err, errdefs.ErrInvalid)
 	}
 	return &pm, nil
 }

@@ -162,7 +162,7 @@ func (a *App) Validate() error {
 		return fmt.Errorf("app %q: %s: %w", a.Name, fmt.Sprintf(format, args...), errdefs.ErrInvalid)
 	}
 	if _, err := types.NewACName(a.Name); err != nil {
-		return fmt.Errorf("app name %q: %v: %w", a.Name, err, errdefs.ErrInvalid)
+		return fmt.Errorf("app name %q: %w: %w", a.Name, err, errdefs.ErrInvalid)
 	}
 	if !path.IsAbs(a.Root) || strings.ContainsRune(a.Root, 0) {
 		return invalid("root %q is not an absolute path", a.Root)

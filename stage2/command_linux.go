@@ -146,7 +146,7 @@ func readSpec(args []string) (App, error) {
 	fs.SetOutput(io.Discard)
 	fd := fs.Int("spec-fd", -1, "descriptor holding the app's spec")
 	if err := fs.Parse(args); err != nil {
-		return App{}, fmt.Errorf("arguments: %v: %w", err, errdefs.ErrInvalid)
+		return App{}, fmt.Errorf("arguments: %w: %w", err, errdefs.ErrInvalid)
 	}
 	if *fd < 3 || fs.NArg() != 0 {
 		return App{}, fmt.Errorf("usage: %s --spec-fd=N: %w", LauncherName, errdefs.ErrInvalid)
@@ -165,7 +165,7 @@ func readSpec(args []string) (App, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&s); err != nil {
-		return App{}, fmt.Errorf("decode spec: %v: %w", err, errdefs.ErrInvalid)
+		return App{}, fmt.Errorf("decode spec: %w: %w", err, errdefs.ErrInvalid)
 	}
 	if s.Version != specVersion {
 		return App{}, fmt.Errorf("spec version %d, want %d: %w", s.Version, specVersion, errdefs.ErrInvalid)

@@ -94,7 +94,7 @@ func SeccompFromSet(mode SeccompMode, set []string, errno string) (*Seccomp, err
 	}
 	s := &Seccomp{Mode: mode, Syscalls: names, Errno: e}
 	if err := s.validate(); err != nil {
-		return nil, fmt.Errorf("seccomp: %v: %w", err, errdefs.ErrInvalid)
+		return nil, fmt.Errorf("seccomp: %w: %w", err, errdefs.ErrInvalid)
 	}
 	return s, nil
 }

@@ -41,7 +41,7 @@ func ReadKeys(data []byte) (openpgp.EntityList, error) {
 		el, err = openpgp.ReadKeyRing(bytes.NewReader(data))
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading OpenPGP key: %v: %w", err, errdefs.ErrInvalid)
+		return nil, fmt.Errorf("reading OpenPGP key: %w: %w", err, errdefs.ErrInvalid)
 	}
 	if len(el) == 0 {
 		return nil, fmt.Errorf("no OpenPGP public key found: %w", errdefs.ErrInvalid)
@@ -140,19 +140,19 @@ func readSignature(r io.Reader) (*packet.Signature, []byte, error) {
 	if isArmored(data) {
 		block, err := armor.Decode(bytes.NewReader(data))
 		if err != nil {
-			return nil, nil, fmt.Errorf("reading armored signature: %v: %w", err, errdefs.ErrInvalid)
+			return nil, nil, fmt.Errorf("reading armored signature: %w: %w", err, errdefs.ErrInvalid)
 		}
 		if block.Type != openpgp.SignatureType {
 			return nil, nil, fmt.Errorf("expected a %q block, got %q: %w", openpgp.SignatureType, block.Type, errdefs.ErrInvalid)
 		}
 		data, err = io.ReadAll(io.LimitReader(block.Body, MaxSignatureSize+1))
 		if err != nil {
-			return nil, nil, fmt.Errorf("reading armored signature: %v: %w", err, errdefs.ErrInvalid)
+			return nil, nil, fmt.Errorf("reading armored signature: %w: %w", err, errdefs.ErrInvalid)
 		}
 	}
 	p, err := packet.NewReader(bytes.NewReader(data)).Next()
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading signature: %v: %w", err, errdefs.ErrInvalid)
+		return nil, nil, fmt.Errorf("reading signature: %w: %w", err, errdefs.ErrInvalid)
 	}
 	sig, ok := p.(*packet.Signature)
 	if !ok {

@@ -81,7 +81,7 @@ func ParsePrefix(prefix string) (string, error) {
 	}
 	id, err := types.NewACIdentifier(prefix)
 	if err != nil {
-		return "", fmt.Errorf("prefix %q is not a valid image name prefix: %v: %w", prefix, err, errdefs.ErrInvalid)
+		return "", fmt.Errorf("prefix %q is not a valid image name prefix: %w: %w", prefix, err, errdefs.ErrInvalid)
 	}
 	// NewACIdentifier checks characters and edges only; the spec's full
 	// pattern also keeps every path component non-empty and alphanumeric

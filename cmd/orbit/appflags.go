@@ -248,7 +248,7 @@ func parseMountFlag(s string) (schema.Mount, error) {
 		case "volume":
 			n, err := types.NewACName(v)
 			if err != nil {
-				return m, fmt.Errorf("--mount %q: volume name: %v: %w", s, err, errdefs.ErrInvalid)
+				return m, fmt.Errorf("--mount %q: volume name: %w: %w", s, err, errdefs.ErrInvalid)
 			}
 			m.Volume = *n
 		case "target":

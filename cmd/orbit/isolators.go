@@ -16,7 +16,7 @@ import (
 func (f appFlags) isolators() (types.Isolators, error) {
 	var out types.Isolators
 	bad := func(flag, val string, err error) error {
-		return fmt.Errorf("--%s=%q: %v: %w", flag, val, err, errdefs.ErrInvalid)
+		return fmt.Errorf("--%s=%q: %w: %w", flag, val, err, errdefs.ErrInvalid)
 	}
 	if f.memory != "" {
 		if _, err := stage0.ParseMemoryLimit(f.memory); err != nil {

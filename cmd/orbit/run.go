@@ -205,7 +205,7 @@ func (pf *podFlags) podSpec(apps []appArg) (stage0.PodSpec, error) {
 	for _, v := range pf.volumes {
 		vol, err := types.VolumeFromString(v)
 		if err != nil {
-			return spec, fmt.Errorf("--volume %q: %v: %w", v, err, errdefs.ErrInvalid)
+			return spec, fmt.Errorf("--volume %q: %w: %w", v, err, errdefs.ErrInvalid)
 		}
 		volumes[vol.Name] = true
 		spec.Volumes = append(spec.Volumes, *vol)

@@ -41,7 +41,7 @@ func (g *globalOptions) storeLimits() (store.Limits, error) {
 		}
 		var c storeConfig
 		if err := json.Unmarshal(data, &c); err != nil {
-			return l, fmt.Errorf("%s: %v: %w", path, err, errdefs.ErrInvalid)
+			return l, fmt.Errorf("%s: %w: %w", path, err, errdefs.ErrInvalid)
 		}
 		if c.MaxImageSize != "" {
 			if l.MaxImageSize, err = store.ParseSize(c.MaxImageSize); err != nil {

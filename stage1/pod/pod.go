@@ -39,7 +39,7 @@ func Load(dir, uuid string) (*Pod, error) {
 	}
 	var pm schema.PodManifest
 	if err := json.Unmarshal(data, &pm); err != nil {
-		return nil, fmt.Errorf("pod manifest: %v: %w", err, errdefs.ErrInvalid)
+		return nil, fmt.Errorf("pod manifest: %w: %w", err, errdefs.ErrInvalid)
 	}
 	return &Pod{Dir: abs, UUID: uuid, Manifest: &pm}, nil
 }
@@ -60,7 +60,7 @@ func (p *Pod) ImageManifest(app types.ACName) (*schema.ImageManifest, error) {
 	}
 	var im schema.ImageManifest
 	if err := json.Unmarshal(data, &im); err != nil {
-		return nil, fmt.Errorf("app %s: image manifest: %v: %w", app, err, errdefs.ErrInvalid)
+		return nil, fmt.Errorf("app %s: image manifest: %w: %w", app, err, errdefs.ErrInvalid)
 	}
 	return &im, nil
 }

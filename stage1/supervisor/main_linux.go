@@ -60,7 +60,7 @@ func readConfig(name string) (Config, error) {
 	dec := json.NewDecoder(io.LimitReader(f, maxConfigSize))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&cfg); err != nil {
-		return cfg, fmt.Errorf("config %s: %v: %w", name, err, errdefs.ErrInvalid)
+		return cfg, fmt.Errorf("config %s: %w: %w", name, err, errdefs.ErrInvalid)
 	}
 	if err := dec.Decode(new(json.RawMessage)); !errors.Is(err, io.EOF) {
 		return cfg, fmt.Errorf("config %s: trailing data: %w", name, errdefs.ErrInvalid)
