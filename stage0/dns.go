@@ -9,6 +9,7 @@ import (
 
 	"github.com/orbit-containers/orbit/internal/atomicfile"
 	"github.com/orbit-containers/orbit/internal/errdefs"
+	"github.com/orbit-containers/orbit/stage1/contract"
 )
 
 // DNSConfig is the pod's name resolution as the command line asks for it
@@ -24,13 +25,6 @@ type DNSConfig struct {
 	// Hosts are "IP=HOSTNAME" entries, or the single word "host".
 	Hosts []string
 }
-
-// The files stage0 writes into the stage1 rootfs for stage1 to expose to
-// the apps, as rkt's stage1 interface names them.
-const (
-	resolvConfFile = "etc/rkt-resolv.conf"
-	hostsFile      = "etc/rkt-hosts"
-)
 
 // dnsConfMode works out the stage1 --dns-conf-mode argument and the file
 // contents stage0 must write ("" for none).
@@ -105,7 +99,7 @@ func writeDNSFiles(stage1Rootfs string, d DNSConfig) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	for _, f := range []struct{ path, data string }{{resolvConfFile, resolv}, {hostsFile, hosts}} {
+	for _, f := range []struct{ path, data string }{{contract.Stage1ResolvConf, resolv}, {contract.Stage1Hosts, hosts}} {
 		if f.data == "" {
 			continue
 		}

@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/orbit-containers/orbit/internal/errdefs"
+	"github.com/orbit-containers/orbit/stage1/contract"
 )
 
 // Enter runs a command in a running pod's app through the stage1 enter
@@ -36,14 +37,15 @@ func Enter(p *Pod, app string, command []string) error {
 	if err != nil {
 		return err
 	}
-	entry, err := s1.Entrypoint(annEnter)
+	entry, err := s1.Entrypoint(contract.Enter)
 	if err != nil {
 		return err
 	}
 	if err := os.Chdir(p.Path()); err != nil {
 		return err
 	}
-	argv := append([]string{entry, fmt.Sprintf("--pid=%d", pid), "--appname=" + app, "--"}, command...)
+	e := contract.EnterArgs{Pid: pid, App: app, Command: command}
+	argv := append([]string{entry}, e.Args()...)
 	err = unix.Exec(entry, argv, os.Environ())
 	return fmt.Errorf("starting stage1 enter %s: %w", entry, err)
 }
@@ -57,16 +59,12 @@ func Stop(p *Pod, force bool) error {
 	if err != nil {
 		return err
 	}
-	entry, err := s1.Entrypoint(annStop)
+	entry, err := s1.Entrypoint(contract.Stop)
 	if err != nil {
 		return err
 	}
-	args := []string{}
-	if force {
-		args = append(args, "--force")
-	}
-	args = append(args, p.UUID)
-	cmd := exec.Command(entry, args...)
+	args := contract.StopArgs{Force: force, UUID: p.UUID}
+	cmd := exec.Command(entry, args.Args()...)
 	cmd.Dir = p.Path()
 	out, err := cmd.CombinedOutput()
 	if err != nil {

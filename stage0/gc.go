@@ -15,6 +15,7 @@ import (
 
 	"github.com/orbit-containers/orbit/internal/atomicfile"
 	"github.com/orbit-containers/orbit/internal/errdefs"
+	"github.com/orbit-containers/orbit/stage1/contract"
 )
 
 // GCConfig says how eagerly pods are collected.
@@ -210,7 +211,7 @@ func runStage1GC(p *Pod, cfg GCConfig) error {
 		}
 		return err
 	}
-	entry, err := s1.Entrypoint(annGC)
+	entry, err := s1.Entrypoint(contract.GC)
 	if err != nil {
 		return nil
 	}
@@ -219,12 +220,8 @@ func runStage1GC(p *Pod, cfg GCConfig) error {
 			return err
 		}
 	}
-	args := []string{}
-	if cfg.Debug {
-		args = append(args, "--debug")
-	}
-	args = append(args, p.UUID)
-	cmd := exec.Command(entry, args...)
+	args := contract.GCArgs{Debug: cfg.Debug, UUID: p.UUID}
+	cmd := exec.Command(entry, args.Args()...)
 	cmd.Dir = p.Path()
 	cmd.Stdout = os.Stderr
 	cmd.Stderr = os.Stderr

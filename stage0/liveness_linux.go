@@ -3,12 +3,12 @@ package stage0
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/orbit-containers/orbit/stage1/cgroup"
+	"github.com/orbit-containers/orbit/stage1/contract"
 )
 
 // Liveness (see Documentation/design.md, "Pods"): a pod in run is running
@@ -18,10 +18,6 @@ import (
 // processes never hold the lock, because the lock is a descriptor of the
 // pod directory on the host, and a directory descriptor in the container
 // would let an app that can read /proc/1/fd walk out to the host's root.
-
-// podCgroupsFile names, in the pod directory, the pod's cgroup directories
-// (one per line, every hierarchy), as a stage1 that made them records them.
-const podCgroupsFile = "cgroups"
 
 // userHZ is the unit of /proc/<pid>/stat's start time: USER_HZ, 100 on
 // every architecture Linux runs Go on.
@@ -34,11 +30,11 @@ const userHZ = 100
 // later process). When it cannot tell, it says yes, so that nothing takes a
 // live pod for an exited one.
 func processesLive(podDir string) bool {
-	if data, err := os.ReadFile(filepath.Join(podDir, podCgroupsFile)); err == nil {
+	if data, err := os.ReadFile(contract.CgroupsFile(podDir)); err == nil {
 		live, err := cgroup.Populated(strings.Fields(string(data)))
 		return live || err != nil
 	}
-	pidFile := filepath.Join(podDir, "pid")
+	pidFile := contract.PidFile(podDir)
 	fi, err := os.Stat(pidFile)
 	if err != nil {
 		return false

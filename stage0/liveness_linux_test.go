@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/orbit-containers/orbit/stage1/contract"
 )
 
 func TestStatStartTime(t *testing.T) {
@@ -38,7 +40,7 @@ func TestProcessesLive(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	pidFile := filepath.Join(dir, "pid")
+	pidFile := contract.PidFile(dir)
 	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(cmd.Process.Pid)), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +64,7 @@ func TestProcessesLive(t *testing.T) {
 	os.MkdirAll(filepath.Join(cg, "app"), 0o755)
 	os.WriteFile(filepath.Join(cg, "cgroup.procs"), nil, 0o644)
 	os.WriteFile(filepath.Join(cg, "app", "cgroup.procs"), nil, 0o644)
-	os.WriteFile(filepath.Join(dir, podCgroupsFile), []byte(cg+"\n"), 0o644)
+	os.WriteFile(contract.CgroupsFile(dir), []byte(cg+"\n"), 0o644)
 	os.WriteFile(pidFile, []byte(strconv.Itoa(cmd.Process.Pid)), 0o644)
 	if processesLive(dir) {
 		t.Fatal("empty cgroups, yet live")
@@ -87,7 +89,7 @@ func TestUnlockedPodWithProcessesRuns(t *testing.T) {
 	os.MkdirAll(cg, 0o755)
 	procs := filepath.Join(cg, "cgroup.procs")
 	os.WriteFile(procs, []byte("4242\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, podCgroupsFile), []byte(cg+"\n"), 0o644)
+	os.WriteFile(contract.CgroupsFile(dir), []byte(cg+"\n"), 0o644)
 
 	p, err := Get(pods, id)
 	if err != nil || p.State != Running {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/orbit-containers/orbit/aci"
 	"github.com/orbit-containers/orbit/internal/errdefs"
+	"github.com/orbit-containers/orbit/stage1/contract"
 )
 
 // AppSpec is one app of a pod as the command line describes it: an image
@@ -92,8 +93,8 @@ func BuildPodManifest(spec PodSpec, images []*schema.ImageManifest) (*schema.Pod
 	pm.Volumes = append(append([]types.Volume(nil), spec.Volumes...), implicitVolumes(spec.Volumes, pm.Apps, images)...)
 	pm.Ports = spec.Ports
 	pm.Annotations = spec.Annotations
-	if _, ok := pm.Annotations.Get("coreos.com/rkt/stage1/mutable"); !ok {
-		pm.Annotations.Set("coreos.com/rkt/stage1/mutable", "false")
+	if _, ok := pm.Annotations.Get(contract.AnnotationMutable); !ok {
+		pm.Annotations.Set(contract.AnnotationMutable, "false")
 	}
 	// Round-trip through the schema's own validation.
 	data, err := pm.MarshalJSON()

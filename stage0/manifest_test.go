@@ -8,6 +8,7 @@ import (
 	"github.com/appc/spec/schema/types"
 
 	"github.com/orbit-containers/orbit/internal/errdefs"
+	"github.com/orbit-containers/orbit/stage1/contract"
 )
 
 const testID = "sha512-0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000abcd"
@@ -65,7 +66,7 @@ func TestBuildPodManifestAppliesOverrides(t *testing.T) {
 	if len(pm.Volumes) != 2 || pm.Volumes[1].Name != "logs" || pm.Volumes[1].Kind != "empty" {
 		t.Errorf("volumes %+v", pm.Volumes)
 	}
-	if v, _ := pm.Annotations.Get("coreos.com/rkt/stage1/mutable"); v != "false" {
+	if v, _ := pm.Annotations.Get(contract.AnnotationMutable); v != "false" {
 		t.Errorf("mutable annotation %q", v)
 	}
 }

@@ -170,7 +170,8 @@ func (p *Pod) lockWhereSeen() (*dirLock, error) {
 	return l, nil
 }
 
-// LockFd hands out the held lock's descriptor for stage1 (RKT_LOCK_FD).
+// LockFd hands out the held lock's descriptor for stage1
+// (contract.LockFDEnv).
 func (p *Pod) LockFd() (int, error) {
 	if p.lock == nil {
 		return -1, fmt.Errorf("pod %s: lock not held: %w", p.UUID, errdefs.ErrInvalid)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/orbit-containers/orbit/internal/atomicfile"
 	"github.com/orbit-containers/orbit/internal/errdefs"
+	"github.com/orbit-containers/orbit/stage1/contract"
 )
 
 // Trees is what preparing a pod needs from the image store.
@@ -80,13 +81,13 @@ func Prepare(p *Pod, cfg PrepareConfig) error {
 		return fmt.Errorf("stage1 image %s: %w", cfg.Stage1ImageID, err)
 	}
 	releases = append(releases, release)
-	if err := writeJSON(p.File("stage1", "manifest"), s1Manifest); err != nil {
+	if err := writeJSON(contract.Stage1Manifest(p.Path()), s1Manifest); err != nil {
 		return err
 	}
-	if err := atomicfile.Write(p.File("stage1TreeStoreID"), []byte(s1Tree), 0o644); err != nil {
+	if err := atomicfile.Write(contract.Stage1TreeStoreID(p.Path()), []byte(s1Tree), 0o644); err != nil {
 		return err
 	}
-	stage1Rootfs := p.File("stage1", "rootfs")
+	stage1Rootfs := contract.Stage1Rootfs(p.Path())
 	if err := os.MkdirAll(stage1Rootfs, 0o755); err != nil {
 		return err
 	}
@@ -95,9 +96,9 @@ func Prepare(p *Pod, cfg PrepareConfig) error {
 	if useOverlay {
 		m := overlayMount{
 			Lower:  filepath.Join(s1Path, "rootfs"),
-			Upper:  filepath.Join("overlay", s1Tree, "upper"),
-			Work:   filepath.Join("overlay", s1Tree, "work"),
-			Target: filepath.Join("stage1", "rootfs"),
+			Upper:  contract.OverlayUpper("", s1Tree, ""),
+			Work:   contract.OverlayWork("", s1Tree, ""),
+			Target: contract.Stage1Rootfs(""),
 		}
 		if err := makeOverlayDirs(p, m); err != nil {
 			return err
@@ -141,22 +142,22 @@ func Prepare(p *Pod, cfg PrepareConfig) error {
 			return fmt.Errorf("app %s: image %s: %w", name, id, err)
 		}
 		releases = append(releases, release)
-		if err := writeJSON(p.File("appsinfo", name, "manifest"), im); err != nil {
+		if err := writeJSON(contract.AppImageManifest(p.Path(), name), im); err != nil {
 			return err
 		}
-		if err := atomicfile.Write(p.File("appsinfo", name, "treeStoreID"), []byte(treeID), 0o644); err != nil {
+		if err := atomicfile.Write(contract.AppTreeStoreID(p.Path(), name), []byte(treeID), 0o644); err != nil {
 			return err
 		}
-		appRootfs := filepath.Join("opt", "stage2", name, "rootfs")
+		appRootfs := contract.Stage1AppRootfs(name)
 		if err := os.MkdirAll(filepath.Join(stage1Writable, appRootfs), 0o755); err != nil {
 			return err
 		}
 		if useOverlay {
 			m := overlayMount{
 				Lower:  filepath.Join(treePath, "rootfs"),
-				Upper:  filepath.Join("overlay", treeID, "upper", name),
-				Work:   filepath.Join("overlay", treeID, "work", name),
-				Target: filepath.Join("stage1", "rootfs", appRootfs),
+				Upper:  contract.OverlayUpper("", treeID, name),
+				Work:   contract.OverlayWork("", treeID, name),
+				Target: contract.InStage1("", appRootfs),
 			}
 			if err := makeOverlayDirs(p, m); err != nil {
 				return err
@@ -165,17 +166,17 @@ func Prepare(p *Pod, cfg PrepareConfig) error {
 		} else if err := copyTree(filepath.Join(treePath, "rootfs"), filepath.Join(stage1Writable, appRootfs)); err != nil {
 			return fmt.Errorf("app %s: copying its rootfs: %w", name, err)
 		}
-		if err := writeJSON(filepath.Join(stage1Writable, "opt", "stage2", name, "manifest"), im); err != nil {
+		if err := writeJSON(filepath.Join(stage1Writable, contract.Stage1AppManifest(name)), im); err != nil {
 			return err
 		}
 	}
-	for _, d := range []string{"rkt/status", "rkt/env"} {
+	for _, d := range []string{contract.Stage1StatusDir, contract.Stage1EnvDir} {
 		if err := os.MkdirAll(filepath.Join(stage1Writable, d), 0o755); err != nil {
 			return err
 		}
 	}
 	if useOverlay {
-		if err := atomicfile.Write(p.File("overlay-prepared"), nil, 0o644); err != nil {
+		if err := atomicfile.Write(contract.OverlayPrepared(p.Path()), nil, 0o644); err != nil {
 			return err
 		}
 	}
@@ -183,7 +184,7 @@ func Prepare(p *Pod, cfg PrepareConfig) error {
 		return err
 	}
 	// The pod manifest last: its presence says the pod is complete.
-	return writeJSON(p.File("pod"), pm)
+	return writeJSON(contract.PodManifest(p.Path()), pm)
 }
 
 func writeJSON(path string, v any) error {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -13,16 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/orbit-containers/orbit/internal/errdefs"
-)
-
-// The stage1 entrypoint annotations (see Documentation/design.md, "The
-// stage1 contract").
-const (
-	annRun              = "coreos.com/rkt/stage1/run"
-	annEnter            = "coreos.com/rkt/stage1/enter"
-	annGC               = "coreos.com/rkt/stage1/gc"
-	annStop             = "coreos.com/rkt/stage1/stop"
-	annInterfaceVersion = "coreos.com/rkt/stage1/interface-version"
+	"github.com/orbit-containers/orbit/stage1/contract"
 )
 
 // RunConfig is how stage1 is asked to run a pod.
@@ -50,7 +40,7 @@ type Stage1 struct {
 
 // Stage1Of reads the stage1 manifest of a pod.
 func Stage1Of(p *Pod) (*Stage1, error) {
-	data, err := os.ReadFile(p.File("stage1", "manifest"))
+	data, err := os.ReadFile(contract.Stage1Manifest(p.Path()))
 	if err != nil {
 		return nil, fmt.Errorf("pod %s: reading its stage1 manifest: %w", p.UUID, err)
 	}
@@ -58,14 +48,15 @@ func Stage1Of(p *Pod) (*Stage1, error) {
 	if err := json.Unmarshal(data, &m); err != nil {
 		return nil, fmt.Errorf("pod %s: stage1 manifest: %w: %w", p.UUID, err, errdefs.ErrInvalid)
 	}
-	return &Stage1{Manifest: &m, Rootfs: p.File("stage1", "rootfs")}, nil
+	return &Stage1{Manifest: &m, Rootfs: contract.Stage1Rootfs(p.Path())}, nil
 }
 
-// Entrypoint returns the host path of the stage1 entrypoint named by ann.
-func (s *Stage1) Entrypoint(ann string) (string, error) {
-	v, ok := s.Manifest.Annotations.Get(ann)
+// Entrypoint returns the host path of a stage1 entrypoint, named by its
+// annotation in the stage1 image manifest.
+func (s *Stage1) Entrypoint(e contract.Entrypoint) (string, error) {
+	v, ok := s.Manifest.Annotations.Get(e.Annotation())
 	if !ok || v == "" {
-		return "", fmt.Errorf("stage1 image %s has no %q entrypoint: %w", s.Manifest.Name, ann, errdefs.ErrNotFound)
+		return "", fmt.Errorf("stage1 image %s has no %q entrypoint: %w", s.Manifest.Name, e.Annotation(), errdefs.ErrNotFound)
 	}
 	rel := filepath.Clean("/" + v)
 	return filepath.Join(s.Rootfs, rel), nil
@@ -73,60 +64,30 @@ func (s *Stage1) Entrypoint(ann string) (string, error) {
 
 // InterfaceVersion is the stage1 interface version the image implements.
 func (s *Stage1) InterfaceVersion() int {
-	v, ok := s.Manifest.Annotations.Get(annInterfaceVersion)
-	if !ok {
-		return 1
-	}
-	n, err := strconv.Atoi(strings.TrimSpace(v))
-	if err != nil || n < 1 {
-		return 1
-	}
-	return n
+	return contract.ParseInterfaceVersion(s.Manifest.Annotations.Get(contract.AnnotationInterfaceVersion))
 }
 
 // runArgs builds the run entrypoint's arguments for the stage1's interface
 // version.
 func (s *Stage1) runArgs(uuid string, cfg RunConfig) []string {
-	v := s.InterfaceVersion()
-	var args []string
-	if cfg.Debug {
-		args = append(args, "--debug")
+	o := contract.RunOptions{
+		Debug:                          cfg.Debug,
+		Net:                            strings.Join(cfg.Net, ","),
+		MDSToken:                       cfg.MDSToken,
+		Interactive:                    cfg.Interactive,
+		LocalConfig:                    cfg.LocalConfig,
+		Hostname:                       cfg.Hostname,
+		DisableCapabilitiesRestriction: cfg.DisableCapabilitiesRestriction,
+		DisablePaths:                   cfg.DisablePaths,
+		DisableSeccomp:                 cfg.DisableSeccomp,
+		DNSConfMode:                    cfg.dnsConfMode,
 	}
-	if len(cfg.Net) > 0 {
-		args = append(args, "--net="+strings.Join(cfg.Net, ","))
-	}
-	if cfg.MDSToken != "" {
-		args = append(args, "--mds-token="+cfg.MDSToken)
-	}
-	if cfg.Interactive {
-		args = append(args, "--interactive")
-	}
-	if cfg.LocalConfig != "" {
-		args = append(args, "--local-config="+cfg.LocalConfig)
-	}
-	if v >= 2 && cfg.Hostname != "" {
-		args = append(args, "--hostname="+cfg.Hostname)
-	}
-	if v >= 3 {
-		if cfg.DisableCapabilitiesRestriction {
-			args = append(args, "--disable-capabilities-restriction")
-		}
-		if cfg.DisablePaths {
-			args = append(args, "--disable-paths")
-		}
-		if cfg.DisableSeccomp {
-			args = append(args, "--disable-seccomp")
-		}
-	}
-	if v >= 4 && cfg.dnsConfMode != "" {
-		args = append(args, "--dns-conf-mode="+cfg.dnsConfMode)
-	}
-	return append(args, uuid)
+	return o.Args(s.InterfaceVersion(), uuid)
 }
 
 // Run starts a pod that this process holds locked in prepare or prepared:
 // it moves the pod to run, mounts its root filesystems and execs the stage1
-// run entrypoint with the lock inherited (RKT_LOCK_FD). It returns only on
+// run entrypoint with the lock inherited (contract.LockFDEnv). It returns only on
 // failure; stage1's exit status becomes this process's.
 func Run(p *Pod, cfg RunConfig) error {
 	if p.lock == nil {
@@ -142,8 +103,8 @@ func Run(p *Pod, cfg RunConfig) error {
 		return err
 	} else if mode, _, _, err := cfg.DNS.dnsConfMode(); err != nil {
 		return err
-	} else if mode != "" && s1.InterfaceVersion() < 4 {
-		return fmt.Errorf("stage1 image %s implements stage1 interface version %d; --dns and --hosts-entry need version 4: %w", s1.Manifest.Name, s1.InterfaceVersion(), errdefs.ErrInvalid)
+	} else if need := contract.RunFlagSince(contract.FlagDNSConfMode); mode != "" && s1.InterfaceVersion() < need {
+		return fmt.Errorf("stage1 image %s implements stage1 interface version %d; --dns and --hosts-entry need version %d: %w", s1.Manifest.Name, s1.InterfaceVersion(), need, errdefs.ErrInvalid)
 	}
 	if err := p.ToRun(); err != nil {
 		return err
@@ -159,7 +120,7 @@ func Run(p *Pod, cfg RunConfig) error {
 	if err != nil {
 		return err
 	}
-	entry, err := s1.Entrypoint(annRun)
+	entry, err := s1.Entrypoint(contract.Run)
 	if err != nil {
 		return err
 	}
@@ -182,7 +143,7 @@ func Run(p *Pod, cfg RunConfig) error {
 		return err
 	}
 	argv := append([]string{entry}, s1.runArgs(p.UUID, cfg)...)
-	env := append(os.Environ(), fmt.Sprintf("RKT_LOCK_FD=%d", fd))
+	env := append(os.Environ(), contract.LockFDEnvVar(fd))
 	err = unix.Exec(entry, argv, env)
 	return fmt.Errorf("starting stage1 %s: %w", entry, err)
 }

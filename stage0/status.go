@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/orbit-containers/orbit/internal/errdefs"
+	"github.com/orbit-containers/orbit/stage1/contract"
 )
 
 // AppStatus is what is known about one app of a pod.
@@ -46,7 +47,7 @@ type Status struct {
 
 // Manifest reads the pod manifest.
 func (p *Pod) Manifest() (*schema.PodManifest, error) {
-	data, err := os.ReadFile(p.File("pod"))
+	data, err := os.ReadFile(contract.PodManifest(p.Path()))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("pod %s has no pod manifest (state %s): %w", p.UUID, p.State, errdefs.ErrNotFound)
@@ -62,7 +63,7 @@ func (p *Pod) Manifest() (*schema.PodManifest, error) {
 
 // ManifestBytes returns the pod manifest as stored.
 func (p *Pod) ManifestBytes() ([]byte, error) {
-	data, err := os.ReadFile(p.File("pod"))
+	data, err := os.ReadFile(contract.PodManifest(p.Path()))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("pod %s has no pod manifest (state %s): %w", p.UUID, p.State, errdefs.ErrNotFound)
 	}
@@ -74,20 +75,20 @@ func (p *Pod) ManifestBytes() ([]byte, error) {
 // holds every change.
 func (p *Pod) stage1Data(elem ...string) string {
 	if rec, err := p.record(); err == nil && rec.Overlay {
-		if tree, err := os.ReadFile(p.File("stage1TreeStoreID")); err == nil {
-			return filepath.Join(append([]string{p.File("overlay", strings.TrimSpace(string(tree)), "upper")}, elem...)...)
+		if tree, err := os.ReadFile(contract.Stage1TreeStoreID(p.Path())); err == nil {
+			return filepath.Join(append([]string{contract.OverlayUpper(p.Path(), strings.TrimSpace(string(tree)), "")}, elem...)...)
 		}
 	}
-	return filepath.Join(append([]string{p.File("stage1", "rootfs")}, elem...)...)
+	return filepath.Join(append([]string{contract.Stage1Rootfs(p.Path())}, elem...)...)
 }
 
 // Pid returns the PID stage1 reported: the pid file, or the only child of
 // the process named in ppid.
 func (p *Pod) Pid() (int, error) {
-	if data, err := os.ReadFile(p.File("pid")); err == nil {
+	if data, err := os.ReadFile(contract.PidFile(p.Path())); err == nil {
 		return parsePid(data)
 	}
-	data, err := os.ReadFile(p.File("ppid"))
+	data, err := os.ReadFile(contract.PpidFile(p.Path()))
 	if err != nil {
 		return 0, fmt.Errorf("pod %s has not reported its PID yet: %w", p.UUID, errdefs.ErrNotFound)
 	}
@@ -133,7 +134,7 @@ func (p *Pod) ReadStatus() (*Status, error) {
 		// For a pod that has exited, only the pid stage1 recorded (as rkt
 		// shows it): its ppid's children are long gone, and the PID may
 		// be another process's by now.
-		if data, err := os.ReadFile(p.File("pid")); err == nil {
+		if data, err := os.ReadFile(contract.PidFile(p.Path())); err == nil {
 			st.Pid, _ = parsePid(data)
 		}
 	}
@@ -147,7 +148,7 @@ func (p *Pod) ReadStatus() (*Status, error) {
 	st.Manifest = pm
 	for _, ra := range pm.Apps {
 		as := AppStatus{Name: ra.Name.String(), ImageID: ra.Image.ID.String()}
-		path := p.stage1Data("rkt", "status", as.Name)
+		path := p.stage1Data(contract.Stage1AppStatus(as.Name))
 		if data, err := os.ReadFile(path); err == nil {
 			if code, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil {
 				as.ExitCode = &code
@@ -187,12 +188,12 @@ func TreeInUse(podsDir string) func(treeID string) (bool, error) {
 			}
 			for _, e := range ents {
 				podDir := filepath.Join(podsDir, string(d), e.Name())
-				if refersTo(filepath.Join(podDir, "stage1TreeStoreID"), treeID) {
+				if refersTo(contract.Stage1TreeStoreID(podDir), treeID) {
 					return true, nil
 				}
-				apps, _ := os.ReadDir(filepath.Join(podDir, "appsinfo"))
+				apps, _ := os.ReadDir(contract.AppsInfo(podDir))
 				for _, a := range apps {
-					if refersTo(filepath.Join(podDir, "appsinfo", a.Name(), "treeStoreID"), treeID) {
+					if refersTo(contract.AppTreeStoreID(podDir, a.Name()), treeID) {
 						return true, nil
 					}
 				}

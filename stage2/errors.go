@@ -3,20 +3,23 @@ package stage2
 import (
 	"errors"
 	"fmt"
+
+	"github.com/orbit-containers/orbit/stage1/contract"
 )
 
-// Exit statuses of the launcher when the app could not be started. They
-// follow the shell's conventions, so a pod's exit status reads the same
-// whether the app failed to start under orbit or under sh.
+// Exit statuses of the launcher when the app could not be started, as the
+// stage1 contract reserves them. They follow the shell's conventions, so a
+// pod's exit status reads the same whether the app failed to start under
+// orbit or under sh.
 const (
 	// ExitSetupFailed: the launcher failed before the exec (an invalid
 	// spec, a mount, the user, capabilities...).
-	ExitSetupFailed = 125
+	ExitSetupFailed = contract.ExitAppSetupFailed
 	// ExitNotExecutable: the program was found but could not be executed
 	// (permission denied, bad format).
-	ExitNotExecutable = 126
+	ExitNotExecutable = contract.ExitAppNotExecutable
 	// ExitNotFound: the program does not exist.
-	ExitNotFound = 127
+	ExitNotFound = contract.ExitAppNotFound
 )
 
 // launchError is a failed step of the launch.

@@ -2,7 +2,10 @@ package main
 
 import (
 	"path/filepath"
+	"strings"
 
+	"github.com/orbit-containers/orbit/stage1/builtin"
+	"github.com/orbit-containers/orbit/stage1/contract"
 	"github.com/orbit-containers/orbit/stage1/fly"
 	"github.com/orbit-containers/orbit/stage1/nspawn"
 	"github.com/orbit-containers/orbit/stage1/supervisor"
@@ -25,19 +28,33 @@ func runEntrypoint(args []string) (int, bool) {
 	return entry(args[1:]), true
 }
 
-// entrypoints maps "<flavour>/<entrypoint>" to its implementation.
+// entrypoints maps "<flavour>/<entrypoint>" (a built-in image's
+// builtin.Flavour.EntrypointPath without its leading slash) and the names
+// of the helpers in the images to their implementations.
 func entrypoints() map[string]func(args []string) int {
-	return map[string]func([]string) int{
-		"fly/run":           fly.Run,
-		"fly/enter":         fly.Enter,
-		"fly/gc":            fly.GC,
-		"fly/stop":          fly.Stop,
-		"nspawn/run":        nspawn.Run,
-		"nspawn/enter":      nspawn.Enter,
-		"nspawn/gc":         nspawn.GC,
-		"nspawn/stop":       nspawn.Stop,
+	flavours := map[builtin.Flavour]map[contract.Entrypoint]func([]string) int{
+		builtin.Fly: {
+			contract.Run:   fly.Run,
+			contract.Enter: fly.Enter,
+			contract.GC:    fly.GC,
+			contract.Stop:  fly.Stop,
+		},
+		builtin.Nspawn: {
+			contract.Run:   nspawn.Run,
+			contract.Enter: nspawn.Enter,
+			contract.GC:    nspawn.GC,
+			contract.Stop:  nspawn.Stop,
+		},
+	}
+	m := map[string]func([]string) int{
 		"nspawn/supervisor": supervisor.Main,
 		"nspawn/exec":       nspawn.Exec,
 		"stage2/launch":     stage2.Main,
 	}
+	for f, eps := range flavours {
+		for e, fn := range eps {
+			m[strings.TrimPrefix(f.EntrypointPath(e), "/")] = fn
+		}
+	}
+	return m
 }

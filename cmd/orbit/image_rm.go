@@ -2,6 +2,8 @@ package main
 
 import (
 	"github.com/spf13/cobra"
+
+	"github.com/orbit-containers/orbit/stage1/contract"
 )
 
 func newImageRmCommand(g *globalOptions) *cobra.Command {
@@ -42,7 +44,7 @@ if any image could not be removed, after trying all of them.`,
 			}
 			// Each failure has had its line, naming its image.
 			if failed > 0 {
-				return exitError{254}
+				return exitError{contract.ExitFailure}
 			}
 			return nil
 		},

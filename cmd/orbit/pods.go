@@ -12,6 +12,7 @@ import (
 
 	"github.com/orbit-containers/orbit/internal/errdefs"
 	"github.com/orbit-containers/orbit/stage0"
+	"github.com/orbit-containers/orbit/stage1/contract"
 )
 
 // getPod finds a pod by UUID or unique prefix.
@@ -188,7 +189,7 @@ func forEachPod(g *globalOptions, cmd *cobra.Command, args []string, uuidFile st
 		g.printf("%q\n", p.UUID)
 	}
 	if failed > 0 {
-		return exitError{code: 254}
+		return exitError{code: contract.ExitFailure}
 	}
 	return nil
 }

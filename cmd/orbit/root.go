@@ -14,6 +14,7 @@ import (
 
 	"github.com/orbit-containers/orbit/internal/errdefs"
 	"github.com/orbit-containers/orbit/internal/insecure"
+	"github.com/orbit-containers/orbit/stage1/contract"
 )
 
 // globalOptions are the flags every command accepts, as rkt names them.
@@ -144,7 +145,7 @@ func execute(args []string) int {
 		return ee.code
 	}
 	fmt.Fprintf(os.Stderr, "orbit: %s\n", oneLine(err, g.Debug))
-	return 254
+	return contract.ExitFailure
 }
 
 // oneLine renders an error for the user: the whole chain is already in the

@@ -11,7 +11,6 @@ import (
 
 	"github.com/orbit-containers/orbit/fetch"
 	"github.com/orbit-containers/orbit/internal/errdefs"
-	"github.com/orbit-containers/orbit/stage0"
 	"github.com/orbit-containers/orbit/stage1/builtin"
 	"github.com/orbit-containers/orbit/store"
 )
@@ -69,7 +68,7 @@ func (s *stage1Flags) resolve(ctx context.Context, g *globalOptions, st *store.S
 		if !fl.Available() {
 			return "", "", fmt.Errorf("the %s stage1 flavour is not available in this version of orbit: %w", fl, errdefs.ErrNotFound)
 		}
-		id, err := stage0.BuiltinStage1(st, g.storeDir(), fl, version)
+		id, err := builtin.Install(st, fl, version)
 		return id, fl.String(), err
 	}
 	switch {

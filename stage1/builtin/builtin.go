@@ -13,6 +13,7 @@ import (
 	"os"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/appc/spec/schema/types"
 
 	"github.com/orbit-containers/orbit/internal/errdefs"
+	"github.com/orbit-containers/orbit/stage1/contract"
 )
 
 // Flavour is a built-in stage1 flavour.
@@ -98,16 +100,10 @@ func ParseFileName(name string) (Flavour, bool) {
 	return 0, false
 }
 
-// Entrypoints of a built-in stage1, by annotation; the values are links to
-// /orbit in the image, named so the binary knows what to act as.
-func (f Flavour) entrypoints() map[string]string {
-	base := "/" + f.String() + "/"
-	return map[string]string{
-		"coreos.com/rkt/stage1/run":   base + "run",
-		"coreos.com/rkt/stage1/enter": base + "enter",
-		"coreos.com/rkt/stage1/gc":    base + "gc",
-		"coreos.com/rkt/stage1/stop":  base + "stop",
-	}
+// EntrypointPath is where, in the flavour's image, an entrypoint is: a link
+// to /orbit named so the binary knows what to act as.
+func (f Flavour) EntrypointPath(e contract.Entrypoint) string {
+	return "/" + f.String() + "/" + string(e)
 }
 
 // Labels identify one build of a flavour's image.
@@ -125,16 +121,14 @@ func Manifest(f Flavour, version, build string) *schema.ImageManifest {
 	m := schema.BlankImageManifest()
 	m.Name = f.ImageName()
 	m.Labels = Labels(version, build)
-	eps := f.entrypoints()
-	names := make([]string, 0, len(eps))
-	for k := range eps {
-		names = append(names, k)
+	// In the order of their names: the same binary always gives the same
+	// image ID.
+	eps := contract.Entrypoints()
+	sort.Slice(eps, func(i, j int) bool { return eps[i].Annotation() < eps[j].Annotation() })
+	for _, e := range eps {
+		m.Annotations.Set(types.ACIdentifier(e.Annotation()), f.EntrypointPath(e))
 	}
-	sort.Strings(names) // a map's order would make the image ID vary
-	for _, k := range names {
-		m.Annotations.Set(types.ACIdentifier(k), eps[k])
-	}
-	m.Annotations.Set("coreos.com/rkt/stage1/interface-version", "4")
+	m.Annotations.Set(contract.AnnotationInterfaceVersion, strconv.Itoa(contract.InterfaceVersion))
 	return m
 }
 
@@ -163,12 +157,14 @@ func (f Flavour) Entries(exe string, supervisor []byte) []Entry {
 		{Path: "/stage2", Dir: true, Mode: 0o755},
 		{Path: "/stage2/launch", Link: "../orbit"},
 	}
-	for _, v := range []string{"run", "enter", "gc", "stop"} {
-		e = append(e, Entry{Path: dir + "/" + v, Link: "../orbit"})
+	for _, ep := range contract.Entrypoints() {
+		e = append(e, Entry{Path: f.EntrypointPath(ep), Link: "../orbit"})
 	}
 	if f == Nspawn {
 		// systemd-nspawn wants something that looks like an OS tree.
-		for _, d := range []string{"/usr", "/etc", "/proc", "/sys", "/dev", "/tmp", "/run", "/opt", "/opt/stage2", "/rkt", "/rkt/status", "/rkt/env", "/rkt/volumes", "/orbit-pod"} {
+		// The pod layout's directories (contract) and nspawn's own
+		// (/orbit-pod).
+		for _, d := range []string{"/usr", "/etc", "/proc", "/sys", "/dev", "/tmp", "/run", "/opt", contract.Stage1AppsDir, "/rkt", contract.Stage1StatusDir, contract.Stage1EnvDir, contract.Stage1VolumesDir, "/orbit-pod"} {
 			e = append(e, Entry{Path: d, Dir: true, Mode: 0o755})
 		}
 		e = append(e, Entry{Path: "/etc/os-release", Content: []byte("ID=orbit-stage1\nNAME=\"orbit stage1\"\n"), Mode: 0o644})

@@ -12,6 +12,7 @@ import (
 	"github.com/appc/spec/schema/types"
 
 	"github.com/orbit-containers/orbit/internal/errdefs"
+	"github.com/orbit-containers/orbit/stage1/contract"
 	"github.com/orbit-containers/orbit/stage1/pod"
 )
 
@@ -76,8 +77,8 @@ func testPod(t *testing.T, ra schema.RuntimeApp, im *schema.ImageManifest) *pod.
 			t.Fatal(err)
 		}
 	}
-	write(filepath.Join(dir, "pod"), pm)
-	write(filepath.Join(dir, "appsinfo", ra.Name.String(), "manifest"), im)
+	write(contract.PodManifest(dir), pm)
+	write(contract.AppImageManifest(dir, ra.Name.String()), im)
 	p, err := pod.Load(dir, "")
 	if err != nil {
 		t.Fatal(err)

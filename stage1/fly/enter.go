@@ -1,16 +1,13 @@
 package fly
 
 import (
-	"flag"
 	"fmt"
-	"os"
-	"os/signal"
 
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
-	"golang.org/x/sys/unix"
 
 	"github.com/orbit-containers/orbit/internal/errdefs"
+	"github.com/orbit-containers/orbit/stage1/contract"
 	"github.com/orbit-containers/orbit/stage1/pod"
 	"github.com/orbit-containers/orbit/stage2"
 )
@@ -18,62 +15,38 @@ import (
 // Enter is the enter entrypoint: it runs a command as the app's user, in
 // the app's root (seen through /proc/<pid>/root, which carries the app's
 // mounts) with the app's environment, and exits with its status.
-func Enter(args []string) int {
-	fs := flag.NewFlagSet("fly enter", flag.ContinueOnError)
-	pid := fs.Int("pid", 0, "")
-	appName := fs.String("appname", "", "")
-	if err := fs.Parse(args); err != nil {
-		return 254
-	}
-	command := fs.Args()
-	if len(command) == 0 {
-		command = []string{"/bin/sh"}
-	}
-	if *pid <= 0 {
-		fmt.Fprintln(os.Stderr, "stage1 fly enter: --pid is required")
-		return 254
+func Enter(args []string) int { return pod.Main("stage1 fly enter", args, enter) }
+
+func enter(args []string) (int, error) {
+	e, err := contract.ParseEnter(args)
+	if err != nil {
+		return 0, err
 	}
 	p, err := pod.Load(".", "")
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "stage1 fly enter: %v\n", err)
-		return 254
+		return 0, err
 	}
-	a, err := enteredApp(p, *appName)
+	a, err := enteredApp(p, e.App)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "stage1 fly enter: %v\n", err)
-		return 254
+		return 0, err
 	}
-	env, err := pod.ProcessEnv(*pid)
+	env, err := pod.ProcessEnv(e.Pid)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "stage1 fly enter: %v\n", err)
-		return 254
+		return 0, err
 	}
-	app := stage2.App{
-		Name:              *appName,
-		Root:              fmt.Sprintf("/proc/%d/root", *pid),
-		Exec:              command,
+	cmd, err := stage2.Command(stage2.App{
+		Name:              e.App,
+		Root:              fmt.Sprintf("/proc/%d/root", e.Pid),
+		Exec:              e.Command,
 		Env:               env,
 		User:              a.User,
 		Group:             a.Group,
 		SupplementaryGIDs: a.SupplementaryGIDs,
-	}
-	cmd, err := stage2.Command(app)
+	})
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "stage1 fly enter: %v\n", err)
-		return 254
+		return 0, err
 	}
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	signal.Ignore(unix.SIGINT, unix.SIGQUIT) // the terminal's signals go to the command
-	if err := cmd.Start(); err != nil {
-		fmt.Fprintf(os.Stderr, "stage1 fly enter: %v\n", err)
-		return 254
-	}
-	code, err := pod.WaitStatus(cmd)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "stage1 fly enter: %v\n", err)
-		return 254
-	}
-	return code
+	return pod.RunEntered(cmd, cmd.Start)
 }
 
 // enteredApp finds the app named name in the pod and returns what it runs

@@ -6,11 +6,9 @@ package fly
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -20,27 +18,21 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/orbit-containers/orbit/stage1/cgroup"
+	"github.com/orbit-containers/orbit/stage1/contract"
 	"github.com/orbit-containers/orbit/stage1/pod"
 	"github.com/orbit-containers/orbit/stage2"
 )
 
 // Run is the run entrypoint: it starts the pod's one app, waits for it,
 // records its exit status and exits with it.
-func Run(args []string) int {
-	code, err := run(args)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "stage1 fly: %v\n", err)
-		return 254
-	}
-	return code
-}
+func Run(args []string) int { return pod.Main("stage1 fly", args, run) }
 
 func run(args []string) (int, error) {
-	flags, uuid, err := pod.ParseRunFlags("fly run", args, os.Stderr)
+	flags, uuid, err := contract.ParseRun(args)
 	if err != nil {
 		return 0, err
 	}
-	lock := pod.TakeLock()
+	lock := contract.TakeLock()
 	sockets := stage2.InheritedSockets()
 	// The app dies with this process (DieWithParent): the kernel ties that
 	// to the thread that starts the app.
@@ -92,14 +84,9 @@ func run(args []string) (int, error) {
 	if lock != nil {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, lock)
 	}
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	if !flags.Interactive {
-		// Without --interactive the app gets no terminal input, as in rkt.
-		if devnull, err := os.Open(os.DevNull); err == nil {
-			defer devnull.Close()
-			cmd.Stdin = devnull
-		}
-	}
+	stdin, closeStdin := pod.Stdin(flags.Interactive)
+	defer closeStdin()
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, os.Stdout, os.Stderr
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2)
 	defer signal.Stop(sigs)
@@ -129,21 +116,15 @@ func run(args []string) (int, error) {
 			fmt.Fprintf(os.Stderr, "stage1 fly: notifying readiness: %v\n", err)
 		}
 	}
-	done := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case s := <-sigs:
-				cmd.Process.Signal(s)
-			case <-children:
-				reapOrphans(cmd.Process.Pid)
-			case <-done:
-				return
-			}
+	stopRelay := pod.Relay(func(s os.Signal) {
+		if s == unix.SIGCHLD {
+			reapOrphans(cmd.Process.Pid)
+		} else {
+			cmd.Process.Signal(s)
 		}
-	}()
+	}, sigs, children)
 	code, err := pod.WaitStatus(cmd)
-	close(done)
+	stopRelay()
 	if err != nil {
 		return 0, fmt.Errorf("app %s: %w", ra.Name, err)
 	}
@@ -165,24 +146,24 @@ func run(args []string) (int, error) {
 
 // GC is the gc entrypoint: it removes the pod's tracking cgroup, killing
 // anything still in it. It runs in the pod directory.
-func GC(args []string) int {
+func GC(args []string) int { return pod.Main("stage1 fly gc", args, gc) }
+
+func gc(args []string) (int, error) {
+	if _, err := contract.ParseGC(args); err != nil {
+		return 0, err
+	}
 	dirs, err := trackedDirs(".")
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "stage1 fly gc: %v\n", err)
-		return 254
+		return 0, err
 	}
 	if len(dirs) == 0 {
-		return 0
+		return 0, nil
 	}
 	l, err := cgroup.Detect()
 	if err != nil {
-		return 0 // no cgroups, nothing to remove
+		return 0, nil // no cgroups, nothing to remove
 	}
-	if err := removeGroups(l, dirs); err != nil {
-		fmt.Fprintf(os.Stderr, "stage1 fly gc: %v\n", err)
-		return 254
-	}
-	return 0
+	return 0, removeGroups(l, dirs)
 }
 
 // Stop is the stop entrypoint. It runs in the pod directory.
@@ -193,20 +174,17 @@ func GC(args []string) int {
 // SIGTERM. With --force, every process of the pod is killed, the app
 // first, and stop waits until they are gone.
 func Stop(args []string) int {
-	fs := flag.NewFlagSet("fly stop", flag.ContinueOnError)
-	force := fs.Bool("force", false, "")
-	if err := fs.Parse(args); err != nil {
-		return 254
-	}
-	if err := stop(".", *force); err != nil {
-		fmt.Fprintf(os.Stderr, "stage1 fly stop: %v\n", err)
-		return 254
-	}
-	return 0
+	return pod.Main("stage1 fly stop", args, func(args []string) (int, error) {
+		a, err := contract.ParseStop(args)
+		if err != nil {
+			return 0, err
+		}
+		return 0, stop(".", a.Force)
+	})
 }
 
 func stop(dir string, force bool) error {
-	data, err := os.ReadFile(filepath.Join(dir, "pid"))
+	data, err := os.ReadFile(contract.PidFile(dir))
 	if err != nil {
 		return fmt.Errorf("the pod has no pid file: %w", err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/orbit-containers/orbit/internal/atomicfile"
 	"github.com/orbit-containers/orbit/stage1/cgroup"
+	"github.com/orbit-containers/orbit/stage1/contract"
 	"github.com/orbit-containers/orbit/stage1/pod"
 )
 
@@ -27,13 +28,9 @@ import (
 //     the host's init, and run kills it all when the app ends.
 //   - The app is started in a cgroup of its own, orbit/<uuid> below run's
 //     cgroup in each hierarchy, used only to find the pod's processes
-//     (no limits). Its directories are recorded in the pod's cgroupsFile,
+//     (no limits). Its directories are recorded in the pod's contract.CgroupsFile,
 //     so that stop finds the processes even after run was killed, and gc
 //     removes the group.
-
-// cgroupsFile records, in the pod directory, the pod's cgroup directory in
-// each hierarchy, one per line.
-const cgroupsFile = "cgroups"
 
 // killTimeout bounds how long stop --force and run wait for the pod's
 // processes to end after SIGKILL.
@@ -65,7 +62,7 @@ func makeTrackingGroup(p *pod.Pod) *trackingGroup {
 	}
 	// Recorded before anything runs in it, so stop and gc always find it.
 	data := []byte(strings.Join(g.Dirs(), "\n") + "\n")
-	if err := atomicfile.Write(filepath.Join(p.Dir, cgroupsFile), data, 0o644); err != nil {
+	if err := atomicfile.Write(contract.CgroupsFile(p.Dir), data, 0o644); err != nil {
 		_ = l.RemoveDirs(g.Dirs())
 		return nil
 	}
@@ -96,7 +93,7 @@ func removeGroups(l *cgroup.Layout, dirs []string) error {
 // trackedDirs reads the pod's recorded cgroup directories (none when the
 // pod has no tracking group). dir is the pod directory.
 func trackedDirs(dir string) ([]string, error) {
-	data, err := os.ReadFile(filepath.Join(dir, cgroupsFile))
+	data, err := os.ReadFile(contract.CgroupsFile(dir))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}

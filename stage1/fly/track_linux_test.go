@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/orbit-containers/orbit/stage1/contract"
 )
 
 // sleeper starts a process that lives until the test ends.
@@ -42,11 +44,11 @@ func fakeGroup(t *testing.T, pids ...int) string {
 func podDir(t *testing.T, pid int, groups ...string) string {
 	t.Helper()
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "pid"), []byte(strconv.Itoa(pid)), 0o644); err != nil {
+	if err := os.WriteFile(contract.PidFile(dir), []byte(strconv.Itoa(pid)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if len(groups) > 0 {
-		if err := os.WriteFile(filepath.Join(dir, cgroupsFile), []byte(strings.Join(groups, "\n")+"\n"), 0o644); err != nil {
+		if err := os.WriteFile(contract.CgroupsFile(dir), []byte(strings.Join(groups, "\n")+"\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}

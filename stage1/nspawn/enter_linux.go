@@ -2,20 +2,17 @@ package nspawn
 
 import (
 	"encoding/json"
-	"flag"
 	"fmt"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/orbit-containers/orbit/stage1/cgroup"
+	"github.com/orbit-containers/orbit/stage1/contract"
 	"github.com/orbit-containers/orbit/stage1/pod"
 	"github.com/orbit-containers/orbit/stage1/supervisor"
 	"github.com/orbit-containers/orbit/stage2"
@@ -30,28 +27,12 @@ import (
 // capabilities, seccomp filter and no_new_privs before it execs the
 // command with the app's environment. The launcher binary is the stage1
 // rootfs's, which no app can reach or change.
-func Enter(args []string) int {
-	code, err := enter(args)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "stage1 nspawn enter: %v\n", err)
-		return 254
-	}
-	return code
-}
+func Enter(args []string) int { return pod.Main("stage1 nspawn enter", args, enter) }
 
 func enter(args []string) (int, error) {
-	fs := flag.NewFlagSet("nspawn enter", flag.ContinueOnError)
-	pid := fs.Int("pid", 0, "")
-	appName := fs.String("appname", "", "")
-	if err := fs.Parse(args); err != nil {
+	e, err := contract.ParseEnter(args)
+	if err != nil {
 		return 0, err
-	}
-	command := fs.Args()
-	if len(command) == 0 {
-		command = []string{"/bin/sh"}
-	}
-	if *pid <= 0 {
-		return 0, fmt.Errorf("--pid is required")
 	}
 	nsenter, err := exec.LookPath("nsenter")
 	if err != nil {
@@ -61,14 +42,14 @@ func enter(args []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	spec, err := appSpec(p, *appName)
+	spec, err := appSpec(p, e.App)
 	if err != nil {
 		return 0, err
 	}
 	// A pod that has just started may not have started its app yet.
 	var inner, appPid int
 	for wait := 0; ; wait++ {
-		if inner, appPid, err = findApp(p, *pid, *appName); err == nil {
+		if inner, appPid, err = findApp(p, e.Pid, e.App); err == nil {
 			break
 		}
 		if wait == 50 {
@@ -80,7 +61,7 @@ func enter(args []string) (int, error) {
 	cmd, err := stage2.Command(stage2.App{
 		Name:              a.Name,
 		Root:              fmt.Sprintf("/proc/%d/root", inner),
-		Exec:              command,
+		Exec:              e.Command,
 		Env:               a.Env,
 		OOMScoreAdj:       a.OOMScoreAdj,
 		Rlimits:           a.Rlimits,
@@ -96,23 +77,15 @@ func enter(args []string) (int, error) {
 	}
 	launcherArgs := append([]string(nil), cmd.Args[1:]...)
 	cmd.Path = nsenter
-	cmd.Args = append([]string{"nsenter", "--target=" + strconv.Itoa(*pid), "--mount", "--uts", "--ipc", "--net", "--pid", "--", "/stage2/launch"}, launcherArgs...)
+	cmd.Args = append([]string{"nsenter", "--target=" + strconv.Itoa(e.Pid), "--mount", "--uts", "--ipc", "--net", "--pid", "--", "/stage2/launch"}, launcherArgs...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{}
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	signal.Ignore(unix.SIGINT, unix.SIGQUIT) // the terminal's signals go to the command
 	start := cmd.Start
 	if l, err := cgroup.Detect(); err == nil {
 		if g, err := l.GroupOf(appPid); err == nil {
 			start = func() error { return g.StartIn(cmd, cmd.Start) }
 		}
 	}
-	if err := start(); err != nil {
-		return 0, err
-	}
-	for _, f := range cmd.ExtraFiles {
-		f.Close()
-	}
-	return pod.WaitStatus(cmd)
+	return pod.RunEntered(cmd, start)
 }
 
 // appSpec reads the app's launch description from the supervisor's
@@ -153,11 +126,11 @@ func innerPid(pid int) (int, error) {
 }
 
 // findApp finds the app's process: the supervisor records its PID (in the
-// container's PID namespace) in rkt/status/<app>.pid, and the host PID is
+// container's PID namespace) in <contract.Stage1StatusDir>/<app>.pid, and the host PID is
 // the supervisor's child whose innermost PID that is. Nothing the app
 // itself controls (its environment, its command line) is consulted.
 func findApp(p *pod.Pod, supervisorPid int, name string) (inner, host int, err error) {
-	data, err := os.ReadFile(filepath.Join(p.Stage1Rootfs(), statusDir, name+".pid"))
+	data, err := os.ReadFile(contract.InStage1(p.Dir, contract.Stage1AppStatus(name)) + ".pid")
 	if err != nil {
 		return 0, 0, fmt.Errorf("app %q is not running in the pod", name)
 	}

@@ -1,6 +1,7 @@
 package nspawn
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -8,6 +9,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/orbit-containers/orbit/stage1/pod"
 )
 
 // execName is the name the run entrypoint re-executes the binary under to
@@ -53,24 +56,23 @@ const privateRunFlag = "--private-run"
 // (LISTEN_FDS), it sets LISTEN_PID to its own PID; then it execs
 // systemd-nspawn with the rest of args, keeping its PID and every
 // inherited descriptor (the pod lock and the sockets among them).
-func Exec(args []string) int {
+func Exec(args []string) int { return pod.Main("stage1 nspawn", args, execNspawn) }
+
+func execNspawn(args []string) (int, error) {
 	if len(args) > 0 && args[0] == privateRunFlag {
 		if err := privateRunDir(); err != nil {
-			fmt.Fprintf(os.Stderr, "stage1 nspawn: %v\n", err)
-			return 254
+			return 0, err
 		}
 		args = args[1:]
 	}
 	if len(args) == 0 {
-		fmt.Fprintln(os.Stderr, "stage1 nspawn: exec: no program")
-		return 254
+		return 0, errors.New("exec: no program")
 	}
 	if os.Getenv("LISTEN_FDS") != "" {
 		os.Setenv("LISTEN_PID", strconv.Itoa(os.Getpid()))
 	}
 	err := unix.Exec(args[0], args, os.Environ())
-	fmt.Fprintf(os.Stderr, "stage1 nspawn: starting %s: %v\n", args[0], err)
-	return 254
+	return 0, fmt.Errorf("starting %s: %w", args[0], err)
 }
 
 func privateRunDir() error {

@@ -4,13 +4,13 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/orbit-containers/orbit/stage1/cgroup"
+	"github.com/orbit-containers/orbit/stage1/contract"
 	"github.com/orbit-containers/orbit/stage1/pod"
 )
 
@@ -59,11 +59,11 @@ const alivePoll = 100 * time.Millisecond
 // cgroups, or, without them, the container's PID 1 recorded in the pid
 // file. When it cannot tell it says yes.
 func podAlive(p *pod.Pod) bool {
-	if data, err := os.ReadFile(filepath.Join(p.Dir, cgroupsFile)); err == nil {
+	if data, err := os.ReadFile(contract.CgroupsFile(p.Dir)); err == nil {
 		live, err := cgroup.Populated(strings.Fields(string(data)))
 		return live || err != nil
 	}
-	pid1, err := readPid(filepath.Join(p.Dir, "pid"))
+	pid1, err := readPid(contract.PidFile(p.Dir))
 	return err == nil && isPodInit(pid1, p.UUID, false)
 }
 
@@ -113,7 +113,7 @@ func inPodCgroup(pid int, uuid string) bool {
 // while a process of it lives.
 func waitPodGone(p *pod.Pod, killed bool, sigs <-chan os.Signal) {
 	stopSupervisor := func() {
-		if pid1, err := readPid(filepath.Join(p.Dir, "pid")); err == nil && isPodInit(pid1, p.UUID, hasCgroups(p)) {
+		if pid1, err := readPid(contract.PidFile(p.Dir)); err == nil && isPodInit(pid1, p.UUID, hasCgroups(p)) {
 			_ = unix.Kill(pid1, unix.SIGTERM)
 		}
 	}
@@ -132,7 +132,7 @@ func waitPodGone(p *pod.Pod, killed bool, sigs <-chan os.Signal) {
 }
 
 func hasCgroups(p *pod.Pod) bool {
-	_, err := os.Stat(filepath.Join(p.Dir, cgroupsFile))
+	_, err := os.Stat(contract.CgroupsFile(p.Dir))
 	return err == nil
 }
 

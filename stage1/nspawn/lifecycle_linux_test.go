@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/orbit-containers/orbit/stage1/contract"
 	"github.com/orbit-containers/orbit/stage1/pod"
 )
 
@@ -101,11 +102,11 @@ func TestPodAliveWithoutCgroups(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	write("pid", itoa(pid1.Process.Pid))
+	write(contract.PidFile(""), itoa(pid1.Process.Pid))
 	if !podAlive(p) {
 		t.Fatal("the pod's live PID 1 is not seen")
 	}
-	write("pid", itoa(os.Getpid())) // alive, but no namespace's init
+	write(contract.PidFile(""), itoa(os.Getpid())) // alive, but no namespace's init
 	if podAlive(p) {
 		t.Fatal("a process that is no PID namespace's init counts as the pod's")
 	}
@@ -113,8 +114,8 @@ func TestPodAliveWithoutCgroups(t *testing.T) {
 	cg := filepath.Join(dir, "cg")
 	os.MkdirAll(cg, 0o755)
 	write("cg/cgroup.procs", "")
-	write(cgroupsFile, cg+"\n")
-	write("pid", itoa(pid1.Process.Pid))
+	write(contract.CgroupsFile(""), cg+"\n")
+	write(contract.PidFile(""), itoa(pid1.Process.Pid))
 	if podAlive(p) {
 		t.Fatal("empty cgroups, yet alive")
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
 
+	"github.com/orbit-containers/orbit/stage1/contract"
 	"github.com/orbit-containers/orbit/stage1/pod"
 	"github.com/orbit-containers/orbit/stage1/supervisor"
 	"github.com/orbit-containers/orbit/stage2"
@@ -22,11 +23,9 @@ const (
 	hostsFallback    = podDataDir + "/hosts"
 	hostResolvConf   = podDataDir + "/host-resolv.conf"
 	hostHosts        = podDataDir + "/host-hosts"
-	statusDir        = "/rkt/status"
 	// containerNotifySocket is where systemd-nspawn (--notify-ready=yes)
 	// puts the socket it relays readiness from.
 	containerNotifySocket = "/run/host/notify"
-	envDir                = "/rkt/env"
 )
 
 // plan is what the container needs: the supervisor's configuration and the
@@ -68,10 +67,10 @@ func inContainer(p *pod.Pod, host string) (string, bool) {
 }
 
 // planPod works out every app's launch and the binds they need.
-func planPod(p *pod.Pod, flags *pod.RunFlags, hostname string) (*plan, error) {
+func planPod(p *pod.Pod, flags *contract.RunOptions, hostname string) (*plan, error) {
 	pl := &plan{notify: os.Getenv("NOTIFY_SOCKET") != "", config: supervisor.Config{
 		CgroupParent: ".",
-		StatusDir:    statusDir,
+		StatusDir:    contract.Stage1StatusDir,
 		Interactive:  flags.Interactive,
 	}}
 	dns, err := p.DNSMounts(flags.DNSConfMode)
@@ -125,7 +124,7 @@ func planPod(p *pod.Pod, flags *pod.RunFlags, hostname string) (*plan, error) {
 	return pl, nil
 }
 
-func planApp(p *pod.Pod, ra *schema.RuntimeApp, im *schema.ImageManifest, flags *pod.RunFlags, dnsFiles []stage2.Mount, hostsGiven bool, hostBinds map[string]string, binds *[]bind) (supervisor.AppSpec, error) {
+func planApp(p *pod.Pod, ra *schema.RuntimeApp, im *schema.ImageManifest, flags *contract.RunOptions, dnsFiles []stage2.Mount, hostsGiven bool, hostBinds map[string]string, binds *[]bind) (supervisor.AppSpec, error) {
 	name := ra.Name.String()
 	a := ra.App
 	if a == nil {
@@ -138,7 +137,7 @@ func planApp(p *pod.Pod, ra *schema.RuntimeApp, im *schema.ImageManifest, flags 
 	env := stage2.EnvironmentForUser(hostRoot, name, a.User, a.Environment, nil)
 	app := stage2.App{
 		Name:              name,
-		Root:              filepath.Join("/opt/stage2", name, "rootfs"),
+		Root:              contract.Stage1AppRootfs(name),
 		Exec:              append([]string(nil), a.Exec...),
 		Env:               env,
 		WorkingDir:        a.WorkingDirectory,
@@ -175,7 +174,7 @@ func planApp(p *pod.Pod, ra *schema.RuntimeApp, im *schema.ImageManifest, flags 
 			app.Mounts = append(app.Mounts, stage2.Mount{Source: hostsFallback, Target: "/etc/hosts", FSType: "bind", ReadOnly: true, CreateFile: true})
 		}
 	}
-	limits, err := pod.ApplyIsolators(&app, a.Isolators, flags.Security)
+	limits, err := pod.ApplyIsolators(&app, a.Isolators, pod.SecurityOf(flags))
 	if err != nil {
 		return supervisor.AppSpec{}, err
 	}
@@ -205,10 +204,11 @@ func writeHostsFallback(p *pod.Pod, hostname string) error {
 	return os.WriteFile(path, []byte(content), 0o644)
 }
 
-// writeEnv records the app's environment in rkt's place (rkt/env/<app>),
+// writeEnv records the app's environment in rkt's place
+// (contract.Stage1EnvDir/<app>),
 // one NAME=VALUE per line, for tools that inspect pods.
 func writeEnv(p *pod.Pod, app types.ACName, env []string) error {
-	path := filepath.Join(p.Stage1Rootfs(), envDir, app.String())
+	path := filepath.Join(contract.InStage1(p.Dir, contract.Stage1EnvDir), app.String())
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/orbit-containers/orbit/internal/errdefs"
 	"github.com/orbit-containers/orbit/stage1/cgroup"
 	"github.com/orbit-containers/orbit/stage1/cgroup/devicefilter"
+	"github.com/orbit-containers/orbit/stage1/contract"
 	"github.com/orbit-containers/orbit/stage1/pod"
 	"github.com/orbit-containers/orbit/stage2"
 )
@@ -32,17 +33,10 @@ import (
 var errNoNspawn = errors.New("systemd-nspawn is not installed; on Debian install the package systemd-container")
 
 // Run is the run entrypoint.
-func Run(args []string) int {
-	code, err := run(args)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "stage1 nspawn: %v\n", err)
-		return 254
-	}
-	return code
-}
+func Run(args []string) int { return pod.Main("stage1 nspawn", args, run) }
 
 func run(args []string) (int, error) {
-	flags, uuid, err := pod.ParseRunFlags("nspawn run", args, os.Stderr)
+	flags, uuid, err := contract.ParseRun(args)
 	if err != nil {
 		return 0, err
 	}
@@ -50,7 +44,7 @@ func run(args []string) (int, error) {
 	// container (nspawn, the pod's ppid) goes on and the pod stays
 	// "running" until it really ends. nspawn does not pass the descriptor
 	// into the container.
-	os.Unsetenv("RKT_LOCK_FD")
+	contract.LeaveLock()
 	if flags.Net != "" && flags.Net != "host" {
 		return 0, fmt.Errorf("--net=%s: the nspawn flavour runs pods in the host's network for now", flags.Net)
 	}
@@ -90,13 +84,9 @@ func run(args []string) (int, error) {
 	if len(sockets) > 0 {
 		cmd.Env = append(cmd.Env, "LISTEN_FDS="+strconv.Itoa(len(sockets)))
 	}
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	if flags.Interactive {
-		cmd.Stdin = os.Stdin
-	} else if devnull, err := os.Open(os.DevNull); err == nil {
-		defer devnull.Close()
-		cmd.Stdin = devnull
-	}
+	stdin, closeStdin := pod.Stdin(flags.Interactive)
+	defer closeStdin()
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, os.Stdout, os.Stderr
 	if !tty {
 		// Terminal signals (^C) reach only this process, which turns them
 		// into an orderly stop; nspawn must not see them as well.
@@ -140,21 +130,13 @@ func run(args []string) (int, error) {
 		}
 		pidErr <- err
 	}()
-	done := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case <-sigs:
-				// nspawn turns SIGTERM into --kill-signal for the
-				// supervisor: an orderly stop, whatever the request was.
-				cmd.Process.Signal(unix.SIGTERM)
-			case <-done:
-				return
-			}
-		}
-	}()
+	stopRelay := pod.Relay(func(os.Signal) {
+		// nspawn turns SIGTERM into --kill-signal for the supervisor: an
+		// orderly stop, whatever the request was.
+		cmd.Process.Signal(unix.SIGTERM)
+	}, sigs)
 	code, err := pod.WaitStatus(cmd)
-	close(done)
+	stopRelay()
 	// nspawn ends after the container, unless it was killed: then this
 	// process holds the pod lock until the pod's last process is gone.
 	killed := true
@@ -186,10 +168,6 @@ func writeConfig(p *pod.Pod, cfg any) error {
 // control over its processes still hold).
 func podCgroup(uuid string) string { return "orbit/" + uuid }
 
-// cgroupsFile records, in the pod directory, the pod's cgroup directory in
-// each hierarchy, one per line, for the gc entrypoint.
-const cgroupsFile = "cgroups"
-
 // makePodCgroup makes the pod's cgroup, below this process's own in each
 // hierarchy, and records it for gc; systemd-nspawn and the container are
 // started in it, and the supervisor makes one group per app below. The
@@ -219,7 +197,7 @@ func makePodCgroup(p *pod.Pod, pl *plan) (*cgroup.Group, error) {
 				dirs = append(dirs, filepath.Join(h.Mountpoint, podCgroup(p.UUID)))
 			}
 		}
-		err = atomicfile.Write(filepath.Join(p.Dir, cgroupsFile), []byte(strings.Join(dirs, "\n")+"\n"), 0o644)
+		err = atomicfile.Write(contract.CgroupsFile(p.Dir), []byte(strings.Join(dirs, "\n")+"\n"), 0o644)
 	}
 	if err != nil {
 		if g != nil {
@@ -270,7 +248,7 @@ func systemBus() bool {
 	return err == nil
 }
 
-func nspawnArgs(p *pod.Pod, uuid, hostname string, flags *pod.RunFlags, pl *plan, tty bool) []string {
+func nspawnArgs(p *pod.Pod, uuid, hostname string, flags *contract.RunOptions, pl *plan, tty bool) []string {
 	args := []string{
 		"--quiet",
 		"--keep-unit",

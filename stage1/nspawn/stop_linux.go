@@ -2,7 +2,6 @@ package nspawn
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,24 +11,26 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/orbit-containers/orbit/stage1/cgroup"
+	"github.com/orbit-containers/orbit/stage1/contract"
+	"github.com/orbit-containers/orbit/stage1/pod"
 )
 
 // GC is the gc entrypoint: it removes the pod's cgroups, killing anything
 // left in them.
-func GC(args []string) int {
-	fs := flag.NewFlagSet("nspawn gc", flag.ContinueOnError)
-	fs.Bool("debug", false, "")
-	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
-		fmt.Fprintln(os.Stderr, "stage1 nspawn gc: want the pod UUID")
-		return 254
+func GC(args []string) int { return pod.Main("stage1 nspawn gc", args, gc) }
+
+func gc(args []string) (int, error) {
+	a, err := contract.ParseGC(args)
+	if err != nil {
+		return 0, err
 	}
 	l, err := cgroup.Detect()
 	if err != nil {
-		return 0 // no cgroups, nothing to remove
+		return 0, nil // no cgroups, nothing to remove
 	}
 	// gc runs in the pod directory; pods from before the cgroups file
 	// have their group at the root of each hierarchy.
-	if data, rerr := os.ReadFile(cgroupsFile); rerr == nil {
+	if data, rerr := os.ReadFile(contract.CgroupsFile("")); rerr == nil {
 		dirs := strings.Fields(string(data))
 		err = l.RemoveDirs(dirs)
 		// The "orbit" directory the pods' groups share goes with the last
@@ -40,13 +41,9 @@ func GC(args []string) int {
 			}
 		}
 	} else {
-		err = l.Remove(podCgroup(fs.Arg(0)))
+		err = l.Remove(podCgroup(a.UUID))
 	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "stage1 nspawn gc: %v\n", err)
-		return 254
-	}
-	return 0
+	return 0, err
 }
 
 // Stop is the stop entrypoint: SIGTERM to systemd-nspawn, which asks the
@@ -57,50 +54,50 @@ func GC(args []string) int {
 // gets the SIGTERM itself. A recorded PID is signalled only while it is
 // still the pod's process (see isPodNspawn and isPodInit), never a later
 // process that reused it.
-func Stop(args []string) int {
-	fs := flag.NewFlagSet("nspawn stop", flag.ContinueOnError)
-	force := fs.Bool("force", false, "")
-	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
-		fmt.Fprintln(os.Stderr, "stage1 nspawn stop: want [--force] and the pod UUID")
-		return 254
+func Stop(args []string) int { return pod.Main("stage1 nspawn stop", args, stop) }
+
+func stop(args []string) (int, error) {
+	a, err := contract.ParseStop(args)
+	if err != nil {
+		return 0, err
 	}
-	uuid := fs.Arg(0)
-	_, err := os.Stat(cgroupsFile)
+	uuid := a.UUID
+	_, err = os.Stat(contract.CgroupsFile(""))
 	withCgroups := err == nil
 	nspawn, nerr := readPid(nspawnPidFile)
 	nspawnLives := nerr == nil && isPodNspawn(nspawn, uuid, withCgroups)
-	pid1, perr := readPid("pid")
+	pid1, perr := readPid(contract.PidFile(""))
 	pid1Lives := perr == nil && isPodInit(pid1, uuid, withCgroups)
 	switch {
-	case !*force && nspawnLives:
-		return kill(nspawn, unix.SIGTERM)
-	case !*force && pid1Lives:
-		return kill(pid1, unix.SIGTERM)
+	case !a.Force && nspawnLives:
+		return 0, kill(nspawn, unix.SIGTERM)
+	case !a.Force && pid1Lives:
+		return 0, kill(pid1, unix.SIGTERM)
 	case !pid1Lives && nspawnLives:
-		return kill(nspawn, unix.SIGKILL)
+		return 0, kill(nspawn, unix.SIGKILL)
 	case !pid1Lives:
-		fmt.Fprintln(os.Stderr, "stage1 nspawn stop: no process of the pod is left to signal")
-		return 254
+		return 0, errors.New("no process of the pod is left to signal")
 	}
 	apps := children(pid1)
 	if len(apps) == 0 {
-		return kill(pid1, unix.SIGKILL)
+		return 0, kill(pid1, unix.SIGKILL)
 	}
-	code := 0
+	// Every app gets its SIGKILL, whichever fails; the first failure is
+	// reported.
+	var first error
 	for _, app := range apps {
-		if c := kill(app, unix.SIGKILL); c != 0 {
-			code = c
+		if err := kill(app, unix.SIGKILL); err != nil && first == nil {
+			first = err
 		}
 	}
-	return code
+	return 0, first
 }
 
-func kill(pid int, sig unix.Signal) int {
+func kill(pid int, sig unix.Signal) error {
 	if err := unix.Kill(pid, sig); err != nil && !errors.Is(err, unix.ESRCH) {
-		fmt.Fprintf(os.Stderr, "stage1 nspawn stop: signalling %d: %v\n", pid, err)
-		return 254
+		return fmt.Errorf("signalling %d: %w", pid, err)
 	}
-	return 0
+	return nil
 }
 
 // children lists the children of every thread of a process.

@@ -2,10 +2,10 @@ package pod
 
 import (
 	"fmt"
-	"path/filepath"
 	"strings"
 
 	"github.com/orbit-containers/orbit/internal/errdefs"
+	"github.com/orbit-containers/orbit/stage1/contract"
 )
 
 // FileMount is a single file bound into an app.
@@ -30,9 +30,9 @@ func (p *Pod) DNSMounts(mode string) ([]FileMount, error) {
 		var host, stage0, target string
 		switch k {
 		case "resolv":
-			host, stage0, target = "/etc/resolv.conf", filepath.Join(p.Stage1Rootfs(), "etc", "rkt-resolv.conf"), "/etc/resolv.conf"
+			host, stage0, target = "/etc/resolv.conf", contract.InStage1(p.Dir, contract.Stage1ResolvConf), "/etc/resolv.conf"
 		case "hosts":
-			host, stage0, target = "/etc/hosts", filepath.Join(p.Stage1Rootfs(), "etc", "rkt-hosts"), "/etc/hosts"
+			host, stage0, target = "/etc/hosts", contract.InStage1(p.Dir, contract.Stage1Hosts), "/etc/hosts"
 		default:
 			return nil, fmt.Errorf("--dns-conf-mode %q: unknown key %q: %w", mode, k, errdefs.ErrInvalid)
 		}

@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"os/exec"
 	"syscall"
+
+	"github.com/orbit-containers/orbit/stage1/contract"
 )
 
 // WaitStatus waits for a started command and turns how it ended into a
 // shell-style exit status: its exit code, or 128+n when signal n killed
-// it. It fails only when the command did not run to an end.
+// it (contract.ExitSignaled). It fails only when the command did not run
+// to an end.
 func WaitStatus(cmd *exec.Cmd) (int, error) {
 	err := cmd.Wait()
 	if cmd.ProcessState == nil {
@@ -20,7 +23,7 @@ func WaitStatus(cmd *exec.Cmd) (int, error) {
 		return 0, fmt.Errorf("waiting for %s: %w", cmd.Path, err)
 	}
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return 128 + int(ws.Signal()), nil
+		return contract.ExitSignaled(ws.Signal()), nil
 	}
 	return cmd.ProcessState.ExitCode(), nil
 }

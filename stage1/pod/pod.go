@@ -17,6 +17,7 @@ import (
 
 	"github.com/orbit-containers/orbit/internal/atomicfile"
 	"github.com/orbit-containers/orbit/internal/errdefs"
+	"github.com/orbit-containers/orbit/stage1/contract"
 )
 
 // Pod is a pod directory as stage1 sees it.
@@ -33,7 +34,7 @@ func Load(dir, uuid string) (*Pod, error) {
 	if err != nil {
 		return nil, err
 	}
-	data, err := os.ReadFile(filepath.Join(abs, "pod"))
+	data, err := os.ReadFile(contract.PodManifest(abs))
 	if err != nil {
 		return nil, fmt.Errorf("reading the pod manifest: %w", err)
 	}
@@ -45,16 +46,16 @@ func Load(dir, uuid string) (*Pod, error) {
 }
 
 // Stage1Rootfs is the stage1 root filesystem.
-func (p *Pod) Stage1Rootfs() string { return filepath.Join(p.Dir, "stage1", "rootfs") }
+func (p *Pod) Stage1Rootfs() string { return contract.Stage1Rootfs(p.Dir) }
 
 // AppRoot is where an app's root filesystem is, on the host.
 func (p *Pod) AppRoot(app types.ACName) string {
-	return filepath.Join(p.Stage1Rootfs(), "opt", "stage2", app.String(), "rootfs")
+	return contract.InStage1(p.Dir, contract.Stage1AppRootfs(app.String()))
 }
 
 // ImageManifest reads the manifest of an app's image.
 func (p *Pod) ImageManifest(app types.ACName) (*schema.ImageManifest, error) {
-	data, err := os.ReadFile(filepath.Join(p.Dir, "appsinfo", app.String(), "manifest"))
+	data, err := os.ReadFile(contract.AppImageManifest(p.Dir, app.String()))
 	if err != nil {
 		return nil, fmt.Errorf("app %s: reading its image manifest: %w", app, err)
 	}
@@ -67,18 +68,18 @@ func (p *Pod) ImageManifest(app types.ACName) (*schema.ImageManifest, error) {
 
 // WritePid records the PID that the enter entrypoint is given.
 func (p *Pod) WritePid(pid int) error {
-	return atomicfile.Write(filepath.Join(p.Dir, "pid"), []byte(strconv.Itoa(pid)), 0o644)
+	return atomicfile.Write(contract.PidFile(p.Dir), []byte(strconv.Itoa(pid)), 0o644)
 }
 
 // StatusDir is where apps' exit statuses go.
-func (p *Pod) StatusDir() string { return filepath.Join(p.Stage1Rootfs(), "rkt", "status") }
+func (p *Pod) StatusDir() string { return contract.InStage1(p.Dir, contract.Stage1StatusDir) }
 
 // WriteStatus records an app's exit status.
 func (p *Pod) WriteStatus(app types.ACName, code int) error {
 	if err := os.MkdirAll(p.StatusDir(), 0o755); err != nil {
 		return err
 	}
-	return atomicfile.Write(filepath.Join(p.StatusDir(), app.String()), []byte(strconv.Itoa(code)), 0o644)
+	return atomicfile.Write(contract.InStage1(p.Dir, contract.Stage1AppStatus(app.String())), []byte(strconv.Itoa(code)), 0o644)
 }
 
 // ProcessEnv reads a running process's environment, as enter entrypoints

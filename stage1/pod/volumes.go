@@ -9,6 +9,7 @@ import (
 	"github.com/appc/spec/schema/types"
 
 	"github.com/orbit-containers/orbit/internal/errdefs"
+	"github.com/orbit-containers/orbit/stage1/contract"
 )
 
 // AppMount is one volume mounted into one app.
@@ -25,7 +26,7 @@ type AppMount struct {
 // EmptyVolumeDir is where an empty volume's directory lives: inside the
 // stage1 rootfs so that flavours with their own root see it too.
 func (p *Pod) EmptyVolumeDir(name types.ACName) string {
-	return filepath.Join(p.Stage1Rootfs(), "rkt", "volumes", name.String())
+	return filepath.Join(contract.InStage1(p.Dir, contract.Stage1VolumesDir), name.String())
 }
 
 // AppMounts works out what is mounted where in an app: the runtime app's

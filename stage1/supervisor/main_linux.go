@@ -11,6 +11,7 @@ import (
 	"os"
 
 	"github.com/orbit-containers/orbit/internal/errdefs"
+	"github.com/orbit-containers/orbit/stage1/contract"
 )
 
 // maxConfigSize bounds the configuration file Main reads.
@@ -18,17 +19,17 @@ const maxConfigSize = 16 << 20
 
 // Main is the supervisor's command line: `[--debug] CONFIG`, where CONFIG
 // is a JSON Config written by stage1. args do not include the program
-// name. It returns the pod's exit code, or 254 when the pod could not run.
+// name. It returns the pod's exit code, or contract.ExitFailure when the pod could not run.
 func Main(args []string) int {
 	fs := flag.NewFlagSet("orbit-supervisor", flag.ContinueOnError)
 	debug := fs.Bool("debug", false, "log the supervisor's own diagnostics at debug level")
 	fs.SetOutput(os.Stderr)
 	if err := fs.Parse(args); err != nil {
-		return 254
+		return contract.ExitFailure
 	}
 	if fs.NArg() != 1 {
 		fmt.Fprintln(os.Stderr, "usage: orbit-supervisor [--debug] CONFIG")
-		return 254
+		return contract.ExitFailure
 	}
 	level := slog.LevelWarn
 	if *debug {
@@ -45,7 +46,7 @@ func Main(args []string) int {
 		}
 	}
 	fmt.Fprintf(os.Stderr, "orbit-supervisor: %v\n", err)
-	return 254
+	return contract.ExitFailure
 }
 
 // readConfig reads and decodes a configuration file; unknown fields are

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/orbit-containers/orbit/stage1/contract"
 )
 
 // exit is how and when a process ended.
@@ -20,7 +22,7 @@ type exit struct {
 // code is the shell convention: the exit code, or 128+signal.
 func (e exit) code() int {
 	if e.status.Signaled() {
-		return 128 + int(e.status.Signal())
+		return contract.ExitSignaled(e.status.Signal())
 	}
 	return e.status.ExitStatus()
 }

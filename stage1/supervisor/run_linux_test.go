@@ -20,6 +20,7 @@ import (
 
 	"github.com/orbit-containers/orbit/internal/errdefs"
 	"github.com/orbit-containers/orbit/stage1/cgroup"
+	"github.com/orbit-containers/orbit/stage1/contract"
 	"github.com/orbit-containers/orbit/stage2"
 )
 
@@ -392,8 +393,8 @@ func TestMainRunsConfigFile(t *testing.T) {
 	if st := f.readStatus("m"); st.ExitCode != 4 {
 		t.Errorf("status %+v", st)
 	}
-	if code := Main([]string{filepath.Join(t.TempDir(), "missing.json")}); code != 254 {
-		t.Errorf("missing config: %d, want 254", code)
+	if code := Main([]string{filepath.Join(t.TempDir(), "missing.json")}); code != contract.ExitFailure {
+		t.Errorf("missing config: %d, want %d", code, contract.ExitFailure)
 	}
 }
 

@@ -1,33 +1,42 @@
-package stage0
+package builtin
 
 import (
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
-	"golang.org/x/sys/unix"
+	"github.com/appc/spec/schema/types"
 
 	"github.com/orbit-containers/orbit/internal/errdefs"
-	"github.com/orbit-containers/orbit/stage1/builtin"
 	"github.com/orbit-containers/orbit/store"
 )
 
-// BuiltinStage1 returns the image ID of a built-in flavour's stage1 image
-// for the running binary, writing and importing the image the first time
-// (see Documentation/design.md, "Built-in flavours"). Concurrent callers
-// wait for one another instead of all writing the image.
-func BuiltinStage1(st *store.Store, storeDir string, f builtin.Flavour, version string) (string, error) {
+// Store is what installing a built-in stage1 image needs from the image
+// store.
+type Store interface {
+	// FindByName finds the newest image with the name and labels.
+	FindByName(name types.ACIdentifier, labels types.Labels) (store.Image, error)
+	// Import stores an image.
+	Import(r io.Reader, opts store.ImportOptions) (store.Image, error)
+	// Lock takes a store-wide lock by name, waiting for it.
+	Lock(name string) (unlock func() error, err error)
+}
+
+// Install returns the image ID of the flavour's stage1 image for the
+// running binary, writing and importing the image the first time (see
+// Documentation/design.md, "Built-in flavours"). Concurrent callers wait
+// for one another instead of all writing the image.
+func Install(st Store, f Flavour, version string) (string, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return "", fmt.Errorf("finding the orbit binary: %w", err)
 	}
-	build, err := builtin.BuildID(exe)
+	build, err := BuildID(exe)
 	if err != nil {
 		return "", err
 	}
-	labels := builtin.Labels(version, build)
+	labels := Labels(version, build)
 	// Only an image orbit wrote itself counts: one imported under the same
 	// name and labels from elsewhere (--insecure-options=image) does not.
 	find := func() (string, bool, error) {
@@ -43,24 +52,17 @@ func BuiltinStage1(st *store.Store, storeDir string, f builtin.Flavour, version 
 	if id, ok, err := find(); err != nil || ok {
 		return id, err
 	}
-	lockDir := filepath.Join(storeDir, "locks")
-	if err := os.MkdirAll(lockDir, 0o700); err != nil {
-		return "", err
-	}
-	lf, err := os.OpenFile(filepath.Join(lockDir, "stage1-"+f.String()+".lock"), os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
+	unlock, err := st.Lock("stage1-" + f.String())
 	if err != nil {
 		return "", err
 	}
-	defer lf.Close()
-	if err := unix.Flock(int(lf.Fd()), unix.LOCK_EX); err != nil {
-		return "", err
-	}
+	defer unlock()
 	if id, ok, err := find(); err != nil || ok {
 		return id, err
 	}
 	pr, pw := io.Pipe()
 	go func() {
-		pw.CloseWithError(builtin.WriteACI(pw, f, version, build, f.Entries(exe, builtin.Supervisor())))
+		pw.CloseWithError(WriteACI(pw, f, version, build, f.Entries(exe, Supervisor())))
 	}()
 	img, err := st.Import(pr, store.ImportOptions{Signer: store.SignerBuiltin})
 	pr.CloseWithError(err)

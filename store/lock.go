@@ -1,0 +1,26 @@
+package store
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/orbit-containers/orbit/internal/errdefs"
+)
+
+// Lock takes the store-wide lock called name (a file in the store's locks
+// directory) exclusively, waiting for it, and returns the function that
+// releases it. It serialises work between orbit processes that is not
+// itself about one image or tree, such as writing a built-in stage1 image
+// (name "stage1-<flavour>"). name is a plain file name that no tree ID
+// can be, so tree locks and their gc never touch it.
+func (s *Store) Lock(name string) (unlock func() error, err error) {
+	if name == "" || strings.ContainsAny(name, "/\x00") || name == "." || name == ".." || strings.HasPrefix(name, treePrefix) {
+		return nil, fmt.Errorf("store lock name %q: %w", name, errdefs.ErrInvalid)
+	}
+	l, err := lockFile(filepath.Join(s.locksDir(), name+".lock"), true, false)
+	if err != nil {
+		return nil, fmt.Errorf("store lock %s: %w", name, err)
+	}
+	return l.unlock, nil
+}
