@@ -141,7 +141,7 @@ func (p *Pod) markWith(to stateDir) error {
 	if err != nil {
 		return err
 	}
-	defer l.close()
+	defer l.Close()
 	if err := p.checkNoProcesses(); err != nil {
 		return err
 	}
@@ -172,7 +172,7 @@ func Destroy(p *Pod, cfg GCConfig) error {
 	if err != nil {
 		return err
 	}
-	defer l.close()
+	defer l.Close()
 	// A pod marked before its last process ended (or by an older orbit)
 	// waits for a later gc.
 	if err := p.checkNoProcesses(); err != nil {

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bufio"
+	"context"
 	"crypto/sha512"
 	"encoding/json"
 	"errors"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/orbit-containers/orbit/aci"
 	"github.com/orbit-containers/orbit/internal/errdefs"
+	"github.com/orbit-containers/orbit/internal/flock"
 )
 
 // Import stores an ACI read from r, plain or compressed with gzip, bzip2 or
@@ -166,10 +168,14 @@ func (s *Store) lockedTemp(pattern string) (*os.File, error) {
 		if err != nil {
 			return nil, err
 		}
-		l := &fileLock{f: f, path: f.Name()}
+		l := flock.FromFile(f)
 		// GC may have found the new file before it was locked and removed
 		// it; then start again with another.
-		same, err := l.lock(true, false)
+		err = l.Lock(context.TODO(), flock.Exclusive)
+		same := false
+		if err == nil {
+			same, err = l.Linked()
+		}
 		if err != nil {
 			f.Close()
 			os.Remove(f.Name())
