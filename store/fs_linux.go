@@ -40,19 +40,6 @@ func lockExisting(path string) (l *flock.Lock, ok bool, err error) {
 	return l, true, nil
 }
 
-// syncDir makes a rename or unlink in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", dir, err)
-	}
-	return nil
-}
-
 // syncFS flushes the whole filesystem holding path: after rendering a tree
 // of many files this is cheaper than an fsync per file, and it must happen
 // before the tree is marked complete.

@@ -11,6 +11,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/orbit-containers/orbit/internal/atomicfile"
 	"github.com/orbit-containers/orbit/internal/errdefs"
 	"github.com/orbit-containers/orbit/internal/flock"
 )
@@ -150,7 +151,7 @@ func (s *Store) removeBlob(id string) error {
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	return syncDir(filepath.Dir(path))
+	return atomicfile.SyncDir(filepath.Dir(path))
 }
 
 // ExpireImages removes the images not used (or imported) within

@@ -16,6 +16,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/orbit-containers/orbit/aci"
+	"github.com/orbit-containers/orbit/internal/atomicfile"
 	"github.com/orbit-containers/orbit/internal/errdefs"
 	"github.com/orbit-containers/orbit/internal/flock"
 )
@@ -149,11 +150,11 @@ func (s *Store) placeBlob(tmpPath, id string) (moved bool, err error) {
 	if err := os.Rename(tmpPath, dst); err != nil {
 		return false, err
 	}
-	if err := syncDir(dir); err != nil {
+	if err := atomicfile.SyncDir(dir); err != nil {
 		return true, err
 	}
 	if created {
-		if err := syncDir(s.blobsDir()); err != nil {
+		if err := atomicfile.SyncDir(s.blobsDir()); err != nil {
 			return true, err
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/orbit-containers/orbit/aci"
+	"github.com/orbit-containers/orbit/internal/atomicfile"
 	"github.com/orbit-containers/orbit/internal/errdefs"
 	"github.com/orbit-containers/orbit/internal/flock"
 )
@@ -275,7 +276,7 @@ func (s *Store) render(img Image, treeID string, chain []string) error {
 		return err
 	}
 	done = true
-	return syncDir(s.treesDir())
+	return atomicfile.SyncDir(s.treesDir())
 }
 
 func writeManifestIfMissing(dir string, m *schema.ImageManifest) error {
@@ -358,14 +359,14 @@ func (s *Store) removeTree(treeID string, inUse InUseFunc) (removed bool, err er
 		if err := os.Remove(filepath.Join(path, renderedMarker)); err != nil {
 			return false, err
 		}
-		if err := syncDir(path); err != nil {
+		if err := atomicfile.SyncDir(path); err != nil {
 			return false, err
 		}
 	}
 	if err := os.RemoveAll(path); err != nil {
 		return false, fmt.Errorf("tree %s: %w", treeID, err)
 	}
-	if err := syncDir(s.treesDir()); err != nil {
+	if err := atomicfile.SyncDir(s.treesDir()); err != nil {
 		return true, err
 	}
 	return true, l.Remove()
