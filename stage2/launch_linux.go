@@ -309,7 +309,7 @@ func (l *launcher) exec() error {
 	if err := unix.CloseRange(uint(keep), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil && !errors.Is(err, unix.ENOSYS) {
 		return l.fail("close inherited descriptors", err)
 	}
-	env := socketEnv(app.Env, app.ListenFDs) // before the filter: it may deny getpid
+	env := SocketEnv(app.Env, app.ListenFDs) // before the filter: it may deny getpid
 	if app.Seccomp != nil {
 		// The filter goes last, so that none of the launcher's own
 		// syscalls above has to be allowed by it.
@@ -404,21 +404,4 @@ func containsInt(s []int, v int) bool {
 		}
 	}
 	return false
-}
-
-// socketEnv sets the socket-activation variables for the app about to be
-// exec'd (it keeps this PID), or removes them when it gets no sockets.
-func socketEnv(env []string, n int) []string {
-	out := make([]string, 0, len(env)+2)
-	for _, kv := range env {
-		k, _, _ := strings.Cut(kv, "=")
-		if k == "LISTEN_FDS" || k == "LISTEN_PID" || (k == "LISTEN_FDNAMES" && n == 0) {
-			continue
-		}
-		out = append(out, kv)
-	}
-	if n > 0 {
-		out = append(out, "LISTEN_FDS="+strconv.Itoa(n), "LISTEN_PID="+strconv.Itoa(os.Getpid()))
-	}
-	return out
 }

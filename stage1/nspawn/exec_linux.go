@@ -5,9 +5,12 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/orbit-containers/orbit/stage2"
 )
 
 // execName is the name the run entrypoint re-executes the binary under to
@@ -35,6 +38,9 @@ func startNspawn(nspawn string, args []string, sockets []*os.File) *exec.Cmd {
 	if privateRun {
 		helperArgs = append(helperArgs, privateRunFlag)
 	}
+	if len(sockets) > 0 {
+		helperArgs = append(helperArgs, listenFdsFlag+strconv.Itoa(len(sockets)))
+	}
 	cmd := exec.Command("/proc/self/exe", append(append(helperArgs, nspawn), args...)...)
 	cmd.Args[0] = execName
 	cmd.ExtraFiles = sockets // descriptors 3 and up, as the protocol wants
@@ -47,10 +53,14 @@ func startNspawn(nspawn string, args []string, sockets []*os.File) *exec.Cmd {
 // privateRunFlag asks Exec for the private runtime directory.
 const privateRunFlag = "--private-run"
 
+// listenFdsFlag, followed by a count, tells Exec how many sockets it hands
+// on (descriptors 3 and up).
+const listenFdsFlag = "--listen-fds="
+
 // Exec is the helper startNspawn runs: with privateRunFlag, in its new
 // mount namespace, it stops mount events from propagating back to the host
-// and mounts a tmpfs on nspawn's runtime directory; with sockets
-// (LISTEN_FDS), it sets LISTEN_PID to its own PID; then it execs
+// and mounts a tmpfs on nspawn's runtime directory; with listenFdsFlag, it
+// sets the socket-activation variables for itself; then it execs
 // systemd-nspawn with the rest of args, keeping its PID and every
 // inherited descriptor (the pod lock and the sockets among them).
 func Exec(args []string) int {
@@ -61,14 +71,21 @@ func Exec(args []string) int {
 		}
 		args = args[1:]
 	}
+	sockets := 0
+	if len(args) > 0 && strings.HasPrefix(args[0], listenFdsFlag) {
+		n, err := strconv.Atoi(strings.TrimPrefix(args[0], listenFdsFlag))
+		if err != nil || n < 0 {
+			fmt.Fprintf(os.Stderr, "stage1 nspawn: exec: bad %s\n", args[0])
+			return 254
+		}
+		sockets = n
+		args = args[1:]
+	}
 	if len(args) == 0 {
 		fmt.Fprintln(os.Stderr, "stage1 nspawn: exec: no program")
 		return 254
 	}
-	if os.Getenv("LISTEN_FDS") != "" {
-		os.Setenv("LISTEN_PID", strconv.Itoa(os.Getpid()))
-	}
-	err := unix.Exec(args[0], args, os.Environ())
+	err := unix.Exec(args[0], args, stage2.SocketEnv(os.Environ(), sockets))
 	fmt.Fprintf(os.Stderr, "stage1 nspawn: starting %s: %v\n", args[0], err)
 	return 254
 }

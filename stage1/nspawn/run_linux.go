@@ -17,6 +17,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/coreos/go-systemd/v22/activation"
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
@@ -25,7 +26,6 @@ import (
 	"github.com/orbit-containers/orbit/stage1/cgroup"
 	"github.com/orbit-containers/orbit/stage1/cgroup/devicefilter"
 	"github.com/orbit-containers/orbit/stage1/pod"
-	"github.com/orbit-containers/orbit/stage2"
 )
 
 // missingNspawn is the error when the host lacks systemd-nspawn.
@@ -82,14 +82,11 @@ func run(args []string) (int, error) {
 	}
 
 	tty := flags.Interactive && term.IsTerminal(int(os.Stdin.Fd()))
-	sockets := stage2.InheritedSockets()
+	sockets := activation.Files(true)
 	cmd := startNspawn(nspawn, nspawnArgs(p, uuid, hostname, flags, pl, tty), sockets)
 	// nspawn's own syscall filter is off: orbit filters each app itself,
 	// and the supervisor needs the syscalls nspawn would deny.
 	cmd.Env = append(os.Environ(), "SYSTEMD_SECCOMP=0")
-	if len(sockets) > 0 {
-		cmd.Env = append(cmd.Env, "LISTEN_FDS="+strconv.Itoa(len(sockets)))
-	}
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	if flags.Interactive {
 		cmd.Stdin = os.Stdin
