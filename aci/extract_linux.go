@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/orbit-containers/orbit/internal/errdefs"
+	"github.com/orbit-containers/orbit/internal/inroot"
 )
 
 // Extract writes the entries of an uncompressed ACI tar into dest:
@@ -57,7 +58,7 @@ type dirTime struct {
 
 type extractor struct {
 	dest    int // O_PATH descriptor of dest
-	res     *resolver
+	res     *inroot.Root
 	chown   bool
 	written map[string]string // cleaned tar name -> cleaned name it was written as
 	dirs    []dirTime
@@ -82,17 +83,18 @@ func extract(tarStream io.Reader, dest string, opts extractOptions) error {
 	if err != nil {
 		return &os.PathError{Op: "open", Path: path.Join(dest, RootfsName), Err: err}
 	}
-	defer unix.Close(rootFd)
+	res := inroot.New(rootFd)
+	if opts.noOpenat2 {
+		res = inroot.WithoutOpenat2(rootFd)
+	}
+	defer res.Close()
 
 	x := &extractor{
 		dest:    destFd,
-		res:     newResolver(rootFd),
+		res:     res,
 		chown:   os.Geteuid() == 0,
 		written: make(map[string]string),
 		cacheFd: -1,
-	}
-	if opts.noOpenat2 {
-		x.res.fallback = true
 	}
 	defer x.dropCache()
 
@@ -175,7 +177,7 @@ func (x *extractor) parent(name string) (int, string, error) {
 		return x.cacheFd, base, nil
 	}
 	x.dropCache()
-	fd, err := x.res.mkdirAll(dir)
+	fd, err := x.res.MkdirAll(dir)
 	if err != nil {
 		if errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ELOOP) {
 			return -1, "", entryError(name, "parent directory: %v", err)
@@ -337,7 +339,7 @@ func (x *extractor) directory(dirFd int, base, dst string, hdr *tar.Header, mode
 // hardlink links base in dirFd to the entry written as the cleaned name
 // written, resolving its directory inside the root.
 func (x *extractor) hardlink(dirFd int, base, written string, fail func(string, error) error) error {
-	tdir, err := x.res.openDir(relDir(written))
+	tdir, err := x.res.Open(relDir(written), unix.O_PATH|unix.O_DIRECTORY)
 	if err != nil {
 		return fail("hard link target", err)
 	}
@@ -393,7 +395,7 @@ func (x *extractor) finishDirs() error {
 		d := x.dirs[i]
 		dirFd, base := x.dest, RootfsName
 		if d.rel != "" {
-			fd, err := x.res.openDir(relDir(RootfsName + "/" + d.rel))
+			fd, err := x.res.Open(relDir(RootfsName+"/"+d.rel), unix.O_PATH|unix.O_DIRECTORY)
 			if err != nil {
 				continue // replaced since by something else; nothing to date
 			}

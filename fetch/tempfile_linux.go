@@ -5,7 +5,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"golang.org/x/sys/unix"
+	"github.com/orbit-containers/orbit/internal/flock"
 )
 
 // tempFile creates a download file in the store's tmp directory, locked
@@ -27,14 +27,15 @@ func (f *Fetcher) tempFile() (*os.File, func(), error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("creating download file: %w", err)
 	}
-	if err := unix.Flock(int(file.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		file.Close()
+	lock := flock.FromFile(file)
+	if err := lock.TryLock(flock.Exclusive); err != nil {
 		os.Remove(file.Name())
+		lock.Close()
 		return nil, nil, fmt.Errorf("locking download file: %w", err)
 	}
 	cleanup := func() {
 		os.Remove(file.Name())
-		file.Close()
+		lock.Close()
 	}
 	return file, cleanup, nil
 }

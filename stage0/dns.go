@@ -12,8 +12,9 @@ import (
 	"github.com/orbit-containers/orbit/stage1/contract"
 )
 
-// DNSConfig is the pod's name resolution as the command line asks for it
-// (rkt's --dns, --dns-search, --dns-opt, --dns-domain, --hosts-entry).
+// DNSConfig is the pod's name resolution: name servers, search domains,
+// resolver options and domain for its resolv.conf, and its hosts entries
+// (rkt's --dns, --dns-search, --dns-opt, --dns-domain and --hosts-entry).
 type DNSConfig struct {
 	// Servers are name server addresses, or the single word "host" (use the
 	// host's /etc/resolv.conf) or "none" (stage1 provides none: an app keeps
@@ -26,22 +27,72 @@ type DNSConfig struct {
 	Hosts []string
 }
 
+// DNSErrorKind says what is wrong with a DNSConfig.
+type DNSErrorKind int
+
+const (
+	// DNSOptionsWithSpecialServer: search domains, options or a domain
+	// with the single server "host" or "none" (the Value), which bring
+	// their own resolv.conf or none.
+	DNSOptionsWithSpecialServer DNSErrorKind = iota + 1
+	// DNSSpecialServerNotAlone: "host" or "none" (the Value) among other
+	// servers.
+	DNSSpecialServerNotAlone
+	// DNSHostHostsNotAlone: the hosts entry "host" among other entries.
+	DNSHostHostsNotAlone
+	// DNSBadServer: a server (the Value) that is not an IP address,
+	// "host" or "none".
+	DNSBadServer
+	// DNSBadHostsEntry: a hosts entry (the Value) that is not IP=HOSTNAME
+	// or "host".
+	DNSBadHostsEntry
+)
+
+// DNSError is a DNSConfig a pod cannot have. It is errdefs.ErrInvalid;
+// its text names the settings, and the command line, which knows its own
+// flag names, words it for the user from Kind and Value.
+type DNSError struct {
+	Kind  DNSErrorKind
+	Value string
+}
+
+func (e *DNSError) Error() string {
+	var msg string
+	switch e.Kind {
+	case DNSOptionsWithSpecialServer:
+		msg = fmt.Sprintf("search domains, options and a domain cannot be used with the name server %q", e.Value)
+	case DNSSpecialServerNotAlone:
+		msg = fmt.Sprintf("name server %q must be the only one", e.Value)
+	case DNSHostHostsNotAlone:
+		msg = `hosts entry "host" must be the only one`
+	case DNSBadServer:
+		msg = fmt.Sprintf(`name server %q: not an IP address, "host" or "none"`, e.Value)
+	case DNSBadHostsEntry:
+		msg = fmt.Sprintf(`hosts entry %q: want IP=HOSTNAME or "host"`, e.Value)
+	default:
+		msg = fmt.Sprintf("DNS setting %q", e.Value)
+	}
+	return msg + ": " + errdefs.ErrInvalid.Error()
+}
+
+func (e *DNSError) Unwrap() error { return errdefs.ErrInvalid }
+
 // dnsConfMode works out the stage1 --dns-conf-mode argument and the file
 // contents stage0 must write ("" for none).
 func (d DNSConfig) dnsConfMode() (mode, resolv, hosts string, err error) {
 	resolvMode, hostsMode := "default", "default"
 	special := len(d.Servers) == 1 && (d.Servers[0] == "host" || d.Servers[0] == "none")
 	if special && (len(d.Search) > 0 || len(d.Options) > 0 || d.Domain != "") {
-		return "", "", "", fmt.Errorf("--dns-search, --dns-opt and --dns-domain cannot be used with --dns=%s: %w", d.Servers[0], errdefs.ErrInvalid)
+		return "", "", "", &DNSError{Kind: DNSOptionsWithSpecialServer, Value: d.Servers[0]}
 	}
 	for _, s := range d.Servers {
 		if (s == "host" || s == "none") && len(d.Servers) > 1 {
-			return "", "", "", fmt.Errorf("--dns=%s must be the only --dns value: %w", s, errdefs.ErrInvalid)
+			return "", "", "", &DNSError{Kind: DNSSpecialServerNotAlone, Value: s}
 		}
 	}
 	for _, h := range d.Hosts {
 		if h == "host" && len(d.Hosts) > 1 {
-			return "", "", "", fmt.Errorf("--hosts-entry=host must be the only --hosts-entry value: %w", errdefs.ErrInvalid)
+			return "", "", "", &DNSError{Kind: DNSHostHostsNotAlone, Value: h}
 		}
 	}
 	switch {
@@ -55,7 +106,7 @@ func (d DNSConfig) dnsConfMode() (mode, resolv, hosts string, err error) {
 		b.WriteString("# written by orbit\n")
 		for _, s := range d.Servers {
 			if net.ParseIP(s) == nil {
-				return "", "", "", fmt.Errorf("--dns=%s: not an IP address, \"host\" or \"none\": %w", s, errdefs.ErrInvalid)
+				return "", "", "", &DNSError{Kind: DNSBadServer, Value: s}
 			}
 			fmt.Fprintf(&b, "nameserver %s\n", s)
 		}
@@ -80,7 +131,7 @@ func (d DNSConfig) dnsConfMode() (mode, resolv, hosts string, err error) {
 		for _, h := range d.Hosts {
 			ip, name, ok := strings.Cut(h, "=")
 			if !ok || net.ParseIP(ip) == nil || !validHostname(name) {
-				return "", "", "", fmt.Errorf("--hosts-entry=%s: want IP=HOSTNAME or \"host\": %w", h, errdefs.ErrInvalid)
+				return "", "", "", &DNSError{Kind: DNSBadHostsEntry, Value: h}
 			}
 			fmt.Fprintf(&b, "%s\t%s\n", ip, name)
 		}

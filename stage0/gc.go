@@ -142,7 +142,7 @@ func (p *Pod) markWith(to stateDir) error {
 	if err != nil {
 		return err
 	}
-	defer l.close()
+	defer l.Close()
 	if err := p.checkNoProcesses(); err != nil {
 		return err
 	}
@@ -173,7 +173,7 @@ func Destroy(p *Pod, cfg GCConfig) error {
 	if err != nil {
 		return err
 	}
-	defer l.close()
+	defer l.Close()
 	// A pod marked before its last process ended (or by an older orbit)
 	// waits for a later gc.
 	if err := p.checkNoProcesses(); err != nil {

@@ -3,6 +3,7 @@
 package stage0
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/orbit-containers/orbit/internal/atomicfile"
 	"github.com/orbit-containers/orbit/internal/errdefs"
+	"github.com/orbit-containers/orbit/internal/flock"
 )
 
 // Pod is one pod directory as seen at one moment. States move on without
@@ -27,7 +29,7 @@ type Pod struct {
 	podsDir string
 	dir     stateDir
 	State   State
-	lock    *dirLock
+	lock    *flock.Lock
 }
 
 // Path is the pod's directory now.
@@ -43,7 +45,7 @@ func (p *Pod) Close() error {
 	if p.lock == nil {
 		return nil
 	}
-	err := p.lock.close()
+	err := p.lock.Close()
 	p.lock = nil
 	return err
 }
@@ -68,13 +70,13 @@ func NewPod(podsDir string) (*Pod, error) {
 	if err := os.Mkdir(p.Path(), 0o711); err != nil {
 		return nil, fmt.Errorf("creating pod %s: %w", id, err)
 	}
-	l, err := openDirLock(p.Path())
+	l, err := flock.Open(p.Path())
 	if err != nil {
 		os.Remove(p.Path())
 		return nil, err
 	}
-	if err := l.tryExclusive(); err != nil {
-		l.close()
+	if err := l.TryLock(flock.Exclusive); err != nil {
+		l.Close()
 		os.Remove(p.Path())
 		return nil, err
 	}
@@ -150,21 +152,21 @@ func (p *Pod) LockPrepared() error {
 // lockWhereSeen locks the pod exclusively in the state directory it was
 // seen in, failing with ErrBusy if another process holds it or it has
 // moved on since.
-func (p *Pod) lockWhereSeen() (*dirLock, error) {
-	l, err := openDirLock(p.Path())
+func (p *Pod) lockWhereSeen() (*flock.Lock, error) {
+	l, err := flock.Open(p.Path())
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("pod %s moved: %w", p.UUID, errdefs.ErrBusy)
 		}
 		return nil, err
 	}
-	if err := l.tryExclusive(); err != nil {
-		l.close()
+	if err := l.TryLock(flock.Exclusive); err != nil {
+		l.Close()
 		return nil, fmt.Errorf("pod %s is in use: %w", p.UUID, err)
 	}
 	// It may have moved between the open and the lock.
 	if _, err := os.Stat(p.Path()); err != nil {
-		l.close()
+		l.Close()
 		return nil, fmt.Errorf("pod %s moved: %w", p.UUID, errdefs.ErrBusy)
 	}
 	return l, nil
@@ -176,7 +178,7 @@ func (p *Pod) LockFd() (int, error) {
 	if p.lock == nil {
 		return -1, fmt.Errorf("pod %s: lock not held: %w", p.UUID, errdefs.ErrInvalid)
 	}
-	return p.lock.inheritableFd()
+	return p.lock.InheritableFd()
 }
 
 // Get finds a pod by UUID or unique UUID prefix in any state.
@@ -294,7 +296,7 @@ const waitPoll = 100 * time.Millisecond
 // and no process of it lives).
 func (p *Pod) Wait() error {
 	for {
-		l, err := openDirLock(p.Path())
+		l, err := flock.Open(p.Path())
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				// moved on: reload and try again.
@@ -310,8 +312,8 @@ func (p *Pod) Wait() error {
 			}
 			return err
 		}
-		err = l.shared()
-		l.close()
+		err = l.Lock(context.Background(), flock.Shared)
+		l.Close()
 		if err != nil {
 			return err
 		}

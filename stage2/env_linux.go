@@ -4,7 +4,8 @@ import (
 	"os"
 
 	"github.com/appc/spec/schema/types"
-	"golang.org/x/sys/unix"
+
+	"github.com/orbit-containers/orbit/internal/inroot"
 )
 
 // Environment builds an app's environment the appc way, for an app that
@@ -30,10 +31,10 @@ func EnvironmentForUser(root, appName, user string, image types.Environment, ove
 func userInfoIn(root, user string) userInfo {
 	u := userInfo{home: "/", shell: "/bin/sh"}
 	uid := -1
-	rootfd, err := openRoot(root)
+	r, err := inroot.OpenRoot(root)
 	if err == nil {
-		defer unix.Close(rootfd)
-		e, found, err := lookupUser(rootfd, user)
+		defer r.Close()
+		e, found, err := lookupUser(r, user)
 		if err == nil {
 			uid = e.UID
 		}

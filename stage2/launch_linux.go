@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/orbit-containers/orbit/internal/errdefs"
+	"github.com/orbit-containers/orbit/internal/inroot"
 )
 
 // Launch prepares the current process for app and execs the app's program
@@ -110,41 +111,41 @@ func (l *launcher) prepareRoot() error {
 		}
 		return l.fail("bind-mount root "+app.Root, err)
 	}
-	rootfd, err := openRoot(app.Root)
+	root, err := inroot.OpenRoot(app.Root)
 	if err != nil {
 		return l.fail("open root", err)
 	}
-	defer unix.Close(rootfd)
+	defer root.Close()
 	// Device nodes the image ships are not honoured: a world-readable node
 	// for a host disk in an image must not open the disk. The app's /dev
 	// and volumes are mounts of their own, mounted below, and keep theirs.
-	if err := setMountAttrs(rootfd, unix.MS_NODEV, false); err != nil {
+	if err := setMountAttrs(root.Fd(), unix.MS_NODEV, false); err != nil {
 		return l.fail("make root nodev", err)
 	}
 	for _, m := range app.Mounts {
-		if err := mountInRoot(rootfd, m); err != nil {
+		if err := mountInRoot(root, m); err != nil {
 			return l.fail("mount "+m.Target, err)
 		}
 	}
 	for _, p := range app.MaskedPaths {
-		if err := maskPath(rootfd, p); err != nil {
+		if err := maskPath(root, p); err != nil {
 			return l.fail("mask "+p, err)
 		}
 	}
 	for _, p := range app.ReadOnlyPaths {
-		if err := readOnlyPath(rootfd, p); err != nil {
+		if err := readOnlyPath(root, p); err != nil {
 			return l.fail("make "+p+" read-only", err)
 		}
 	}
 	if app.ReadOnlyRootfs {
-		if err := setMountAttrs(rootfd, unix.MS_RDONLY, false); err != nil {
+		if err := setMountAttrs(root.Fd(), unix.MS_RDONLY, false); err != nil {
 			return l.fail("make root read-only", err)
 		}
 	}
 	if err := l.setOOMScoreAdj(); err != nil {
 		return err
 	}
-	if err := switchRoot(rootfd); err != nil {
+	if err := switchRoot(root.Fd()); err != nil {
 		return l.fail("enter root "+app.Root, err)
 	}
 	return l.chdir()
@@ -189,19 +190,19 @@ func (l *launcher) setOOMScoreAdj() error {
 // inside the new root.
 func (l *launcher) prepareProcess() error {
 	app := &l.app
-	rootfd, err := openRoot("/")
+	root, err := inroot.OpenRoot("/")
 	if err != nil {
 		return l.fail("open root", err)
 	}
-	defer unix.Close(rootfd)
-	user, found, err := lookupUser(rootfd, app.User)
+	defer root.Close()
+	user, found, err := lookupUser(root, app.User)
 	if err != nil {
 		return l.fail("user "+app.User, err)
 	}
 	l.uid = user.UID
 	switch {
 	case app.Group != "":
-		if l.gid, err = lookupGroup(rootfd, app.Group); err != nil {
+		if l.gid, err = lookupGroup(root, app.Group); err != nil {
 			return l.fail("group "+app.Group, err)
 		}
 	case found:
@@ -308,7 +309,7 @@ func (l *launcher) exec() error {
 	if err := unix.CloseRange(uint(keep), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil && !errors.Is(err, unix.ENOSYS) {
 		return l.fail("close inherited descriptors", err)
 	}
-	env := socketEnv(app.Env, app.ListenFDs) // before the filter: it may deny getpid
+	env := SocketEnv(app.Env, app.ListenFDs) // before the filter: it may deny getpid
 	if app.Seccomp != nil {
 		// The filter goes last, so that none of the launcher's own
 		// syscalls above has to be allowed by it.
@@ -403,21 +404,4 @@ func containsInt(s []int, v int) bool {
 		}
 	}
 	return false
-}
-
-// socketEnv sets the socket-activation variables for the app about to be
-// exec'd (it keeps this PID), or removes them when it gets no sockets.
-func socketEnv(env []string, n int) []string {
-	out := make([]string, 0, len(env)+2)
-	for _, kv := range env {
-		k, _, _ := strings.Cut(kv, "=")
-		if k == "LISTEN_FDS" || k == "LISTEN_PID" || (k == "LISTEN_FDNAMES" && n == 0) {
-			continue
-		}
-		out = append(out, kv)
-	}
-	if n > 0 {
-		out = append(out, "LISTEN_FDS="+strconv.Itoa(n), "LISTEN_PID="+strconv.Itoa(os.Getpid()))
-	}
-	return out
 }

@@ -3,25 +3,25 @@ package stage2
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path"
 	"strconv"
-	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/orbit-containers/orbit/internal/inroot"
 )
 
-// Every mount inside the app's root targets a descriptor opened with
-// openInRoot, named to mount(2) through /proc/self/fd/N: the kernel mounts
-// on exactly the inode that was resolved inside the root, so a symbolic link
-// swapped in between can not redirect the mount onto the host.
+// Every mount inside the app's root targets a descriptor opened inside it
+// (package inroot), named to mount(2) through /proc/self/fd/N: the kernel
+// mounts on exactly the inode that was resolved inside the root, so a
+// symbolic link swapped in between can not redirect the mount onto the
+// host.
 
 // fdPath names an open descriptor for mount(2).
 func fdPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
 
 // mountInRoot performs one of the app's mounts.
-func mountInRoot(rootfd int, m Mount) error {
-	fd, err := openMountTarget(rootfd, m)
+func mountInRoot(root *inroot.Root, m Mount) error {
+	fd, err := openMountTarget(root, m)
 	if err != nil {
 		return err
 	}
@@ -40,7 +40,7 @@ func mountInRoot(rootfd int, m Mount) error {
 			attrs |= unix.MS_RDONLY
 		}
 		if attrs != 0 {
-			return setBindAttrs(rootfd, m.Target, attrs, m.Recursive)
+			return setBindAttrs(root, m.Target, attrs, m.Recursive)
 		}
 		return nil
 	}
@@ -55,56 +55,19 @@ func mountInRoot(rootfd int, m Mount) error {
 }
 
 // openMountTarget opens m.Target inside the root, creating it (and its
-// missing parents) when m asks for it.
-func openMountTarget(rootfd int, m Mount) (int, error) {
-	fd, err := openInRoot(rootfd, m.Target, unix.O_PATH)
-	if err == nil || !errors.Is(err, unix.ENOENT) || (!m.CreateDir && !m.CreateFile) {
+// missing parents) when m asks for it. A dangling symbolic link in the way
+// is an error rather than something to create through.
+func openMountTarget(root *inroot.Root, m Mount) (int, error) {
+	fd, err := root.Open(m.Target, unix.O_PATH)
+	switch {
+	case err == nil || !errors.Is(err, unix.ENOENT):
 		return fd, err
+	case m.CreateDir:
+		return root.MkdirAll(m.Target)
+	case m.CreateFile:
+		return root.CreateFile(m.Target)
 	}
-	return createInRoot(rootfd, m.Target, m.CreateDir)
-}
-
-// createInRoot creates p inside the root as a directory (dir) or an empty
-// file, with missing parent directories, and opens it with O_PATH. Each
-// component is created with mkdirat/openat relative to its parent's
-// descriptor, never through a symbolic link: a dangling link in the way is
-// an error rather than something to follow out of the root.
-func createInRoot(rootfd int, p string, dir bool) (int, error) {
-	parts := strings.Split(strings.Trim(path.Clean("/"+p), "/"), "/")
-	parent, err := unix.Dup(rootfd)
-	if err != nil {
-		return -1, err
-	}
-	for i, name := range parts {
-		sofar := "/" + strings.Join(parts[:i+1], "/")
-		last := i == len(parts)-1
-		fd, err := openInRoot(rootfd, sofar, unix.O_PATH)
-		if errors.Is(err, unix.ENOENT) {
-			if last && !dir {
-				var created int
-				created, err = unix.Openat(parent, name, unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
-				if err == nil {
-					unix.Close(created)
-				}
-			} else {
-				err = unix.Mkdirat(parent, name, 0o755)
-			}
-			if err != nil && err != unix.EEXIST {
-				unix.Close(parent)
-				return -1, &os.PathError{Op: "create", Path: sofar, Err: err}
-			}
-			fd, err = openInRoot(rootfd, sofar, unix.O_PATH)
-			if errors.Is(err, unix.ENOENT) {
-				err = fmt.Errorf("%s is a dangling symbolic link: %w", sofar, unix.ENOENT)
-			}
-		}
-		unix.Close(parent)
-		if err != nil {
-			return -1, err
-		}
-		parent = fd
-	}
-	return parent, nil
+	return fd, err
 }
 
 // bindAttrFlags are the MS_* flags a bind mount can be given after it is
@@ -116,8 +79,8 @@ const bindAttrFlags = unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_
 // flags (a subset of bindAttrFlags), with its submounts when recursive. p
 // is opened again so that the descriptor names the mount itself, not what
 // it covers.
-func setBindAttrs(rootfd int, p string, flags uintptr, recursive bool) error {
-	fd, err := openInRoot(rootfd, p, unix.O_PATH)
+func setBindAttrs(root *inroot.Root, p string, flags uintptr, recursive bool) error {
+	fd, err := root.Open(p, unix.O_PATH)
 	if err != nil {
 		return err
 	}
@@ -190,8 +153,8 @@ func setMountAttrs(fd int, flags uintptr, recursive bool) error {
 
 // maskPath hides p inside the root: /dev/null over a file, an empty
 // read-only tmpfs over a directory. A missing path is left alone.
-func maskPath(rootfd int, p string) error {
-	fd, err := openInRoot(rootfd, p, unix.O_PATH)
+func maskPath(root *inroot.Root, p string) error {
+	fd, err := root.Open(p, unix.O_PATH)
 	if errors.Is(err, unix.ENOENT) {
 		return nil
 	}
@@ -216,8 +179,8 @@ func maskPath(rootfd int, p string) error {
 
 // readOnlyPath makes p inside the root read-only, with whatever is mounted
 // below it. A missing path is left alone.
-func readOnlyPath(rootfd int, p string) error {
-	fd, err := openInRoot(rootfd, p, unix.O_PATH)
+func readOnlyPath(root *inroot.Root, p string) error {
+	fd, err := root.Open(p, unix.O_PATH)
 	if errors.Is(err, unix.ENOENT) {
 		return nil
 	}
@@ -229,7 +192,7 @@ func readOnlyPath(rootfd int, p string) error {
 	if err != nil {
 		return fmt.Errorf("bind onto itself: %w", err)
 	}
-	return setBindAttrs(rootfd, p, unix.MS_RDONLY, true)
+	return setBindAttrs(root, p, unix.MS_RDONLY, true)
 }
 
 // switchRoot makes the mount point rootfd (opened after it was mounted) the

@@ -6,9 +6,8 @@ import (
 	"io"
 	"path"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/orbit-containers/orbit/internal/errdefs"
+	"github.com/orbit-containers/orbit/internal/inroot"
 )
 
 // LookupUser resolves an appc user string inside the root filesystem root:
@@ -19,12 +18,12 @@ import (
 // wraps errdefs.ErrNotFound; a malformed number wraps errdefs.ErrInvalid.
 // The host's user database (NSS) is never consulted.
 func LookupUser(root, user string) (uid, gid int, home string, err error) {
-	rootfd, err := openRoot(root)
+	r, err := inroot.OpenRoot(root)
 	if err != nil {
 		return 0, -1, "", err
 	}
-	defer unix.Close(rootfd)
-	e, found, err := lookupUser(rootfd, user)
+	defer r.Close()
+	e, found, err := lookupUser(r, user)
 	if err != nil {
 		return 0, -1, "", err
 	}
@@ -34,9 +33,9 @@ func LookupUser(root, user string) (uid, gid int, home string, err error) {
 	return e.UID, e.GID, e.Home, nil
 }
 
-// lookupUser resolves user inside rootfd. found reports whether the user has
+// lookupUser resolves user inside root. found reports whether the user has
 // a passwd entry; without one only e.UID is set.
-func lookupUser(rootfd int, user string) (e passwdEntry, found bool, err error) {
+func lookupUser(root *inroot.Root, user string) (e passwdEntry, found bool, err error) {
 	switch {
 	case user == "":
 		e.UID = 0
@@ -45,13 +44,13 @@ func lookupUser(rootfd int, user string) (e passwdEntry, found bool, err error) 
 			return e, false, fmt.Errorf("user %q: %w", user, err)
 		}
 	case path.IsAbs(user):
-		st, err := statInRoot(rootfd, user)
+		st, err := statInRoot(root, user)
 		if err != nil {
 			return e, false, fmt.Errorf("user %q: %w", user, err)
 		}
 		e.UID = int(st.Uid)
 	default:
-		e, found, err = searchPasswd(rootfd, passwdByName(user))
+		e, found, err = searchPasswd(root, passwdByName(user))
 		if err != nil {
 			return e, false, fmt.Errorf("user %q: %w", user, err)
 		}
@@ -61,7 +60,7 @@ func lookupUser(rootfd int, user string) (e passwdEntry, found bool, err error) 
 		return e, true, nil
 	}
 	uid := e.UID
-	byUID, found, err := searchPasswd(rootfd, passwdByUID(uid))
+	byUID, found, err := searchPasswd(root, passwdByUID(uid))
 	if err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 		return e, false, fmt.Errorf("user %q: %w", user, err)
 	}
@@ -75,15 +74,15 @@ func lookupUser(rootfd int, user string) (e passwdEntry, found bool, err error) 
 // name from root's /etc/group, or an absolute path inside root whose group
 // is used. An empty string means gid 0. Errors are classed as LookupUser's.
 func LookupGroup(root, group string) (int, error) {
-	rootfd, err := openRoot(root)
+	r, err := inroot.OpenRoot(root)
 	if err != nil {
 		return 0, err
 	}
-	defer unix.Close(rootfd)
-	return lookupGroup(rootfd, group)
+	defer r.Close()
+	return lookupGroup(r, group)
 }
 
-func lookupGroup(rootfd int, group string) (int, error) {
+func lookupGroup(root *inroot.Root, group string) (int, error) {
 	switch {
 	case group == "":
 		return 0, nil
@@ -94,13 +93,13 @@ func lookupGroup(rootfd int, group string) (int, error) {
 		}
 		return gid, nil
 	case path.IsAbs(group):
-		st, err := statInRoot(rootfd, group)
+		st, err := statInRoot(root, group)
 		if err != nil {
 			return 0, fmt.Errorf("group %q: %w", group, err)
 		}
 		return int(st.Gid), nil
 	}
-	f, err := openRootFile(rootfd, "/etc/group")
+	f, err := openRootFile(root, "/etc/group")
 	if err != nil {
 		return 0, fmt.Errorf("group %q: %w", group, err)
 	}
@@ -115,10 +114,10 @@ func lookupGroup(rootfd int, group string) (int, error) {
 	return e.GID, nil
 }
 
-// searchPasswd looks through rootfd's /etc/passwd. A missing file wraps
+// searchPasswd looks through root's /etc/passwd. A missing file wraps
 // errdefs.ErrNotFound.
-func searchPasswd(rootfd int, match func(passwdEntry) bool) (passwdEntry, bool, error) {
-	f, err := openRootFile(rootfd, "/etc/passwd")
+func searchPasswd(root *inroot.Root, match func(passwdEntry) bool) (passwdEntry, bool, error) {
+	f, err := openRootFile(root, "/etc/passwd")
 	if err != nil {
 		return passwdEntry{}, false, err
 	}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -10,7 +11,9 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/orbit-containers/orbit/internal/atomicfile"
 	"github.com/orbit-containers/orbit/internal/errdefs"
+	"github.com/orbit-containers/orbit/internal/flock"
 )
 
 // GCReport says what GC did.
@@ -70,11 +73,11 @@ func (s *Store) remove(id string, inUse InUseFunc, expiring bool) (removed bool,
 // a busy lease means a command holds the image, not another removal. It
 // returns the image's name, or nil when expiring and the image is kept.
 func (s *Store) removeImage(id string, inUse InUseFunc, expiring bool) (*string, error) {
-	turn, err := lockFile(filepath.Join(s.leasesDir(), removalLock), true, false)
+	turn, err := flock.Acquire(context.TODO(), filepath.Join(s.leasesDir(), removalLock), flock.Exclusive)
 	if err != nil {
 		return nil, err
 	}
-	defer turn.unlock()
+	defer turn.Close()
 	// Taken before pods are looked at: once it is ours, every command that
 	// leased the image has recorded in its pod the trees it made from it.
 	lease, err := s.takeForRemoval(id)
@@ -84,7 +87,7 @@ func (s *Store) removeImage(id string, inUse InUseFunc, expiring bool) (*string,
 		}
 		return nil, fmt.Errorf("removing image %s: %w", id, err)
 	}
-	defer lease.unlock()
+	defer lease.Close()
 	if expiring && inUse != nil {
 		used, err := s.usedByPod(id, inUse)
 		if err != nil || used {
@@ -111,7 +114,7 @@ func (s *Store) removeImage(id string, inUse InUseFunc, expiring bool) (*string,
 	if err != nil {
 		return nil, fmt.Errorf("removing image %s: %w", describe(id, name), err)
 	}
-	if err := lease.remove(); err != nil {
+	if err := lease.Remove(); err != nil {
 		return nil, fmt.Errorf("removed image %s, but not its lease file: %w", describe(id, name), err)
 	}
 	return &name, nil
@@ -148,7 +151,7 @@ func (s *Store) removeBlob(id string) error {
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	return syncDir(filepath.Dir(path))
+	return atomicfile.SyncDir(filepath.Dir(path))
 }
 
 // ExpireImages removes the images not used (or imported) within
@@ -255,11 +258,11 @@ func (s *Store) gcRender(name string) (bool, error) {
 		return false, nil
 	}
 	treeID := rest[:n]
-	l, err := lockFile(s.treeLockPath(treeID), true, true)
+	l, err := flock.TryAcquire(s.treeLockPath(treeID), flock.Exclusive)
 	if err != nil {
 		return false, nil // busy: being rendered now
 	}
-	defer l.unlock()
+	defer l.Close()
 	if err := os.RemoveAll(filepath.Join(s.treesDir(), name)); err != nil {
 		return false, err
 	}
@@ -280,15 +283,15 @@ func (s *Store) gcLocks() error {
 		if _, err := os.Lstat(s.treePath(treeID)); err == nil {
 			continue
 		}
-		l, err := lockFile(s.treeLockPath(treeID), true, true)
+		l, err := flock.TryAcquire(s.treeLockPath(treeID), flock.Exclusive)
 		if err != nil {
 			continue
 		}
 		// Holding the lock exclusively, nobody renders the tree now.
 		if _, err := os.Lstat(s.treePath(treeID)); errors.Is(err, os.ErrNotExist) {
-			l.remove()
+			l.Remove()
 		}
-		l.unlock()
+		l.Close()
 	}
 	return nil
 }
@@ -319,7 +322,7 @@ func (s *Store) gcTemp(rep *GCReport) error {
 		} else {
 			rep.TempRemoved = append(rep.TempRemoved, filepath.Join("tmp", e.Name()))
 		}
-		l.unlock()
+		l.Close()
 	}
 	return errors.Join(errs...)
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bufio"
+	"context"
 	"crypto/sha512"
 	"encoding/json"
 	"errors"
@@ -15,7 +16,9 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/orbit-containers/orbit/aci"
+	"github.com/orbit-containers/orbit/internal/atomicfile"
 	"github.com/orbit-containers/orbit/internal/errdefs"
+	"github.com/orbit-containers/orbit/internal/flock"
 )
 
 // Import stores an ACI read from r, plain or compressed with gzip, bzip2 or
@@ -147,11 +150,11 @@ func (s *Store) placeBlob(tmpPath, id string) (moved bool, err error) {
 	if err := os.Rename(tmpPath, dst); err != nil {
 		return false, err
 	}
-	if err := syncDir(dir); err != nil {
+	if err := atomicfile.SyncDir(dir); err != nil {
 		return true, err
 	}
 	if created {
-		if err := syncDir(s.blobsDir()); err != nil {
+		if err := atomicfile.SyncDir(s.blobsDir()); err != nil {
 			return true, err
 		}
 	}
@@ -166,10 +169,14 @@ func (s *Store) lockedTemp(pattern string) (*os.File, error) {
 		if err != nil {
 			return nil, err
 		}
-		l := &fileLock{f: f, path: f.Name()}
+		l := flock.FromFile(f)
 		// GC may have found the new file before it was locked and removed
 		// it; then start again with another.
-		same, err := l.lock(true, false)
+		err = l.Lock(context.TODO(), flock.Exclusive)
+		same := false
+		if err == nil {
+			same, err = l.Linked()
+		}
 		if err != nil {
 			f.Close()
 			os.Remove(f.Name())

@@ -12,6 +12,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 
+	"github.com/orbit-containers/orbit/internal/atomicfile"
 	"github.com/orbit-containers/orbit/internal/errdefs"
 )
 
@@ -98,7 +99,7 @@ func (s *Store) initIndex() error {
 	if err := os.Link(tmp, s.indexPath()); err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("creating index: %w", err)
 	}
-	return syncDir(s.dir)
+	return atomicfile.SyncDir(s.dir)
 }
 
 func (s *Store) openDB(readOnly bool) (*bolt.DB, error) {

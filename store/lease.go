@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -11,6 +12,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/orbit-containers/orbit/internal/errdefs"
+	"github.com/orbit-containers/orbit/internal/flock"
 )
 
 // An image lease keeps an image in the store while a command that has
@@ -36,7 +38,7 @@ const removalLock = ".removing"
 type Leases struct {
 	dir  string
 	mu   sync.Mutex
-	held map[string]*fileLock
+	held map[string]*flock.Lock
 }
 
 // Leasing returns a view of the store in which every image that Get,
@@ -45,7 +47,7 @@ type Leases struct {
 // command that makes a pod looks its images up through it.
 func (s *Store) Leasing() (*Store, *Leases) {
 	c := *s
-	c.leases = &Leases{dir: s.leasesDir(), held: map[string]*fileLock{}}
+	c.leases = &Leases{dir: s.leasesDir(), held: map[string]*flock.Lock{}}
 	return &c, c.leases
 }
 
@@ -58,7 +60,7 @@ func (l *Leases) Release() error {
 	defer l.mu.Unlock()
 	var errs []error
 	for id, fl := range l.held {
-		errs = append(errs, fl.unlock())
+		errs = append(errs, fl.Close())
 		delete(l.held, id)
 	}
 	return errors.Join(errs...)
@@ -104,14 +106,14 @@ func (s *Store) hold(id string) error {
 	if ok {
 		return nil
 	}
-	l, err := lockFile(s.leasePath(id), false, false)
+	l, err := flock.Acquire(context.TODO(), s.leasePath(id), flock.Shared)
 	if err != nil {
 		return fmt.Errorf("leasing image %s: %w", id, err)
 	}
 	s.leases.mu.Lock()
 	defer s.leases.mu.Unlock()
 	if _, dup := s.leases.held[id]; dup {
-		l.unlock()
+		l.Close()
 		return nil
 	}
 	s.leases.held[id] = l
@@ -122,15 +124,15 @@ func (l *Leases) drop(id string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if fl, ok := l.held[id]; ok {
-		fl.unlock()
+		fl.Close()
 		delete(l.held, id)
 	}
 }
 
 // takeForRemoval takes an image's lease exclusively without waiting: it
 // fails with errdefs.ErrBusy while any command holds the image.
-func (s *Store) takeForRemoval(id string) (*fileLock, error) {
-	l, err := lockFile(s.leasePath(id), true, true)
+func (s *Store) takeForRemoval(id string) (*flock.Lock, error) {
+	l, err := flock.TryAcquire(s.leasePath(id), flock.Exclusive)
 	if errors.Is(err, errdefs.ErrBusy) {
 		return nil, fmt.Errorf("an orbit command is making a pod from it: %w", errdefs.ErrBusy)
 	}
@@ -156,12 +158,12 @@ func (s *Store) gcLeases(indexed map[string]bool) error {
 			os.Remove(filepath.Join(s.leasesDir(), id))
 			continue
 		}
-		l, err := lockFile(s.leasePath(id), true, true)
+		l, err := flock.TryAcquire(s.leasePath(id), flock.Exclusive)
 		if err != nil {
 			continue
 		}
-		l.remove()
-		l.unlock()
+		l.Remove()
+		l.Close()
 	}
 	return nil
 }

@@ -1,11 +1,13 @@
 package store
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"strings"
 
 	"github.com/orbit-containers/orbit/internal/errdefs"
+	"github.com/orbit-containers/orbit/internal/flock"
 )
 
 // Lock takes the store-wide lock called name (a file in the store's locks
@@ -18,9 +20,13 @@ func (s *Store) Lock(name string) (unlock func() error, err error) {
 	if name == "" || strings.ContainsAny(name, "/\x00") || name == "." || name == ".." || strings.HasPrefix(name, treePrefix) {
 		return nil, fmt.Errorf("store lock name %q: %w", name, errdefs.ErrInvalid)
 	}
-	l, err := lockFile(filepath.Join(s.locksDir(), name+".lock"), true, false)
+	l, err := flock.Create(filepath.Join(s.locksDir(), name+".lock"), 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("store lock %s: %w", name, err)
 	}
-	return l.unlock, nil
+	if err := l.Lock(context.TODO(), flock.Exclusive); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("store lock %s: %w", name, err)
+	}
+	return l.Close, nil
 }

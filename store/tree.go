@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"crypto/sha512"
 	"encoding/hex"
 	"encoding/json"
@@ -17,7 +18,9 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/orbit-containers/orbit/aci"
+	"github.com/orbit-containers/orbit/internal/atomicfile"
 	"github.com/orbit-containers/orbit/internal/errdefs"
+	"github.com/orbit-containers/orbit/internal/flock"
 )
 
 const (
@@ -40,7 +43,7 @@ type Tree struct {
 	Chain    []string // the image IDs it is made of, the image first
 	Manifest *schema.ImageManifest
 
-	lock *fileLock
+	lock *flock.Lock
 }
 
 // Release drops the tree's shared lock. Before calling it, a pod that uses
@@ -50,7 +53,7 @@ func (t *Tree) Release() error {
 	if t == nil {
 		return nil
 	}
-	return t.lock.unlock()
+	return t.lock.Close()
 }
 
 // TreeID names the tree rendered from an ordered list of image IDs.
@@ -96,7 +99,7 @@ func (s *Store) Tree(imageID string) (*Tree, error) {
 // callers hold the shared lock for as long as they like once the tree is
 // rendered, and waiting on them with the shared lock held could deadlock.
 func (s *Store) lockedTree(img Image, treeID string, chain []string) (*Tree, error) {
-	l, err := lockFile(s.treeLockPath(treeID), false, false)
+	l, err := flock.Acquire(context.TODO(), s.treeLockPath(treeID), flock.Shared)
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +107,7 @@ func (s *Store) lockedTree(img Image, treeID string, chain []string) (*Tree, err
 	if err != nil || t != nil {
 		return s.hand(t, l, err)
 	}
-	l.unlock()
+	l.Close()
 
 	l, err = s.lockToRender(treeID)
 	if err != nil || l == nil {
@@ -112,20 +115,24 @@ func (s *Store) lockedTree(img Image, treeID string, chain []string) (*Tree, err
 	}
 	t, err = s.readTree(treeID, chain)
 	if err != nil {
-		l.unlock()
+		l.Close()
 		return nil, err
 	}
 	if t == nil {
 		if err := s.render(img, treeID, chain); err != nil {
-			l.unlock()
+			l.Close()
 			return nil, err
 		}
 	}
 	// flock converts by dropping and retaking, and GC may take the tree
 	// away in between; then start again.
-	same, err := l.lock(false, false)
+	err = l.Lock(context.TODO(), flock.Shared)
+	same := false
+	if err == nil {
+		same, err = l.Linked()
+	}
 	if err != nil || !same {
-		l.unlock()
+		l.Close()
 		return nil, err
 	}
 	t, err = s.readTree(treeID, chain)
@@ -133,9 +140,9 @@ func (s *Store) lockedTree(img Image, treeID string, chain []string) (*Tree, err
 }
 
 // hand gives the caller t with l held, or drops l if there is no tree.
-func (s *Store) hand(t *Tree, l *fileLock, err error) (*Tree, error) {
+func (s *Store) hand(t *Tree, l *flock.Lock, err error) (*Tree, error) {
 	if err != nil || t == nil {
-		l.unlock()
+		l.Close()
 		return nil, err
 	}
 	t.lock = l
@@ -145,10 +152,10 @@ func (s *Store) hand(t *Tree, l *fileLock, err error) (*Tree, error) {
 // lockToRender takes tree treeID's lock exclusively, holding nothing while
 // it waits. It returns nil, nil as soon as it sees that another process
 // finished rendering the tree meanwhile.
-func (s *Store) lockToRender(treeID string) (*fileLock, error) {
+func (s *Store) lockToRender(treeID string) (*flock.Lock, error) {
 	delay := 5 * time.Millisecond
 	for {
-		l, err := lockFile(s.treeLockPath(treeID), true, true)
+		l, err := flock.TryAcquire(s.treeLockPath(treeID), flock.Exclusive)
 		if err == nil {
 			return l, nil
 		}
@@ -269,7 +276,7 @@ func (s *Store) render(img Image, treeID string, chain []string) error {
 		return err
 	}
 	done = true
-	return syncDir(s.treesDir())
+	return atomicfile.SyncDir(s.treesDir())
 }
 
 func writeManifestIfMissing(dir string, m *schema.ImageManifest) error {
@@ -326,14 +333,14 @@ func (s *Store) treesUsing(id string) ([]string, error) {
 // removeTree deletes a complete or incomplete tree unless someone holds its
 // lock or, for a complete tree, inUse says a pod uses it.
 func (s *Store) removeTree(treeID string, inUse InUseFunc) (removed bool, err error) {
-	l, err := lockFile(s.treeLockPath(treeID), true, true)
+	l, err := flock.TryAcquire(s.treeLockPath(treeID), flock.Exclusive)
 	if errors.Is(err, errdefs.ErrBusy) {
 		return false, nil
 	}
 	if err != nil {
 		return false, err
 	}
-	defer l.unlock()
+	defer l.Close()
 	path := s.treePath(treeID)
 	_, err = readMarker(path)
 	complete := err == nil
@@ -352,15 +359,15 @@ func (s *Store) removeTree(treeID string, inUse InUseFunc) (removed bool, err er
 		if err := os.Remove(filepath.Join(path, renderedMarker)); err != nil {
 			return false, err
 		}
-		if err := syncDir(path); err != nil {
+		if err := atomicfile.SyncDir(path); err != nil {
 			return false, err
 		}
 	}
 	if err := os.RemoveAll(path); err != nil {
 		return false, fmt.Errorf("tree %s: %w", treeID, err)
 	}
-	if err := syncDir(s.treesDir()); err != nil {
+	if err := atomicfile.SyncDir(s.treesDir()); err != nil {
 		return true, err
 	}
-	return true, l.remove()
+	return true, l.Remove()
 }

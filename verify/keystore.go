@@ -16,6 +16,7 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/appc/spec/schema/types"
 
+	"github.com/orbit-containers/orbit/internal/atomicfile"
 	"github.com/orbit-containers/orbit/internal/errdefs"
 )
 
@@ -129,50 +130,10 @@ func (k *Keystore) add(prefix string, e *openpgp.Entity) (string, error) {
 		return "", fmt.Errorf("creating trust directory: %w", err)
 	}
 	dst := filepath.Join(dir, Fingerprint(e))
-	if err := writeFileDurable(dst, data, 0o644); err != nil {
+	if err := atomicfile.Write(dst, data, 0o644); err != nil {
 		return "", fmt.Errorf("storing key %s: %w", Fingerprint(e), err)
 	}
 	return dst, nil
-}
-
-// writeFileDurable writes data to path through a temp file in the same
-// directory: fsync, rename, fsync of the directory.
-func writeFileDurable(dst string, data []byte, mode os.FileMode) error {
-	dir := filepath.Dir(dst)
-	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(dst)+"-")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Chmod(mode); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, dst); err != nil {
-		return err
-	}
-	ok = true
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // prefixesOf lists name and each of its parents, longest first:

@@ -87,7 +87,7 @@ func TestLayout(t *testing.T) {
 	if len(fp) != 40 || strings.ToLower(fp) != fp {
 		t.Fatalf("fingerprint %q is not 40 lowercase hex digits", fp)
 	}
-	leftovers, _ := filepath.Glob(filepath.Join(filepath.Dir(p), ".tmp-*"))
+	leftovers, _ := filepath.Glob(filepath.Join(filepath.Dir(p), ".*tmp*"))
 	if len(leftovers) != 0 {
 		t.Fatalf("temp files left behind: %v", leftovers)
 	}

@@ -67,7 +67,7 @@ func runImageBuild(g *globalOptions, opts *imageBuildOptions, rootfs, manifestPa
 		return fmt.Errorf("manifest %s: %w", manifestPath, err)
 	}
 	if err := aci.WriteFile(output, im, rootfs, aci.WriteOptions{Compression: compression}, opts.Overwrite); err != nil {
-		return err
+		return withOverwriteHint(err)
 	}
 	g.Log.Debug("image built", "output", output, "name", im.Name)
 	return nil

@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/sha512"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -44,7 +45,7 @@ func exportImage(s *store.Store, id, dst string, overwrite bool) error {
 	if !overwrite {
 		// Checked before reading the blob too, to fail early.
 		if _, err := os.Lstat(dst); err == nil {
-			return fmt.Errorf("%s: %w (use --overwrite to replace it)", dst, errdefs.ErrAlreadyExists)
+			return withOverwriteHint(fmt.Errorf("%s: %w", dst, errdefs.ErrAlreadyExists))
 		}
 	}
 	blob, err := s.OpenBlob(id)
@@ -52,7 +53,7 @@ func exportImage(s *store.Store, id, dst string, overwrite bool) error {
 		return err
 	}
 	defer blob.Close()
-	return atomicfile.Create(dst, 0o644, overwrite, func(w io.Writer) error {
+	return withOverwriteHint(atomicfile.Create(dst, 0o644, overwrite, func(w io.Writer) error {
 		h := sha512.New()
 		if _, err := io.Copy(io.MultiWriter(w, h), blob); err != nil {
 			return err
@@ -61,5 +62,13 @@ func exportImage(s *store.Store, id, dst string, overwrite bool) error {
 			return fmt.Errorf("the stored image is corrupt: it hashes to %s: %w", store.ShortID(got), errdefs.ErrInvalid)
 		}
 		return nil
-	})
+	}))
+}
+
+// withOverwriteHint tells the user how to replace an output that exists.
+func withOverwriteHint(err error) error {
+	if errors.Is(err, errdefs.ErrAlreadyExists) {
+		return fmt.Errorf("%w (use --overwrite to replace it)", err)
+	}
+	return err
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -341,7 +342,7 @@ func (r *stage1RunFlags) addFlags(fs *pflag.FlagSet) {
 // made: DNS settings, the host name (also when given empty) and networks.
 func (r *stage1RunFlags) check(cmd *cobra.Command, flavour builtin.Flavour) error {
 	if err := r.dns.Validate(); err != nil {
-		return err
+		return dnsFlagError(err)
 	}
 	if f := cmd.Flags().Lookup("hostname"); f != nil && f.Changed {
 		if err := stage0.CheckHostname(r.hostname); err != nil {
@@ -352,6 +353,28 @@ func (r *stage1RunFlags) check(cmd *cobra.Command, flavour builtin.Flavour) erro
 		return fmt.Errorf("--net is empty; omit it for the flavour's default: %w", errdefs.ErrInvalid)
 	}
 	return stage0.CheckNet(r.net, flavour)
+}
+
+// dnsFlagError words an error in the pod's DNS settings with the flags
+// that set them.
+func dnsFlagError(err error) error {
+	var de *stage0.DNSError
+	if !errors.As(err, &de) {
+		return err
+	}
+	switch de.Kind {
+	case stage0.DNSOptionsWithSpecialServer:
+		return fmt.Errorf("--dns-search, --dns-opt and --dns-domain cannot be used with --dns=%s: %w", de.Value, errdefs.ErrInvalid)
+	case stage0.DNSSpecialServerNotAlone:
+		return fmt.Errorf("--dns=%s must be the only --dns value: %w", de.Value, errdefs.ErrInvalid)
+	case stage0.DNSHostHostsNotAlone:
+		return fmt.Errorf("--hosts-entry=host must be the only --hosts-entry value: %w", errdefs.ErrInvalid)
+	case stage0.DNSBadServer:
+		return fmt.Errorf("--dns=%s: not an IP address, \"host\" or \"none\": %w", de.Value, errdefs.ErrInvalid)
+	case stage0.DNSBadHostsEntry:
+		return fmt.Errorf("--hosts-entry=%s: want IP=HOSTNAME or \"host\": %w", de.Value, errdefs.ErrInvalid)
+	}
+	return err
 }
 
 func (r *stage1RunFlags) config(g *globalOptions) stage0.RunConfig {

@@ -1,6 +1,11 @@
-// Package atomicfile writes small files so that readers see either the old
+// Package atomicfile writes files so that readers see either the old
 // content or the new, never a part, and the new content survives a crash:
 // a temp file in the same directory, fsync, rename, fsync of the directory.
+//
+// SyncDir, the last of those steps, is here too for the other changes to a
+// directory that must survive a crash (a rename or unlink done without
+// Write): it is one system call's worth of the same discipline, not a
+// helper of its own.
 package atomicfile
 
 import (
@@ -9,6 +14,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -17,20 +23,34 @@ import (
 
 // Write replaces path with data, with the given mode.
 func Write(path string, data []byte, mode os.FileMode) error {
-	return Create(path, mode, true, func(w io.Writer) error {
+	return WriteModTime(path, data, mode, time.Time{})
+}
+
+// WriteModTime is Write for a file whose modification time means
+// something (when an app exited, say): the new file has mtime from the
+// moment it appears. A zero mtime leaves the time of writing.
+func WriteModTime(path string, data []byte, mode os.FileMode, mtime time.Time) error {
+	return create(path, mode, true, mtime, func(w io.Writer) error {
 		_, err := w.Write(data)
 		return err
 	})
 }
 
-// SyncDir makes a directory's entries (a rename into it) durable.
+// SyncDir makes the entries of dir (a rename into it, an unlink from it)
+// durable.
 func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	return d.Sync()
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("syncing %s: %w", dir, err)
+	}
+	return nil
 }
 
 // Create writes path from fill the same way as Write, for content that is
@@ -39,9 +59,13 @@ func SyncDir(dir string) error {
 // rename, so a file that appears meanwhile is not replaced either). If
 // fill fails, nothing is left behind.
 func Create(path string, mode os.FileMode, overwrite bool, fill func(io.Writer) error) error {
+	return create(path, mode, overwrite, time.Time{}, fill)
+}
+
+func create(path string, mode os.FileMode, overwrite bool, mtime time.Time, fill func(io.Writer) error) error {
 	if !overwrite {
 		if _, err := os.Lstat(path); err == nil {
-			return fmt.Errorf("%s: %w (use --overwrite to replace it)", path, errdefs.ErrAlreadyExists)
+			return fmt.Errorf("%s: %w", path, errdefs.ErrAlreadyExists)
 		}
 	}
 	dir := filepath.Dir(path)
@@ -66,10 +90,15 @@ func Create(path string, mode os.FileMode, overwrite bool, fill func(io.Writer) 
 	if err := f.Close(); err != nil {
 		return err
 	}
+	if !mtime.IsZero() {
+		if err := os.Chtimes(tmp, mtime, mtime); err != nil {
+			return err
+		}
+	}
 	if overwrite {
 		err = os.Rename(tmp, path)
 	} else if err = unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, path, unix.RENAME_NOREPLACE); errors.Is(err, unix.EEXIST) {
-		err = fmt.Errorf("%s: %w (use --overwrite to replace it)", path, errdefs.ErrAlreadyExists)
+		err = fmt.Errorf("%s: %w", path, errdefs.ErrAlreadyExists)
 	} else if err != nil {
 		err = &os.LinkError{Op: "rename", Old: tmp, New: path, Err: err}
 	}

@@ -5,7 +5,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/orbit-containers/orbit/internal/errdefs"
 )
@@ -46,6 +48,8 @@ func TestCreateStreamsAndRefusesToClobber(t *testing.T) {
 	}
 	if err := Create(path, 0o600, false, fill("second")); !errors.Is(err, errdefs.ErrAlreadyExists) {
 		t.Fatalf("clobbered without overwrite: %v", err)
+	} else if strings.Contains(err.Error(), "--") {
+		t.Fatalf("a library error names a command-line flag: %v", err)
 	}
 	if err := Create(path, 0o600, true, fill("third")); err != nil {
 		t.Fatal(err)
@@ -60,5 +64,38 @@ func TestCreateStreamsAndRefusesToClobber(t *testing.T) {
 	ents, _ := os.ReadDir(dir)
 	if len(ents) != 1 {
 		t.Fatalf("leftovers: %v", ents)
+	}
+}
+
+func TestWriteModTimeSetsTheTimeBeforeTheFileAppears(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "status")
+	when := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	if err := WriteModTime(path, []byte("0"), 0o644, when); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fi.ModTime().Equal(when) {
+		t.Fatalf("mtime %v, want %v", fi.ModTime(), when)
+	}
+	if err := WriteModTime(path, []byte("1"), 0o644, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(path); fi.ModTime().Equal(when) {
+		t.Fatal("a zero mtime kept the old time instead of the time of writing")
+	}
+}
+
+func TestSyncDir(t *testing.T) {
+	dir := t.TempDir()
+	if err := SyncDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "missing")
+	if err := SyncDir(missing); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("SyncDir of a missing directory: %v", err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/coreos/go-systemd/v22/activation"
 	"github.com/coreos/go-systemd/v22/daemon"
 	"golang.org/x/sys/unix"
 
@@ -33,7 +34,7 @@ func run(args []string) (int, error) {
 		return 0, err
 	}
 	lock := contract.TakeLock()
-	sockets := stage2.InheritedSockets()
+	sockets := activation.Files(true)
 	// The app dies with this process (DieWithParent): the kernel ties that
 	// to the thread that starts the app.
 	runtime.LockOSThread()

@@ -6,11 +6,13 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/orbit-containers/orbit/stage1/pod"
+	"github.com/orbit-containers/orbit/stage2"
 )
 
 // execName is the name the run entrypoint re-executes the binary under to
@@ -38,6 +40,9 @@ func startNspawn(nspawn string, args []string, sockets []*os.File) *exec.Cmd {
 	if privateRun {
 		helperArgs = append(helperArgs, privateRunFlag)
 	}
+	if len(sockets) > 0 {
+		helperArgs = append(helperArgs, listenFdsFlag+strconv.Itoa(len(sockets)))
+	}
 	cmd := exec.Command("/proc/self/exe", append(append(helperArgs, nspawn), args...)...)
 	cmd.Args[0] = execName
 	cmd.ExtraFiles = sockets // descriptors 3 and up, as the protocol wants
@@ -50,10 +55,14 @@ func startNspawn(nspawn string, args []string, sockets []*os.File) *exec.Cmd {
 // privateRunFlag asks Exec for the private runtime directory.
 const privateRunFlag = "--private-run"
 
+// listenFdsFlag, followed by a count, tells Exec how many sockets it hands
+// on (descriptors 3 and up).
+const listenFdsFlag = "--listen-fds="
+
 // Exec is the helper startNspawn runs: with privateRunFlag, in its new
 // mount namespace, it stops mount events from propagating back to the host
-// and mounts a tmpfs on nspawn's runtime directory; with sockets
-// (LISTEN_FDS), it sets LISTEN_PID to its own PID; then it execs
+// and mounts a tmpfs on nspawn's runtime directory; with listenFdsFlag, it
+// sets the socket-activation variables for itself; then it execs
 // systemd-nspawn with the rest of args, keeping its PID and every
 // inherited descriptor (the pod lock and the sockets among them).
 func Exec(args []string) int { return pod.Main("stage1 nspawn", args, execNspawn) }
@@ -65,13 +74,19 @@ func execNspawn(args []string) (int, error) {
 		}
 		args = args[1:]
 	}
+	sockets := 0
+	if len(args) > 0 && strings.HasPrefix(args[0], listenFdsFlag) {
+		n, err := strconv.Atoi(strings.TrimPrefix(args[0], listenFdsFlag))
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("exec: bad %s", args[0])
+		}
+		sockets = n
+		args = args[1:]
+	}
 	if len(args) == 0 {
 		return 0, errors.New("exec: no program")
 	}
-	if os.Getenv("LISTEN_FDS") != "" {
-		os.Setenv("LISTEN_PID", strconv.Itoa(os.Getpid()))
-	}
-	err := unix.Exec(args[0], args, os.Environ())
+	err := unix.Exec(args[0], args, stage2.SocketEnv(os.Environ(), sockets))
 	return 0, fmt.Errorf("starting %s: %w", args[0], err)
 }
 

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/coreos/go-systemd/v22/activation"
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
@@ -26,7 +27,6 @@ import (
 	"github.com/orbit-containers/orbit/stage1/cgroup/devicefilter"
 	"github.com/orbit-containers/orbit/stage1/contract"
 	"github.com/orbit-containers/orbit/stage1/pod"
-	"github.com/orbit-containers/orbit/stage2"
 )
 
 // missingNspawn is the error when the host lacks systemd-nspawn.
@@ -76,14 +76,11 @@ func run(args []string) (int, error) {
 	}
 
 	tty := flags.Interactive && term.IsTerminal(int(os.Stdin.Fd()))
-	sockets := stage2.InheritedSockets()
+	sockets := activation.Files(true)
 	cmd := startNspawn(nspawn, nspawnArgs(p, uuid, hostname, flags, pl, tty), sockets)
 	// nspawn's own syscall filter is off: orbit filters each app itself,
 	// and the supervisor needs the syscalls nspawn would deny.
 	cmd.Env = append(os.Environ(), "SYSTEMD_SECCOMP=0")
-	if len(sockets) > 0 {
-		cmd.Env = append(cmd.Env, "LISTEN_FDS="+strconv.Itoa(len(sockets)))
-	}
 	stdin, closeStdin := pod.Stdin(flags.Interactive)
 	defer closeStdin()
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, os.Stdout, os.Stderr

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/coreos/go-systemd/v22/activation"
 	"github.com/coreos/go-systemd/v22/daemon"
 	"io"
 	"log/slog"
@@ -17,7 +18,6 @@ import (
 
 	"github.com/orbit-containers/orbit/internal/errdefs"
 	"github.com/orbit-containers/orbit/stage1/cgroup"
-	"github.com/orbit-containers/orbit/stage2"
 )
 
 // systemd's shutdown requests to an init (SIGRTMIN+3 halt, SIGRTMIN+4
@@ -111,7 +111,7 @@ func run(ctx context.Context, cfg Config) (int, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	p := &pod{cfg: cfg, log: log, running: map[string]*proc{}, sockets: stage2.InheritedSockets()}
+	p := &pod{cfg: cfg, log: log, running: map[string]*proc{}, sockets: activation.Files(true)}
 	if cfg.StatusDir != "" {
 		if fi, err := os.Stat(cfg.StatusDir); err != nil || !fi.IsDir() {
 			return 0, fmt.Errorf("status directory %s: not a directory (%v): %w", cfg.StatusDir, err, errdefs.ErrInvalid)

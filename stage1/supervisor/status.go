@@ -3,10 +3,11 @@ package supervisor
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/orbit-containers/orbit/internal/atomicfile"
 )
 
 // writeStatus records an app's end in dir: <name>.json first, then <name>,
@@ -23,52 +24,11 @@ func writeStatus(dir, name string, st Status) error {
 	return writeFileAtomic(dir, name, []byte(strconv.Itoa(st.ExitCode)), st.ExitedAt)
 }
 
-// writeFileAtomic writes dir/name durably: temp file in dir, fsync, mtime,
-// rename, fsync of dir.
-func writeFileAtomic(dir, name string, data []byte, mtime time.Time) (err error) {
-	f, err := os.CreateTemp(dir, "."+name+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("writing status %s: %w", name, err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			_ = os.Remove(tmp)
-		}
-	}()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(0o644)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil && !mtime.IsZero() {
-		err = os.Chtimes(tmp, mtime, mtime)
-	}
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, name))
-	}
-	if err == nil {
-		err = syncDir(dir)
-	}
-	if err != nil {
+// writeFileAtomic writes dir/name durably, with mtime as its modification
+// time from the moment it appears.
+func writeFileAtomic(dir, name string, data []byte, mtime time.Time) error {
+	if err := atomicfile.WriteModTime(filepath.Join(dir, name), data, 0o644, mtime); err != nil {
 		return fmt.Errorf("writing status %s: %w", name, err)
 	}
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
