@@ -93,7 +93,7 @@ func TestUnlockedPodWithProcessesRuns(t *testing.T) {
 	if err != nil || p.State != Running {
 		t.Fatalf("Get = %v, %v; want running", p, err)
 	}
-	if err := GC(pods, GCConfig{}); err != nil {
+	if err := GC(t.Context(), pods, GCConfig{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(dir); err != nil {
@@ -103,7 +103,7 @@ func TestUnlockedPodWithProcessesRuns(t *testing.T) {
 	if err := p.move(dirExitedGarbage); err != nil {
 		t.Fatal(err)
 	}
-	if err := GC(pods, GCConfig{}); err != nil {
+	if err := GC(t.Context(), pods, GCConfig{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(p.Path()); err != nil {
@@ -117,7 +117,7 @@ func TestUnlockedPodWithProcessesRuns(t *testing.T) {
 	if p, err = Get(pods, id); err != nil || p.State != Exited {
 		t.Fatalf("Get = %v, %v; want exited", p, err)
 	}
-	if err := GC(pods, GCConfig{}); err != nil {
+	if err := GC(t.Context(), pods, GCConfig{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(dir); err == nil {

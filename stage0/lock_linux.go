@@ -41,7 +41,6 @@ func (l *dirLock) flock(how int) error {
 
 func (l *dirLock) tryExclusive() error { return l.flock(unix.LOCK_EX | unix.LOCK_NB) }
 func (l *dirLock) tryShared() error    { return l.flock(unix.LOCK_SH | unix.LOCK_NB) }
-func (l *dirLock) shared() error       { return l.flock(unix.LOCK_SH) }
 func (l *dirLock) close() error        { return l.f.Close() }
 
 // fd returns the descriptor with close-on-exec cleared, for handing the lock

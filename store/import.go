@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/appc/spec/schema"
 	bolt "go.etcd.io/bbolt"
@@ -65,7 +64,7 @@ func (s *Store) Import(r io.Reader, opts ImportOptions) (Image, error) {
 			return err
 		}
 		renamed = moved
-		now := time.Now()
+		now := s.now()
 		if indexed {
 			rec.ImportedAt = now
 			rec.Latest = rec.Latest || opts.Latest
@@ -197,7 +196,7 @@ func (s *Store) Touch(ids ...string) error {
 			return err
 		}
 	}
-	now := time.Now()
+	now := s.now()
 	// One transaction for all: each commit of the index is two fdatasyncs.
 	return s.update(func(tx *bolt.Tx) error {
 		for _, id := range ids {
