@@ -6,6 +6,7 @@ import (
 	"os/signal"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -88,10 +89,11 @@ func (in *interrupts) received() os.Signal {
 }
 
 // dieBy ends orbit by sig with its default action, as if nothing had
-// caught it, so that whoever started orbit sees what killed it. It returns
-// only if the signal did not end the process.
+// caught it, so that whoever started orbit sees what killed it. The
+// signal is handled on another thread, so it waits for it a moment; it
+// returns only if the signal did not end the process.
 func dieBy(sig os.Signal) {
-	if s, ok := sig.(syscall.Signal); ok {
-		unix.Kill(os.Getpid(), s)
+	if s, ok := sig.(syscall.Signal); ok && unix.Kill(os.Getpid(), s) == nil {
+		time.Sleep(time.Second)
 	}
 }
