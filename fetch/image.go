@@ -20,6 +20,21 @@ import (
 	"github.com/orbit-containers/orbit/store"
 )
 
+// contextReader fails its reads once ctx is done, so that Ctrl-C stops
+// checking or importing a large image file at once (the import then
+// removes what it wrote).
+type contextReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c contextReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
 // maxDepth bounds a chain of dependencies.
 const maxDepth = 32
 
@@ -218,7 +233,7 @@ func (f *Fetcher) admit(ctx context.Context, file *os.File, signature []byte, si
 		if _, err := file.Seek(0, io.SeekStart); err != nil {
 			return store.Image{}, err
 		}
-		signer, err := f.keystore.Verify(name, file, strings.NewReader(string(signature)))
+		signer, err := f.keystore.Verify(name, contextReader{ctx, file}, strings.NewReader(string(signature)))
 		if err != nil {
 			return store.Image{}, err
 		}
@@ -244,7 +259,7 @@ func (f *Fetcher) admit(ctx context.Context, file *os.File, signature []byte, si
 	if _, err := file.Seek(0, io.SeekStart); err != nil {
 		return store.Image{}, err
 	}
-	img, err := f.cfg.Store.Import(file, store.ImportOptions{Latest: w.latest, Signer: signedBy})
+	img, err := f.cfg.Store.Import(contextReader{ctx, file}, store.ImportOptions{Latest: w.latest, Signer: signedBy})
 	if err != nil {
 		return store.Image{}, err
 	}

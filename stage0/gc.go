@@ -1,6 +1,7 @@
 package stage0
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -41,8 +42,9 @@ const embryoGrace = 10 * time.Minute
 // GC marks exited pods, moves failed and expired prepares to garbage, and
 // removes marked pods whose grace period is over (see
 // Documentation/design.md, "Pods"). Pods in use by another command are
-// skipped and revisited by a later gc.
-func GC(podsDir string, cfg GCConfig) error {
+// skipped and revisited by a later gc. Once ctx is done it stops, with
+// ctx's error, before the next pod; a later gc does the rest.
+func GC(ctx context.Context, podsDir string, cfg GCConfig) error {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
@@ -62,6 +64,9 @@ func GC(podsDir string, cfg GCConfig) error {
 	var errs []error
 	now := time.Now()
 	for _, p := range pods {
+		if err := ctx.Err(); err != nil {
+			return errors.Join(append(errs, err)...)
+		}
 		switch p.State {
 		case Exited:
 			if err := p.markWith(dirExitedGarbage); err != nil {
@@ -108,6 +113,9 @@ func GC(podsDir string, cfg GCConfig) error {
 		return errors.Join(append(errs, err)...)
 	}
 	for _, p := range pods {
+		if err := ctx.Err(); err != nil {
+			return errors.Join(append(errs, err)...)
+		}
 		switch p.State {
 		case ExitedGarbage:
 			var st unix.Stat_t

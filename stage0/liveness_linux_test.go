@@ -95,7 +95,7 @@ func TestUnlockedPodWithProcessesRuns(t *testing.T) {
 	if err != nil || p.State != Running {
 		t.Fatalf("Get = %v, %v; want running", p, err)
 	}
-	if err := GC(pods, GCConfig{}); err != nil {
+	if err := GC(t.Context(), pods, GCConfig{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(dir); err != nil {
@@ -105,7 +105,7 @@ func TestUnlockedPodWithProcessesRuns(t *testing.T) {
 	if err := p.move(dirExitedGarbage); err != nil {
 		t.Fatal(err)
 	}
-	if err := GC(pods, GCConfig{}); err != nil {
+	if err := GC(t.Context(), pods, GCConfig{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(p.Path()); err != nil {
@@ -119,7 +119,7 @@ func TestUnlockedPodWithProcessesRuns(t *testing.T) {
 	if p, err = Get(pods, id); err != nil || p.State != Exited {
 		t.Fatalf("Get = %v, %v; want exited", p, err)
 	}
-	if err := GC(pods, GCConfig{}); err != nil {
+	if err := GC(t.Context(), pods, GCConfig{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(dir); err == nil {

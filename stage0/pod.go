@@ -3,7 +3,6 @@
 package stage0
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -286,47 +285,4 @@ func (p *Pod) CreatedAt() time.Time {
 		return time.Time{}
 	}
 	return fi.ModTime()
-}
-
-// waitPoll is how often Wait looks again at a pod that runs with nobody
-// holding its lock.
-const waitPoll = 100 * time.Millisecond
-
-// Wait blocks until the pod is no longer running (its stage1 has exited
-// and no process of it lives).
-func (p *Pod) Wait() error {
-	for {
-		l, err := flock.Open(p.Path())
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				// moved on: reload and try again.
-				np, lerr := load(p.podsDir, p.UUID)
-				if lerr != nil {
-					return lerr
-				}
-				*p = *np
-				if p.State != Running && p.State != Preparing && p.State != Prepared && p.State != Embryo {
-					return nil
-				}
-				continue
-			}
-			return err
-		}
-		err = l.Lock(context.Background(), flock.Shared)
-		l.Close()
-		if err != nil {
-			return err
-		}
-		np, err := load(p.podsDir, p.UUID)
-		if err != nil {
-			return err
-		}
-		*p = *np
-		if p.State != Running && p.State != Preparing {
-			return nil
-		}
-		// Running with nobody holding the lock: processes of the pod
-		// outlived its stage1; they are polled for.
-		time.Sleep(waitPoll)
-	}
 }

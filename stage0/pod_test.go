@@ -48,10 +48,10 @@ func TestPodLifecycle(t *testing.T) {
 	if got.State != Exited {
 		t.Fatalf("state after the lock holder went = %s, want exited", got.State)
 	}
-	if err := got.Wait(); err != nil {
+	if err := got.Wait(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if err := GC(dir, GCConfig{GracePeriod: 0}); err != nil {
+	if err := GC(t.Context(), dir, GCConfig{GracePeriod: 0}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Get(dir, p.UUID); !errors.Is(err, errdefs.ErrNotFound) {
@@ -70,7 +70,7 @@ func TestAbortedPrepareIsCollected(t *testing.T) {
 	if got.State != AbortedPrepare {
 		t.Fatalf("state = %s, want aborted prepare", got.State)
 	}
-	if err := GC(dir, GCConfig{}); err != nil {
+	if err := GC(t.Context(), dir, GCConfig{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(got.Path()); !os.IsNotExist(err) {
@@ -88,7 +88,7 @@ func TestRunningPodSurvivesGC(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	if err := GC(dir, GCConfig{}); err != nil {
+	if err := GC(t.Context(), dir, GCConfig{}); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := Get(dir, p.UUID); err != nil || got.State != Running {
@@ -145,7 +145,7 @@ func TestConcurrentNewPodsAndGC(t *testing.T) {
 		}()
 		go func() {
 			defer wg.Done()
-			if err := GC(dir, GCConfig{}); err != nil {
+			if err := GC(t.Context(), dir, GCConfig{}); err != nil {
 				errs <- err
 			}
 		}()
@@ -155,7 +155,7 @@ func TestConcurrentNewPodsAndGC(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	if err := GC(dir, GCConfig{}); err != nil {
+	if err := GC(t.Context(), dir, GCConfig{}); err != nil {
 		t.Fatal(err)
 	}
 	left, _ := List(dir)

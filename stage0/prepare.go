@@ -2,6 +2,7 @@ package stage0
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,7 +25,8 @@ import (
 type Trees interface {
 	// Tree returns the rendered tree of an image (its dependencies
 	// included), holding it so it cannot be removed until release is called.
-	Tree(imageID string) (treeID, path string, release func() error, err error)
+	// Waiting for another process to render it ends when ctx is done.
+	Tree(ctx context.Context, imageID string) (treeID, path string, release func() error, err error)
 	// Manifest returns a stored image's manifest.
 	Manifest(imageID string) (*schema.ImageManifest, error)
 }
@@ -49,7 +51,9 @@ type PrepareConfig struct {
 // Prepare lays out a pod that this process holds in the prepare state:
 // manifests, tree references, rootfs directories and the pod manifest (see
 // Documentation/design.md, "A pod directory"). It does not mount anything.
-func Prepare(p *Pod, cfg PrepareConfig) error {
+// Once ctx is done it stops, with ctx's error, at the next image; the pod
+// is then left as a failed prepare.
+func Prepare(ctx context.Context, p *Pod, cfg PrepareConfig) error {
 	if p.lock == nil || p.dir != dirPrepare {
 		return fmt.Errorf("pod %s is not being prepared by this process: %w", p.UUID, errdefs.ErrInvalid)
 	}
@@ -76,7 +80,7 @@ func Prepare(p *Pod, cfg PrepareConfig) error {
 	if err != nil {
 		return fmt.Errorf("stage1 image %s: %w", cfg.Stage1ImageID, err)
 	}
-	s1Tree, s1Path, release, err := cfg.Trees.Tree(cfg.Stage1ImageID)
+	s1Tree, s1Path, release, err := cfg.Trees.Tree(ctx, cfg.Stage1ImageID)
 	if err != nil {
 		return fmt.Errorf("stage1 image %s: %w", cfg.Stage1ImageID, err)
 	}
@@ -137,7 +141,10 @@ func Prepare(p *Pod, cfg PrepareConfig) error {
 		if err != nil {
 			return fmt.Errorf("app %s: image %s: %w", name, id, err)
 		}
-		treeID, treePath, release, err := cfg.Trees.Tree(id)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		treeID, treePath, release, err := cfg.Trees.Tree(ctx, id)
 		if err != nil {
 			return fmt.Errorf("app %s: image %s: %w", name, id, err)
 		}
@@ -179,6 +186,9 @@ func Prepare(p *Pod, cfg PrepareConfig) error {
 		if err := atomicfile.Write(contract.OverlayPrepared(p.Path()), nil, 0o644); err != nil {
 			return err
 		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	if err := p.writeRecord(rec); err != nil {
 		return err

@@ -87,8 +87,10 @@ func (s *Stage1) runArgs(uuid string, cfg RunConfig) []string {
 
 // Run starts a pod that this process holds locked in prepare or prepared:
 // it moves the pod to run, mounts its root filesystems and execs the stage1
-// run entrypoint with the lock inherited (contract.LockFDEnv). It returns only on
-// failure; stage1's exit status becomes this process's.
+// run entrypoint with the lock inherited (contract.LockFDEnv). It returns
+// only on failure; stage1's exit status becomes this process's. Nothing in
+// it waits, so it takes no context: the running pod is stopped by signals
+// to this process, which reach stage1 once it is exec'd.
 func Run(p *Pod, cfg RunConfig) error {
 	if p.lock == nil {
 		return fmt.Errorf("pod %s: lock not held: %w", p.UUID, errdefs.ErrInvalid)

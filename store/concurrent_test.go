@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -119,11 +120,11 @@ func workOp(s *Store, f *fixture, i, op int) error {
 			return fmt.Errorf("imported as %s, want %s", img.ID, f.ids[i])
 		}
 	case op < 6:
-		if err := s.Remove(f.ids[i], nil); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+		if err := s.Remove(context.Background(), f.ids[i], nil); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 			return err
 		}
 	case op < 9:
-		tr, err := s.Tree(f.ids[i])
+		tr, err := s.Tree(context.Background(), f.ids[i])
 		if errors.Is(err, errdefs.ErrNotFound) {
 			return nil
 		}
@@ -147,7 +148,7 @@ func workOp(s *Store, f *fixture, i, op int) error {
 		if _, err := s.FindByName(types.ACIdentifier(f.names[i]), nil); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 			return err
 		}
-		if _, err := s.GC(nil); err != nil {
+		if _, err := s.GC(context.Background(), nil); err != nil {
 			return err
 		}
 	}
@@ -251,7 +252,7 @@ func TestConcurrentGoroutinesAndProcesses(t *testing.T) {
 	if names := dirNames(t, s.tmpDir()); len(names) != 0 {
 		t.Errorf("temp files left: %v", names)
 	}
-	rep, err := s.GC(nil)
+	rep, err := s.GC(t.Context(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,7 +302,7 @@ func TestKilledProcessesLeaveNothingBroken(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if _, err := s.GC(nil); err != nil {
+		if _, err := s.GC(t.Context(), nil); err != nil {
 			t.Fatal(err)
 		}
 		checkConsistent(t, s)

@@ -36,19 +36,20 @@ type GCReport struct {
 // unreferenced blob for GC. A tree that is in use or locked stays until a
 // later GC, so a pod made from the image keeps working. An image that a
 // command holds a lease on (it is making a pod from it) is not removed:
-// that fails with errdefs.ErrBusy.
-func (s *Store) Remove(id string, inUse InUseFunc) error {
-	_, err := s.remove(id, inUse, false)
+// that fails with errdefs.ErrBusy. Waiting for another removal to finish
+// ends when ctx is done.
+func (s *Store) Remove(ctx context.Context, id string, inUse InUseFunc) error {
+	_, err := s.remove(ctx, id, inUse, false)
 	return err
 }
 
 // remove is Remove; when expiring, an image that is leased or that a pod
 // uses a tree of is left alone without an error (removed is false).
-func (s *Store) remove(id string, inUse InUseFunc, expiring bool) (removed bool, err error) {
+func (s *Store) remove(ctx context.Context, id string, inUse InUseFunc, expiring bool) (removed bool, err error) {
 	if err := checkID(id); err != nil {
 		return false, err
 	}
-	name, err := s.removeImage(id, inUse, expiring)
+	name, err := s.removeImage(ctx, id, inUse, expiring)
 	if err != nil || name == nil {
 		return false, err
 	}
@@ -72,10 +73,10 @@ func (s *Store) remove(id string, inUse InUseFunc, expiring bool) (removed bool,
 // its lease exclusively. Removals take turns (a store-wide lock), so that
 // a busy lease means a command holds the image, not another removal. It
 // returns the image's name, or nil when expiring and the image is kept.
-func (s *Store) removeImage(id string, inUse InUseFunc, expiring bool) (*string, error) {
-	turn, err := flock.Acquire(context.TODO(), filepath.Join(s.leasesDir(), removalLock), flock.Exclusive)
+func (s *Store) removeImage(ctx context.Context, id string, inUse InUseFunc, expiring bool) (*string, error) {
+	turn, err := flock.Acquire(ctx, filepath.Join(s.leasesDir(), removalLock), flock.Exclusive)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("removing image %s: %w", id, err)
 	}
 	defer turn.Close()
 	// Taken before pods are looked at: once it is ours, every command that
@@ -158,13 +159,13 @@ func (s *Store) removeBlob(id string) error {
 // gracePeriod, as Remove would, except those that a command holds a lease
 // on or that a pod uses a tree of (inUse says which): those are kept. It
 // returns the images removed; an image that cannot be removed does not
-// stop the others.
-func (s *Store) ExpireImages(gracePeriod time.Duration, inUse InUseFunc) ([]Image, error) {
+// stop the others. It stops, with ctx's error, once ctx is done.
+func (s *Store) ExpireImages(ctx context.Context, gracePeriod time.Duration, inUse InUseFunc) ([]Image, error) {
 	images, err := s.List()
 	if err != nil {
 		return nil, err
 	}
-	cutoff := time.Now().Add(-gracePeriod)
+	cutoff := s.now().Add(-gracePeriod)
 	var removed []Image
 	var errs []error
 	for _, img := range images {
@@ -175,7 +176,10 @@ func (s *Store) ExpireImages(gracePeriod time.Duration, inUse InUseFunc) ([]Imag
 		if !last.Before(cutoff) {
 			continue
 		}
-		ok, err := s.remove(img.ID, inUse, true)
+		if err := ctx.Err(); err != nil {
+			return removed, errors.Join(append(errs, err)...)
+		}
+		ok, err := s.remove(ctx, img.ID, inUse, true)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -190,12 +194,17 @@ func (s *Store) ExpireImages(gracePeriod time.Duration, inUse InUseFunc) ([]Imag
 // GC removes what nothing needs: trees no pod uses (each taken exclusively
 // before inUse is asked), trees and temp files left by interrupted renders
 // and imports, blobs no index entry points to, and index entries whose blob
-// is gone. It is safe to run at any time, alongside any other command.
-func (s *Store) GC(inUse InUseFunc) (GCReport, error) {
+// is gone. It is safe to run at any time, alongside any other command,
+// and to stop at any point: once ctx is done it stops with ctx's error,
+// and a later GC does the rest.
+func (s *Store) GC(ctx context.Context, inUse InUseFunc) (GCReport, error) {
 	var rep GCReport
 	var errs []error
-	if err := s.gcTrees(inUse, &rep); err != nil {
+	if err := s.gcTrees(ctx, inUse, &rep); err != nil {
 		errs = append(errs, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return rep, errors.Join(append(errs, err)...)
 	}
 	if err := s.gcLocks(); err != nil {
 		errs = append(errs, err)
@@ -220,13 +229,16 @@ func (s *Store) GC(inUse InUseFunc) (GCReport, error) {
 	return rep, errors.Join(errs...)
 }
 
-func (s *Store) gcTrees(inUse InUseFunc, rep *GCReport) error {
+func (s *Store) gcTrees(ctx context.Context, inUse InUseFunc, rep *GCReport) error {
 	entries, err := os.ReadDir(s.treesDir())
 	if err != nil {
 		return err
 	}
 	var errs []error
 	for _, e := range entries {
+		if ctx.Err() != nil {
+			break // GC says so
+		}
 		name := e.Name()
 		switch {
 		case validTreeID(name):
@@ -305,7 +317,7 @@ func (s *Store) gcTemp(rep *GCReport) error {
 	var errs []error
 	for _, e := range entries {
 		info, err := e.Info()
-		if err != nil || time.Since(info.ModTime()) < s.tmpMinAge {
+		if err != nil || s.now().Sub(info.ModTime()) < s.tmpMinAge {
 			continue
 		}
 		path := filepath.Join(s.tmpDir(), e.Name())

@@ -16,12 +16,12 @@ func TestRemove(t *testing.T) {
 	base := mustImport(t, s, testImage{name: "example.com/base", files: map[string]string{"b": "b"}}.build(t), ImportOptions{})
 	app := mustImport(t, s, testImage{name: "example.com/app", deps: []string{"example.com/base"}}.build(t), ImportOptions{})
 	other := mustImport(t, s, testImage{name: "example.com/other"}.build(t), ImportOptions{})
-	appTree, err := s.Tree(app.ID)
+	appTree, err := s.Tree(t.Context(), app.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	appTree.Release()
-	otherTree, err := s.Tree(other.ID)
+	otherTree, err := s.Tree(t.Context(), other.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +29,7 @@ func TestRemove(t *testing.T) {
 
 	// A pod uses the app's tree: removing the base keeps it.
 	inUse := func(treeID string) (bool, error) { return treeID == appTree.ID, nil }
-	if err := s.Remove(base.ID, inUse); err != nil {
+	if err := s.Remove(t.Context(), base.ID, inUse); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Get(base.ID); !errors.Is(err, errdefs.ErrNotFound) {
@@ -43,7 +43,7 @@ func TestRemove(t *testing.T) {
 	}
 	// Not in use any more: removing the app takes its tree too, and leaves
 	// the unrelated tree alone.
-	if err := s.Remove(app.ID, nil); err != nil {
+	if err := s.Remove(t.Context(), app.ID, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(appTree.Path); !os.IsNotExist(err) {
@@ -52,7 +52,7 @@ func TestRemove(t *testing.T) {
 	if _, err := os.Stat(otherTree.Path); err != nil {
 		t.Fatal("an unrelated tree was removed")
 	}
-	if err := s.Remove(app.ID, nil); !errors.Is(err, errdefs.ErrNotFound) {
+	if err := s.Remove(t.Context(), app.ID, nil); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Fatalf("second Remove = %v", err)
 	}
 	checkConsistent(t, s)
@@ -61,12 +61,12 @@ func TestRemove(t *testing.T) {
 func TestRemoveKeepsLockedTree(t *testing.T) {
 	s := newTestStore(t)
 	img := mustImport(t, s, testImage{name: "example.com/a"}.build(t), ImportOptions{})
-	tr, err := s.Tree(img.ID)
+	tr, err := s.Tree(t.Context(), img.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer tr.Release()
-	if err := s.Remove(img.ID, nil); err != nil {
+	if err := s.Remove(t.Context(), img.ID, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(tr.Path, renderedMarker)); err != nil {
@@ -79,7 +79,7 @@ func TestGCRemovesLeftovers(t *testing.T) {
 	s.tmpMinAge = 0
 	kept := mustImport(t, s, testImage{name: "example.com/kept"}.build(t), ImportOptions{})
 	lost := mustImport(t, s, testImage{name: "example.com/lost"}.build(t), ImportOptions{})
-	usedTree, err := s.Tree(kept.ID)
+	usedTree, err := s.Tree(t.Context(), kept.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +109,7 @@ func TestGCRemovesLeftovers(t *testing.T) {
 	defer live.Close()
 
 	inUse := func(treeID string) (bool, error) { return treeID == usedTree.ID, nil }
-	rep, err := s.GC(inUse)
+	rep, err := s.GC(t.Context(), inUse)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,25 +136,24 @@ func TestGCRemovesLeftovers(t *testing.T) {
 	checkConsistent(t, s)
 
 	// A second run finds nothing more to do.
-	rep, err = s.GC(inUse)
+	rep, err = s.GC(t.Context(), inUse)
 	if err != nil || len(rep.TreesRemoved)+len(rep.TempRemoved)+len(rep.BlobsRemoved)+len(rep.EntriesRemoved) != 0 {
 		t.Fatalf("second GC: %+v, %v", rep, err)
 	}
 }
 
 func TestGCLeavesFreshTempFiles(t *testing.T) {
-	s := newTestStore(t)
+	s, clock := newClockedStore(t)
 	path := filepath.Join(s.tmpDir(), "import-1.aci")
 	writeFileT(t, path, "x")
-	if _, err := s.GC(nil); err != nil {
+	if _, err := s.GC(t.Context(), nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(path); err != nil {
 		t.Fatal("a temp file just written was removed")
 	}
-	old := time.Now().Add(-time.Hour)
-	os.Chtimes(path, old, old)
-	if _, err := s.GC(nil); err != nil {
+	clock.Advance(tmpMinAge + time.Second)
+	if _, err := s.GC(t.Context(), nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
@@ -163,11 +162,12 @@ func TestGCLeavesFreshTempFiles(t *testing.T) {
 }
 
 func TestExpireImages(t *testing.T) {
-	s := newTestStore(t)
+	s, clock := newClockedStore(t)
 	old := mustImport(t, s, testImage{name: "example.com/old"}.build(t), ImportOptions{})
-	time.Sleep(50 * time.Millisecond)
+	clock.Advance(2 * time.Hour)
 	fresh := mustImport(t, s, testImage{name: "example.com/fresh"}.build(t), ImportOptions{})
-	removed, err := s.ExpireImages(25*time.Millisecond, nil)
+	clock.Advance(30 * time.Minute)
+	removed, err := s.ExpireImages(t.Context(), time.Hour, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

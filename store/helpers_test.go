@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -117,6 +118,33 @@ func newTestStore(t testing.TB) *Store {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// fakeClock is a store clock that moves only when a test advances it.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// newClockedStore is a test store whose clock starts at the real time
+// (so that files' modification times are comparable with it) and then
+// moves only with clock.Advance.
+func newClockedStore(t testing.TB) (*Store, *fakeClock) {
+	t.Helper()
+	clock := &fakeClock{now: time.Now()}
+	return newTestStore(t).WithClock(clock.Now), clock
 }
 
 func mustImport(t testing.TB, s *Store, aci []byte, opts ImportOptions) Image {

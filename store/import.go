@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/appc/spec/schema"
 	bolt "go.etcd.io/bbolt"
@@ -68,7 +67,7 @@ func (s *Store) Import(r io.Reader, opts ImportOptions) (Image, error) {
 			return err
 		}
 		renamed = moved
-		now := time.Now()
+		now := s.now()
 		if indexed {
 			rec.ImportedAt = now
 			rec.Latest = rec.Latest || opts.Latest
@@ -172,7 +171,7 @@ func (s *Store) lockedTemp(pattern string) (*os.File, error) {
 		l := flock.FromFile(f)
 		// GC may have found the new file before it was locked and removed
 		// it; then start again with another.
-		err = l.Lock(context.TODO(), flock.Exclusive)
+		err = l.Lock(context.Background(), flock.Exclusive) // brief: only gc, checking the file, can hold it
 		same := false
 		if err == nil {
 			same, err = l.Linked()
@@ -204,7 +203,7 @@ func (s *Store) Touch(ids ...string) error {
 			return err
 		}
 	}
-	now := time.Now()
+	now := s.now()
 	// One transaction for all: each commit of the index is two fdatasyncs.
 	return s.update(func(tx *bolt.Tx) error {
 		for _, id := range ids {

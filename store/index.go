@@ -57,10 +57,10 @@ func (r *record) image(id string) (Image, error) {
 	}, nil
 }
 
-// initIndex creates index.db with its buckets unless it exists. It is
-// built under a temp name and linked into place, so no process ever sees a
-// half-initialised database.
-func (s *Store) initIndex() error {
+// initIndex creates index.db with its buckets, recording format, unless it
+// exists. It is built under a temp name and linked into place, so no
+// process ever sees a half-initialised database.
+func (s *Store) initIndex(format int) error {
 	if _, err := os.Stat(s.indexPath()); err == nil {
 		return nil
 	} else if !errors.Is(err, os.ErrNotExist) {
@@ -87,7 +87,7 @@ func (s *Store) initIndex() error {
 				return err
 			}
 		}
-		return nil
+		return writeFormat(tx, format)
 	})
 	if cerr := db.Close(); err == nil {
 		err = cerr

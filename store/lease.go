@@ -106,7 +106,7 @@ func (s *Store) hold(id string) error {
 	if ok {
 		return nil
 	}
-	l, err := flock.Acquire(context.TODO(), s.leasePath(id), flock.Shared)
+	l, err := flock.Acquire(context.Background(), s.leasePath(id), flock.Shared) // brief: only a removal holds it
 	if err != nil {
 		return fmt.Errorf("leasing image %s: %w", id, err)
 	}

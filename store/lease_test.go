@@ -17,17 +17,17 @@ func TestLeaseKeepsImageFromRemoval(t *testing.T) {
 	if _, err := held.FindByName("example.com/a", nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Remove(img.ID, nil); !errors.Is(err, errdefs.ErrBusy) {
+	if err := s.Remove(t.Context(), img.ID, nil); !errors.Is(err, errdefs.ErrBusy) {
 		t.Fatalf("Remove of a leased image: %v, want ErrBusy", err)
 	}
-	removed, err := s.ExpireImages(0, nil)
+	removed, err := s.ExpireImages(t.Context(), 0, nil)
 	if err != nil || len(removed) != 0 {
 		t.Fatalf("ExpireImages removed %v (%v) while leased", removed, err)
 	}
 	if err := leases.Release(); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Remove(img.ID, nil); err != nil {
+	if err := s.Remove(t.Context(), img.ID, nil); err != nil {
 		t.Fatalf("Remove after Release: %v", err)
 	}
 	if _, err := os.Stat(s.leasePath(img.ID)); !os.IsNotExist(err) {
@@ -47,13 +47,13 @@ func TestLeaseEveryWayAnImageIsReached(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Rendering resolves the dependency by name, through the leasing view.
-	tree, err := held.Tree(app.ID)
+	tree, err := held.Tree(t.Context(), app.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tree.Release()
 	for _, id := range []string{app.ID, base.ID} {
-		if err := s.Remove(id, nil); !errors.Is(err, errdefs.ErrBusy) {
+		if err := s.Remove(t.Context(), id, nil); !errors.Is(err, errdefs.ErrBusy) {
 			t.Errorf("Remove of %s: %v, want ErrBusy", id, err)
 		}
 	}
@@ -64,7 +64,7 @@ func TestLeaseOfRemovedImageIsNotFound(t *testing.T) {
 	img := mustImport(t, s, testImage{name: "example.com/a", version: "1"}.build(t), ImportOptions{})
 	held, leases := s.Leasing()
 	defer leases.Release()
-	if err := s.Remove(img.ID, nil); err != nil {
+	if err := s.Remove(t.Context(), img.ID, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := held.Get(img.ID); !errors.Is(err, errdefs.ErrNotFound) {
@@ -79,20 +79,20 @@ func TestLeaseOfRemovedImageIsNotFound(t *testing.T) {
 }
 
 func TestExpireKeepsImagesPodsUse(t *testing.T) {
-	s := newTestStore(t)
+	s, clock := newClockedStore(t)
 	img := mustImport(t, s, testImage{name: "example.com/a", version: "1"}.build(t), ImportOptions{})
-	tree, err := s.Tree(img.ID)
+	tree, err := s.Tree(t.Context(), img.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tree.Release()
 	used := func(treeID string) (bool, error) { return treeID == tree.ID, nil }
-	time.Sleep(time.Millisecond)
-	if removed, err := s.ExpireImages(0, used); err != nil || len(removed) != 0 {
+	clock.Advance(time.Second)
+	if removed, err := s.ExpireImages(t.Context(), 0, used); err != nil || len(removed) != 0 {
 		t.Fatalf("ExpireImages removed %v (%v), whose tree a pod uses", removed, err)
 	}
 	// Asked by name, removal takes the image and leaves the tree.
-	if err := s.Remove(img.ID, used); err != nil {
+	if err := s.Remove(t.Context(), img.ID, used); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(tree.Path); err != nil {
@@ -106,7 +106,7 @@ func TestGCRemovesStaleLeaseFiles(t *testing.T) {
 	if err := os.WriteFile(s.leasePath(stale), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.GC(nil); err != nil {
+	if _, err := s.GC(t.Context(), nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(s.leasePath(stale)); !os.IsNotExist(err) {

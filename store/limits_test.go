@@ -45,10 +45,10 @@ func TestImportRefusesImageOverLimit(t *testing.T) {
 	// Under the default limit it is fine, but a tree of it is held to the
 	// store view's limit too.
 	img := mustImport(t, s, aci, ImportOptions{})
-	if _, err := small.Tree(img.ID); !errors.Is(err, errdefs.ErrInvalid) {
+	if _, err := small.Tree(t.Context(), img.ID); !errors.Is(err, errdefs.ErrInvalid) {
 		t.Errorf("Tree over the limit: %v", err)
 	}
-	if _, err := s.Tree(img.ID); err != nil {
+	if _, err := s.Tree(t.Context(), img.ID); err != nil {
 		t.Errorf("Tree: %v", err)
 	}
 }

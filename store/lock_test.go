@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"testing"
 	"time"
 )
@@ -11,18 +12,18 @@ func TestLockName(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, bad := range []string{"", ".", "..", "a/b", treePrefix + "00"} {
-		if _, err := s.Lock(bad); err == nil {
+		if _, err := s.Lock(context.Background(), bad); err == nil {
 			t.Errorf("Lock(%q) accepted", bad)
 		}
 	}
-	unlock, err := s.Lock("stage1-fly")
+	unlock, err := s.Lock(context.Background(), "stage1-fly")
 	if err != nil {
 		t.Fatal(err)
 	}
 	// A second taker waits until the first lets go.
 	taken := make(chan func() error)
 	go func() {
-		u, err := s.Lock("stage1-fly")
+		u, err := s.Lock(context.Background(), "stage1-fly")
 		if err != nil {
 			t.Error(err)
 		}

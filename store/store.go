@@ -54,6 +54,8 @@ type Store struct {
 	leases *Leases
 	// limits bound what Import and Tree write (see Limits).
 	limits Limits
+	// now is the store's clock (see WithClock).
+	now func() time.Time
 }
 
 // Image is one stored image as the index records it.
@@ -114,13 +116,21 @@ func checkSigner(signer string) error {
 type InUseFunc func(treeID string) (bool, error)
 
 // Open returns the store in dir (normally <--dir>/cas), creating its
-// directories and an empty index if they are missing.
+// directories and an empty index if they are missing. An index in an older
+// format is migrated to the current one; one in a newer format than this
+// orbit knows is refused (see formatVersion).
 func Open(dir string) (*Store, error) {
+	return open(dir, migrations())
+}
+
+// open is Open with the given migrations, the last of which brings the
+// index to the newest format this binary knows.
+func open(dir string, steps []migration) (*Store, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("image store %s: %w", dir, err)
 	}
-	s := &Store{dir: abs, dbTimeout: dbTimeout, tmpMinAge: tmpMinAge}
+	s := &Store{dir: abs, dbTimeout: dbTimeout, tmpMinAge: tmpMinAge, now: time.Now}
 	// Rendered trees hold images' setuid binaries and device nodes as the
 	// images have them: only root may reach into the store. Chmod too, for
 	// stores made before this was so.
@@ -135,10 +145,22 @@ func Open(dir string) (*Store, error) {
 			return nil, fmt.Errorf("image store %s: %w", dir, err)
 		}
 	}
-	if err := s.initIndex(); err != nil {
+	if err := s.initIndex(latestFormat(steps)); err != nil {
 		return nil, fmt.Errorf("image store %s: %w", dir, err)
 	}
+	if err := s.upgradeIndex(steps); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// WithClock returns a view of the store that reads the time from now
+// instead of time.Now: import and last-use times, and the ages that GC and
+// ExpireImages compare with their grace periods.
+func (s *Store) WithClock(now func() time.Time) *Store {
+	c := *s
+	c.now = now
+	return &c
 }
 
 // Dir is the directory the store lives in.

@@ -97,10 +97,10 @@ func TestImportRejectsBadInput(t *testing.T) {
 }
 
 func TestReimportRefreshesEntry(t *testing.T) {
-	s := newTestStore(t)
+	s, clock := newClockedStore(t)
 	raw := testImage{name: "example.com/hello"}.build(t)
 	first := mustImport(t, s, raw, ImportOptions{Latest: true})
-	time.Sleep(10 * time.Millisecond)
+	clock.Advance(time.Second)
 	second := mustImport(t, s, gzipBytes(t, raw), ImportOptions{})
 	if second.ID != first.ID {
 		t.Fatalf("IDs differ: %s %s", first.ID, second.ID)
@@ -156,9 +156,9 @@ func TestGetErrors(t *testing.T) {
 }
 
 func TestFindByName(t *testing.T) {
-	s := newTestStore(t)
+	s, clock := newClockedStore(t)
 	v1 := mustImport(t, s, testImage{name: "example.com/app", version: "1.0", labels: map[string]string{"os": "linux"}}.build(t), ImportOptions{Latest: true})
-	time.Sleep(5 * time.Millisecond)
+	clock.Advance(time.Second)
 	v2 := mustImport(t, s, testImage{name: "example.com/app", version: "2.0", labels: map[string]string{"os": "linux"}}.build(t), ImportOptions{})
 	mustImport(t, s, testImage{name: "example.com/other", version: "1.0"}.build(t), ImportOptions{})
 
@@ -216,9 +216,9 @@ func TestParseAndFormatName(t *testing.T) {
 }
 
 func TestTouch(t *testing.T) {
-	s := newTestStore(t)
+	s, clock := newClockedStore(t)
 	img := mustImport(t, s, testImage{name: "example.com/a"}.build(t), ImportOptions{})
-	time.Sleep(5 * time.Millisecond)
+	clock.Advance(time.Second)
 	if err := s.Touch(img.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +250,7 @@ func TestRemotes(t *testing.T) {
 	if err != nil || got.ImageID != want.ImageID || got.ETag != want.ETag || got.MaxAge != want.MaxAge || !got.DownloadedAt.Equal(now) {
 		t.Fatalf("GetRemote = %+v, %v", got, err)
 	}
-	if err := s.Remove(img.ID, nil); err != nil {
+	if err := s.Remove(t.Context(), img.ID, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.GetRemote(url); !errors.Is(err, errdefs.ErrNotFound) {

@@ -7,12 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/appc/spec/schema"
 	bolt "go.etcd.io/bbolt"
@@ -21,6 +19,7 @@ import (
 	"github.com/orbit-containers/orbit/internal/atomicfile"
 	"github.com/orbit-containers/orbit/internal/errdefs"
 	"github.com/orbit-containers/orbit/internal/flock"
+	"github.com/orbit-containers/orbit/internal/poll"
 )
 
 const (
@@ -69,8 +68,9 @@ func (s *Store) TreePath(treeID string) string { return s.treePath(treeID) }
 // rendering it first if no process has yet. It comes back locked shared;
 // the caller must Release it. Any number of processes may ask for the same
 // tree at once: one renders it under the tree's exclusive lock, the others
-// wait and reuse it.
-func (s *Store) Tree(imageID string) (*Tree, error) {
+// wait and reuse it. Waiting for another process's lock ends when ctx is
+// done, with ctx's error.
+func (s *Store) Tree(ctx context.Context, imageID string) (*Tree, error) {
 	img, err := s.Get(imageID)
 	if err != nil {
 		return nil, err
@@ -81,7 +81,7 @@ func (s *Store) Tree(imageID string) (*Tree, error) {
 	}
 	treeID := TreeID(chain)
 	for range treeAttempts {
-		t, err := s.lockedTree(img, treeID, chain)
+		t, err := s.lockedTree(ctx, img, treeID, chain)
 		if err != nil {
 			return nil, fmt.Errorf("image %s (%s): tree %s: %w", img.ID, img.Name, treeID, err)
 		}
@@ -98,8 +98,8 @@ func (s *Store) Tree(imageID string) (*Tree, error) {
 // It never waits for the exclusive lock while holding the shared one: other
 // callers hold the shared lock for as long as they like once the tree is
 // rendered, and waiting on them with the shared lock held could deadlock.
-func (s *Store) lockedTree(img Image, treeID string, chain []string) (*Tree, error) {
-	l, err := flock.Acquire(context.TODO(), s.treeLockPath(treeID), flock.Shared)
+func (s *Store) lockedTree(ctx context.Context, img Image, treeID string, chain []string) (*Tree, error) {
+	l, err := flock.Acquire(ctx, s.treeLockPath(treeID), flock.Shared)
 	if err != nil {
 		return nil, err
 	}
@@ -109,7 +109,7 @@ func (s *Store) lockedTree(img Image, treeID string, chain []string) (*Tree, err
 	}
 	l.Close()
 
-	l, err = s.lockToRender(treeID)
+	l, err = s.lockToRender(ctx, treeID)
 	if err != nil || l == nil {
 		return nil, err
 	}
@@ -126,7 +126,7 @@ func (s *Store) lockedTree(img Image, treeID string, chain []string) (*Tree, err
 	}
 	// flock converts by dropping and retaking, and GC may take the tree
 	// away in between; then start again.
-	err = l.Lock(context.TODO(), flock.Shared)
+	err = l.Lock(ctx, flock.Shared)
 	same := false
 	if err == nil {
 		same, err = l.Linked()
@@ -150,24 +150,23 @@ func (s *Store) hand(t *Tree, l *flock.Lock, err error) (*Tree, error) {
 }
 
 // lockToRender takes tree treeID's lock exclusively, holding nothing while
-// it waits. It returns nil, nil as soon as it sees that another process
-// finished rendering the tree meanwhile.
-func (s *Store) lockToRender(treeID string) (*flock.Lock, error) {
-	delay := 5 * time.Millisecond
-	for {
-		l, err := flock.TryAcquire(s.treeLockPath(treeID), flock.Exclusive)
-		if err == nil {
-			return l, nil
+// it waits, until ctx is done. It returns nil, nil as soon as it sees that
+// another process finished rendering the tree meanwhile.
+func (s *Store) lockToRender(ctx context.Context, treeID string) (*flock.Lock, error) {
+	var l *flock.Lock
+	err := poll.WhileBusy(ctx, func() (err error) {
+		l, err = flock.TryAcquire(s.treeLockPath(treeID), flock.Exclusive)
+		if errors.Is(err, errdefs.ErrBusy) {
+			if _, serr := os.Lstat(filepath.Join(s.treePath(treeID), renderedMarker)); serr == nil {
+				return nil // rendered meanwhile: l is nil
+			}
 		}
-		if !errors.Is(err, errdefs.ErrBusy) {
-			return nil, err
-		}
-		if _, err := os.Lstat(filepath.Join(s.treePath(treeID), renderedMarker)); err == nil {
-			return nil, nil
-		}
-		time.Sleep(delay + time.Duration(rand.Int64N(int64(delay))))
-		delay = min(2*delay, 200*time.Millisecond)
+		return err
+	})
+	if err != nil && errors.Is(err, ctx.Err()) {
+		return nil, fmt.Errorf("waiting for the lock on %s: %w", s.treeLockPath(treeID), err)
 	}
+	return l, err
 }
 
 // readTree returns the complete tree treeID, or nil if it is not there.

@@ -31,7 +31,7 @@ func TestTreeRendersDependencies(t *testing.T) {
 	base := mustImport(t, s, testImage{name: "example.com/base", files: map[string]string{"etc/base": "base", "etc/shared": "from base"}}.build(t), ImportOptions{})
 	app := mustImport(t, s, testImage{name: "example.com/app", deps: []string{"example.com/base"}, files: map[string]string{"bin/app": "app", "etc/shared": "from app"}}.build(t), ImportOptions{})
 
-	tr, err := s.Tree(app.ID)
+	tr, err := s.Tree(t.Context(), app.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func TestTreeRendersDependencies(t *testing.T) {
 	}
 
 	// Asking again reuses the tree instead of rendering it again.
-	again, err := s.Tree(app.ID[:len(idPrefix)+10])
+	again, err := s.Tree(t.Context(), app.ID[:len(idPrefix)+10])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func TestTreeRendersDependencies(t *testing.T) {
 func TestTreeMissingDependency(t *testing.T) {
 	s := newTestStore(t)
 	app := mustImport(t, s, testImage{name: "example.com/app", deps: []string{"example.com/absent"}}.build(t), ImportOptions{})
-	_, err := s.Tree(app.ID)
+	_, err := s.Tree(t.Context(), app.ID)
 	if !errors.Is(err, errdefs.ErrNotFound) {
 		t.Fatalf("err = %v, want ErrNotFound", err)
 	}
@@ -92,7 +92,7 @@ func TestTreeRerendersIncompleteTree(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeFileT(t, filepath.Join(s.TreePath(treeID), "rootfs", "junk"), "junk")
-	tr, err := s.Tree(img.ID)
+	tr, err := s.Tree(t.Context(), img.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestTreeConcurrentCallersRenderOnce(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			trees[i], errs[i] = s.Tree(img.ID)
+			trees[i], errs[i] = s.Tree(t.Context(), img.ID)
 		}()
 	}
 	wg.Wait()
@@ -134,7 +134,7 @@ func TestTreeConcurrentCallersRenderOnce(t *testing.T) {
 		}
 	}
 	// While they hold it, GC keeps it.
-	rep, err := s.GC(nil)
+	rep, err := s.GC(t.Context(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +144,7 @@ func TestTreeConcurrentCallersRenderOnce(t *testing.T) {
 	for _, tr := range trees {
 		tr.Release()
 	}
-	rep, err = s.GC(nil)
+	rep, err = s.GC(t.Context(), nil)
 	if err != nil || len(rep.TreesRemoved) != 1 {
 		t.Fatalf("GC after release: %+v, %v", rep, err)
 	}

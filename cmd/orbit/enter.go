@@ -21,6 +21,9 @@ func newEnterCommand(g *globalOptions) *cobra.Command {
 			if len(command) == 0 {
 				command = []string{"/bin/sh"}
 			}
+			if err := g.handOverSignals(); err != nil {
+				return err
+			}
 			return stage0.Enter(p, app, command)
 		},
 	}

@@ -28,7 +28,7 @@ too. Pods in use by another command are left for a later gc.`,
 			if err := nonNegative("expire-prepared", expirePrepared); err != nil {
 				return err
 			}
-			return stage0.GC(g.podsDir(), stage0.GCConfig{
+			return stage0.GC(cmd.Context(), g.podsDir(), stage0.GCConfig{
 				GracePeriod:    grace,
 				ExpirePrepared: expirePrepared,
 				MarkOnly:       markOnly,

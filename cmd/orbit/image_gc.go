@@ -27,7 +27,7 @@ alongside any other orbit command.`,
 				return err
 			}
 			inUse := treeInUse(g)
-			rep, gcErr := s.GC(inUse)
+			rep, gcErr := s.GC(cmd.Context(), inUse)
 			for _, t := range rep.TreesRemoved {
 				g.printf("removed treestore %q\n", t)
 			}
@@ -43,7 +43,7 @@ alongside any other orbit command.`,
 			for _, t := range rep.TreesKept {
 				g.Log.Debug("kept tree in use", "tree", t)
 			}
-			removed, expireErr := s.ExpireImages(grace, inUse)
+			removed, expireErr := s.ExpireImages(cmd.Context(), grace, inUse)
 			for _, img := range removed {
 				g.printf("successfully removed aci for image: %q (%q)\n", img.ID, imageName(img))
 			}

@@ -28,7 +28,7 @@ if any image could not be removed, after trying all of them.`,
 					continue
 				}
 				if err == nil {
-					err = s.Remove(img.ID, inUse)
+					err = s.Remove(cmd.Context(), img.ID, inUse)
 				}
 				if err != nil {
 					g.errorf("%v", err)

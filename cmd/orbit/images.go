@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+
 	"github.com/appc/spec/schema"
 
 	"github.com/orbit-containers/orbit/fetch"
@@ -55,8 +57,8 @@ type storeTrees struct {
 
 func newStoreTrees(s *store.Store) storeTrees { return storeTrees{s: s, used: new([]string)} }
 
-func (t storeTrees) Tree(imageID string) (string, string, func() error, error) {
-	tr, err := t.s.Tree(imageID)
+func (t storeTrees) Tree(ctx context.Context, imageID string) (string, string, func() error, error) {
+	tr, err := t.s.Tree(ctx, imageID)
 	if err != nil {
 		return "", "", nil, err
 	}

@@ -60,5 +60,8 @@ func newRunPreparedCommand(g *globalOptions) *cobra.Command {
 }
 
 func runPrepared(g *globalOptions, p *stage0.Pod, rf stage1RunFlags) error {
+	if err := g.handOverSignals(); err != nil {
+		return err
+	}
 	return stage0.Run(p, rf.config(g))
 }

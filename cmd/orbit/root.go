@@ -29,6 +29,20 @@ type globalOptions struct {
 	Stdout io.Writer
 	Stderr io.Writer
 	Log    *slog.Logger
+
+	// interrupts is how SIGINT and SIGTERM reach commands (see
+	// watchInterrupts); nil in tests that build commands directly.
+	interrupts *interrupts
+}
+
+// handOverSignals gives SIGINT and SIGTERM back to their default action
+// before a command execs stage1, which then handles them. It fails if one
+// came already: the user asked orbit to stop, so no pod is started.
+func (g *globalOptions) handOverSignals() error {
+	if g.interrupts == nil {
+		return nil
+	}
+	return g.interrupts.handOver()
 }
 
 func (g *globalOptions) addFlags(cmd *cobra.Command) {
@@ -132,11 +146,20 @@ func commandConstructors() []func(*globalOptions) *cobra.Command {
 }
 
 func execute(args []string) int {
-	g := &globalOptions{Stdout: os.Stdout, Stderr: os.Stderr}
+	ctx, in := watchInterrupts(context.Background())
+	g := &globalOptions{Stdout: os.Stdout, Stderr: os.Stderr, interrupts: in}
 	g.Log = newCLILogger(os.Stderr, false)
 	root := newRootCommand(g)
 	root.SetArgs(args)
-	err := root.ExecuteContext(context.Background())
+	err := root.ExecuteContext(ctx)
+	if sig := in.received(); sig != nil {
+		// Interrupted: orbit ends as the signal would have ended it had
+		// nothing caught it, once the command has cleaned up.
+		if err != nil && g.Debug {
+			fmt.Fprintf(os.Stderr, "orbit: %s\n", oneLine(err, true))
+		}
+		dieBy(sig)
+	}
 	if err == nil {
 		return 0
 	}

@@ -175,7 +175,7 @@ func preparePod(ctx context.Context, g *globalOptions, cmd *cobra.Command, pf *p
 	if err != nil {
 		return nil, err
 	}
-	if err := stage0.Prepare(p, cfg); err != nil {
+	if err := stage0.Prepare(ctx, p, cfg); err != nil {
 		p.Close()
 		discardPod(g, p)
 		return nil, err
@@ -428,6 +428,11 @@ func runRun(ctx context.Context, g *globalOptions, cmd *cobra.Command, o *runOpt
 		return err
 	}
 	g.Log.Debug("pod prepared", "pod", p.UUID)
+	if err := g.handOverSignals(); err != nil {
+		p.Close()
+		discardPod(g, p)
+		return err
+	}
 	return stage0.Run(p, o.run.config(g))
 }
 

@@ -68,7 +68,7 @@ func (s *stage1Flags) resolve(ctx context.Context, g *globalOptions, st *store.S
 		if !fl.Available() {
 			return "", "", fmt.Errorf("the %s stage1 flavour is not available in this version of orbit: %w", fl, errdefs.ErrNotFound)
 		}
-		id, err := builtin.Install(st, fl, version)
+		id, err := builtin.Install(ctx, st, fl, version)
 		return id, fl.String(), err
 	}
 	switch {

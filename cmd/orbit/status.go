@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -40,19 +42,19 @@ func (w *waitFlag) String() string {
 
 func (w *waitFlag) Type() string { return "bool|duration" }
 
-// until runs wait, failing when the flag's time limit passes first.
-func (w *waitFlag) until(what string, wait func() error) error {
+// until runs wait with ctx bounded by the flag's time limit, and says so
+// when the limit ends the wait.
+func (w *waitFlag) until(ctx context.Context, what string, wait func(context.Context) error) error {
 	if w.timeout == 0 {
-		return wait()
+		return wait(ctx)
 	}
-	done := make(chan error, 1)
-	go func() { done <- wait() }()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(w.timeout):
-		return fmt.Errorf("the pod did not %s within %s: %w", what, w.timeout, errdefs.ErrBusy)
+	ctx, cancel := context.WithTimeoutCause(ctx, w.timeout, fmt.Errorf("the pod did not %s within %s: %w", what, w.timeout, errdefs.ErrBusy))
+	defer cancel()
+	err := wait(ctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return context.Cause(ctx)
 	}
+	return err
 }
 
 func newStatusCommand(g *globalOptions) *cobra.Command {
@@ -72,28 +74,12 @@ func newStatusCommand(g *globalOptions) *cobra.Command {
 				return err
 			}
 			if waitReady.on {
-				err := waitReady.until("start", func() error {
-					for {
-						st, err := p.ReadStatus()
-						if err != nil {
-							return err
-						}
-						// Ready: running with its pid reported, or past it.
-						if (st.State == stage0.Running && st.Pid > 0) || (st.State.AfterRun() && st.State != stage0.Running) {
-							return nil
-						}
-						time.Sleep(50 * time.Millisecond)
-						if p, err = getPod(g, p.UUID); err != nil {
-							return err
-						}
-					}
-				})
-				if err != nil {
+				if err := waitReady.until(cmd.Context(), "start", p.WaitReady); err != nil {
 					return err
 				}
 			}
 			if wait.on {
-				if err := wait.until("exit", p.Wait); err != nil {
+				if err := wait.until(cmd.Context(), "exit", p.Wait); err != nil {
 					return err
 				}
 			}

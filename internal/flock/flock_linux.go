@@ -14,11 +14,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/orbit-containers/orbit/internal/errdefs"
+	"github.com/orbit-containers/orbit/internal/poll"
 )
 
 // Mode is the kind of lock: any number of shared holders, or one
@@ -81,34 +81,20 @@ func (l *Lock) TryLock(m Mode) error {
 	return l.flock(m.how() | unix.LOCK_NB)
 }
 
-// Maximum pause between two attempts of a cancellable Lock.
-const maxPoll = 100 * time.Millisecond
-
 // Lock takes the lock in mode m, waiting for as long as it is held in a
 // conflicting mode or until ctx ends; then it returns ctx's error. A ctx
 // that can never end (context.Background) waits in the kernel; any other
-// is polled, starting at a millisecond and backing off to maxPoll, so no
-// goroutine is left blocked in flock when ctx ends.
+// is polled (poll.WhileBusy), so no goroutine is left blocked in flock when
+// ctx ends.
 func (l *Lock) Lock(ctx context.Context, m Mode) error {
 	if ctx.Done() == nil {
 		return l.flock(m.how())
 	}
-	delay := time.Millisecond
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for the lock on %s: %w", l.path, context.Cause(ctx))
-		case <-timer.C:
-		}
-		err := l.TryLock(m)
-		if !errors.Is(err, errdefs.ErrBusy) {
-			return err
-		}
-		timer.Reset(delay)
-		delay = min(2*delay, maxPoll)
+	err := poll.WhileBusy(ctx, func() error { return l.TryLock(m) })
+	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return fmt.Errorf("waiting for the lock on %s: %w", l.path, context.Cause(ctx))
 	}
+	return err
 }
 
 func (l *Lock) flock(how int) error {

@@ -1,6 +1,7 @@
 package builtin
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -19,15 +20,15 @@ type Store interface {
 	FindByName(name types.ACIdentifier, labels types.Labels) (store.Image, error)
 	// Import stores an image.
 	Import(r io.Reader, opts store.ImportOptions) (store.Image, error)
-	// Lock takes a store-wide lock by name, waiting for it.
-	Lock(name string) (unlock func() error, err error)
+	// Lock takes a store-wide lock by name, waiting for it until ctx ends.
+	Lock(ctx context.Context, name string) (unlock func() error, err error)
 }
 
 // Install returns the image ID of the flavour's stage1 image for the
 // running binary, writing and importing the image the first time (see
 // Documentation/design.md, "Built-in flavours"). Concurrent callers wait
 // for one another instead of all writing the image.
-func Install(st Store, f Flavour, version string) (string, error) {
+func Install(ctx context.Context, st Store, f Flavour, version string) (string, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return "", fmt.Errorf("finding the orbit binary: %w", err)
@@ -52,7 +53,7 @@ func Install(st Store, f Flavour, version string) (string, error) {
 	if id, ok, err := find(); err != nil || ok {
 		return id, err
 	}
-	unlock, err := st.Lock("stage1-" + f.String())
+	unlock, err := st.Lock(ctx, "stage1-"+f.String())
 	if err != nil {
 		return "", err
 	}

@@ -1,6 +1,7 @@
 package builtin
 
 import (
+	"context"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -35,7 +36,7 @@ func TestInstall(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			id, err := Install(cs, Fly, "1.0")
+			id, err := Install(context.Background(), cs, Fly, "1.0")
 			if err != nil {
 				t.Error(err)
 			}
