@@ -135,17 +135,22 @@ func TestStoreDecompressionBomb(t *testing.T) {
 	if fi, err := os.Stat(bomb); err != nil || fi.Size() > 2<<20 {
 		t.Fatalf("bomb: %v %v", fi, err)
 	}
-	for name, setup := range map[string]func(){
-		"config file": func() {
+	// Each way of setting the limit on its own, in a fixed order.
+	for _, c := range []struct {
+		name  string
+		setup func()
+	}{
+		{"config file", func() {
 			writeFile(t, filepath.Join(e.LocalCfg, "store.json"), `{"maxImageSize": "64MiB"}`)
-		},
-		"environment": func() {
+			e.ExtraEnv = nil
+		}},
+		{"environment", func() {
 			os.Remove(filepath.Join(e.LocalCfg, "store.json"))
 			e.ExtraEnv = []string{"ORBIT_MAX_IMAGE_SIZE=64MiB"}
-		},
+		}},
 	} {
-		t.Run(name, func(t *testing.T) {
-			setup()
+		t.Run(c.name, func(t *testing.T) {
+			c.setup()
 			r := e.run("fetch", "--insecure-options=image", bomb)
 			if r.Code != 254 || !strings.Contains(r.Stderr, "limit") || len(storeErrorLines(r.Stderr)) != 1 {
 				t.Errorf("fetch of a bomb: %s", r)
@@ -153,6 +158,7 @@ func TestStoreDecompressionBomb(t *testing.T) {
 			storeAssertEmpty(t, e)
 		})
 	}
+	os.Remove(filepath.Join(e.LocalCfg, "store.json"))
 	// A limit that is not a size is refused before anything is read.
 	e.ExtraEnv = []string{"ORBIT_MAX_IMAGE_SIZE=lots"}
 	if r := e.run("fetch", "--insecure-options=image", bomb); r.Code != 254 || !strings.Contains(r.Stderr, "ORBIT_MAX_IMAGE_SIZE") {
