@@ -114,9 +114,11 @@ func cliRunAndCollect(t *testing.T, e *env, real string, do func(args ...string)
 }
 
 func TestHostileCLIDirThroughSymlink(t *testing.T) {
+	t.Parallel()
 	aci := busyboxACI(t, "example.com/dir")
 	for name, stage1 := range cliFlavours(t) {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel() // its own env
 			e := newEnv(t)
 			root := t.TempDir()
 			if err := os.MkdirAll(filepath.Join(root, "real", "data"), 0o755); err != nil {
@@ -134,9 +136,11 @@ func TestHostileCLIDirThroughSymlink(t *testing.T) {
 }
 
 func TestHostileCLIRelativeDir(t *testing.T) {
+	t.Parallel()
 	aci := busyboxACI(t, "example.com/dir")
 	for name, stage1 := range cliFlavours(t) {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel() // its own env
 			e := newEnv(t)
 			cwd := t.TempDir()
 			real := filepath.Join(cwd, "data")
@@ -157,6 +161,7 @@ func TestHostileCLIRelativeDir(t *testing.T) {
 // TestHostileCLIGCNeverDeletesThroughMount: a host directory mounted below
 // a pod, with --dir reached through a symlink, survives gc.
 func TestHostileCLIGCNeverDeletesThroughMount(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	root := t.TempDir()
 	real := filepath.Join(root, "real")
@@ -208,6 +213,7 @@ func cliPodManifest(t *testing.T, apps []map[string]any, extra map[string]any) s
 }
 
 func TestHostileCLIRefusesBadRunLines(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	aci := busyboxACI(t, "example.com/bad")
 	aci2 := busyboxACI(t, "example.com/bad2")
@@ -277,6 +283,7 @@ func TestHostileCLIRefusesBadRunLines(t *testing.T) {
 }
 
 func TestHostileCLIPodManifestSizeCap(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	path := filepath.Join(t.TempDir(), "big.json")
 	// A valid manifest padded with a large annotation past 4 MiB.
@@ -294,6 +301,7 @@ func TestHostileCLIPodManifestSizeCap(t *testing.T) {
 }
 
 func TestHostileCLIErrorsAreOneLine(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	malformed := filepath.Join(t.TempDir(), "pod.json")
 	writeFile(t, malformed, "{\n  \"acKind\": \"PodManifest\",\n  \"acVersion\": \"0.8.11\",\n  \"apps\": [ ,\n  ]\n}\n")
@@ -303,6 +311,7 @@ func TestHostileCLIErrorsAreOneLine(t *testing.T) {
 }
 
 func TestHostileCLIRefusesSilentDefaults(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	cwd := t.TempDir()
 	cmd := exec.Command(binary, "--dir=", "--local-config="+e.LocalCfg, "--system-config="+e.SystemCfg, "image", "list")
@@ -326,6 +335,7 @@ func TestHostileCLIRefusesSilentDefaults(t *testing.T) {
 // TestHostileCLIGCReportsFailedMove: a prepared pod that gc cannot move
 // (another process holds it) is not reported as moved.
 func TestHostileCLIGCReportsFailedMove(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	aci := busyboxACI(t, "example.com/held")
 	r := e.mustRun("prepare", "--insecure-options=image", "--stage1-name=fly", aci)

@@ -47,6 +47,7 @@ func stage1Process(t *testing.T, flavour, uuid string) int {
 // that reads "exited": under fly the app dies with stage1; under nspawn
 // the container keeps the pod lock and stays a running, stoppable pod.
 func TestKilledStage1(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	aci := busyboxACI(t, "example.com/long", "/bin/sh", "-c", "sleep 60")
 	for _, flavour := range []string{"fly", "nspawn"} {
