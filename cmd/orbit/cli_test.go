@@ -1,7 +1,9 @@
 package main
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,10 +12,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/appc/spec/schema/types"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -21,6 +25,16 @@ import (
 	"github.com/orbit-containers/orbit/internal/errdefs"
 	"github.com/orbit-containers/orbit/stage1/builtin"
 )
+
+// TestMain lets the test binary serve as the built-in stage1 entrypoints,
+// as orbit's own binary does: the built-in stage1 images the tests write
+// are made from the running binary, and gc runs their gc entrypoint.
+func TestMain(m *testing.M) {
+	if code, ok := runEntrypoint(os.Args); ok {
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}
 
 // cliRun is one invocation of the command tree, in-process, against an
 // installation of the test's own (nothing below it needs root).
@@ -351,5 +365,138 @@ func TestOneLine(t *testing.T) {
 	var ee exitError
 	if !errors.As(fmt.Errorf("run: %w", exitError{code: 3}), &ee) || ee.code != 3 || ee.Error() != "exit status 3" {
 		t.Errorf("exitError: %+v", ee)
+	}
+}
+
+// cliACI writes a small gzip-compressed ACI named name whose rootfs holds
+// one file, for this machine's architecture.
+func cliACI(t *testing.T, name string) string {
+	t.Helper()
+	_, arch, err := types.ToAppcOSArch(runtime.GOOS, runtime.GOARCH, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := json.Marshal(map[string]any{
+		"acKind": "ImageManifest", "acVersion": "0.8.11", "name": name,
+		"labels": []map[string]string{{"name": "os", "value": "linux"}, {"name": "arch", "value": arch}, {"name": "version", "value": "1.0"}},
+		"app":    map[string]any{"exec": []string{"/bin/app"}, "user": "0", "group": "0"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "app.aci")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	gz := gzip.NewWriter(f)
+	tw := tar.NewWriter(gz)
+	for _, e := range []struct {
+		name, body string
+		dir        bool
+	}{{"manifest", string(m), false}, {"rootfs", "", true}, {"rootfs/bin", "", true}, {"rootfs/bin/app", "#!/bin/sh\n", false}} {
+		hdr := &tar.Header{Name: e.name, Mode: 0o755, Size: int64(len(e.body)), Typeflag: tar.TypeReg, ModTime: time.Now()}
+		if e.dir {
+			hdr.Typeflag, hdr.Size = tar.TypeDir, 0
+		}
+		if err := tw.WriteHeader(hdr); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.WriteString(tw, e.body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := gz.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// The commands around a pod that never runs work in-process: fetch,
+// prepare (the built-in fly stage1 image written from this binary), list,
+// status, cat-manifest, the image commands, rm and gc.
+func TestCLIPreparedPodCommands(t *testing.T) {
+	c := newCLIInstall(t)
+	aci := cliACI(t, "example.com/unit")
+	r := c.run("fetch", "--full", "--insecure-options=image", aci)
+	id := strings.TrimSpace(r.Stdout)
+	if r.Err != nil || !strings.HasPrefix(id, "sha512-") {
+		t.Fatalf("fetch: %+v", r)
+	}
+	uuidFile := filepath.Join(c.dir, "uuid")
+	r = c.run("prepare", "--insecure-options=image", "--stage1-name=fly", "--no-overlay", "--uuid-file-save="+uuidFile,
+		"--set-env=FROM=flag", "--volume=data,kind=empty", "--port=http:8080", "example.com/unit", "--mount=volume=data,target=/data", "--", "arg")
+	if r.Err != nil {
+		t.Fatalf("prepare: %+v", r)
+	}
+	uuid := strings.TrimSpace(r.Stdout)
+	if saved, _ := os.ReadFile(uuidFile); string(saved) != uuid {
+		t.Fatalf("prepare printed %q, saved %q", uuid, saved)
+	}
+	if r := c.run("list", "--no-legend"); r.Err != nil || !strings.Contains(r.Stdout, uuid[:8]) || !strings.Contains(r.Stdout, "prepared") {
+		t.Errorf("list: %+v", r)
+	}
+	var pods []map[string]any
+	if r := c.run("list", "--format=json"); r.Err != nil || json.Unmarshal([]byte(r.Stdout), &pods) != nil || len(pods) != 1 || pods[0]["name"] != uuid {
+		t.Errorf("list --format=json: %+v", r)
+	}
+	if r := c.run("list", "--full"); r.Err != nil || !strings.Contains(r.Stdout, uuid) || !strings.Contains(r.Stdout, id) {
+		t.Errorf("list --full: %+v", r)
+	}
+	if r := c.run("status", uuid[:8]); r.Err != nil || !strings.Contains(r.Stdout, "state=prepared") {
+		t.Errorf("status: %+v", r)
+	}
+	if r := c.run("status", "--format=json-pretty", uuid); r.Err != nil || !strings.Contains(r.Stdout, `"state": "prepared"`) {
+		t.Errorf("status --format=json-pretty: %+v", r)
+	}
+	var pm struct {
+		Apps []struct {
+			Name string `json:"name"`
+			App  struct {
+				Exec []string `json:"exec"`
+			} `json:"app"`
+		} `json:"apps"`
+		Ports []map[string]any `json:"ports"`
+	}
+	r = c.run("cat-manifest", "--uuid-file="+uuidFile)
+	if r.Err != nil || json.Unmarshal([]byte(r.Stdout), &pm) != nil || len(pm.Apps) != 1 || pm.Apps[0].Name != "unit" ||
+		strings.Join(pm.Apps[0].App.Exec, " ") != "/bin/app arg" || len(pm.Ports) != 1 {
+		t.Errorf("cat-manifest: %+v\n%+v", r, pm)
+	}
+	if r := c.run("image", "list", "--no-legend"); r.Err != nil || !strings.Contains(r.Stdout, "example.com/unit") || !strings.Contains(r.Stdout, "orbit.dev/stage1-fly") {
+		t.Errorf("image list: %+v", r)
+	}
+	if r := c.run("image", "cat-manifest", "example.com/unit"); r.Err != nil || !strings.Contains(r.Stdout, `"example.com/unit"`) {
+		t.Errorf("image cat-manifest: %+v", r)
+	}
+	// The prepared pod holds its images against image gc.
+	if r := c.run("image", "gc", "--grace-period=0s"); r.Err != nil {
+		t.Errorf("image gc: %+v", r)
+	}
+	if r := c.run("image", "list", "--no-legend"); !strings.Contains(r.Stdout, "example.com/unit") {
+		t.Errorf("image gc removed an image a prepared pod uses: %+v", r)
+	}
+	// rm by the saved UUID; then nothing is left to list.
+	if r := c.run("rm", "--uuid-file="+uuidFile); r.Err != nil {
+		t.Fatalf("rm: %+v", r)
+	}
+	if r := c.run("list", "--no-legend"); r.Err != nil || r.Stdout != "" {
+		t.Errorf("list after rm: %+v", r)
+	}
+	if r := c.run("status", uuid); !errors.Is(r.Err, errdefs.ErrNotFound) {
+		t.Errorf("status after rm: %+v", r)
+	}
+	if r := c.run("image", "rm", "example.com/unit"); r.Err != nil {
+		t.Errorf("image rm: %+v", r)
+	}
+	if r := c.run("image", "list", "--no-legend"); strings.Contains(r.Stdout, "example.com/unit") {
+		t.Errorf("image rm left the image: %+v", r)
+	}
+	if r := c.run("gc", "--grace-period=0s", "--expire-prepared=0s"); r.Err != nil {
+		t.Errorf("gc: %+v", r)
 	}
 }
