@@ -73,7 +73,10 @@ func NewPod(podsDir string) (*Pod, error) {
 		os.Remove(p.Path())
 		return nil, err
 	}
-	if err := l.tryExclusive(); err != nil {
+	// Wait for the lock rather than try it: the directory is new, so what
+	// can hold it is only a command probing every pod's lock for a moment
+	// (list, status, gc), never another owner.
+	if err := l.flock(unix.LOCK_EX); err != nil {
 		l.close()
 		os.Remove(p.Path())
 		return nil, err
