@@ -135,17 +135,21 @@ func TestStoreDecompressionBomb(t *testing.T) {
 	if fi, err := os.Stat(bomb); err != nil || fi.Size() > 2<<20 {
 		t.Fatalf("bomb: %v %v", fi, err)
 	}
-	for name, setup := range map[string]func(){
-		"config file": func() {
-			writeFile(t, filepath.Join(e.LocalCfg, "store.json"), `{"maxImageSize": "64MiB"}`)
-		},
-		"environment": func() {
-			os.Remove(filepath.Join(e.LocalCfg, "store.json"))
+	storeJSON := filepath.Join(e.LocalCfg, "store.json")
+	// In this order: the last one leaves no store.json behind for the
+	// default-limit fetch below (a map's order would be random).
+	for _, c := range []struct {
+		name  string
+		setup func()
+	}{
+		{"config file", func() { writeFile(t, storeJSON, `{"maxImageSize": "64MiB"}`) }},
+		{"environment", func() {
+			os.Remove(storeJSON)
 			e.ExtraEnv = []string{"ORBIT_MAX_IMAGE_SIZE=64MiB"}
-		},
+		}},
 	} {
-		t.Run(name, func(t *testing.T) {
-			setup()
+		t.Run(c.name, func(t *testing.T) {
+			c.setup()
 			r := e.run("fetch", "--insecure-options=image", bomb)
 			if r.Code != 254 || !strings.Contains(r.Stderr, "limit") || len(storeErrorLines(r.Stderr)) != 1 {
 				t.Errorf("fetch of a bomb: %s", r)
@@ -160,6 +164,9 @@ func TestStoreDecompressionBomb(t *testing.T) {
 	}
 	// Under the default limit the same image is fine.
 	e.ExtraEnv = nil
+	if _, err := os.Stat(storeJSON); err == nil {
+		t.Fatal("store.json is still there: the default limit is not what is tested")
+	}
 	e.mustRun("fetch", "--insecure-options=image", bomb)
 }
 
