@@ -3,6 +3,7 @@
 package stage0
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -74,7 +75,10 @@ func NewPod(podsDir string) (*Pod, error) {
 		os.Remove(p.Path())
 		return nil, err
 	}
-	if err := l.TryLock(flock.Exclusive); err != nil {
+	// Wait for the lock rather than try it: the directory is new, so what
+	// can hold it is only a command probing every pod's lock for a moment
+	// (list, status, gc), never another owner.
+	if err := l.Lock(context.Background(), flock.Exclusive); err != nil {
 		l.Close()
 		os.Remove(p.Path())
 		return nil, err

@@ -76,6 +76,7 @@ func wantOneLineFailure(t *testing.T, r result, fragment string) {
 }
 
 func TestACIBuild(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	work := t.TempDir()
 	rootfs := busyboxRootfs(t)
@@ -132,6 +133,7 @@ func TestACIBuild(t *testing.T) {
 }
 
 func TestACIBuildRefusesBadInput(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	work := t.TempDir()
 	rootfs := busyboxRootfs(t)

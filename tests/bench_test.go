@@ -136,9 +136,7 @@ func BenchmarkStartupFly(b *testing.B) {
 // its pod supervisor as PID 1 and the app's tree bound in, so the ratio is
 // what that pod machinery costs over bare nspawn.
 func BenchmarkStartupNspawn(b *testing.B) {
-	if _, err := exec.LookPath("systemd-nspawn"); err != nil {
-		b.Skipf("systemd-nspawn is needed (Debian package systemd-container): %v", err)
-	}
+	requireNspawn(b) // orbit's own prerequisite, not only the peer's
 	e, id, rootfs := benchTrueImage(b)
 	run := []string{"run", "--insecure-options=image", id}
 	benchOrbit(b, e, run...) // warm: stage1 import and tree render

@@ -10,6 +10,7 @@ import (
 // rkt command lines that unit files and scripts use, as orbit must accept
 // them.
 func TestRktCommandLines(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	aci := busyboxACI(t, "example.com/compat", "/bin/sh", "-c", "cat /etc/hosts; echo env=$FROMFILE")
 	dir := t.TempDir()

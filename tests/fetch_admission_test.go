@@ -12,6 +12,7 @@ import (
 // served where discovery points for the version asked for is refused and
 // not stored.
 func TestFetchRefusesWrongLabels(t *testing.T) {
+	t.Parallel()
 	w := newFetchWorld(t)
 	key := pgpKey(t, "Publisher", time.Now().Add(-time.Hour), 0)
 	w.trustKey("example.com", pgpPublic(t, key))
@@ -32,6 +33,7 @@ func TestFetchRefusesWrongLabels(t *testing.T) {
 // --insecure-options=image is not used by later commands that verify,
 // until it is fetched again with its signature.
 func TestFetchUnverifiedNotReused(t *testing.T) {
+	t.Parallel()
 	w := newFetchWorld(t)
 	key := pgpKey(t, "Publisher", time.Now().Add(-time.Hour), 0)
 	w.trustKey("example.com", pgpPublic(t, key))
@@ -80,6 +82,7 @@ func TestFetchUnverifiedNotReused(t *testing.T) {
 // TestFetchUnverifiedByNameNotReused: the same for an image found in the
 // store by name.
 func TestFetchUnverifiedByNameNotReused(t *testing.T) {
+	t.Parallel()
 	w := newFetchWorld(t)
 	key := pgpKey(t, "Publisher", time.Now().Add(-time.Hour), 0)
 	w.trustKey("example.com", pgpPublic(t, key))
@@ -97,6 +100,7 @@ func TestFetchUnverifiedByNameNotReused(t *testing.T) {
 // TestFetchDiscoveredSignatureMustBeURL: a discovery page cannot make orbit
 // read a file on this machine as an image or signature.
 func TestFetchDiscoveredSignatureMustBeURL(t *testing.T) {
+	t.Parallel()
 	w := newFetchWorld(t)
 	key := pgpKey(t, "Publisher", time.Now().Add(-time.Hour), 0)
 	w.trustKey("example.com", pgpPublic(t, key))

@@ -44,7 +44,7 @@ var fetchDomains = []string{"example.com", "other.org"}
 func newFetchNet(t testing.TB) *fetchNet {
 	t.Helper()
 	requireTool(t, "ip", "iproute2")
-	n := &fetchNet{t: t, name: fmt.Sprintf("orbit-fetch-%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)}
+	n := &fetchNet{t: t, name: fmt.Sprintf("orbit-fetch-%d-%d", os.Getpid(), time.Now().UnixNano())}
 	mustCmd(t, "ip", "netns", "add", n.name)
 	t.Cleanup(func() {
 		exec.Command("ip", "netns", "del", n.name).Run()

@@ -86,6 +86,7 @@ func oneErrorLine(t *testing.T, r result, want ...string) {
 }
 
 func TestFetchLocalAndPlainHTTPUnsigned(t *testing.T) {
+	t.Parallel()
 	w := newFetchWorld(t)
 	aci := fetchACI(t, "example.com/skeleton", "1.0")
 	dir := t.TempDir()
@@ -110,6 +111,7 @@ func TestFetchLocalAndPlainHTTPUnsigned(t *testing.T) {
 }
 
 func TestFetchDiscoveryTrustedPrefix(t *testing.T) {
+	t.Parallel()
 	w := newFetchWorld(t)
 	key := pgpKey(t, "Hello Publisher", time.Now().Add(-time.Hour), 0)
 	aci := fetchACI(t, "example.com/hello", "1.0")
@@ -156,6 +158,7 @@ func TestFetchDiscoveryTrustedPrefix(t *testing.T) {
 }
 
 func TestFetchRefusesBadImages(t *testing.T) {
+	t.Parallel()
 	w := newFetchWorld(t)
 	now := time.Now()
 	good := pgpKey(t, "Good", now.Add(-time.Hour), 0)
@@ -206,6 +209,7 @@ func TestFetchRefusesBadImages(t *testing.T) {
 }
 
 func TestFetchGPGSignedRootKey(t *testing.T) {
+	t.Parallel()
 	w := newFetchWorld(t)
 	g := newGPG(t)
 	g.run(nil, "--quick-gen-key", "Real Publisher <real@other.org>", "rsa2048", "cert", "1y")
@@ -246,6 +250,7 @@ func TestFetchGPGSignedRootKey(t *testing.T) {
 }
 
 func TestFetchDependencyChainWithBadLink(t *testing.T) {
+	t.Parallel()
 	w := newFetchWorld(t)
 	good := pgpKey(t, "Good", time.Now().Add(-time.Hour), 0)
 	bad := pgpKey(t, "Bad", time.Now().Add(-time.Hour), 0)
@@ -269,6 +274,7 @@ func TestFetchDependencyChainWithBadLink(t *testing.T) {
 }
 
 func TestFetchTransportChecks(t *testing.T) {
+	t.Parallel()
 	w := newFetchWorld(t)
 	key := pgpKey(t, "K", time.Now().Add(-time.Hour), 0)
 	w.trustKey("other.org", pgpPublic(t, key))
@@ -304,6 +310,7 @@ func TestFetchTransportChecks(t *testing.T) {
 }
 
 func TestFetchAuthAndConfig(t *testing.T) {
+	t.Parallel()
 	w := newFetchWorld(t)
 	key := pgpKey(t, "K", time.Now().Add(-time.Hour), 0)
 	w.trustKey("example.com", pgpPublic(t, key))
@@ -340,6 +347,7 @@ func TestFetchAuthAndConfig(t *testing.T) {
 // fetch prints rkt's short image ID unless --full, and the short ID names
 // the image for later commands.
 func TestFetchPrintsShortIDUnlessFull(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	aci := busyboxACI(t, "example.com/short")
 	short := strings.TrimSpace(e.mustRun("fetch", "--insecure-options=image", aci).Stdout)

@@ -77,6 +77,7 @@ const capDACOverride = 1
 // write into a root-only directory of a volume. Its bounding set is what the
 // isolators computed (fly applies none); a root app keeps the default set.
 func TestHostileNonRootAppHasNoCapabilities(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	aci := busyboxACI(t, "example.com/caps", "/bin/sh", "-c", capsFlyScript)
 	for _, flavour := range []string{"nspawn", "fly"} {
@@ -188,6 +189,7 @@ func capsFlyPodManifest(t *testing.T, e *env, name, aci string) string {
 // when the pod manifest has no app section, and with the app's (empty)
 // capabilities.
 func TestHostileEnterRunsAsTheAppsUser(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	m := imageManifest("example.com/user1234", "/bin/sh", "-c", "sleep 60")
 	m["app"].(map[string]any)["user"] = "1234"
@@ -227,6 +229,7 @@ func TestHostileEnterRunsAsTheAppsUser(t *testing.T) {
 // nothing to run: it is refused with one line before any pod is made (fly
 // used to panic on it).
 func TestHostilePodManifestAppWithoutApp(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	m := imageManifest("example.com/noapp")
 	delete(m, "app")
@@ -305,6 +308,7 @@ func capsFlyWaitExited(t *testing.T, e *env, uuid string) {
 // app's children too, even ones that ignore SIGTERM, even after stage1 was
 // killed, and the pod becomes exited.
 func TestHostileFlyStopEndsEveryProcess(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	for _, tc := range []struct {
 		name   string
@@ -320,10 +324,12 @@ func TestHostileFlyStopEndsEveryProcess(t *testing.T) {
 		{"stage1-killed", `trap "" TERM; (sleep %[1]s &) ; sleep %[1]s & wait`, []string{"--force"}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			marker := strconv.Itoa(100000 + os.Getpid()%1000*10 + len(tc.name))
+			// A number no other process on the machine has as an argument
+			// (sleep takes it), whatever runs beside this test.
+			marker := strconv.FormatInt(1_000_000_000+time.Now().UnixNano()%1_000_000_000, 10)
 			aci := busyboxACI(t, "example.com/stubborn-"+tc.name, "/bin/sh", "-c", fmt.Sprintf(tc.script, marker))
 			uuid := capsFlyStart(t, e, "fly", aci)
-			deadline := time.Now().Add(5 * time.Second)
+			deadline := time.Now().Add(20 * time.Second)
 			for len(capsFlyMarked(marker)) < 2 && time.Now().Before(deadline) {
 				time.Sleep(20 * time.Millisecond)
 			}

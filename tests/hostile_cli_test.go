@@ -114,9 +114,11 @@ func cliRunAndCollect(t *testing.T, e *env, real string, do func(args ...string)
 }
 
 func TestHostileCLIDirThroughSymlink(t *testing.T) {
+	t.Parallel()
 	aci := busyboxACI(t, "example.com/dir")
 	for name, stage1 := range cliFlavours(t) {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel() // its own env
 			e := newEnv(t)
 			root := t.TempDir()
 			if err := os.MkdirAll(filepath.Join(root, "real", "data"), 0o755); err != nil {
@@ -134,9 +136,11 @@ func TestHostileCLIDirThroughSymlink(t *testing.T) {
 }
 
 func TestHostileCLIRelativeDir(t *testing.T) {
+	t.Parallel()
 	aci := busyboxACI(t, "example.com/dir")
 	for name, stage1 := range cliFlavours(t) {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel() // its own env
 			e := newEnv(t)
 			cwd := t.TempDir()
 			real := filepath.Join(cwd, "data")
@@ -157,6 +161,7 @@ func TestHostileCLIRelativeDir(t *testing.T) {
 // TestHostileCLIGCNeverDeletesThroughMount: a host directory mounted below
 // a pod, with --dir reached through a symlink, survives gc.
 func TestHostileCLIGCNeverDeletesThroughMount(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	root := t.TempDir()
 	real := filepath.Join(root, "real")
@@ -182,6 +187,9 @@ func TestHostileCLIGCNeverDeletesThroughMount(t *testing.T) {
 		t.Fatalf("bind mount: %v", err)
 	}
 	t.Cleanup(func() { unix.Unmount(target, unix.MNT_DETACH) })
+	// gc may move the pod, mount and all, and mountinfo names the real
+	// paths, which the env's teardown (through the link) does not match.
+	t.Cleanup(func() { unmountBelow(real) })
 	e.run("gc", "--grace-period=0s", "--expire-prepared=0s")
 	if got, err := os.ReadFile(filepath.Join(host, "precious")); err != nil || string(got) != "keep me" {
 		t.Fatalf("gc deleted a host file through a mount below the pod: %q %v", got, err)
@@ -208,6 +216,7 @@ func cliPodManifest(t *testing.T, apps []map[string]any, extra map[string]any) s
 }
 
 func TestHostileCLIRefusesBadRunLines(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	aci := busyboxACI(t, "example.com/bad")
 	aci2 := busyboxACI(t, "example.com/bad2")
@@ -277,6 +286,7 @@ func TestHostileCLIRefusesBadRunLines(t *testing.T) {
 }
 
 func TestHostileCLIPodManifestSizeCap(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	path := filepath.Join(t.TempDir(), "big.json")
 	// A valid manifest padded with a large annotation past 4 MiB.
@@ -294,6 +304,7 @@ func TestHostileCLIPodManifestSizeCap(t *testing.T) {
 }
 
 func TestHostileCLIErrorsAreOneLine(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	malformed := filepath.Join(t.TempDir(), "pod.json")
 	writeFile(t, malformed, "{\n  \"acKind\": \"PodManifest\",\n  \"acVersion\": \"0.8.11\",\n  \"apps\": [ ,\n  ]\n}\n")
@@ -303,6 +314,7 @@ func TestHostileCLIErrorsAreOneLine(t *testing.T) {
 }
 
 func TestHostileCLIRefusesSilentDefaults(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	cwd := t.TempDir()
 	cmd := exec.Command(binary, "--dir=", "--local-config="+e.LocalCfg, "--system-config="+e.SystemCfg, "image", "list")
@@ -326,6 +338,7 @@ func TestHostileCLIRefusesSilentDefaults(t *testing.T) {
 // TestHostileCLIGCReportsFailedMove: a prepared pod that gc cannot move
 // (another process holds it) is not reported as moved.
 func TestHostileCLIGCReportsFailedMove(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	aci := busyboxACI(t, "example.com/held")
 	r := e.mustRun("prepare", "--insecure-options=image", "--stage1-name=fly", aci)

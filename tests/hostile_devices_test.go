@@ -20,17 +20,13 @@ const devicesMarker = "ORBIT-LOOP-DEVICE-MARKER"
 // when the test ends. No real device of the machine is ever used.
 func devicesLoop(t *testing.T) (string, uint32, uint32) {
 	t.Helper()
-	if _, err := exec.LookPath("losetup"); err != nil {
-		devicesNeed(t, "losetup (util-linux) is needed: %v", err)
-	}
+	requireTool(t, "losetup", "util-linux")
 	file := filepath.Join(t.TempDir(), "backing")
 	if err := os.WriteFile(file, []byte(strings.Repeat(devicesMarker, 4096/len(devicesMarker)+1)[:4096]), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	out, err := exec.Command("losetup", "-f", "--show", file).CombinedOutput()
-	if err != nil {
-		devicesNeed(t, "attaching a loop device: %v: %s", err, out)
-	}
+	require(t, err == nil, "a free loop device (attaching one: %v: %s)", err, out)
 	dev := strings.TrimSpace(string(out))
 	t.Cleanup(func() {
 		if out, err := exec.Command("losetup", "-d", dev).CombinedOutput(); err != nil {
@@ -44,19 +40,10 @@ func devicesLoop(t *testing.T) (string, uint32, uint32) {
 	return dev, unix.Major(st.Rdev), unix.Minor(st.Rdev)
 }
 
-// devicesNeed fails the test under CI and skips it elsewhere: a missing
-// prerequisite.
-func devicesNeed(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf(format, args...)
-	}
-	t.Skipf(format, args...)
-}
-
 // A default pod may create a node for a host block device, but neither
 // make nor open it: the device policy of the pod's cgroup refuses both.
 func TestHostileDevicesMknodHostBlockDevice(t *testing.T) {
+	t.Parallel()
 	requireNspawn(t)
 	_, major, minor := devicesLoop(t)
 	e := newEnv(t)
@@ -75,6 +62,7 @@ func TestHostileDevicesMknodHostBlockDevice(t *testing.T) {
 // A world-readable block device node shipped in an image is not honoured,
 // for a root app with every default capability nor for a non-root app.
 func TestHostileDevicesImageBlockDevice(t *testing.T) {
+	t.Parallel()
 	requireNspawn(t)
 	_, major, minor := devicesLoop(t)
 	e := newEnv(t)
@@ -119,6 +107,7 @@ func devicesRootMount(out string) string {
 
 // The devices on the allow-list still work in a pod.
 func TestHostileDevicesAllowListWorks(t *testing.T) {
+	t.Parallel()
 	requireNspawn(t)
 	e := newEnv(t)
 	script := `echo x > /dev/null && echo null=ok
@@ -144,6 +133,7 @@ mknod /tmp/null c 1 3 && echo mknod-null=ok`
 // An app, even one that keeps CAP_SYS_PTRACE to reach the supervisor's
 // root through /proc/1/root, finds every cgroup hierarchy read-only.
 func TestHostileDevicesCgroupsReadOnly(t *testing.T) {
+	t.Parallel()
 	requireNspawn(t)
 	e := newEnv(t)
 	var script strings.Builder
@@ -173,10 +163,9 @@ func TestHostileDevicesCgroupsReadOnly(t *testing.T) {
 // made in a mount namespace of the test's own, so nothing else on the
 // machine sees it.
 func TestHostileDevicesEmptyMountSource(t *testing.T) {
+	t.Parallel()
 	requireNspawn(t)
-	if _, err := exec.LookPath("unshare"); err != nil {
-		devicesNeed(t, "unshare (util-linux) is needed: %v", err)
-	}
+	requireTool(t, "unshare", "util-linux")
 	e := newEnv(t)
 	aci := busyboxACI(t, "example.com/empty-source", "/bin/sh", "-c", "echo limited")
 	dir := t.TempDir()

@@ -134,9 +134,11 @@ func lifecycleCheckStatus(t *testing.T, e *env, uuid, marker string) string {
 // TestLifecycleSignalsStopPod: every signal that would end orbit run stops
 // the pod as SIGTERM does, and nothing of it survives.
 func TestLifecycleSignalsStopPod(t *testing.T) {
+	t.Parallel()
 	requireNspawn(t)
 	for _, sig := range []syscall.Signal{syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT} {
 		t.Run(sig.String(), func(t *testing.T) {
+			t.Parallel() // its own env
 			e := newEnv(t)
 			marker := lifecycleMarker()
 			cmd, out, uuid := lifecycleStart(t, e, lifecycleApp(t, marker))
@@ -168,6 +170,7 @@ func TestLifecycleSignalsStopPod(t *testing.T) {
 // TestLifecycleKilledRun: orbit run killed with SIGKILL leaves the pod
 // running; status and gc agree, and stop ends it.
 func TestLifecycleKilledRun(t *testing.T) {
+	t.Parallel()
 	requireNspawn(t)
 	e := newEnv(t)
 	marker := lifecycleMarker()
@@ -200,6 +203,7 @@ func TestLifecycleKilledRun(t *testing.T) {
 // as running while any of its processes lives, gc leaves it, the supervisor
 // stops the apps in order, and then the statuses are right.
 func TestLifecycleKilledNspawn(t *testing.T) {
+	t.Parallel()
 	requireNspawn(t)
 	e := newEnv(t)
 	marker := lifecycleMarker()
@@ -243,6 +247,7 @@ func TestLifecycleKilledNspawn(t *testing.T) {
 // alive, run ends only once the pod's last process is gone, the apps
 // stopped in order.
 func TestLifecycleKilledNspawnOnly(t *testing.T) {
+	t.Parallel()
 	requireNspawn(t)
 	e := newEnv(t)
 	marker := lifecycleMarker()
@@ -274,14 +279,9 @@ func TestLifecycleKilledNspawnOnly(t *testing.T) {
 // TestLifecycleNohup: started with SIGHUP ignored (nohup), orbit run keeps
 // it ignored: a hangup does not stop the pod.
 func TestLifecycleNohup(t *testing.T) {
+	t.Parallel()
 	requireNspawn(t)
-	nohup, err := exec.LookPath("nohup")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("needs nohup (coreutils)")
-		}
-		t.Skip("needs nohup (coreutils)")
-	}
+	nohup := requireTool(t, "nohup", "coreutils")
 	e := newEnv(t)
 	marker := lifecycleMarker()
 	uuidFile := filepath.Join(t.TempDir(), "uuid")

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -21,9 +20,8 @@ import (
 // them: a run holds what it resolved (the app image and its stage1 image)
 // until its pod records the trees, so every run succeeds.
 func TestStoreGCRacingRuns(t *testing.T) {
-	if _, err := exec.LookPath("systemd-nspawn"); err != nil {
-		storeNeed(t, "systemd-nspawn: %v", err)
-	}
+	t.Parallel()
+	requireNspawn(t)
 	e := newEnv(t)
 	aci := busyboxACI(t, "example.com/racer", "/bin/sh", "-c", "echo ran-ok")
 
@@ -107,6 +105,7 @@ func TestStoreGCRacingRuns(t *testing.T) {
 // a pod records (the built-in stage1 image of a running pod among them);
 // `image rm`, asked by name, removes it and leaves the pod its tree.
 func TestStoreGCKeepsPodImages(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	aci := busyboxACI(t, "example.com/held", "/bin/sh", "-c", "echo prepared-ok")
 	uuid := strings.TrimSpace(e.mustRun("prepare", "--insecure-options=image", "--stage1-name=fly", aci).Stdout)
@@ -130,22 +129,22 @@ func TestStoreGCKeepsPodImages(t *testing.T) {
 // configured limit is refused with one line and leaves nothing in the
 // store.
 func TestStoreDecompressionBomb(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	bomb := storeBomb(t, 200<<20)
 	if fi, err := os.Stat(bomb); err != nil || fi.Size() > 2<<20 {
 		t.Fatalf("bomb: %v %v", fi, err)
 	}
-	// Each way of setting the limit on its own, in a fixed order.
+	storeJSON := filepath.Join(e.LocalCfg, "store.json")
+	// In this order: the last one leaves no store.json behind for the
+	// default-limit fetch below (a map's order would be random).
 	for _, c := range []struct {
 		name  string
 		setup func()
 	}{
-		{"config file", func() {
-			writeFile(t, filepath.Join(e.LocalCfg, "store.json"), `{"maxImageSize": "64MiB"}`)
-			e.ExtraEnv = nil
-		}},
+		{"config file", func() { writeFile(t, storeJSON, `{"maxImageSize": "64MiB"}`) }},
 		{"environment", func() {
-			os.Remove(filepath.Join(e.LocalCfg, "store.json"))
+			os.Remove(storeJSON)
 			e.ExtraEnv = []string{"ORBIT_MAX_IMAGE_SIZE=64MiB"}
 		}},
 	} {
@@ -158,7 +157,6 @@ func TestStoreDecompressionBomb(t *testing.T) {
 			storeAssertEmpty(t, e)
 		})
 	}
-	os.Remove(filepath.Join(e.LocalCfg, "store.json"))
 	// A limit that is not a size is refused before anything is read.
 	e.ExtraEnv = []string{"ORBIT_MAX_IMAGE_SIZE=lots"}
 	if r := e.run("fetch", "--insecure-options=image", bomb); r.Code != 254 || !strings.Contains(r.Stderr, "ORBIT_MAX_IMAGE_SIZE") {
@@ -166,6 +164,9 @@ func TestStoreDecompressionBomb(t *testing.T) {
 	}
 	// Under the default limit the same image is fine.
 	e.ExtraEnv = nil
+	if _, err := os.Stat(storeJSON); err == nil {
+		t.Fatal("store.json is still there: the default limit is not what is tested")
+	}
 	e.mustRun("fetch", "--insecure-options=image", bomb)
 }
 
@@ -173,6 +174,7 @@ func TestStoreDecompressionBomb(t *testing.T) {
 // characters are refused at fetch; ones already stored are escaped by
 // `image list` and `list`.
 func TestStoreControlCharacters(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	root := busyboxRootfs(t)
 	for what, edit := range map[string]func(m map[string]any){
@@ -207,16 +209,6 @@ func TestStoreControlCharacters(t *testing.T) {
 	if strings.ContainsAny(out, "\x1b") || strings.Count(strings.TrimSpace(out), "\n") != 0 || !strings.Contains(out, `\x1b`) {
 		t.Errorf("list printed a hostile label raw: %q", out)
 	}
-}
-
-// storeNeed fails under CI and skips otherwise when a prerequisite is
-// missing.
-func storeNeed(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf(format, args...)
-	}
-	t.Skipf(format, args...)
 }
 
 // storeErrorLines are the lines of stderr that are not warnings.
@@ -338,6 +330,7 @@ func storeForgeVersion(t *testing.T, e *env, id, version string) {
 // appc's decoder dereference a nil pointer, and orbit crashed at fetch.
 // It is refused in one line and nothing is stored.
 func TestStoreIsolatorWithoutValue(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	m := imageManifest("example.com/nilisolator")
 	m["app"].(map[string]any)["isolators"] = []map[string]any{{"name": "resource/memory"}}

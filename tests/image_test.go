@@ -49,6 +49,7 @@ func imageSmallACI(t *testing.T, name, version string, files map[string]string, 
 }
 
 func TestImageListCatManifestExport(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	id := imageFetch(e, imageSmallACI(t, "example.com/hello", "1.0", map[string]string{"hello": "hi"}))
 
@@ -116,6 +117,7 @@ func TestImageListCatManifestExport(t *testing.T) {
 }
 
 func TestImageExtractAndRender(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	imageFetch(e, imageSmallACI(t, "example.com/base", "1.0", map[string]string{"etc/base": "base", "etc/shared": "base"}))
 	app := imageFetch(e, imageSmallACI(t, "example.com/app", "1.0", map[string]string{"bin/app": "app", "etc/shared": "app"}, "example.com/base"))
@@ -162,6 +164,7 @@ func TestImageExtractAndRender(t *testing.T) {
 }
 
 func TestImageRm(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	a := imageFetch(e, imageSmallACI(t, "example.com/a", "1.0", nil))
 	b := imageFetch(e, imageSmallACI(t, "example.com/b", "1.0", nil))
@@ -187,6 +190,7 @@ func TestImageRm(t *testing.T) {
 }
 
 func TestImageGC(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	id := imageFetch(e, imageSmallACI(t, "example.com/a", "1.0", nil))
 	// What an interrupted import and an interrupted render leave.
@@ -221,6 +225,7 @@ func TestImageGC(t *testing.T) {
 // TestImageConcurrentCommands runs fetches, removals, renders and gcs of the
 // same and of different images at once, as separate orbit processes.
 func TestImageConcurrentCommands(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	var acis []string
 	for i := range 3 {

@@ -13,6 +13,7 @@ import (
 // An app cannot pass itself off as another to `orbit enter`: neither its
 // image's environment nor anything it controls decides where enter lands.
 func TestNspawnEnterCannotBeRedirected(t *testing.T) {
+	t.Parallel()
 	requireNspawn(t)
 	e := newEnv(t)
 	victimRoot := busyboxRootfs(t)
@@ -27,7 +28,7 @@ func TestNspawnEnterCannotBeRedirected(t *testing.T) {
 	uuidFile := filepath.Join(t.TempDir(), "uuid")
 	// The impostor starts first, so a search by environment would find it.
 	cmd := e.command("run", "--insecure-options=image", "--uuid-file-save="+uuidFile, evil, "---", victim)
-	var out strings.Builder
+	var out syncBuffer
 	cmd.Stdout = &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -38,7 +39,7 @@ func TestNspawnEnterCannotBeRedirected(t *testing.T) {
 	if !strings.Contains(r.Stdout, "in-victim") || strings.Contains(r.Stdout, "in-evil") || !strings.Contains(r.Stdout, "name=victim") {
 		t.Fatalf("enter --app=victim landed elsewhere: %s", r)
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for !strings.Contains(out.String(), "evil-name=") && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -51,6 +52,7 @@ func TestNspawnEnterCannotBeRedirected(t *testing.T) {
 // Descriptors orbit inherits do not reach the app, whatever the image's
 // environment says about socket activation.
 func TestInheritedDescriptorsDoNotReachApps(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	m := imageManifest("example.com/fds", "/bin/sh", "-c", "ls /proc/self/fd | tr '\\n' ' '")
 	m["app"].(map[string]any)["environment"] = []map[string]string{{"name": "LISTEN_FDS", "value": "100"}}
@@ -80,6 +82,7 @@ func TestInheritedDescriptorsDoNotReachApps(t *testing.T) {
 // takes the app with it, and what the app started keeps the pod running
 // (so gc does not sweep it) until it ends.
 func TestFlyPodLivesWithItsProcesses(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	aci := busyboxACI(t, "example.com/forks", "/bin/sh", "-c", "sleep 60; true")
 	uuidFile := filepath.Join(t.TempDir(), "uuid")
@@ -92,7 +95,7 @@ func TestFlyPodLivesWithItsProcesses(t *testing.T) {
 	podDir := filepath.Join(e.Dir, "pods", "run", uuid)
 	sh := readPidFile(t, filepath.Join(podDir, "pid"))
 	var sleeper int
-	for deadline := time.Now().Add(5 * time.Second); sleeper == 0 && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(20 * time.Second); sleeper == 0 && time.Now().Before(deadline); {
 		if data, err := os.ReadFile("/proc/" + strconv.Itoa(sh) + "/task/" + strconv.Itoa(sh) + "/children"); err == nil {
 			if f := strings.Fields(string(data)); len(f) == 1 {
 				sleeper, _ = strconv.Atoi(f[0])

@@ -35,8 +35,10 @@ func notifySocket(t *testing.T) (string, <-chan string) {
 // Under a service manager that waits for readiness (Type=notify), orbit
 // reports the pod ready once its app has started, in both flavours.
 func TestNotifyReadyWhenAppStarted(t *testing.T) {
+	t.Parallel()
 	for _, flavour := range []string{"fly", "nspawn"} {
 		t.Run(flavour, func(t *testing.T) {
+			t.Parallel() // its own env
 			if flavour == "nspawn" {
 				requireNspawn(t)
 			}
@@ -45,7 +47,7 @@ func TestNotifyReadyWhenAppStarted(t *testing.T) {
 			e.ExtraEnv = []string{"NOTIFY_SOCKET=" + path}
 			aci := busyboxACI(t, "example.com/svc", "/bin/sh", "-c", "echo started; sleep 3")
 			cmd := e.command("run", "--insecure-options=image", "--stage1-name="+flavour, aci)
-			var out strings.Builder
+			var out syncBuffer
 			cmd.Stdout = &out
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
@@ -77,8 +79,10 @@ func TestNotifyReadyWhenAppStarted(t *testing.T) {
 // An app that reports its own readiness gets the socket, and orbit leaves
 // the report to it.
 func TestNotifyLeftToAppThatSupportsIt(t *testing.T) {
+	t.Parallel()
 	for _, flavour := range []string{"fly", "nspawn"} {
 		t.Run(flavour, func(t *testing.T) {
+			t.Parallel() // its own env
 			if flavour == "nspawn" {
 				requireNspawn(t)
 			}

@@ -23,14 +23,15 @@ func (e *env) nsRun(args ...string) (result, string) {
 	return r, strings.TrimSpace(string(data))
 }
 
-func requireNspawn(t *testing.T) {
+// requireNspawn is the prerequisite of every test that runs the nspawn
+// flavour.
+func requireNspawn(t testing.TB) {
 	t.Helper()
-	if _, err := exec.LookPath("systemd-nspawn"); err != nil {
-		t.Fatal("systemd-nspawn is needed (Debian package systemd-container)")
-	}
+	requireTool(t, "systemd-nspawn", "systemd-container")
 }
 
 func TestNspawnIsDefaultAndIsolates(t *testing.T) {
+	t.Parallel()
 	requireNspawn(t)
 	e := newEnv(t)
 	aci := busyboxACI(t, "example.com/ns", "/bin/sh", "-c", "echo pid1=$(cat /proc/1/cmdline | tr '\\0' ' '); echo host=$(hostname); for n in pid mnt uts ipc net; do echo $n=$(readlink /proc/self/ns/$n); done")
@@ -64,6 +65,7 @@ func TestNspawnIsDefaultAndIsolates(t *testing.T) {
 }
 
 func TestNspawnExitCodes(t *testing.T) {
+	t.Parallel()
 	requireNspawn(t)
 	e := newEnv(t)
 	aci := busyboxACI(t, "example.com/codes")
@@ -91,6 +93,7 @@ func TestNspawnExitCodes(t *testing.T) {
 }
 
 func TestNspawnMemoryLimitOOM(t *testing.T) {
+	t.Parallel()
 	requireNspawn(t)
 	e := newEnv(t)
 	aci := busyboxACI(t, "example.com/hog")
@@ -118,6 +121,7 @@ func TestNspawnMemoryLimitOOM(t *testing.T) {
 }
 
 func TestNspawnCapabilitiesSeccompAndNoNewPrivs(t *testing.T) {
+	t.Parallel()
 	requireNspawn(t)
 	e := newEnv(t)
 	aci := busyboxACI(t, "example.com/sec")
@@ -167,6 +171,7 @@ func TestNspawnCapabilitiesSeccompAndNoNewPrivs(t *testing.T) {
 }
 
 func TestNspawnPathRestrictions(t *testing.T) {
+	t.Parallel()
 	requireNspawn(t)
 	e := newEnv(t)
 	aci := busyboxACI(t, "example.com/paths")
@@ -188,6 +193,7 @@ func TestNspawnPathRestrictions(t *testing.T) {
 }
 
 func TestNspawnVolumesAndEventHandlers(t *testing.T) {
+	t.Parallel()
 	requireNspawn(t)
 	e := newEnv(t)
 	m := imageManifest("example.com/events", "/bin/sh", "-c", "echo app >> /log/order; echo app-ran")
@@ -213,9 +219,12 @@ func TestNspawnVolumesAndEventHandlers(t *testing.T) {
 	writeFile(t, filepath.Join(hostDir, "ro-file"), "from host\n")
 	busy := busyboxACI(t, "example.com/vol")
 	r, _ = e.nsRun("--volume=shared,kind=empty,mode=0777", "--volume=ro,kind=host,source="+hostDir+",readOnly=true",
-		busy, "--name=writer", "--mount=volume=shared,target=/shared", "--exec=/bin/sh", "--", "-c", "echo hello-from-writer > /shared/msg; sleep 3", "---",
+		// The writer stays until the reader has read (waits, bounded, instead of
+		// fixed sleeps, so a slow start of either app changes nothing).
+		busy, "--name=writer", "--mount=volume=shared,target=/shared", "--exec=/bin/sh", "--", "-c",
+		"echo hello-from-writer > /shared/msg && touch /shared/written; for i in $(seq 600); do test -f /shared/done && break; sleep 0.05; done", "---",
 		busy, "--name=reader", "--mount=volume=shared,target=/shared", "--mount=volume=ro,target=/ro", "--exec=/bin/sh", "--", "-c",
-		"for i in $(seq 50); do test -f /shared/msg && break; sleep 0.1; done; cat /shared/msg /ro/ro-file; touch /ro/new && echo ro-writable; exit 0")
+		"for i in $(seq 600); do test -f /shared/written && break; sleep 0.05; done; cat /shared/msg /ro/ro-file; touch /ro/new && echo ro-writable; touch /shared/done; exit 0")
 	if !strings.Contains(r.Stdout, "hello-from-writer") || !strings.Contains(r.Stdout, "from host") {
 		t.Fatalf("volumes not shared: %s", r)
 	}
@@ -225,6 +234,7 @@ func TestNspawnVolumesAndEventHandlers(t *testing.T) {
 }
 
 func TestNspawnEnterStopAndSIGTERM(t *testing.T) {
+	t.Parallel()
 	requireNspawn(t)
 	e := newEnv(t)
 	// The app says "ready" once its trap is set: stopping it before then
@@ -310,10 +320,9 @@ func assertNoPodCgroups(t *testing.T, uuids ...string) {
 }
 
 func TestNspawnInteractiveThroughPty(t *testing.T) {
+	t.Parallel()
 	requireNspawn(t)
-	if _, err := exec.LookPath("script"); err != nil {
-		t.Fatal("script (util-linux) is needed")
-	}
+	requireTool(t, "script", "util-linux")
 	e := newEnv(t)
 	aci := busyboxACI(t, "example.com/tty")
 	line := strings.Join(append([]string{binary}, e.args("run", "--insecure-options=image", "--interactive", aci, "--exec=/bin/sh", "--", "-c", "'read x; echo got:$x; test -t 0 && echo is-a-tty'")...), " ")
@@ -329,6 +338,7 @@ func TestNspawnInteractiveThroughPty(t *testing.T) {
 }
 
 func TestNspawnPodManifest(t *testing.T) {
+	t.Parallel()
 	requireNspawn(t)
 	e := newEnv(t)
 	aci := busyboxACI(t, "example.com/pm")
@@ -358,13 +368,14 @@ func TestNspawnPodManifest(t *testing.T) {
 // filter, no_new_privs and cgroups, and the launcher that starts it is not
 // one the app can replace.
 func TestNspawnEnterIsIsolatedLikeTheApp(t *testing.T) {
+	t.Parallel()
 	requireNspawn(t)
 	e := newEnv(t)
 	show := "grep -E '^(CapEff|Seccomp|NoNewPrivs):' /proc/self/status; grep memory /proc/self/cgroup | sed 's/.*\\///'"
 	aci := busyboxACI(t, "example.com/iso", "/bin/sh", "-c", show+"; sleep 30")
 	uuidFile := filepath.Join(t.TempDir(), "uuid")
 	cmd := e.command("run", "--insecure-options=image", "--uuid-file-save="+uuidFile, aci, "--caps-retain=CAP_KILL")
-	var out strings.Builder
+	var out syncBuffer
 	cmd.Stdout = &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -372,7 +383,7 @@ func TestNspawnEnterIsIsolatedLikeTheApp(t *testing.T) {
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	uuid := waitRunning(t, e, uuidFile)
 	r := e.mustRun("enter", uuid, "/bin/sh", "-c", show)
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for !strings.Contains(out.String(), "iso") && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}

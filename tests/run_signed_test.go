@@ -12,6 +12,7 @@ import (
 // would after trusting its publisher: orbit discovers it, fetches it with
 // its signature, verifies it and runs it, with no --insecure-options.
 func TestRunFetchesAndVerifiesByName(t *testing.T) {
+	t.Parallel()
 	w := newFetchWorld(t)
 	key := pgpKey(t, "Hello Publisher", time.Now().Add(-time.Hour), 0)
 	m := imageManifest("example.com/hello", "/bin/sh", "-c", "echo verified-and-running")

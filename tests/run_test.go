@@ -21,6 +21,7 @@ func (e *env) flyRun(args ...string) result {
 }
 
 func TestRunFlyOutputAndExitStatus(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	aci := busyboxACI(t, "example.com/hello")
 	r := e.flyRun(aci)
@@ -39,6 +40,7 @@ func TestRunFlyOutputAndExitStatus(t *testing.T) {
 }
 
 func TestRunFlyEnvironmentUserAndWorkingDir(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	m := imageManifest("example.com/env", "/bin/sh", "-c", "echo name=$AC_APP_NAME path=$PATH foo=$FOO img=$IMG; id -u; id -g; id -G; pwd")
 	m["app"].(map[string]any)["environment"] = []map[string]string{{"name": "IMG", "value": "fromimage"}, {"name": "FOO", "value": "image"}}
@@ -59,6 +61,7 @@ func TestRunFlyEnvironmentUserAndWorkingDir(t *testing.T) {
 }
 
 func TestRunByIDNameFileAndURL(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	aci := busyboxACI(t, "example.com/where", "/bin/echo", "ran")
 	id := strings.TrimSpace(e.mustRun("fetch", "--full", "--insecure-options=image", aci).Stdout)
@@ -90,6 +93,7 @@ func TestRunByIDNameFileAndURL(t *testing.T) {
 }
 
 func TestRunRefusesUnsignedWithoutInsecureOption(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	aci := busyboxACI(t, "example.com/unsigned")
 	r := e.run("run", "--stage1-name=fly", aci)
@@ -102,6 +106,7 @@ func TestRunRefusesUnsignedWithoutInsecureOption(t *testing.T) {
 }
 
 func TestPrepareRunPreparedStatusList(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	aci := busyboxACI(t, "example.com/prep", "/bin/sh", "-c", "echo prepared-run; exit 3")
 	uuidFile := filepath.Join(t.TempDir(), "uuid")
@@ -160,6 +165,7 @@ func TestPrepareRunPreparedStatusList(t *testing.T) {
 }
 
 func TestStatusWaitEnterStop(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	aci := busyboxACI(t, "example.com/sleeper", "/bin/sh", "-c", "echo started; sleep 30")
 	uuidFile := filepath.Join(t.TempDir(), "uuid")
@@ -229,6 +235,7 @@ func assertNoMounts(t *testing.T, e *env) {
 }
 
 func TestGCGraceAndLeftovers(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	aci := busyboxACI(t, "example.com/gc", "/bin/true")
 	e.mustRun("run", "--insecure-options=image", "--stage1-name=fly", aci)
@@ -253,6 +260,7 @@ func TestGCGraceAndLeftovers(t *testing.T) {
 }
 
 func TestRunNoOverlay(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	aci := busyboxACI(t, "example.com/copy", "/bin/sh", "-c", "echo written >/tmp/x; cat /tmp/x")
 	r := e.flyRun("--no-overlay", aci)
@@ -267,6 +275,7 @@ func TestRunNoOverlay(t *testing.T) {
 }
 
 func TestCommandErrorsAreOneLine(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	bad := writeACI(t, filepath.Join(t.TempDir(), "bad.aci"), busyboxRootfs(t), map[string]any{"acKind": "ImageManifest", "acVersion": "0.8.11", "name": "Not A Valid Name"})
 	aci := busyboxACI(t, "example.com/ok")
@@ -308,6 +317,7 @@ func TestCommandErrorsAreOneLine(t *testing.T) {
 }
 
 func TestConcurrentRunsAndGC(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	aci := busyboxACI(t, "example.com/many", "/bin/sh", "-c", "echo $AC_APP_NAME; sleep 0.2")
 	e.mustRun("fetch", "--full", "--insecure-options=image", aci)
@@ -368,6 +378,7 @@ func TestConcurrentRunsAndGC(t *testing.T) {
 }
 
 func TestRunDNSInheritEnvAndPodWideFlags(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	aci := busyboxACI(t, "example.com/dns", "/bin/sh", "-c", "cat /etc/resolv.conf /etc/hosts; echo inherited=$ORBIT_TEST_INHERITED img=$IMG")
 	envFile := filepath.Join(t.TempDir(), "env")
@@ -391,4 +402,23 @@ func TestRunDNSInheritEnvAndPodWideFlags(t *testing.T) {
 			t.Errorf("run %v: want a clear refusal, got %s", args, r)
 		}
 	}
+}
+
+// syncBuffer holds a command's output for a test that reads it while the
+// command still writes (os/exec copies into it from a goroutine of its own).
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

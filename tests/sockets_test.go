@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 )
@@ -63,9 +62,11 @@ func sockAppACI(t *testing.T) string {
 // A socket-activated unit's listening socket reaches the app whose port
 // asks for it, in both flavours.
 func TestSocketActivation(t *testing.T) {
+	t.Parallel()
 	aci := sockAppACI(t)
 	for _, flavour := range []string{"fly", "nspawn"} {
 		t.Run(flavour, func(t *testing.T) {
+			t.Parallel() // its own env
 			if flavour == "nspawn" {
 				requireNspawn(t)
 			}
@@ -85,7 +86,7 @@ func TestSocketActivation(t *testing.T) {
 			args := e.args("run", "--insecure-options=image", "--stage1-name="+flavour, aci)
 			cmd := exec.Command("/bin/sh", append([]string{"-c", `LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@"`, binary}, args...)...)
 			cmd.ExtraFiles = []*os.File{lf}
-			var out strings.Builder
+			var out syncBuffer
 			cmd.Stdout, cmd.Stderr = &out, &out
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)

@@ -48,6 +48,7 @@ exit 42
 }
 
 func TestThirdPartyStage1Contract(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	dir := t.TempDir()
 	s1 := thirdPartyStage1(t, dir)
@@ -127,6 +128,7 @@ func readTrimmed(t *testing.T, path string) string {
 }
 
 func TestNspawnPerAppFlags(t *testing.T) {
+	t.Parallel()
 	requireNspawn(t)
 	e := newEnv(t)
 	aci := busyboxACI(t, "example.com/flags")
@@ -145,20 +147,24 @@ func TestNspawnPerAppFlags(t *testing.T) {
 }
 
 func TestImageRemovalKeepsRunningPod(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
-	aci := busyboxACI(t, "example.com/busy", "/bin/sh", "-c", "echo started; sleep 3; cat /bin/busybox > /dev/null && echo still-readable")
+	// The app reads its image's files only once told to, after the image
+	// is gone: a fixed sleep would let a slow machine read them first.
+	aci := busyboxACI(t, "example.com/busy", "/bin/sh", "-c", "echo started; for i in $(seq 600); do test -f /tmp/go && break; sleep 0.05; done; cat /bin/busybox > /dev/null && echo still-readable")
 	id := strings.TrimSpace(e.mustRun("fetch", "--full", "--insecure-options=image", aci).Stdout)
 	uuidFile := filepath.Join(t.TempDir(), "uuid")
 	cmd := e.command("run", "--insecure-options=image", "--stage1-name=fly", "--uuid-file-save="+uuidFile, id)
-	var out strings.Builder
+	var out syncBuffer
 	cmd.Stdout = &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill() })
-	waitRunning(t, e, uuidFile)
+	uuid := waitRunning(t, e, uuidFile)
 	e.mustRun("image", "rm", id)
 	e.mustRun("image", "gc", "--grace-period=0s")
+	e.mustRun("enter", uuid, "/bin/touch", "/tmp/go")
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {

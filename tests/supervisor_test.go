@@ -65,6 +65,7 @@ func supervisorCgroupDirs(t *testing.T, top string) []string {
 // The standalone supervisor runs a two-app pod with a memory limit, stays
 // small while idle, stops the pod on SIGTERM and records every app.
 func TestSupervisorBinary(t *testing.T) {
+	t.Parallel()
 	bin := supervisorBinary(t)
 	root := busyboxRootfs(t)
 	status := t.TempDir()
@@ -84,13 +85,13 @@ func TestSupervisorBinary(t *testing.T) {
 	writeFile(t, cfgPath, string(b))
 
 	cmd := exec.Command(bin, cfgPath)
-	var out strings.Builder
+	var out syncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = cmd.Process.Kill() }()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for !(fileExists(filepath.Join(root, "tmp/one")) && fileExists(filepath.Join(root, "tmp/two"))) {
 		if time.Now().After(deadline) {
 			t.Fatalf("apps did not start:\n%s", out.String())

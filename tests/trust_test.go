@@ -9,6 +9,7 @@ import (
 )
 
 func TestTrustCommandLine(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	key := pgpKey(t, "Publisher", time.Now().Add(-time.Hour), 0)
 	keyFile := filepath.Join(t.TempDir(), "key.asc")
@@ -68,6 +69,7 @@ func TestTrustCommandLine(t *testing.T) {
 }
 
 func TestTrustDiscoveryOverHTTP(t *testing.T) {
+	t.Parallel()
 	w := newFetchWorld(t)
 	key := pgpKey(t, "Plain", time.Now().Add(-time.Hour), 0)
 	w.srv.put("/keys/plain.asc", pgpPublic(t, key))
@@ -92,6 +94,7 @@ func TestTrustDiscoveryOverHTTP(t *testing.T) {
 }
 
 func TestTrustKeysFromHTTPSOnFirstUse(t *testing.T) {
+	t.Parallel()
 	w := newFetchWorld(t)
 	key := pgpKey(t, "Tofu", time.Now().Add(-time.Hour), 0)
 	aci := fetchACI(t, "example.com/tofu", "1.0")

@@ -6,6 +6,7 @@ import (
 )
 
 func TestVersion(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	r := e.mustRun("version")
 	if !strings.Contains(r.Stdout, "orbit Version:") || !strings.Contains(r.Stdout, "appc Version: 0.8.11") {
@@ -14,6 +15,7 @@ func TestVersion(t *testing.T) {
 }
 
 func TestUnknownFlagFails(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	r := e.run("--no-such-flag")
 	if r.Code == 0 || !strings.Contains(r.Stderr, "unknown flag: --no-such-flag") {
