@@ -146,7 +146,7 @@ func GC(ctx context.Context, podsDir string, cfg GCConfig) error {
 // markWith moves an unlocked pod into a garbage state directory, holding
 // its lock for the move so that nobody starts it meanwhile.
 func (p *Pod) markWith(to stateDir) error {
-	l, err := p.lockWhereSeen()
+	l, err := p.lockWhereSeen(0)
 	if err != nil {
 		return err
 	}
@@ -177,7 +177,7 @@ func Destroy(p *Pod, cfg GCConfig) error {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	l, err := p.lockWhereSeen()
+	l, err := p.lockWhereSeen(0)
 	if err != nil {
 		return err
 	}

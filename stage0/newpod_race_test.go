@@ -49,3 +49,41 @@ func TestNewPodBesideLockProbes(t *testing.T) {
 	close(stop)
 	probes.Wait()
 }
+
+// run-prepared's LockPrepared, likewise, must not take another command's
+// brief probe of the prepared pod's lock for an owner.
+func TestLockPreparedBesideLockProbes(t *testing.T) {
+	p, podsDir := preparedPod(t, "", stage1Image(t))
+	if err := p.ToPrepared(); err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+	path := filepath.Join(podsDir, string(dirPrepared), p.UUID)
+	stop := make(chan struct{})
+	var probes sync.WaitGroup
+	for range 2 {
+		probes.Add(1)
+		go func() {
+			defer probes.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					lockedByOther(path)
+				}
+			}
+		}()
+	}
+	defer func() { close(stop); probes.Wait() }()
+	for i := range 200 {
+		seen, err := Get(podsDir, p.UUID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := seen.LockPrepared(); err != nil {
+			t.Fatalf("attempt %d: %v", i, err)
+		}
+		seen.Close()
+	}
+}

@@ -144,7 +144,7 @@ func (p *Pod) LockPrepared() error {
 	if p.dir != dirPrepared {
 		return fmt.Errorf("pod %s is %s, not prepared: %w", p.UUID, p.State, errdefs.ErrInvalid)
 	}
-	l, err := p.lockWhereSeen()
+	l, err := p.lockWhereSeen(probeGrace)
 	if err != nil {
 		return fmt.Errorf("pod %s is no longer prepared or is in use: %w", p.UUID, err)
 	}
@@ -152,10 +152,18 @@ func (p *Pod) LockPrepared() error {
 	return nil
 }
 
+// probeGrace is how long lockWhereSeen waits out other commands' brief
+// probes of a pod's lock.
+const probeGrace = 250 * time.Millisecond
+
 // lockWhereSeen locks the pod exclusively in the state directory it was
 // seen in, failing with ErrBusy if another process holds it or it has
-// moved on since.
-func (p *Pod) lockWhereSeen() (*flock.Lock, error) {
+// moved on since. A busy lock is tried again for up to grace: commands
+// that look at every pod (list, status, gc) take its lock shared for a
+// moment to see whether it is in use, and such a probe must not pass for
+// an owner where that would fail a command (run-prepared); gc, which
+// looks again next time, passes no grace.
+func (p *Pod) lockWhereSeen(grace time.Duration) (*flock.Lock, error) {
 	l, err := flock.Open(p.Path())
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -163,7 +171,16 @@ func (p *Pod) lockWhereSeen() (*flock.Lock, error) {
 		}
 		return nil, err
 	}
-	if err := l.TryLock(flock.Exclusive); err != nil {
+	err = l.TryLock(flock.Exclusive)
+	if errors.Is(err, errdefs.ErrBusy) && grace > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), grace)
+		err = l.Lock(ctx, flock.Exclusive)
+		if ctx.Err() != nil {
+			err = errdefs.ErrBusy
+		}
+		cancel()
+	}
+	if err != nil {
 		l.Close()
 		return nil, fmt.Errorf("pod %s is in use: %w", p.UUID, err)
 	}
