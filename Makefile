@@ -18,6 +18,8 @@ TEST_PACKAGES := $(RUN_PACKAGES) gnupg containernetworking-plugins iproute2 util
 STATICCHECK_VERSION := v0.8.2
 TOOLS := $(CURDIR)/bin/tools
 STATICCHECK := $(TOOLS)/staticcheck-$(STATICCHECK_VERSION)
+GOIMPORTS_VERSION := v0.52.0
+GOIMPORTS := $(TOOLS)/goimports-$(GOIMPORTS_VERSION)
 
 .PHONY: all build demo test unit functional bench vet fmt lint tidy cover deps-run deps-test clean
 
@@ -57,8 +59,16 @@ demo: deps-run build
 vet:
 	go vet ./...
 
-fmt:
+# gofmt, and goimports' grouping: the standard library, other modules,
+# then orbit's own packages.
+fmt: $(GOIMPORTS)
 	@bad=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$bad" ]; then echo "gofmt needed:"; echo "$$bad"; exit 1; fi
+	@bad=$$($(GOIMPORTS) -local github.com/orbit-containers/orbit -l $$(git ls-files '*.go')); if [ -n "$$bad" ]; then echo "goimports -local github.com/orbit-containers/orbit needed:"; echo "$$bad"; exit 1; fi
+
+$(GOIMPORTS):
+	mkdir -p $(TOOLS)
+	GOBIN=$(TOOLS) go install golang.org/x/tools/cmd/goimports@$(GOIMPORTS_VERSION)
+	mv $(TOOLS)/goimports $@
 
 $(STATICCHECK):
 	mkdir -p $(TOOLS)
