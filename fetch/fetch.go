@@ -130,8 +130,6 @@ func New(cfg Config) (*Fetcher, error) {
 	return f, nil
 }
 
-// Keystore is the trust store the Fetcher verifies against.
-func (f *Fetcher) Keystore() *verify.Keystore { return f.keystore }
 
 func (f *Fetcher) now() time.Time {
 	if f.cfg.Now != nil {

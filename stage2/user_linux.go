@@ -70,18 +70,9 @@ func lookupUser(root *inroot.Root, user string) (e passwdEntry, found bool, err 
 	return byUID, true, nil
 }
 
-// LookupGroup resolves an appc group string inside root: a decimal gid, a
+// lookupGroup resolves an appc group string inside root: a decimal gid, a
 // name from root's /etc/group, or an absolute path inside root whose group
 // is used. An empty string means gid 0. Errors are classed as LookupUser's.
-func LookupGroup(root, group string) (int, error) {
-	r, err := inroot.OpenRoot(root)
-	if err != nil {
-		return 0, err
-	}
-	defer r.Close()
-	return lookupGroup(r, group)
-}
-
 func lookupGroup(root *inroot.Root, group string) (int, error) {
 	switch {
 	case group == "":

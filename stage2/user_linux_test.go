@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/orbit-containers/orbit/internal/errdefs"
+	"github.com/orbit-containers/orbit/internal/inroot"
 )
 
 // idRoot makes a root filesystem with passwd and group files.
@@ -88,15 +89,15 @@ func TestLookupGroup(t *testing.T) {
 		{group: "/etc/nothing", errorIs: errdefs.ErrNotFound},
 		{group: "99999999999", errorIs: errdefs.ErrInvalid},
 	} {
-		gid, err := LookupGroup(root, tc.group)
+		gid, err := lookupGroupAt(root, tc.group)
 		if tc.errorIs != nil {
 			if !errors.Is(err, tc.errorIs) {
-				t.Errorf("LookupGroup(%q): %v, want %v", tc.group, err, tc.errorIs)
+				t.Errorf("lookupGroupAt(%q): %v, want %v", tc.group, err, tc.errorIs)
 			}
 			continue
 		}
 		if err != nil || gid != tc.gid {
-			t.Errorf("LookupGroup(%q) = %d %v, want %d", tc.group, gid, err, tc.gid)
+			t.Errorf("lookupGroupAt(%q) = %d %v, want %d", tc.group, gid, err, tc.gid)
 		}
 	}
 }
@@ -109,7 +110,7 @@ func TestLookupWithoutFiles(t *testing.T) {
 	if _, _, _, err := LookupUser(root, "alice"); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("named user without passwd: %v", err)
 	}
-	if _, err := LookupGroup(root, "staff"); !errors.Is(err, errdefs.ErrNotFound) {
+	if _, err := lookupGroupAt(root, "staff"); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("named group without group file: %v", err)
 	}
 }
@@ -143,4 +144,14 @@ func TestLookupStaysInsideRoot(t *testing.T) {
 	if _, _, _, err := LookupUser(root, "host"); !errors.Is(err, errdefs.ErrInvalid) {
 		t.Errorf("a directory as /etc/passwd: %v", err)
 	}
+}
+
+// lookupGroupAt is lookupGroup on the root at a path.
+func lookupGroupAt(root, group string) (int, error) {
+	r, err := inroot.OpenRoot(root)
+	if err != nil {
+		return 0, err
+	}
+	defer r.Close()
+	return lookupGroup(r, group)
 }

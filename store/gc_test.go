@@ -99,7 +99,7 @@ func TestGCRemovesLeftovers(t *testing.T) {
 	writeFileT(t, filepath.Join(s.tmpDir(), "import-123.aci"), "partial")
 	fakeTree := TreeID([]string{orphan})
 	os.MkdirAll(filepath.Join(s.treesDir(), renderPrefix+fakeTree+"-999", "rootfs"), 0o755)
-	os.MkdirAll(filepath.Join(s.TreePath(TreeID([]string{lost.ID})), "rootfs"), 0o755)
+	os.MkdirAll(filepath.Join(s.treePath(TreeID([]string{lost.ID})), "rootfs"), 0o755)
 
 	// A temp file that an import is writing right now must stay.
 	live, err := s.lockedTemp("import-*.aci")

@@ -61,8 +61,6 @@ func TreeID(chain []string) string {
 	return treePrefix + hex.EncodeToString(sum[:])
 }
 
-// TreePath is where the tree treeID lives (whether or not it exists).
-func (s *Store) TreePath(treeID string) string { return s.treePath(treeID) }
 
 // Tree returns the rendered tree of an image and its dependencies,
 // rendering it first if no process has yet. It comes back locked shared;

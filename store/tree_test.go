@@ -38,7 +38,7 @@ func TestTreeRendersDependencies(t *testing.T) {
 	if len(tr.Chain) != 2 || tr.Chain[0] != app.ID || tr.Chain[1] != base.ID {
 		t.Fatalf("chain = %v", tr.Chain)
 	}
-	if tr.ID != TreeID(tr.Chain) || tr.Path != s.TreePath(tr.ID) {
+	if tr.ID != TreeID(tr.Chain) || tr.Path != s.treePath(tr.ID) {
 		t.Fatalf("tree %s at %s", tr.ID, tr.Path)
 	}
 	if tr.Manifest == nil || tr.Manifest.Name != "example.com/app" {
@@ -88,10 +88,10 @@ func TestTreeRerendersIncompleteTree(t *testing.T) {
 	img := mustImport(t, s, testImage{name: "example.com/a", files: map[string]string{"f": "a"}}.build(t), ImportOptions{})
 	treeID := TreeID([]string{img.ID})
 	// What a crash half way through an old-style render would leave.
-	if err := os.MkdirAll(filepath.Join(s.TreePath(treeID), "rootfs"), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(s.treePath(treeID), "rootfs"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	writeFileT(t, filepath.Join(s.TreePath(treeID), "rootfs", "junk"), "junk")
+	writeFileT(t, filepath.Join(s.treePath(treeID), "rootfs", "junk"), "junk")
 	tr, err := s.Tree(t.Context(), img.ID)
 	if err != nil {
 		t.Fatal(err)

@@ -324,9 +324,9 @@ func (g *Group) Add(pid int) error {
 	return nil
 }
 
-// Procs lists the processes in the group (not in its sub-groups), in every
+// procs lists the processes in the group (not in its sub-groups), in every
 // hierarchy it uses, without duplicates.
-func (g *Group) Procs() ([]int, error) {
+func (g *Group) procs() ([]int, error) {
 	var pids []int
 	for _, d := range g.dirs {
 		p, err := readProcs(d)

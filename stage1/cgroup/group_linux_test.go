@@ -103,8 +103,8 @@ func TestMemoryLimitOOMKill(t *testing.T) {
 		_ = cmd.Process.Kill()
 		t.Fatal(err)
 	}
-	if pids, err := g.Procs(); err != nil || len(pids) != 1 || pids[0] != cmd.Process.Pid {
-		t.Errorf("Procs() = %v, %v; want [%d]", pids, err, cmd.Process.Pid)
+	if pids, err := g.procs(); err != nil || len(pids) != 1 || pids[0] != cmd.Process.Pid {
+		t.Errorf("procs() = %v, %v; want [%d]", pids, err, cmd.Process.Pid)
 	}
 	if oom, err := g.OOMKilled(); err != nil || oom {
 		t.Errorf("OOMKilled before allocating = %v, %v", oom, err)
@@ -185,11 +185,11 @@ func TestKillAndRemove(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, _ = stdin.Write([]byte("go\n"))
-	waitFor(t, func() bool { p, _ := g.Procs(); return len(p) == 3 })
+	waitFor(t, func() bool { p, _ := g.procs(); return len(p) == 3 })
 	if err := g.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	if p, err := g.Procs(); err != nil || len(p) != 0 {
+	if p, err := g.procs(); err != nil || len(p) != 0 {
 		t.Errorf("after Kill: %v %v", p, err)
 	}
 	<-done
@@ -273,11 +273,11 @@ func TestKillWithoutCgroupKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, _ = stdin.Write([]byte("go\n"))
-	waitFor(t, func() bool { p, _ := g.Procs(); return len(p) == 3 })
+	waitFor(t, func() bool { p, _ := g.procs(); return len(p) == 3 })
 	if err := killDirs(g.dirs, ""); err != nil {
 		t.Fatal(err)
 	}
-	if p, _ := g.Procs(); len(p) != 0 {
+	if p, _ := g.procs(); len(p) != 0 {
 		t.Errorf("left: %v", p)
 	}
 }
