@@ -130,7 +130,6 @@ func New(cfg Config) (*Fetcher, error) {
 	return f, nil
 }
 
-
 func (f *Fetcher) now() time.Time {
 	if f.cfg.Now != nil {
 		return f.cfg.Now()

@@ -61,7 +61,6 @@ func TreeID(chain []string) string {
 	return treePrefix + hex.EncodeToString(sum[:])
 }
 
-
 // Tree returns the rendered tree of an image and its dependencies,
 // rendering it first if no process has yet. It comes back locked shared;
 // the caller must Release it. Any number of processes may ask for the same
