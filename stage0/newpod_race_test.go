@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Commands that only look at pods (list, status, gc) probe each pod's lock
@@ -70,7 +71,10 @@ func TestLockPreparedBesideLockProbes(t *testing.T) {
 				case <-stop:
 					return
 				default:
+					// Back to back, as list, status and gc run from a
+					// loop: each probe holds the lock for a moment.
 					lockedByOther(path)
+					time.Sleep(200 * time.Microsecond)
 				}
 			}
 		}()
