@@ -1,11 +1,15 @@
 package stage0
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/orbit-containers/orbit/internal/errdefs"
+	"github.com/orbit-containers/orbit/internal/flock"
 )
 
 // Commands that only look at pods (list, status, gc) probe each pod's lock
@@ -52,7 +56,8 @@ func TestNewPodBesideLockProbes(t *testing.T) {
 }
 
 // run-prepared's LockPrepared, likewise, must not take another command's
-// brief probe of the prepared pod's lock for an owner.
+// brief probe of the prepared pod's lock for an owner; a real owner keeps
+// it refused.
 func TestLockPreparedBesideLockProbes(t *testing.T) {
 	p, podsDir := preparedPod(t, "", stage1Image(t))
 	if err := p.ToPrepared(); err != nil {
@@ -60,34 +65,37 @@ func TestLockPreparedBesideLockProbes(t *testing.T) {
 	}
 	p.Close()
 	path := filepath.Join(podsDir, string(dirPrepared), p.UUID)
-	stop := make(chan struct{})
-	var probes sync.WaitGroup
-	for range 2 {
-		probes.Add(1)
-		go func() {
-			defer probes.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-					// Back to back, as list, status and gc run from a
-					// loop: each probe holds the lock for a moment.
-					lockedByOther(path)
-					time.Sleep(200 * time.Microsecond)
-				}
-			}
-		}()
-	}
-	defer func() { close(stop); probes.Wait() }()
-	for i := range 200 {
-		seen, err := Get(podsDir, p.UUID)
+	hold := func(mode flock.Mode) *flock.Lock {
+		l, err := flock.Open(path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := seen.LockPrepared(); err != nil {
-			t.Fatalf("attempt %d: %v", i, err)
+		if err := l.TryLock(mode); err != nil {
+			t.Fatal(err)
 		}
-		seen.Close()
+		return l
+	}
+
+	// A probe: list's shared lock, let go of a little later.
+	probe := hold(flock.Shared)
+	time.AfterFunc(probeGrace/5, func() { probe.Close() })
+	seen, err := Get(podsDir, p.UUID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := seen.LockPrepared(); err != nil {
+		t.Fatalf("run-prepared beside a probe: %v", err)
+	}
+	seen.Close()
+
+	// An owner: another run-prepared's exclusive lock, kept.
+	owner := hold(flock.Exclusive)
+	defer owner.Close()
+	seen, err = Get(podsDir, p.UUID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := seen.LockPrepared(); !errors.Is(err, errdefs.ErrBusy) {
+		t.Fatalf("run-prepared beside an owner: %v, want busy", err)
 	}
 }
