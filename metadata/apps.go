@@ -63,7 +63,7 @@ func (s *Service) AppHandler() http.Handler {
 	handle("GET "+base+"/pod/annotations", func(w http.ResponseWriter, r *http.Request, p *pod) {
 		writeJSON(w, p.annotations)
 	})
-	handle("GET "+base+"/pod/annotations/{name}", func(w http.ResponseWriter, r *http.Request, p *pod) {
+	handle("GET "+base+"/pod/annotations/{name...}", func(w http.ResponseWriter, r *http.Request, p *pod) {
 		writeAnnotation(w, p.annotations, r.PathValue("name"))
 	})
 	handle("GET "+base+"/pod/manifest", func(w http.ResponseWriter, r *http.Request, p *pod) {
@@ -122,7 +122,7 @@ func (s *Service) AppHandler() http.Handler {
 			writeJSON(w, a.annotations)
 		}
 	})
-	handle("GET "+base+"/apps/{app}/annotations/{name}", func(w http.ResponseWriter, r *http.Request, p *pod) {
+	handle("GET "+base+"/apps/{app}/annotations/{name...}", func(w http.ResponseWriter, r *http.Request, p *pod) {
 		if a := appOf(w, r, p); a != nil {
 			writeAnnotation(w, a.annotations, r.PathValue("name"))
 		}
