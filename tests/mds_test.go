@@ -97,7 +97,6 @@ type mdsPod struct {
 	url  string // the app's AC_METADATA_URL, "none" when unset
 	cmd  *exec.Cmd
 	done chan error
-	root string // the app's rootfs on the host
 }
 
 // mdsRun starts `orbit run` with args, reads the app's first line and the
