@@ -29,3 +29,5 @@ require (
 	golang.org/x/crypto v0.46.0 // indirect
 	gopkg.in/inf.v0 v0.9.1 // indirect
 )
+
+tool github.com/appc/spec/ace

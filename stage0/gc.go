@@ -33,6 +33,10 @@ type GCConfig struct {
 	// Out receives a line per pod removed; Marks a line per pod marked.
 	Out   io.Writer
 	Marks io.Writer
+	// Exited, when set, is called for each exited pod gc marks, to
+	// release what outlives a pod outside orbit's data (its metadata
+	// service registration).
+	Exited func(uuid string)
 }
 
 // embryoGrace is how long an embryo may exist before gc takes it for the
@@ -76,6 +80,9 @@ func GC(ctx context.Context, podsDir string, cfg GCConfig) error {
 				continue
 			}
 			fmt.Fprintf(cfg.Marks, "Moving pod %q to garbage\n", p.UUID)
+			if cfg.Exited != nil {
+				cfg.Exited(p.UUID)
+			}
 		case AbortedPrepare:
 			if err := p.markWith(dirGarbage); err != nil && !errors.Is(err, errdefs.ErrBusy) {
 				errs = append(errs, err)

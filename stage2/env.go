@@ -59,3 +59,18 @@ func mergeEnvironment(env map[string]string, image types.Environment, overrides 
 	sort.Strings(out)
 	return out
 }
+
+// SetEnv sets name to value in env ("K=V" entries), replacing every entry
+// of that name, and keeps env sorted: a process sees the value set here,
+// whatever the image or the command line gave.
+func SetEnv(env []string, name, value string) []string {
+	out := make([]string, 0, len(env)+1)
+	for _, kv := range env {
+		if k, _, _ := strings.Cut(kv, "="); k != name {
+			out = append(out, kv)
+		}
+	}
+	out = append(out, name+"="+value)
+	sort.Strings(out)
+	return out
+}

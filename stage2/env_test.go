@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/appc/spec/schema/types"
@@ -80,5 +81,13 @@ func TestEnvironmentForUser(t *testing.T) {
 	env := EnvironmentForUser(filepath.Join(root, "nonexistent"), "app", "bob", nil, nil)
 	if envValue(env, "HOME", "") != "/" || envValue(env, "USER", "none") != "none" {
 		t.Errorf("unknown user: %q", env)
+	}
+}
+
+func TestSetEnv(t *testing.T) {
+	got := SetEnv([]string{"A=1", "AC_METADATA_URL=http://evil", "Z=2", "AC_METADATA_URL=again"}, "AC_METADATA_URL", "http://127.0.0.1:18112/t")
+	want := []string{"A=1", "AC_METADATA_URL=http://127.0.0.1:18112/t", "Z=2"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("SetEnv = %q, want %q", got, want)
 	}
 }

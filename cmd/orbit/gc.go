@@ -36,6 +36,7 @@ too. Pods in use by another command are left for a later gc.`,
 				Log:            g.Log,
 				Out:            g.Stdout,
 				Marks:          g.Stderr,
+				Exited:         func(uuid string) { unregisterMetadata(cmd.Context(), g, uuid) },
 			})
 		},
 	}

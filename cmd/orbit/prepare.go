@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -45,6 +46,9 @@ func newRunPreparedCommand(g *globalOptions) *cobra.Command {
 			if err := rf.check(cmd, 0); err != nil {
 				return err
 			}
+			if err := rf.checkMetadataService(cmd.Context(), g); err != nil {
+				return err
+			}
 			p, err := getPod(g, args[0])
 			if err != nil {
 				return err
@@ -52,16 +56,20 @@ func newRunPreparedCommand(g *globalOptions) *cobra.Command {
 			if err := p.LockPrepared(); err != nil {
 				return err
 			}
-			return runPrepared(g, p, rf)
+			return runPrepared(cmd.Context(), g, p, rf)
 		},
 	}
 	rf.addFlags(cmd.Flags())
 	return cmd
 }
 
-func runPrepared(g *globalOptions, p *stage0.Pod, rf stage1RunFlags) error {
+func runPrepared(ctx context.Context, g *globalOptions, p *stage0.Pod, rf stage1RunFlags) error {
+	cfg := rf.config(g)
+	if err := rf.registerPod(ctx, g, p, &cfg); err != nil {
+		return err
+	}
 	if err := g.handOverSignals(); err != nil {
 		return err
 	}
-	return stage0.Run(p, rf.config(g))
+	return stage0.Run(p, cfg)
 }

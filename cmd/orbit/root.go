@@ -142,6 +142,7 @@ func commandConstructors() []func(*globalOptions) *cobra.Command {
 		newCatManifestCommand,
 		newEnterCommand,
 		newStopCommand,
+		newMetadataServiceCommand,
 	}
 }
 

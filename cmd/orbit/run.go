@@ -335,7 +335,7 @@ func (r *stage1RunFlags) addFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&r.dns.Options, "dns-opt", nil, "DNS options for the pod's /etc/resolv.conf")
 	fs.StringVar(&r.dns.Domain, "dns-domain", "", "the DNS domain for the pod's /etc/resolv.conf")
 	fs.StringSliceVar(&r.dns.Hosts, "hosts-entry", nil, "/etc/hosts entries IP=HOSTNAME for the pod (comma-separated or repeated), or \"host\" for the host's file")
-	fs.BoolVar(&r.mdsRegister, "mds-register", false, "register the pod with the metadata service (not supported; accepted for compatibility)")
+	fs.BoolVar(&r.mdsRegister, "mds-register", false, "register the pod with the metadata service (orbit metadata-service) and give its apps AC_METADATA_URL")
 }
 
 // check refuses run flags the pod's stage1 would refuse, before a pod is
@@ -423,17 +423,26 @@ func runRun(ctx context.Context, g *globalOptions, cmd *cobra.Command, o *runOpt
 	if err := o.run.check(cmd, o.pod.stage1.flavour()); err != nil {
 		return err
 	}
+	if err := o.run.checkMetadataService(ctx, g); err != nil {
+		return err
+	}
 	p, err := preparePod(ctx, g, cmd, &o.pod, args)
 	if err != nil {
 		return err
 	}
 	g.Log.Debug("pod prepared", "pod", p.UUID)
+	cfg := o.run.config(g)
+	if err := o.run.registerPod(ctx, g, p, &cfg); err != nil {
+		p.Close()
+		discardPod(g, p)
+		return err
+	}
 	if err := g.handOverSignals(); err != nil {
 		p.Close()
 		discardPod(g, p)
 		return err
 	}
-	return stage0.Run(p, o.run.config(g))
+	return stage0.Run(p, cfg)
 }
 
 // pullPolicy reads --pull-policy, with rkt's deprecated --store-only and

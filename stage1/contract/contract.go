@@ -243,6 +243,10 @@ func ParseRun(args []string) (*RunOptions, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
+	if o.MDSToken != "" {
+		o.MDSToken = strings.Clone(o.MDSToken)
+		scrubArgv(FlagMDSToken)
+	}
 	return &o, uuid, nil
 }
 
@@ -361,3 +365,53 @@ func parseWithUUID(fs *flag.FlagSet, args []string) (string, error) {
 	}
 	return fs.Arg(0), nil
 }
+
+// MetadataPort is the TCP port of the appc metadata service (rkt's),
+// where apps reach it unless the service says otherwise.
+const MetadataPort = 18112
+
+// MetadataEndpoint is what the run entrypoint's FlagMDSToken carries: the
+// token the metadata service gave the pod, and the service's TCP port. The
+// flag's value is the token alone when the port is MetadataPort (as rkt
+// passed it), else PORT:TOKEN (a token never holds a colon).
+type MetadataEndpoint struct {
+	Port  int
+	Token string
+}
+
+// String is the flag's value.
+func (m MetadataEndpoint) String() string {
+	if m.Port == 0 || m.Port == MetadataPort {
+		return m.Token
+	}
+	return strconv.Itoa(m.Port) + ":" + m.Token
+}
+
+// ParseMetadataEndpoint reads FlagMDSToken's value.
+func ParseMetadataEndpoint(s string) (MetadataEndpoint, error) {
+	m := MetadataEndpoint{Port: MetadataPort, Token: s}
+	if p, tok, ok := strings.Cut(s, ":"); ok {
+		n, err := strconv.Atoi(p)
+		if err != nil || n <= 0 || n > 65535 {
+			return m, fmt.Errorf("--%s: bad port %q", FlagMDSToken, p)
+		}
+		m.Port, m.Token = n, tok
+	}
+	if m.Token == "" || strings.ContainsAny(m.Token, "/?#% \t\n:") {
+		return m, fmt.Errorf("--%s: not a metadata service token", FlagMDSToken)
+	}
+	return m, nil
+}
+
+// URL is the AC_METADATA_URL of the pod's apps, for a service they reach
+// at host (an IP address).
+func (m MetadataEndpoint) URL(host string) string {
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	return "http://" + host + ":" + strconv.Itoa(m.Port) + "/" + m.Token
+}
+
+// MetadataURLEnv names the apps' environment variable that holds the
+// metadata service's URL (appc).
+const MetadataURLEnv = "AC_METADATA_URL"

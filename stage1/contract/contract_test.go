@@ -4,6 +4,7 @@ import (
 	"os"
 	"reflect"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -256,5 +257,53 @@ func TestTakeLock(t *testing.T) {
 	os.Unsetenv(LockFDEnv)
 	if TakeLock() != nil {
 		t.Error("a lock from no variable")
+	}
+}
+
+func TestMetadataEndpoint(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		port int
+		tok  string
+		url  string
+	}{
+		{"abc_-DEF", MetadataPort, "abc_-DEF", "http://127.0.0.1:18112/abc_-DEF"},
+		{"2000:tok", 2000, "tok", "http://127.0.0.1:2000/tok"},
+	} {
+		m, err := ParseMetadataEndpoint(c.in)
+		if err != nil || m.Port != c.port || m.Token != c.tok {
+			t.Errorf("ParseMetadataEndpoint(%q) = %+v, %v", c.in, m, err)
+			continue
+		}
+		if got := m.String(); got != c.in {
+			t.Errorf("String() = %q, want %q", got, c.in)
+		}
+		if got := m.URL("127.0.0.1"); got != c.url {
+			t.Errorf("URL = %q, want %q", got, c.url)
+		}
+	}
+	if got := (MetadataEndpoint{Port: MetadataPort, Token: "t"}).URL("fd00::1"); got != "http://[fd00::1]:18112/t" {
+		t.Errorf("IPv6 URL = %q", got)
+	}
+	for _, bad := range []string{"", "x:tok", "0:tok", "70000:tok", "a/b", "1:", "tok en", "1:a:b"} {
+		if _, err := ParseMetadataEndpoint(bad); err == nil {
+			t.Errorf("ParseMetadataEndpoint(%q) accepted", bad)
+		}
+	}
+}
+
+func TestScrubArgv(t *testing.T) {
+	saved := os.Args
+	defer func() { os.Args = saved }()
+	// Strings in writable memory, as argv is.
+	mk := func(s string) string { return string([]byte(s)) }
+	os.Args = []string{mk("run"), mk("--mds-token=secret"), mk("--mds-token"), mk("other"), mk("--net=host"), mk("--"), mk("--mds-token=kept")}
+	o, _, err := ParseRun([]string{"--mds-token=secret", "--net=host", "uuid"})
+	if err != nil || o.MDSToken != "secret" {
+		t.Fatalf("ParseRun = %+v, %v", o, err)
+	}
+	want := []string{"run", "--mds-token=xxxxxx", "--mds-token", "xxxxx", "--net=host", "--", "--mds-token=kept"}
+	if strings.Join(os.Args, " ") != strings.Join(want, " ") {
+		t.Errorf("argv = %q, want %q", os.Args, want)
 	}
 }

@@ -57,6 +57,14 @@ func run(args []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if flags.MDSToken != "" {
+		// The app shares the host's network: the service is on loopback.
+		ep, err := contract.ParseMetadataEndpoint(flags.MDSToken)
+		if err != nil {
+			return 0, err
+		}
+		app.Env = stage2.SetEnv(app.Env, contract.MetadataURLEnv, ep.URL("127.0.0.1"))
+	}
 	// sd_notify: an app that reports readiness itself gets the service
 	// manager's socket; otherwise this process reports the pod ready once
 	// the app has started.

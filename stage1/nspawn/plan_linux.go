@@ -121,7 +121,23 @@ func planPod(p *pod.Pod, flags *contract.RunOptions, hostname string) (*plan, er
 	}
 	// Otherwise the supervisor reports the pod ready once its apps started.
 	pl.config.NotifyReady = pl.notify && !appNotifies
+	if flags.MDSToken != "" {
+		if _, err := contract.ParseMetadataEndpoint(flags.MDSToken); err != nil {
+			return nil, err
+		}
+		pl.config.Metadata = &supervisor.MetadataConfig{Endpoint: flags.MDSToken, Host: metadataHost(flags)}
+	}
 	return pl, nil
+}
+
+// metadataHost is where the apps reach the metadata service: on loopback
+// in the host's network; otherwise "", the host side of the pod's own
+// network, which the supervisor reads from its routes.
+func metadataHost(flags *contract.RunOptions) string {
+	if flags.Net == "" || flags.Net == "host" {
+		return "127.0.0.1"
+	}
+	return ""
 }
 
 func planApp(p *pod.Pod, ra *schema.RuntimeApp, im *schema.ImageManifest, flags *contract.RunOptions, dnsFiles []stage2.Mount, hostsGiven bool, hostBinds map[string]string, binds *[]bind) (supervisor.AppSpec, error) {

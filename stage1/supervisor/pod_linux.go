@@ -99,6 +99,9 @@ func run(ctx context.Context, cfg Config) (int, error) {
 	if err := cfg.validate(); err != nil {
 		return 0, err
 	}
+	if err := cfg.setMetadataURL(); err != nil {
+		return 0, err
+	}
 	if cfg.StopGracePeriod == 0 {
 		cfg.StopGracePeriod = DefaultStopGracePeriod
 	}

@@ -66,6 +66,8 @@ type Config struct {
 	// when the pod stops; zero means DefaultStopGracePeriod. In JSON it is
 	// a number of nanoseconds.
 	StopGracePeriod time.Duration `json:"stopGracePeriod,omitempty"`
+	// Metadata, when set, gives every app AC_METADATA_URL.
+	Metadata *MetadataConfig `json:"metadata,omitempty"`
 	// Stdout and Stderr receive the apps' output (os.Stdout, os.Stderr when
 	// nil).
 	Stdout io.Writer `json:"-"`
