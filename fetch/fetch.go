@@ -190,6 +190,12 @@ func (f *Fetcher) Fetch(ctx context.Context, ref string, policy PullPolicy, sig 
 	if f.cfg.Store == nil {
 		return "", fmt.Errorf("fetch: no image store: %w", errdefs.ErrInvalid)
 	}
+	if r, ok, err := parseOCIRef(ref); ok {
+		if err != nil {
+			return "", err
+		}
+		return f.fetchOCI(ctx, r, policy)
+	}
 	switch classify(ref) {
 	case refID:
 		img, err := f.cfg.Store.Get(ref)
@@ -207,9 +213,6 @@ func (f *Fetcher) Fetch(ctx context.Context, ref string, policy PullPolicy, sig 
 		u, err := url.Parse(ref)
 		if err != nil {
 			return "", fmt.Errorf("image URL %q: %w: %w", ref, err, errdefs.ErrInvalid)
-		}
-		if u.Scheme == "docker" {
-			return "", fmt.Errorf("image %s: docker images are not supported: %w", ref, errdefs.ErrInvalid)
 		}
 		if err := checkScheme(u, true, f.cfg.Insecure); err != nil {
 			return "", err
