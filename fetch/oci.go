@@ -23,20 +23,20 @@ import (
 	"github.com/orbit-containers/orbit/store"
 )
 
-// transport is where an OCI or Docker image comes from, in the
+// ociTransport is where an OCI or Docker image comes from, in the
 // containers/image spelling users know from skopeo.
-type transport string
+type ociTransport string
 
 const (
-	transportDocker        transport = "docker"         // docker://[REGISTRY/]NAME[:TAG|@DIGEST]
-	transportOCI           transport = "oci"            // oci:DIR[:TAG]
-	transportOCIArchive    transport = "oci-archive"    // oci-archive:FILE[:TAG]
-	transportDockerArchive transport = "docker-archive" // docker-archive:FILE
+	transportDocker        ociTransport = "docker"         // docker://[REGISTRY/]NAME[:TAG|@DIGEST]
+	transportOCI           ociTransport = "oci"            // oci:DIR[:TAG]
+	transportOCIArchive    ociTransport = "oci-archive"    // oci-archive:FILE[:TAG]
+	transportDockerArchive ociTransport = "docker-archive" // docker-archive:FILE
 )
 
 // ociRef is a parsed OCI image reference.
 type ociRef struct {
-	transport transport
+	transport ociTransport
 	raw       string
 	path, tag string         // local sources
 	ref       name.Reference // docker://
@@ -49,7 +49,7 @@ func parseOCIRef(s string) (r ociRef, ok bool, err error) {
 	if !found {
 		return ociRef{}, false, nil
 	}
-	r = ociRef{transport: transport(t), raw: s}
+	r = ociRef{transport: ociTransport(t), raw: s}
 	switch r.transport {
 	case transportDocker:
 		if !strings.HasPrefix(rest, "//") || len(rest) == 2 {
@@ -379,9 +379,4 @@ func (f *Fetcher) importOCI(ctx context.Context, img v1.Image, info oci.Info, si
 	}
 	f.log.Info("stored OCI image", "image", info.Source, "id", stored.ID)
 	return stored, nil
-}
-
-// fetchDocker is replaced when registries are supported.
-func (f *Fetcher) fetchDocker(ctx context.Context, r ociRef, policy PullPolicy) (string, error) {
-	return "", fmt.Errorf("image %s: docker registries are not supported yet: %w", r.raw, errdefs.ErrInvalid)
 }

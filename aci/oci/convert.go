@@ -49,7 +49,7 @@ func WriteACI(ctx context.Context, img v1.Image, info Info, w io.Writer, limit i
 		if err != nil {
 			return fmt.Errorf("layer %d (%s): %w", i+1, d, err)
 		}
-		layers[i] = verifiedLayer{l: l, diffID: d}
+		layers[i] = CheckedLayer(l, d)
 	}
 	return Convert(ctx, cfg, layers, info, w, limit)
 }
@@ -90,10 +90,14 @@ func Convert(ctx context.Context, cfg *v1.ConfigFile, layers []Layer, info Info,
 	return tw.Close()
 }
 
+// CheckedLayer returns l with its uncompressed stream checked against
+// diffID once read to the end.
+func CheckedLayer(l Layer, diffID v1.Hash) Layer { return verifiedLayer{l: l, diffID: diffID} }
+
 // verifiedLayer is a layer whose uncompressed stream is checked against
 // its diff ID once read to the end.
 type verifiedLayer struct {
-	l      v1.Layer
+	l      Layer
 	diffID v1.Hash
 }
 
