@@ -90,17 +90,22 @@ type Config struct {
 	RootCAs *x509.CertPool
 	// Now is the clock for caching and key checks; time.Now if nil.
 	Now func() time.Time
+	// StallTimeout abandons a registry response that sends nothing for
+	// this long; DefaultStallTimeout if zero.
+	StallTimeout time.Duration
 }
 
 // Fetcher fetches and verifies images. It holds no state between calls
 // but its HTTP connections.
 type Fetcher struct {
-	cfg      Config
-	log      *slog.Logger
-	client   *http.Client
-	auth     Auth
-	keystore *verify.Keystore
-	terminal bool
+	cfg    Config
+	log    *slog.Logger
+	client *http.Client
+	auth   Auth
+	// dockerAuth holds auth.d's dockerAuth credentials for registries.
+	dockerAuth DockerAuth
+	keystore   *verify.Keystore
+	terminal   bool
 }
 
 // New returns a Fetcher. It reads the auth.d configuration now, so a
@@ -114,15 +119,20 @@ func New(cfg Config) (*Fetcher, error) {
 	if err != nil {
 		return nil, err
 	}
+	dockerAuth, err := LoadDockerAuth(cfg.SystemConfig, cfg.LocalConfig, cfg.UserConfig)
+	if err != nil {
+		return nil, err
+	}
 	ks := verify.NewKeystore(cfg.LocalConfig, cfg.SystemConfig)
 	ks.Log = log
 	ks.Now = cfg.Now
 	f := &Fetcher{
-		cfg:      cfg,
-		log:      log,
-		client:   newClient(cfg.Insecure, cfg.RootCAs),
-		auth:     auth,
-		keystore: ks,
+		cfg:        cfg,
+		log:        log,
+		client:     newClient(cfg.Insecure, cfg.RootCAs),
+		auth:       auth,
+		dockerAuth: dockerAuth,
+		keystore:   ks,
 	}
 	if file, ok := cfg.Stderr.(*os.File); ok && term.IsTerminal(int(file.Fd())) {
 		f.terminal = true
@@ -187,6 +197,12 @@ func (f *Fetcher) Fetch(ctx context.Context, ref string, policy PullPolicy, sig 
 	if f.cfg.Store == nil {
 		return "", fmt.Errorf("fetch: no image store: %w", errdefs.ErrInvalid)
 	}
+	if r, ok, err := parseOCIRef(ref); ok {
+		if err != nil {
+			return "", err
+		}
+		return f.fetchOCI(ctx, r, policy)
+	}
 	switch classify(ref) {
 	case refID:
 		img, err := f.cfg.Store.Get(ref)
@@ -204,9 +220,6 @@ func (f *Fetcher) Fetch(ctx context.Context, ref string, policy PullPolicy, sig 
 		u, err := url.Parse(ref)
 		if err != nil {
 			return "", fmt.Errorf("image URL %q: %w: %w", ref, err, errdefs.ErrInvalid)
-		}
-		if u.Scheme == "docker" {
-			return "", fmt.Errorf("image %s: docker images are not supported: %w", ref, errdefs.ErrInvalid)
 		}
 		if err := checkScheme(u, true, f.cfg.Insecure); err != nil {
 			return "", err

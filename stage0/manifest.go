@@ -11,6 +11,7 @@ import (
 	"github.com/appc/spec/schema/types"
 
 	"github.com/orbit-containers/orbit/aci"
+	"github.com/orbit-containers/orbit/aci/oci"
 	"github.com/orbit-containers/orbit/internal/errdefs"
 	"github.com/orbit-containers/orbit/stage1/contract"
 )
@@ -141,6 +142,8 @@ func runtimeApp(a AppSpec, im *schema.ImageManifest) (*types.App, error) {
 	}
 	if len(a.Exec) > 0 {
 		app.Exec = append(types.Exec(nil), a.Exec...)
+	} else if ep, ok := oci.Entrypoint(im); ok && len(a.Args) > 0 {
+		app.Exec = append(types.Exec(nil), ep...) // arguments replace an OCI image's Cmd
 	}
 	app.Exec = append(app.Exec, a.Args...)
 	if len(app.Exec) == 0 {

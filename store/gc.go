@@ -215,6 +215,9 @@ func (s *Store) GC(ctx context.Context, inUse InUseFunc) (GCReport, error) {
 	if err := s.gcBlobs(&rep); err != nil {
 		errs = append(errs, err)
 	}
+	if err := s.gcLayers(&rep); err != nil {
+		errs = append(errs, err)
+	}
 	if images, err := s.List(); err != nil {
 		errs = append(errs, err)
 	} else {

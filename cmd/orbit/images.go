@@ -2,10 +2,14 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"time"
 
 	"github.com/appc/spec/schema"
 
 	"github.com/orbit-containers/orbit/fetch"
+	"github.com/orbit-containers/orbit/internal/errdefs"
 	"github.com/orbit-containers/orbit/store"
 )
 
@@ -36,7 +40,18 @@ func (g *globalOptions) resolveImage(ref string) (*store.Store, store.Image, err
 
 // newFetcher builds a fetcher from the global options.
 func (g *globalOptions) newFetcher(st *store.Store, trustKeysFromHTTPS bool) (*fetch.Fetcher, error) {
+	// ORBIT_STALL_TIMEOUT (a Go duration) shortens or lengthens how long a
+	// registry may send nothing mid-response.
+	var stall time.Duration
+	if v := os.Getenv("ORBIT_STALL_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("ORBIT_STALL_TIMEOUT=%q: want a positive duration such as 30s: %w", v, errdefs.ErrInvalid)
+		}
+		stall = d
+	}
 	return fetch.New(fetch.Config{
+		StallTimeout:       stall,
 		Store:              st,
 		Insecure:           g.Insecure,
 		TrustKeysFromHTTPS: trustKeysFromHTTPS,
