@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 
@@ -56,7 +55,7 @@ func (c Config) Setup(ctx context.Context, pl Plan) (*Record, error) {
 		if i == 0 {
 			ports = pl.Ports
 		}
-		if a.Config, err = attachmentConfig(d.List, ports, filepath.Join(pl.IPAMDataDir, d.Name)); err != nil {
+		if a.Config, err = attachmentConfig(d.List, ports, pl.IPAMDataDir); err != nil {
 			return nil, fmt.Errorf("network %s: %w", d.Name, err)
 		}
 		a.PortMappings = ports
