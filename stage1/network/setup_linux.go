@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 
@@ -108,6 +109,9 @@ func (r *Record) runtimeConf(a *Attachment) *libcni.RuntimeConf {
 		rt.NetNS = r.NetNS
 	}
 	if a.Args != "" {
+		// As every CNI runtime: plugins that do not know an argument
+		// (IP= is host-local's) leave it to those that do.
+		rt.Args = append(rt.Args, [2]string{"IgnoreUnknown", "1"})
 		for _, kv := range strings.Split(a.Args, ";") {
 			k, v, _ := strings.Cut(kv, "=")
 			rt.Args = append(rt.Args, [2]string{k, v})
@@ -154,6 +158,10 @@ func attachmentConfig(list *libcni.NetworkConfigList, ports []PortMapping, dataD
 // without a record has nothing left. When a DEL fails the record stays,
 // so a later gc tries again.
 func Teardown(ctx context.Context, dir string) error {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
 	rec, err := ReadRecord(dir)
 	if err != nil {
 		return err
@@ -161,6 +169,9 @@ func Teardown(ctx context.Context, dir string) error {
 	if rec == nil {
 		return removeNetNS(contract.NetNS(dir))
 	}
+	// The pod directory has moved since (run to exited-garbage): its own
+	// namespace mount and cache are where it is now.
+	rec.NetNS, rec.CacheDir = contract.NetNS(dir), contract.CNICache(dir)
 	cni := libcni.NewCNIConfigWithCacheDir(rec.PluginPath, rec.CacheDir, nil)
 	var errs []error
 	for i := len(rec.Networks) - 1; i >= 0; i-- {
