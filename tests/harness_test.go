@@ -169,10 +169,10 @@ func unmountBelow(dir string) {
 }
 
 // args prefixes the env's global flags, and gives `run` and `run-prepared`
-// --net=host unless the env runs in a namespace of the test's (NetNS) or
-// the command line sets --net.
+// --net=host unless the env runs in a namespace of the test's (NetNS), the
+// command line sets --net, or it names a third-party stage1.
 func (e *env) args(args ...string) []string {
-	if e.NetNS == "" && len(args) > 0 && (args[0] == "run" || args[0] == "run-prepared") && !givesNet(args) {
+	if e.NetNS == "" && len(args) > 0 && (args[0] == "run" || args[0] == "run-prepared") && !givesNet(args) && !namesThirdPartyStage1(args) {
 		args = append([]string{args[0], "--net=host"}, args[1:]...)
 	}
 	return append([]string{"--dir=" + e.Dir, "--local-config=" + e.LocalCfg, "--system-config=" + e.SystemCfg}, args...)
@@ -234,6 +234,23 @@ func (e *env) command(args ...string) *exec.Cmd {
 	}
 	cmd.Env = append(os.Environ(), e.ExtraEnv...)
 	return cmd
+}
+
+// namesThirdPartyStage1 reports whether a command line names a stage1 image
+// that is not one of orbit's flavours, which decides its network itself
+// (the tests' own are scripts that make none).
+func namesThirdPartyStage1(args []string) bool {
+	for _, a := range args {
+		for _, f := range []string{"--stage1-path", "--stage1-url", "--stage1-hash", "--stage1-from-dir"} {
+			if a == f || strings.HasPrefix(a, f+"=") {
+				return true
+			}
+		}
+		if a == "--" {
+			break
+		}
+	}
+	return false
 }
 
 // givesNet reports whether a command line sets --net.

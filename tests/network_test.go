@@ -78,8 +78,8 @@ func networkOutside(t testing.TB, ns string) string {
 	return out
 }
 
-// networkInNS runs f on a thread that has entered namespace ns; the thread
-// is discarded afterwards.
+// networkInNS runs f on a thread that has entered namespace ns, and then
+// takes the thread back to the test's namespace.
 func networkInNS[T any](t testing.TB, ns string, f func() (T, error)) (T, error) {
 	type res struct {
 		v   T
@@ -87,8 +87,22 @@ func networkInNS[T any](t testing.TB, ns string, f func() (T, error)) (T, error)
 	}
 	done := make(chan res, 1)
 	go func() {
-		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
+		runtime.LockOSThread()
 		var zero T
+		orig, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			done <- res{zero, err}
+			return
+		}
+		defer orig.Close()
+		defer func() {
+			// Back home, the thread may be reused (it may be the main
+			// thread, which Go never ends); else it stays locked and Go
+			// discards it.
+			if unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET) == nil {
+				runtime.UnlockOSThread()
+			}
+		}()
 		target, err := os.Open(filepath.Join("/run/netns", ns))
 		if err != nil {
 			done <- res{zero, err}

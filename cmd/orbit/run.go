@@ -41,8 +41,10 @@ type podFlags struct {
 	privateUsers       bool
 	app                appFlags // pod-wide defaults for every app
 	// hostNetwork: the pod will share the host's network, where --port
-	// forwards nothing (prepare does not know yet).
-	hostNetwork bool
+	// forwards nothing; forwardPorts: it will not, and --port names must
+	// be declared by its apps. prepare knows neither yet (stage1 checks
+	// the names when the pod runs).
+	hostNetwork, forwardPorts bool
 }
 
 func (p *podFlags) addFlags(fs *pflag.FlagSet, defaultPolicy string) {
@@ -166,8 +168,10 @@ func preparePod(ctx context.Context, g *globalOptions, cmd *cobra.Command, pf *p
 			spec.Apps[i].ImageID = id
 			spec.Apps[i].InheritedEnv = baseEnv
 		}
-		if err := checkDeclaredPorts(trees, spec); err != nil {
-			return nil, err
+		if pf.forwardPorts {
+			if err := checkDeclaredPorts(trees, spec); err != nil {
+				return nil, err
+			}
 		}
 		if len(pf.ports) > 0 && pf.hostNetwork {
 			g.Log.Warn("the pod shares the host's network: --port forwards nothing, the apps' ports are the host's")
@@ -462,6 +466,7 @@ func runRun(ctx context.Context, g *globalOptions, cmd *cobra.Command, o *runOpt
 		return err
 	}
 	o.pod.hostNetwork = stage0.HostNetwork(o.run.net, o.pod.stage1.flavour())
+	o.pod.forwardPorts = !o.pod.hostNetwork && o.pod.stage1.flavour() != 0
 	p, err := preparePod(ctx, g, cmd, &o.pod, args)
 	if err != nil {
 		return err

@@ -198,8 +198,8 @@ func Teardown(ctx context.Context, dir string) error {
 
 // createNetNS makes a new network namespace with its loopback up and
 // bind-mounts it at path, which outlives every process of the pod (gc
-// removes it). The namespace is made by a thread of its own, which Go
-// discards afterwards instead of reusing it in the wrong namespace.
+// removes it). The namespace is made by a thread locked to this work,
+// which returns to its own namespace before anything else runs on it.
 func createNetNS(path string) error {
 	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
 	if err != nil {
@@ -208,7 +208,20 @@ func createNetNS(path string) error {
 	f.Close()
 	errc := make(chan error, 1)
 	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+		runtime.LockOSThread()
+		orig, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer orig.Close()
+		defer func() {
+			// Back home, the thread may serve other goroutines; if it
+			// cannot go back it stays locked and Go discards it.
+			if unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET) == nil {
+				runtime.UnlockOSThread()
+			}
+		}()
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 			errc <- fmt.Errorf("unshare: %w", err)
 			return
