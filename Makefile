@@ -11,8 +11,8 @@ BIN := bin/orbit
 GO_SOURCES := $(shell find . -name '*.go' -not -path './.git/*') go.mod go.sum
 
 # Debian packages: what running orbit needs, and what the tests need besides.
-RUN_PACKAGES := busybox-static systemd-container xz-utils bzip2 ca-certificates
-TEST_PACKAGES := $(RUN_PACKAGES) gnupg containernetworking-plugins iproute2 util-linux docker-registry skopeo
+RUN_PACKAGES := busybox-static systemd-container xz-utils bzip2 ca-certificates containernetworking-plugins iptables
+TEST_PACKAGES := $(RUN_PACKAGES) gnupg iproute2 util-linux nftables docker-registry skopeo
 
 # Tools built from the Go module proxy, pinned, into a folder of the tree.
 STATICCHECK_VERSION := v0.8.2

@@ -17,6 +17,7 @@ import (
 
 	"github.com/orbit-containers/orbit/internal/errdefs"
 	"github.com/orbit-containers/orbit/stage1/contract"
+	"github.com/orbit-containers/orbit/stage1/network"
 )
 
 // AppStatus is what is known about one app of a pod.
@@ -43,6 +44,9 @@ type Status struct {
 	Pid      int
 	Apps     []AppStatus
 	Manifest *schema.PodManifest
+	// Networks are the networks stage1 joined the pod to (rkt's
+	// net-info.json); none for a pod in the host's network.
+	Networks []network.NetInfo
 }
 
 // Manifest reads the pod manifest.
@@ -121,6 +125,7 @@ func (p *Pod) ReadStatus() (*Status, error) {
 	if rec, err := p.record(); err == nil {
 		st.StartedAt = rec.StartedAt
 	}
+	st.Networks, _ = network.ReadNetInfo(p.Path())
 	if p.dir == dirExitedGarbage || p.dir == dirGarbage {
 		var sx unix.Stat_t
 		if err := unix.Stat(p.Path(), &sx); err == nil {

@@ -2,6 +2,7 @@ package stage0
 
 import (
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/appc/spec/schema"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/orbit-containers/orbit/internal/errdefs"
 	"github.com/orbit-containers/orbit/stage1/builtin"
+	"github.com/orbit-containers/orbit/stage1/network"
 	"github.com/orbit-containers/orbit/stage2"
 )
 
@@ -106,23 +108,52 @@ func CheckHostname(s string) error {
 	return nil
 }
 
-// CheckNet refuses --net values the pod's stage1 cannot honour. orbit's
-// own flavours run pods in the host's network only; any stage1 gets
-// network names (appc names, optionally with ":arguments").
+// CheckNet refuses --net values the pod's stage1 cannot honour: every
+// value is a network name, optionally with ":CNI_ARGS", given once, and
+// "host" and "none" stand alone; the fly flavour runs pods in the host's
+// network only, as rkt's did.
 func CheckNet(nets []string, flavour builtin.Flavour) error {
-	for _, n := range nets {
-		name, _, _ := strings.Cut(n, ":")
-		if _, err := types.NewACName(name); err != nil {
-			return fmt.Errorf("--net: %q is not a network name: %w", name, errdefs.ErrInvalid)
-		}
-		if flavour != 0 && n != "host" {
-			return fmt.Errorf("--net=%q: the %s flavour runs pods in the host's network only; want --net=host or no --net: %w", strings.Join(nets, ","), flavour, errdefs.ErrInvalid)
-		}
+	reqs, err := network.ParseRequests(nets)
+	if err != nil {
+		return err
 	}
-	if flavour != 0 && len(nets) > 1 {
-		return fmt.Errorf("--net=%q: the %s flavour runs pods in the host's network only; want --net=host or no --net: %w", strings.Join(nets, ","), flavour, errdefs.ErrInvalid)
+	if flavour == builtin.Fly && len(reqs) > 0 && !network.IsHost(reqs) {
+		return fmt.Errorf("--net=%q: the fly flavour runs pods in the host's network only; want --net=host or no --net: %w", strings.Join(nets, ","), errdefs.ErrInvalid)
 	}
 	return nil
+}
+
+// CheckNetworks is CheckNet, and for orbit's own flavours also finds every
+// requested network's definition and plugins (see network.Config.Resolve),
+// so an unknown name, a malformed net.d file or a missing plugin is
+// refused before anything is fetched or a pod made. No --net means the
+// flavour's default network: nspawn's is rkt's "default".
+func CheckNetworks(nets []string, flavour builtin.Flavour, cfg network.Config, forwardsPorts bool) error {
+	if err := CheckNet(nets, flavour); err != nil {
+		return err
+	}
+	if flavour != builtin.Nspawn {
+		return nil
+	}
+	reqs, _ := network.ParseRequests(nets)
+	if len(reqs) == 0 {
+		reqs = []network.Request{{Name: network.Default}}
+	}
+	if network.IsHost(reqs) {
+		return nil
+	}
+	_, err := cfg.Resolve(reqs, forwardsPorts)
+	return err
+}
+
+// HostNetwork reports whether a pod run with these --net values under the
+// flavour shares the host's network.
+func HostNetwork(nets []string, flavour builtin.Flavour) bool {
+	reqs, err := network.ParseRequests(nets)
+	if err != nil {
+		return false
+	}
+	return network.IsHost(reqs) || (len(reqs) == 0 && flavour == builtin.Fly)
 }
 
 // Check refuses a run configuration the pod's stage1 would refuse.
@@ -132,7 +163,7 @@ func (cfg RunConfig) Check(flavour builtin.Flavour) error {
 			return err
 		}
 	}
-	return CheckNet(cfg.Net, flavour)
+	return CheckNetworks(cfg.Net, flavour, network.Config{LocalConfig: cfg.LocalConfig, ExtraPluginPath: os.Getenv("CNI_PATH")}, false)
 }
 
 // ValidatePodManifest refuses a pod manifest that stage1 would refuse or

@@ -76,6 +76,14 @@ func TestLimitsAndNames(t *testing.T) {
 	if err := CheckNet([]string{"mynet:IP=10.1.1.1"}, 0); err != nil {
 		t.Errorf("--net=mynet:... refused for another stage1: %v", err)
 	}
+	if err := CheckNet([]string{"default", "mynet:IP=10.1.1.1"}, builtin.Nspawn); err != nil {
+		t.Errorf("two networks refused for nspawn: %v", err)
+	}
+	for _, bad := range [][]string{{"host", "default"}, {"none", "x"}, {"a", "a"}, {"host:IP=1.2.3.4"}, {"x:noequals"}} {
+		if err := CheckNet(bad, builtin.Nspawn); err == nil {
+			t.Errorf("--net=%v accepted", bad)
+		}
+	}
 	if err := CheckCapabilities([]string{"CAP_CHOWN", "net_raw"}); err != nil {
 		t.Errorf("known capabilities refused: %v", err)
 	}

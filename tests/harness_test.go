@@ -101,6 +101,12 @@ type env struct {
 	LocalCfg  string // --local-config
 	SystemCfg string // --system-config
 	ExtraEnv  []string
+	// NetNS, when set, names a network namespace the test made (ip netns
+	// add): every orbit command runs in it (nsenter --net), and `run` and
+	// `run-prepared` get the flavour's default network. Unset, they get
+	// --net=host unless a test gives --net itself, so no test makes
+	// veths, routes or firewall rules in the machine's own namespace.
+	NetNS string
 }
 
 func newEnv(t testing.TB) *env {
@@ -162,8 +168,13 @@ func unmountBelow(dir string) {
 	}
 }
 
-// args prefixes the env's global flags.
+// args prefixes the env's global flags, and gives `run` and `run-prepared`
+// --net=host unless the env runs in a namespace of the test's (NetNS), the
+// command line sets --net, or it names a third-party stage1.
 func (e *env) args(args ...string) []string {
+	if e.NetNS == "" && len(args) > 0 && (args[0] == "run" || args[0] == "run-prepared") && !givesNet(args) && !namesThirdPartyStage1(args) {
+		args = append([]string{args[0], "--net=host"}, args[1:]...)
+	}
 	return append([]string{"--dir=" + e.Dir, "--local-config=" + e.LocalCfg, "--system-config=" + e.SystemCfg}, args...)
 }
 
@@ -215,9 +226,44 @@ func (e *env) runQuiet(args ...string) {
 
 // command returns an unstarted orbit invocation.
 func (e *env) command(args ...string) *exec.Cmd {
-	cmd := exec.Command(binary, e.args(args...)...)
+	var cmd *exec.Cmd
+	if e.NetNS != "" {
+		cmd = exec.Command("nsenter", append([]string{"--net=/run/netns/" + e.NetNS, binary}, e.args(args...)...)...)
+	} else {
+		cmd = exec.Command(binary, e.args(args...)...)
+	}
 	cmd.Env = append(os.Environ(), e.ExtraEnv...)
 	return cmd
+}
+
+// namesThirdPartyStage1 reports whether a command line names a stage1 image
+// that is not one of orbit's flavours, which decides its network itself
+// (the tests' own are scripts that make none).
+func namesThirdPartyStage1(args []string) bool {
+	for _, a := range args {
+		for _, f := range []string{"--stage1-path", "--stage1-url", "--stage1-hash", "--stage1-from-dir"} {
+			if a == f || strings.HasPrefix(a, f+"=") {
+				return true
+			}
+		}
+		if a == "--" {
+			break
+		}
+	}
+	return false
+}
+
+// givesNet reports whether a command line sets --net.
+func givesNet(args []string) bool {
+	for _, a := range args {
+		if a == "--net" || strings.HasPrefix(a, "--net=") {
+			return true
+		}
+		if a == "--" {
+			break
+		}
+	}
+	return false
 }
 
 // mustRun runs orbit and fails the test unless it exits 0.

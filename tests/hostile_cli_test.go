@@ -92,7 +92,7 @@ func cliFlavours(t *testing.T) map[string][]string {
 // nothing is left: no pod, no mount below real, no pod directory.
 func cliRunAndCollect(t *testing.T, e *env, real string, do func(args ...string) result, aci string, stage1 []string) {
 	t.Helper()
-	args := append(append([]string{"run", "--insecure-options=image"}, stage1...), aci)
+	args := append(append([]string{"run", "--net=host", "--insecure-options=image"}, stage1...), aci)
 	if r := do(args...); r.Code != 0 || !strings.Contains(r.Stdout, "hello from example.com/dir") {
 		t.Fatalf("run: %s", r)
 	}
@@ -247,7 +247,7 @@ func TestHostileCLIRefusesBadRunLines(t *testing.T) {
 		{"hostname leading hyphen", []string{"--hostname=-bad", aci}, []string{"--hostname"}},
 		{"hostname too long", []string{"--hostname=" + strings.Repeat("a", 70), aci}, []string{"--hostname"}},
 		{"hostname empty", []string{"--hostname=", aci}, []string{"--hostname"}},
-		{"net unknown for nspawn", []string{"--net=default", aci}, []string{"--net", "default"}},
+		{"net unknown for nspawn", []string{"--net=nosuchnet", aci}, []string{"--net", "nosuchnet"}},
 		{"net malformed", []string{"--net=bad name!", aci}, []string{"--net"}},
 		{"net unknown for fly", []string{"--stage1-name=fly", "--net=mynet", aci}, []string{"--net", "mynet"}},
 		{"mount of a missing volume", []string{aci, "--mount=volume=nothere,target=/x"}, []string{"nothere"}},

@@ -38,10 +38,10 @@ func FuzzFlagValues(f *testing.F) {
 		} else if s == "" || len(s) > 64 || strings.ContainsAny(s, "_ /\x00") || strings.HasPrefix(s, "-") {
 			t.Fatalf("hostname %q accepted", s)
 		}
-		for _, fl := range []builtin.Flavour{0, builtin.Nspawn} {
+		for _, fl := range []builtin.Flavour{0, builtin.Nspawn, builtin.Fly} {
 			if err := stage0.CheckNet(strings.Split(s, ","), fl); err != nil {
 				fuzzRefusal(t, "net", err)
-			} else if fl != 0 && s != "host" {
+			} else if fl == builtin.Fly && s != "host" {
 				t.Fatalf("--net=%q accepted for %v", s, fl)
 			}
 		}

@@ -55,14 +55,14 @@ func newListCommand(g *globalOptions) *cobra.Command {
 					pj.Apps = []appJSON{{Name: "-", ImageName: "-"}}
 				}
 				for i, a := range pj.Apps {
-					id, state, created, started := shortUUID(st.UUID, full), st.State.String(), ago(st.CreatedAt, full), ago(st.StartedAt, full)
+					id, state, created, started, nets := shortUUID(st.UUID, full), st.State.String(), ago(st.CreatedAt, full), ago(st.StartedAt, full), printable(networksColumn(st.Networks))
 					if i > 0 {
-						id, state, created, started = "", "", "", ""
+						id, state, created, started, nets = "", "", "", "", ""
 					}
 					if full {
-						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", id, printable(a.Name), printable(a.ImageName), printable(a.ImageID), state, created, started)
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", id, printable(a.Name), printable(a.ImageName), printable(a.ImageID), state, created, started, nets)
 					} else {
-						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t\n", id, printable(a.Name), printable(a.ImageName), state, created, started)
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", id, printable(a.Name), printable(a.ImageName), state, created, started, nets)
 					}
 				}
 			}

@@ -13,6 +13,7 @@ import (
 	"github.com/orbit-containers/orbit/internal/errdefs"
 	"github.com/orbit-containers/orbit/stage0"
 	"github.com/orbit-containers/orbit/stage1/contract"
+	"github.com/orbit-containers/orbit/stage1/network"
 )
 
 // getPod finds a pod by UUID or unique prefix.
@@ -58,15 +59,15 @@ func writeJSONOut(w io.Writer, f outputFormat, v any) error {
 
 // podJSON is a pod as --format=json shows it (rkt's field names).
 type podJSON struct {
-	Name       string    `json:"name"`
-	State      string    `json:"state"`
-	Networks   []string  `json:"networks"`
-	AppNames   []string  `json:"app_names"`
-	Apps       []appJSON `json:"apps"`
-	Pid        int       `json:"pid,omitempty"`
-	CreatedAt  int64     `json:"created_at,omitempty"`
-	StartedAt  int64     `json:"started_at,omitempty"`
-	GCMarkedAt int64     `json:"gc_marked_at,omitempty"`
+	Name       string            `json:"name"`
+	State      string            `json:"state"`
+	Networks   []network.NetInfo `json:"networks"`
+	AppNames   []string          `json:"app_names"`
+	Apps       []appJSON         `json:"apps"`
+	Pid        int               `json:"pid,omitempty"`
+	CreatedAt  int64             `json:"created_at,omitempty"`
+	StartedAt  int64             `json:"started_at,omitempty"`
+	GCMarkedAt int64             `json:"gc_marked_at,omitempty"`
 }
 
 type appJSON struct {
@@ -88,7 +89,7 @@ func nanos(t time.Time) int64 {
 
 func toPodJSON(st *stage0.Status) podJSON {
 	pj := podJSON{
-		Name: st.UUID, State: st.State.String(), Networks: []string{}, AppNames: []string{}, Apps: []appJSON{},
+		Name: st.UUID, State: st.State.String(), Networks: append([]network.NetInfo{}, st.Networks...), AppNames: []string{}, Apps: []appJSON{},
 		Pid: st.Pid, CreatedAt: nanos(st.CreatedAt), StartedAt: nanos(st.StartedAt), GCMarkedAt: nanos(st.GCMarkedAt),
 	}
 	for i, a := range st.Apps {
@@ -206,4 +207,22 @@ func oneUUID(cmd *cobra.Command, args []string, uuidFile string) (string, error)
 		return args[0], nil
 	}
 	return "", usageErr(cmd, "give a pod UUID")
+}
+
+// networksColumn is a pod's networks as `list` and `status` show them,
+// rkt's way: NAME:ip4=ADDRESS, comma-separated.
+func networksColumn(nets []network.NetInfo) string {
+	var parts []string
+	for _, n := range nets {
+		if n.IP == nil {
+			parts = append(parts, n.NetName)
+			continue
+		}
+		family := "ip4"
+		if n.IP.To4() == nil {
+			family = "ip6"
+		}
+		parts = append(parts, fmt.Sprintf("%s:%s=%s", n.NetName, family, n.IP))
+	}
+	return strings.Join(parts, ",")
 }

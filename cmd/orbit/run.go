@@ -21,6 +21,7 @@ import (
 	"github.com/orbit-containers/orbit/internal/insecure"
 	"github.com/orbit-containers/orbit/stage0"
 	"github.com/orbit-containers/orbit/stage1/builtin"
+	"github.com/orbit-containers/orbit/stage1/network"
 )
 
 // podFlags are what `orbit run` and `orbit prepare` share: how the pod is
@@ -39,6 +40,11 @@ type podFlags struct {
 	storeOnly, noStore bool // rkt's deprecated --pull-policy spellings
 	privateUsers       bool
 	app                appFlags // pod-wide defaults for every app
+	// hostNetwork: the pod will share the host's network, where --port
+	// forwards nothing; forwardPorts: it will not, and --port names must
+	// be declared by its apps. prepare knows neither yet (stage1 checks
+	// the names when the pod runs).
+	hostNetwork, forwardPorts bool
 }
 
 func (p *podFlags) addFlags(fs *pflag.FlagSet, defaultPolicy string) {
@@ -51,7 +57,7 @@ func (p *podFlags) addFlags(fs *pflag.FlagSet, defaultPolicy string) {
 	fs.StringVar(&p.podManifest, "pod-manifest", "", "run the apps of this appc pod manifest instead of images from the command line")
 	fs.BoolVar(&p.noOverlay, "no-overlay", false, "copy the images' root filesystems into the pod instead of using overlayfs")
 	fs.BoolVar(&p.trustKeysFromHTTPS, "trust-keys-from-https", false, "trust keys discovered over HTTPS on first use")
-	fs.StringArrayVar(&p.ports, "port", nil, "a port to expose: NAME:[IP:]HOSTPORT (recorded in the pod manifest; pods share the host's network for now)")
+	fs.StringArrayVar(&p.ports, "port", nil, "forward a host port to the port NAME an app's image declares: NAME:[HOSTIP:]HOSTPORT (not with --net=host)")
 	fs.BoolVar(&p.privateUsers, "private-users", false, "run the pod in a user namespace (not supported yet)")
 	fs.BoolVar(&p.storeOnly, "store-only", false, "")
 	fs.BoolVar(&p.noStore, "no-store", false, "")
@@ -162,8 +168,13 @@ func preparePod(ctx context.Context, g *globalOptions, cmd *cobra.Command, pf *p
 			spec.Apps[i].ImageID = id
 			spec.Apps[i].InheritedEnv = baseEnv
 		}
-		if len(pf.ports) > 0 {
-			g.Log.Warn("pods share the host's network: --port is recorded in the pod manifest, and the apps' ports are the host's")
+		if pf.forwardPorts {
+			if err := checkDeclaredPorts(trees, spec); err != nil {
+				return nil, err
+			}
+		}
+		if len(pf.ports) > 0 && pf.hostNetwork {
+			g.Log.Warn("the pod shares the host's network: --port forwards nothing, the apps' ports are the host's")
 		}
 		cfg.Spec = spec
 	}
@@ -329,7 +340,7 @@ type stage1RunFlags struct {
 func (r *stage1RunFlags) addFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&r.interactive, "interactive", false, "run a one-app pod interactively: the app gets orbit's stdin (and terminal)")
 	fs.StringVar(&r.hostname, "hostname", "", "the pod's host name (default: the flavour's; orbit-<uuid> where the pod has its own)")
-	fs.StringSliceVar(&r.net, "net", nil, "networks for the pod (default: the flavour's)")
+	fs.StringSliceVar(&r.net, "net", nil, "networks for the pod: default, default-restricted, none, host, or names from net.d, each with optional :CNI_ARGS (default: \"default\" under nspawn, \"host\" under fly)")
 	fs.StringSliceVar(&r.dns.Servers, "dns", nil, "name servers for the pod's /etc/resolv.conf, or \"host\" (the host's file) or \"none\"")
 	fs.StringSliceVar(&r.dns.Search, "dns-search", nil, "DNS search domains for the pod's /etc/resolv.conf")
 	fs.StringSliceVar(&r.dns.Options, "dns-opt", nil, "DNS options for the pod's /etc/resolv.conf")
@@ -339,7 +350,8 @@ func (r *stage1RunFlags) addFlags(fs *pflag.FlagSet) {
 }
 
 // check refuses run flags the pod's stage1 would refuse, before a pod is
-// made: DNS settings, the host name (also when given empty) and networks.
+// made: DNS settings, the host name (also when given empty) and networks
+// (their syntax; see checkNetworks for their definitions).
 func (r *stage1RunFlags) check(cmd *cobra.Command, flavour builtin.Flavour) error {
 	if err := r.dns.Validate(); err != nil {
 		return dnsFlagError(err)
@@ -353,6 +365,33 @@ func (r *stage1RunFlags) check(cmd *cobra.Command, flavour builtin.Flavour) erro
 		return fmt.Errorf("--net is empty; omit it for the flavour's default: %w", errdefs.ErrInvalid)
 	}
 	return stage0.CheckNet(r.net, flavour)
+}
+
+// checkNetworks refuses, before anything is fetched, networks that cannot
+// be set up (unknown, malformed definitions, missing plugins) and host
+// ports something on the host listens on already.
+func (r *stage1RunFlags) checkNetworks(g *globalOptions, flavour builtin.Flavour, ports []string) error {
+	cfg := network.Config{LocalConfig: g.LocalConfig, ExtraPluginPath: os.Getenv("CNI_PATH")}
+	if err := stage0.CheckNetworks(r.net, flavour, cfg, len(ports) > 0 && !stage0.HostNetwork(r.net, flavour)); err != nil {
+		return err
+	}
+	if stage0.HostNetwork(r.net, flavour) {
+		return nil
+	}
+	for _, v := range ports {
+		p, err := parsePortFlag(v)
+		if err != nil {
+			return err
+		}
+		m := network.PortMapping{HostPort: int(p.HostPort), Protocol: "tcp"}
+		if p.HostIP != nil {
+			m.HostIP = p.HostIP.String()
+		}
+		if err := network.CheckPortFree(m); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // dnsFlagError words an error in the pod's DNS settings with the flags
@@ -423,6 +462,11 @@ func runRun(ctx context.Context, g *globalOptions, cmd *cobra.Command, o *runOpt
 	if err := o.run.check(cmd, o.pod.stage1.flavour()); err != nil {
 		return err
 	}
+	if err := o.run.checkNetworks(g, o.pod.stage1.flavour(), o.pod.ports); err != nil {
+		return err
+	}
+	o.pod.hostNetwork = stage0.HostNetwork(o.run.net, o.pod.stage1.flavour())
+	o.pod.forwardPorts = !o.pod.hostNetwork && o.pod.stage1.flavour() != 0
 	if err := o.run.checkMetadataService(ctx, g); err != nil {
 		return err
 	}
@@ -484,4 +528,24 @@ func parsePortFlag(s string) (types.ExposedPort, error) {
 	}
 	port.HostPort = uint(n)
 	return port, nil
+}
+
+// checkDeclaredPorts refuses a --port whose name no app's image declares,
+// before the pod is made.
+func checkDeclaredPorts(trees storeTrees, spec stage0.PodSpec) error {
+	if len(spec.Ports) == 0 {
+		return nil
+	}
+	var declared []types.Port
+	for _, a := range spec.Apps {
+		im, err := trees.Manifest(a.ImageID)
+		if err != nil {
+			return err
+		}
+		if im.App != nil {
+			declared = append(declared, im.App.Ports...)
+		}
+	}
+	_, err := network.PortMappings(spec.Ports, declared)
+	return err
 }

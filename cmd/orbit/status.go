@@ -111,7 +111,7 @@ func printStatus(g *globalOptions, st *stage0.Status) {
 		g.printf("started=%s\n", ago(st.StartedAt, true))
 	}
 	if st.State == stage0.Running {
-		g.printf("networks=\n")
+		g.printf("networks=%s\n", printable(networksColumn(st.Networks)))
 	}
 	if st.State.AfterRun() {
 		if st.Pid > 0 {

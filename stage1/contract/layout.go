@@ -101,3 +101,21 @@ func Stage1AppStatus(app string) string { return filepath.Join(Stage1StatusDir, 
 // InStage1 is the host path, in the pod directory dir, of a path inside the
 // stage1 rootfs.
 func InStage1(dir, path string) string { return filepath.Join(Stage1Rootfs(dir), path) }
+
+// NetNS is the bind mount of the pod's network namespace (a pod in the
+// host's network has none); systemd-nspawn is handed its path.
+func NetNS(dir string) string { return filepath.Join(dir, "netns") }
+
+// NetworkRecord is orbit's record of the networks a pod is joined to:
+// written before any CNI plugin runs and after each, so gc can undo what
+// was configured without anything in memory (see stage1/network).
+func NetworkRecord(dir string) string { return filepath.Join(dir, "network.json") }
+
+// NetInfo is rkt's net-info.json: one entry per network the pod joined
+// (netName, netConf, pluginPath, ifName, ip, args, mask; orbit adds hostIP,
+// the host side's address as the pod reaches it), written once the
+// networks are set up. It stays after they are torn down, as history.
+func NetInfo(dir string) string { return filepath.Join(dir, "net-info.json") }
+
+// CNICache is libcni's cache directory for the pod's attachments.
+func CNICache(dir string) string { return filepath.Join(dir, "cni-cache") }

@@ -35,6 +35,8 @@ type plan struct {
 	binds  []bind
 	// notify: a service manager waits for the pod's readiness (sd_notify).
 	notify bool
+	// netns is the pod's network namespace ("" for the host's network).
+	netns string
 }
 
 type bind struct {

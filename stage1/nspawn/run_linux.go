@@ -1,6 +1,6 @@
 // Package nspawn is the nspawn stage1 flavour, orbit's default: the pod is
-// a systemd-nspawn container (its own PID, mount, UTS and IPC namespaces;
-// the host's network) whose PID 1 is orbit's pod supervisor, which starts
+// a systemd-nspawn container (its own PID, mount, UTS and IPC namespaces,
+// and its own network namespace unless it runs in the host's network) whose PID 1 is orbit's pod supervisor, which starts
 // every app through the stage2 launcher in a mount namespace and root of
 // its own, with the app's isolators applied.
 package nspawn
@@ -45,9 +45,6 @@ func run(args []string) (int, error) {
 	// "running" until it really ends. nspawn does not pass the descriptor
 	// into the container.
 	contract.LeaveLock()
-	if flags.Net != "" && flags.Net != "host" {
-		return 0, fmt.Errorf("--net=%s: the nspawn flavour runs pods in the host's network for now", flags.Net)
-	}
 	nspawn, err := exec.LookPath("systemd-nspawn")
 	if err != nil {
 		return 0, errNoNspawn
@@ -63,10 +60,21 @@ func run(args []string) (int, error) {
 	if hostname == "" {
 		hostname = "orbit-" + uuid
 	}
+	netns, err := setupNetwork(p, flags)
+	if err != nil {
+		return 0, err
+	}
+	if netns != "" {
+		// Whatever happens from here on, the pod's networks are undone
+		// once its last process is gone (and by gc, if this process is
+		// killed first).
+		defer teardownNetwork(p)
+	}
 	pl, err := planPod(p, flags, hostname)
 	if err != nil {
 		return 0, err
 	}
+	pl.netns = netns
 	group, err := makePodCgroup(p, pl)
 	if err != nil {
 		return 0, err
@@ -268,6 +276,9 @@ func nspawnArgs(p *pod.Pod, uuid, hostname string, flags *contract.RunOptions, p
 		// nspawn tells the service manager the pod is ready when the
 		// container says so (the supervisor, or an app that notifies).
 		args = append(args, "--notify-ready=yes")
+	}
+	if pl.netns != "" {
+		args = append(args, "--network-namespace-path="+pl.netns)
 	}
 	for _, b := range pl.binds {
 		args = append(args, b.flag())

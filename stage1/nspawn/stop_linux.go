@@ -1,6 +1,7 @@
 package nspawn
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -12,11 +13,13 @@ import (
 
 	"github.com/orbit-containers/orbit/stage1/cgroup"
 	"github.com/orbit-containers/orbit/stage1/contract"
+	"github.com/orbit-containers/orbit/stage1/network"
 	"github.com/orbit-containers/orbit/stage1/pod"
 )
 
 // GC is the gc entrypoint: it removes the pod's cgroups, killing anything
-// left in them.
+// left in them, then undoes the pod's networks (CNI DEL for each, and the
+// network namespace) from what the pod directory records.
 func GC(args []string) int { return pod.Main("stage1 nspawn gc", args, gc) }
 
 func gc(args []string) (int, error) {
@@ -24,6 +27,15 @@ func gc(args []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	code, err := gcCgroups(a)
+	// After the cgroups: nothing of the pod runs in the namespace any more.
+	if nerr := network.Teardown(context.Background(), "."); nerr != nil {
+		err = errors.Join(err, fmt.Errorf("undoing the pod's networks: %w", nerr))
+	}
+	return code, err
+}
+
+func gcCgroups(a *contract.GCArgs) (int, error) {
 	l, err := cgroup.Detect()
 	if err != nil {
 		return 0, nil // no cgroups, nothing to remove
