@@ -134,9 +134,10 @@ func planPod(p *pod.Pod, flags *contract.RunOptions, hostname string) (*plan, er
 
 // metadataHost is where the apps reach the metadata service: on loopback
 // in the host's network; otherwise "", the host side of the pod's own
-// network, which the supervisor reads from its routes.
+// network (rkt's default network when --net is not given), which the
+// supervisor reads from its routes.
 func metadataHost(flags *contract.RunOptions) string {
-	if flags.Net == "" || flags.Net == "host" {
+	if flags.Net == "host" {
 		return "127.0.0.1"
 	}
 	return ""
