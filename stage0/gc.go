@@ -194,12 +194,16 @@ func Destroy(p *Pod, cfg GCConfig) error {
 	if err := p.checkNoProcesses(); err != nil {
 		return err
 	}
-	if err := runStage1GC(p, cfg); err != nil {
-		// The pod goes regardless; what stage1 could not release is logged.
-		cfg.Log.Warn("stage1 gc failed", "pod", p.UUID, "err", err)
-	}
+	// What stage1 made outside the pod directory (network namespaces and
+	// CNI leases, cgroups) is recorded inside it: a pod whose stage1 gc
+	// fails stays, so that a later gc runs it again instead of losing the
+	// records.
+	gcErr := runStage1GC(p, cfg)
 	if err := unmountPod(p); err != nil {
 		return fmt.Errorf("pod %s: %w", p.UUID, err)
+	}
+	if gcErr != nil {
+		return fmt.Errorf("pod %s: its stage1 gc failed, so it is kept for the next gc: %w", p.UUID, gcErr)
 	}
 	left, err := mountPointsBelow(p.Path())
 	if err != nil {
@@ -221,10 +225,11 @@ func Destroy(p *Pod, cfg GCConfig) error {
 func runStage1GC(p *Pod, cfg GCConfig) error {
 	s1, err := Stage1Of(p)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil // prepare failed before stage1 was laid out
+		if !errors.Is(err, fs.ErrNotExist) {
+			// Nothing can be run for it, now or later.
+			cfg.Log.Warn("no stage1 gc for the pod", "pod", p.UUID, "err", err)
 		}
-		return err
+		return nil // or prepare failed before stage1 was laid out
 	}
 	entry, err := s1.Entrypoint(contract.GC)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -196,5 +197,52 @@ func TestImageRemovalKeepsRunningPod(t *testing.T) {
 	// Only the stage1 image's tree may remain (its image was not removed).
 	if len(left) > 1 {
 		t.Errorf("trees left after the pod was collected: %v", left)
+	}
+}
+
+// TestStage1GCFailureKeepsPod: what a stage1 made outside the pod
+// directory is recorded inside it, so a pod whose stage1 gc entrypoint
+// fails is kept, and a later gc runs the entrypoint again.
+func TestStage1GCFailureKeepsPod(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	dir := t.TempDir()
+	root := busyboxRootfs(t)
+	ok := filepath.Join(dir, "gc-may-succeed")
+	writeFile(t, filepath.Join(root, "ex/run"), "#!/bin/sh\necho $$ > pid\nexit 0\n")
+	writeFile(t, filepath.Join(root, "ex/gc"), "#!/bin/sh\necho \"gc $*\" >> "+filepath.Join(dir, "gc.log")+"\ntest -e "+ok+"\n")
+	for _, f := range []string{"ex/run", "ex/gc"} {
+		os.Chmod(filepath.Join(root, f), 0o755)
+	}
+	m := map[string]any{
+		"acKind": "ImageManifest", "acVersion": "0.8.11", "name": "example.com/stage1-failing-gc",
+		"labels": []map[string]string{{"name": "version", "value": "0.1"}, {"name": "os", "value": "linux"}, {"name": "arch", "value": appcArch()}},
+		"annotations": []map[string]string{
+			{"name": "coreos.com/rkt/stage1/run", "value": "/ex/run"},
+			{"name": "coreos.com/rkt/stage1/gc", "value": "/ex/gc"},
+		},
+	}
+	s1 := writeACI(t, filepath.Join(dir, "stage1.aci"), root, m)
+	uuidFile := filepath.Join(dir, "uuid")
+	e.mustRun("run", "--insecure-options=image", "--stage1-path="+s1, "--uuid-file-save="+uuidFile, busyboxACI(t, "example.com/payload"))
+	uuid := readTrimmed(t, uuidFile)
+
+	r := e.run("gc", "--grace-period=0s")
+	if r.Code == 0 || !strings.Contains(r.Stderr, "stage1 gc failed") || !strings.Contains(r.Stderr, uuid) {
+		t.Fatalf("gc with a failing stage1 gc: %s", r)
+	}
+	if out := e.mustRun("list", "--no-legend").Stdout; !strings.Contains(out, uuid[:8]) {
+		t.Fatalf("the pod went although its stage1 gc failed: %q", out)
+	}
+	writeFile(t, ok, "")
+	e.mustRun("gc", "--grace-period=0s")
+	if out := e.mustRun("list", "--no-legend").Stdout; strings.Contains(out, uuid[:8]) {
+		t.Fatalf("gc left the pod once its stage1 gc succeeded: %q", out)
+	}
+	if got := readTrimmed(t, filepath.Join(dir, "gc.log")); got != "gc "+uuid+"\ngc "+uuid {
+		t.Errorf("the stage1 gc entrypoint ran %q, want twice", got)
+	}
+	if out, _ := exec.Command("grep", filepath.Join(e.Dir, "pods"), "/proc/self/mountinfo").Output(); len(out) > 0 {
+		t.Errorf("mounts left below the pods: %s", out)
 	}
 }
