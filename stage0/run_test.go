@@ -123,13 +123,18 @@ func TestRunRefusesBeforeStarting(t *testing.T) {
 		mention string
 	}{
 		{"bad hostname", "nspawn", nil, RunConfig{Hostname: "bad_name"}, "bad_name"},
-		{"network for a built-in flavour", "nspawn", nil, RunConfig{Net: []string{"default"}}, "host's network"},
+		{"network for the fly flavour", "fly", nil, RunConfig{Net: []string{"default"}}, "host's network"},
 		{"bad network name", "", nil, RunConfig{Net: []string{"Not A Name"}}, "Not A Name"},
 		{"contradictory DNS", "nspawn", nil, RunConfig{DNS: DNSConfig{Servers: []string{"host", "192.0.2.1"}}}, `name server "host" must be the only one`},
 		{"DNS for an older stage1", "", []types.Annotation{v3}, RunConfig{DNS: DNSConfig{Servers: []string{"192.0.2.1"}}}, "version 4"},
 		{"hosts entries for an older stage1", "", []types.Annotation{v3}, RunConfig{DNS: DNSConfig{Hosts: []string{"192.0.2.1=db"}}}, "version 3"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			// A Run that is not refused chdirs into the pod; the test's
+			// directory comes back at the end either way.
+			if wd, err := os.Getwd(); err == nil {
+				t.Chdir(wd)
+			}
 			p, podsDir := preparedPod(t, tc.flavour, stage1Image(t, tc.s1...))
 			err := Run(p, tc.cfg)
 			if !errors.Is(err, errdefs.ErrInvalid) || !strings.Contains(err.Error(), tc.mention) {
