@@ -146,3 +146,108 @@ func TestAppLifecycle(t *testing.T) {
 		t.Fatalf("after the pod stopped, the app is %+v", a)
 	}
 }
+
+func TestAppFailingAppLeavesSiblingsAndEnter(t *testing.T) {
+	e := newEnv(t)
+	aci := busyboxACI(t, "example.com/bb", "/bin/sleep", "1000")
+	uuid := appSandbox(t, e)
+	e.mustRun("app", "add", "--insecure-options=image", uuid, aci, "--name=long")
+	e.mustRun("app", "add", "--insecure-options=image", uuid, aci, "--name=fails", "--exec=/bin/false")
+	e.mustRun("app", "add", "--insecure-options=image", uuid, aci, "--name=stubborn", "--exec=/bin/sh", "--", "-c", "trap '' TERM; while :; do sleep 1; done")
+	for _, n := range []string{"long", "fails", "stubborn"} {
+		e.mustRun("app", "start", uuid, "--app="+n)
+	}
+	if a := appWaitState(t, e, uuid, "fails", "exited"); *a.ExitCode != 1 {
+		t.Fatalf("failing app %+v", a)
+	}
+	time.Sleep(300 * time.Millisecond)
+	apps := appList(t, e, uuid)
+	if apps["long"].State != "running" || apps["stubborn"].State != "running" || apps["long"].Pid == 0 {
+		t.Fatalf("siblings of a failed app: %+v", apps)
+	}
+	// enter and the pod-level commands see the added apps.
+	if r := e.mustRun("enter", "--app=long", uuid, "/bin/ls", "/"); !strings.Contains(r.Stdout, "bin") {
+		t.Fatalf("enter: %s", r)
+	}
+	if r := e.mustRun("list", "--no-legend"); !strings.Contains(r.Stdout, "long") {
+		t.Fatalf("list: %s", r)
+	}
+	if r := e.run("app", "rm", uuid, "--app=long"); r.Code == 0 || !strings.Contains(r.Stderr, "stop it first") {
+		t.Fatalf("removing a running app: %s", r)
+	}
+	e.mustRun("app", "stop", uuid, "--app=long")
+	if a := appList(t, e, uuid)["long"]; a.State != "exited" || *a.ExitCode != 128+15 {
+		t.Fatalf("stopped app %+v", a)
+	}
+	// SIGTERM ignored: SIGKILL after the grace period.
+	start := time.Now()
+	e.mustRun("app", "stop", uuid, "--app=stubborn")
+	if a := appList(t, e, uuid)["stubborn"]; a.State != "exited" || *a.ExitCode != 128+9 || time.Since(start) < 5*time.Second {
+		t.Fatalf("stubborn app %+v after %v", a, time.Since(start))
+	}
+	e.mustRun("app", "rm", uuid, "--app=long")
+	// A pod made by run is not mutable.
+	run := e.mustRun("run", "--insecure-options=image", "--net=host", aci, "--exec=/bin/true")
+	_ = run
+	out := e.mustRun("list", "--format=json")
+	var pods []struct {
+		Name string `json:"name"`
+	}
+	json.Unmarshal([]byte(out.Stdout), &pods)
+	for _, p := range pods {
+		if p.Name == uuid {
+			continue
+		}
+		if r := e.run("app", "add", "--insecure-options=image", p.Name, aci); r.Code == 0 || !strings.Contains(r.Stderr, "not running") && !strings.Contains(r.Stderr, "not a sandbox") {
+			t.Fatalf("app add to a run pod: %s", r)
+		}
+	}
+}
+
+func TestAppIsolatorsAndVolumes(t *testing.T) {
+	e := newEnv(t)
+	aci := busyboxACI(t, "example.com/iso", "/bin/sh", "-c", "id -u > /vol/id; grep -E '^Cap(Eff|Bnd)' /proc/self/status >> /vol/id; touch /ro-test 2>>/vol/id; echo done >> /vol/id; exec sleep 1000")
+	host := t.TempDir()
+	if err := os.Chmod(host, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	uuid := appSandbox(t, e, "--volume=data,kind=host,source="+host)
+	if r := e.run("app", "add", "--insecure-options=image", uuid, aci, "--mount=volume=nope,target=/vol"); r.Code == 0 || !strings.Contains(r.Stderr, "nope") {
+		t.Fatalf("mount of an unknown volume: %s", r)
+	}
+	e.mustRun("app", "add", "--insecure-options=image", uuid, aci, "--user=1000", "--memory=64M", "--caps-retain=CAP_CHOWN", "--readonly-rootfs", "--mount=volume=data,target=/vol")
+	e.mustRun("app", "start", uuid, "--app=iso")
+	appWaitState(t, e, uuid, "iso", "running")
+	var got string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		b, _ := os.ReadFile(filepath.Join(host, "id"))
+		if got = string(b); strings.HasSuffix(got, "done\n") || time.Now().After(deadline) {
+			break
+		}
+	}
+	if !strings.HasPrefix(got, "1000\n") || !strings.Contains(got, "Read-only file system") || !strings.HasSuffix(got, "done\n") {
+		t.Fatalf("the added app's isolation: %q", got)
+	}
+	// The memory limit, on the app's cgroup below the pod's.
+	cg, err := os.ReadFile(filepath.Join(e.Dir, "pods/run", uuid, "cgroups"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	limit := ""
+	for _, dir := range strings.Fields(string(cg)) {
+		for _, f := range []string{"memory.max", "memory.limit_in_bytes"} {
+			if m, _ := filepath.Glob(filepath.Join(dir, "*", "iso", f)); len(m) > 0 {
+				b, _ := os.ReadFile(m[0])
+				limit = strings.TrimSpace(string(b))
+			} else if b, err := os.ReadFile(filepath.Join(dir, "iso", f)); err == nil {
+				limit = strings.TrimSpace(string(b))
+			}
+		}
+	}
+	if limit != "64000000" { // --memory=64M is decimal
+		t.Fatalf("the added app's memory limit is %q (cgroups %q)", limit, cg)
+	}
+	if !strings.Contains(got, "CapBnd:\t0000000000000001") {
+		t.Fatalf("capabilities of the added app: %q", got)
+	}
+}
