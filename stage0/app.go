@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/appc/spec/schema"
@@ -100,6 +101,8 @@ func runAppEntrypoint(p *Pod, s1 *Stage1, e contract.Entrypoint, app string, cfg
 	args := contract.AppArgs{Debug: cfg.Debug, App: app, UUID: p.UUID}
 	cmd := exec.Command(entry, args.Args()...)
 	cmd.Dir = p.Path()
+	// It acts under this process's apps lock: it must not outlive it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		msg := strings.TrimSpace(string(out))

@@ -2,9 +2,12 @@ package tests
 
 import (
 	"encoding/json"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -249,5 +252,115 @@ func TestAppIsolatorsAndVolumes(t *testing.T) {
 	}
 	if !strings.Contains(got, "CapBnd:\t0000000000000001") {
 		t.Fatalf("capabilities of the added app: %q", got)
+	}
+}
+
+func TestAppConcurrentAdds(t *testing.T) {
+	e := newEnv(t)
+	aci := busyboxACI(t, "example.com/twice", "/bin/sleep", "1000")
+	uuid := appSandbox(t, e)
+	e.mustRun("fetch", "--insecure-options=image", aci)
+	race := func(names ...string) []result {
+		var wg sync.WaitGroup
+		out := make([]result, len(names))
+		for i, n := range names {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				args := []string{"app", "add", "--insecure-options=image", uuid, aci}
+				if n != "" {
+					args = append(args, "--name="+n)
+				}
+				out[i] = runCommand(t, e.command(args...))
+			}()
+		}
+		wg.Wait()
+		return out
+	}
+	// Distinct names: both succeed.
+	for _, r := range race("one", "two") {
+		if r.Code != 0 {
+			t.Fatalf("concurrent add: %s", r)
+		}
+	}
+	// The same name: one succeeds, the other fails cleanly.
+	rs := race("", "")
+	ok, failed := 0, 0
+	for _, r := range rs {
+		if r.Code == 0 {
+			ok++
+		} else if strings.Contains(r.Stderr, "already exists") {
+			failed++
+		}
+	}
+	if ok != 1 || failed != 1 {
+		t.Fatalf("two adds of one name: %s\n%s", rs[0], rs[1])
+	}
+	apps := appList(t, e, uuid)
+	if len(apps) != 3 || apps["twice"].State != "created" {
+		t.Fatalf("apps after concurrent adds: %+v", apps)
+	}
+	for n := range apps {
+		e.mustRun("app", "start", uuid, "--app="+n)
+	}
+}
+
+func TestAppAddKilled(t *testing.T) {
+	e := newEnv(t)
+	aci := busyboxACI(t, "example.com/killed", "/bin/sleep", "1000")
+	uuid := appSandbox(t, e)
+	e.mustRun("fetch", "--insecure-options=image", aci)
+	podDir := filepath.Join(e.Dir, "pods/run", uuid)
+	for i := 0; i < 8; i++ {
+		cmd := e.command("app", "add", "--insecure-options=image", uuid, aci, "--name=k")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(rand.IntN(400)) * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		apps := appList(t, e, uuid)
+		if a, ok := apps["k"]; ok {
+			// Whole: created, its rootfs and records in place.
+			if a.State != "created" {
+				t.Fatalf("round %d: app %+v", i, a)
+			}
+			for _, f := range []string{"stage1/rootfs/opt/stage2/k/rootfs/bin/busybox", "stage1/rootfs/opt/stage2/k/manifest", "appsinfo/k/manifest", "appsinfo/k/treeStoreID"} {
+				if _, err := os.Stat(filepath.Join(podDir, f)); err != nil {
+					t.Fatalf("round %d: the listed app lacks %s", i, f)
+				}
+			}
+			// It can be started (added to the supervisor if the kill
+			// came before) and removed.
+			e.mustRun("app", "start", uuid, "--app=k")
+			appWaitState(t, e, uuid, "k", "running")
+			e.mustRun("app", "stop", uuid, "--app=k")
+			e.mustRun("app", "rm", uuid, "--app=k")
+		} else if len(apps) != 0 {
+			t.Fatalf("round %d: apps %+v", i, apps)
+		}
+	}
+	// Whatever a kill left is cleaned by the next change.
+	e.mustRun("app", "add", "--insecure-options=image", uuid, aci, "--name=last")
+	for _, d := range []string{"appsinfo", "stage1/rootfs/opt/stage2"} {
+		ents, _ := os.ReadDir(filepath.Join(podDir, d))
+		if len(ents) != 1 || ents[0].Name() != "last" {
+			var names []string
+			for _, e := range ents {
+				names = append(names, e.Name())
+			}
+			t.Fatalf("%s holds %v", d, names)
+		}
+	}
+	// gc removes the stopped pod whole: no mount is left below it.
+	e.mustRun("stop", uuid)
+	e.mustRun("status", "--wait=30s", uuid)
+	e.mustRun("gc", "--grace-period=0s")
+	if _, err := os.Stat(filepath.Join(e.Dir, "pods/exited-garbage", uuid)); !os.IsNotExist(err) {
+		t.Fatalf("pod left after gc: %v", err)
+	}
+	mounts, _ := os.ReadFile("/proc/self/mountinfo")
+	if strings.Contains(string(mounts), uuid) {
+		t.Fatalf("a mount of the pod is left after gc")
 	}
 }
