@@ -16,6 +16,7 @@ import (
 
 	"github.com/orbit-containers/orbit/internal/atomicfile"
 	"github.com/orbit-containers/orbit/internal/errdefs"
+	"github.com/orbit-containers/orbit/internal/flock"
 	"github.com/orbit-containers/orbit/stage1/contract"
 )
 
@@ -193,6 +194,14 @@ func Destroy(p *Pod, cfg GCConfig) error {
 	// waits for a later gc.
 	if err := p.checkNoProcesses(); err != nil {
 		return err
+	}
+	// A sandbox's app being added or removed is left for a later gc.
+	if al, err := flock.Open(contract.AppsLock(p.Path())); err == nil {
+		err = al.TryLock(flock.Exclusive)
+		defer al.Close()
+		if err != nil {
+			return fmt.Errorf("pod %s: its apps are being changed: %w", p.UUID, err)
+		}
 	}
 	// What stage1 made outside the pod directory (network namespaces and
 	// CNI leases, cgroups) is recorded inside it: a pod whose stage1 gc

@@ -28,6 +28,8 @@ type RunConfig struct {
 	DisableCapabilitiesRestriction bool
 	DisablePaths                   bool
 	DisableSeccomp                 bool
+	// Mutable runs a sandbox, whose apps change while it runs.
+	Mutable bool
 
 	dnsConfMode string // worked out from DNS by Run
 }
@@ -81,6 +83,7 @@ func (s *Stage1) runArgs(uuid string, cfg RunConfig) []string {
 		DisablePaths:                   cfg.DisablePaths,
 		DisableSeccomp:                 cfg.DisableSeccomp,
 		DNSConfMode:                    cfg.dnsConfMode,
+		Mutable:                        cfg.Mutable,
 	}
 	return o.Args(s.InterfaceVersion(), uuid)
 }
@@ -92,45 +95,8 @@ func (s *Stage1) runArgs(uuid string, cfg RunConfig) []string {
 // it waits, so it takes no context: the running pod is stopped by signals
 // to this process, which reach stage1 once it is exec'd.
 func Run(p *Pod, cfg RunConfig) error {
-	if p.lock == nil {
-		return fmt.Errorf("pod %s: lock not held: %w", p.UUID, errdefs.ErrInvalid)
-	}
-	// Refuse what this stage1 cannot do before the pod is started.
-	if rec, err := p.record(); err != nil {
-		return fmt.Errorf("pod %s: %w", p.UUID, err)
-	} else if err := cfg.Check(flavourOf(rec.Stage1Flavour)); err != nil {
-		return err
-	}
-	if s1, err := Stage1Of(p); err != nil {
-		return err
-	} else if mode, _, _, err := cfg.DNS.dnsConfMode(); err != nil {
-		return err
-	} else if need := contract.RunFlagSince(contract.FlagDNSConfMode); mode != "" && s1.InterfaceVersion() < need {
-		return fmt.Errorf("stage1 image %s implements stage1 interface version %d; --dns and --hosts-entry need version %d: %w", s1.Manifest.Name, s1.InterfaceVersion(), need, errdefs.ErrInvalid)
-	}
-	if err := p.ToRun(); err != nil {
-		return err
-	}
-	rec, err := p.record()
+	entry, args, err := startStage1(p, &cfg)
 	if err != nil {
-		return fmt.Errorf("pod %s: %w", p.UUID, err)
-	}
-	if err := mountPod(p, rec); err != nil {
-		return fmt.Errorf("pod %s: %w", p.UUID, err)
-	}
-	s1, err := Stage1Of(p)
-	if err != nil {
-		return err
-	}
-	entry, err := s1.Entrypoint(contract.Run)
-	if err != nil {
-		return err
-	}
-	if cfg.dnsConfMode, err = writeDNSFiles(s1.Rootfs, cfg.DNS); err != nil {
-		return err
-	}
-	rec.StartedAt = time.Now().UTC()
-	if err := p.writeRecord(rec); err != nil {
 		return err
 	}
 	fd, err := p.LockFd()
@@ -138,14 +104,68 @@ func Run(p *Pod, cfg RunConfig) error {
 		return err
 	}
 	// The entrypoint is exec'd after the chdir into the pod.
-	if entry, err = filepath.Abs(entry); err != nil {
-		return err
-	}
 	if err := os.Chdir(p.Path()); err != nil {
 		return err
 	}
-	argv := append([]string{entry}, s1.runArgs(p.UUID, cfg)...)
+	argv := append([]string{entry}, args...)
 	env := append(os.Environ(), contract.LockFDEnvVar(fd))
 	err = unix.Exec(entry, argv, env)
 	return fmt.Errorf("starting stage1 %s: %w", entry, err)
+}
+
+// startStage1 does what Run does up to the exec: it checks the pod, moves
+// it to run, mounts it, and returns the run entrypoint (absolute) and its
+// arguments.
+func startStage1(p *Pod, cfg *RunConfig) (string, []string, error) {
+	if p.lock == nil {
+		return "", nil, fmt.Errorf("pod %s: lock not held: %w", p.UUID, errdefs.ErrInvalid)
+	}
+	// Refuse what this stage1 cannot do before the pod is started.
+	if rec, err := p.record(); err != nil {
+		return "", nil, fmt.Errorf("pod %s: %w", p.UUID, err)
+	} else if err := cfg.Check(flavourOf(rec.Stage1Flavour)); err != nil {
+		return "", nil, err
+	}
+	if s1, err := Stage1Of(p); err != nil {
+		return "", nil, err
+	} else if mode, _, _, err := cfg.DNS.dnsConfMode(); err != nil {
+		return "", nil, err
+	} else if need := contract.RunFlagSince(contract.FlagDNSConfMode); mode != "" && s1.InterfaceVersion() < need {
+		return "", nil, fmt.Errorf("stage1 image %s implements stage1 interface version %d; --dns and --hosts-entry need version %d: %w", s1.Manifest.Name, s1.InterfaceVersion(), need, errdefs.ErrInvalid)
+	} else if cfg.Mutable {
+		for _, e := range contract.AppEntrypoints() {
+			if _, err := s1.Entrypoint(e); err != nil {
+				return "", nil, fmt.Errorf("stage1 image %s cannot run a sandbox: %w", s1.Manifest.Name, err)
+			}
+		}
+	}
+	if err := p.ToRun(); err != nil {
+		return "", nil, err
+	}
+	rec, err := p.record()
+	if err != nil {
+		return "", nil, fmt.Errorf("pod %s: %w", p.UUID, err)
+	}
+	if err := mountPod(p, rec); err != nil {
+		return "", nil, fmt.Errorf("pod %s: %w", p.UUID, err)
+	}
+	s1, err := Stage1Of(p)
+	if err != nil {
+		return "", nil, err
+	}
+	entry, err := s1.Entrypoint(contract.Run)
+	if err != nil {
+		return "", nil, err
+	}
+	if cfg.dnsConfMode, err = writeDNSFiles(s1.Rootfs, cfg.DNS); err != nil {
+		return "", nil, err
+	}
+	rec.StartedAt = time.Now().UTC()
+	if err := p.writeRecord(rec); err != nil {
+		return "", nil, err
+	}
+	if entry, err = filepath.Abs(entry); err != nil {
+		return "", nil, err
+	}
+	return entry, s1.runArgs(p.UUID, *cfg), nil
 }

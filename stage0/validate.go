@@ -172,7 +172,7 @@ func (cfg RunConfig) Check(flavour builtin.Flavour) error {
 // limits. Apps whose image is not known yet are checked as far as the
 // manifest goes.
 func ValidatePodManifest(pm *schema.PodManifest, flavour builtin.Flavour) error {
-	if len(pm.Apps) == 0 {
+	if len(pm.Apps) == 0 && !Mutable(pm) {
 		return fmt.Errorf("pod manifest has no apps; a pod needs at least one: %w", errdefs.ErrInvalid)
 	}
 	if flavour == builtin.Fly && len(pm.Apps) > 1 {

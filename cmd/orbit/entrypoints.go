@@ -40,10 +40,14 @@ func entrypoints() map[string]func(args []string) int {
 			contract.Stop:  fly.Stop,
 		},
 		builtin.Nspawn: {
-			contract.Run:   nspawn.Run,
-			contract.Enter: nspawn.Enter,
-			contract.GC:    nspawn.GC,
-			contract.Stop:  nspawn.Stop,
+			contract.Run:      nspawn.Run,
+			contract.Enter:    nspawn.Enter,
+			contract.GC:       nspawn.GC,
+			contract.Stop:     nspawn.Stop,
+			contract.AppAdd:   nspawn.AppAdd,
+			contract.AppStart: nspawn.AppStart,
+			contract.AppStop:  nspawn.AppStop,
+			contract.AppRm:    nspawn.AppRm,
 		},
 	}
 	m := map[string]func([]string) int{

@@ -143,6 +143,7 @@ func commandConstructors() []func(*globalOptions) *cobra.Command {
 		newEnterCommand,
 		newStopCommand,
 		newMetadataServiceCommand,
+		newAppCommand,
 	}
 }
 

@@ -101,9 +101,20 @@ func ParseFileName(name string) (Flavour, bool) {
 }
 
 // EntrypointPath is where, in the flavour's image, an entrypoint is: a link
-// to /orbit named so the binary knows what to act as.
+// to /orbit named so the binary knows what to act as ("app/add" is
+// /<flavour>/app-add).
 func (f Flavour) EntrypointPath(e contract.Entrypoint) string {
-	return "/" + f.String() + "/" + string(e)
+	return "/" + f.String() + "/" + strings.ReplaceAll(string(e), "/", "-")
+}
+
+// Entrypoints lists the entrypoints the flavour's image names: nspawn
+// also runs mutable pods (the app entrypoints).
+func (f Flavour) Entrypoints() []contract.Entrypoint {
+	eps := contract.Entrypoints()
+	if f == Nspawn {
+		eps = append(eps, contract.AppEntrypoints()...)
+	}
+	return eps
 }
 
 // Labels identify one build of a flavour's image.
@@ -123,7 +134,7 @@ func Manifest(f Flavour, version, build string) *schema.ImageManifest {
 	m.Labels = Labels(version, build)
 	// In the order of their names: the same binary always gives the same
 	// image ID.
-	eps := contract.Entrypoints()
+	eps := f.Entrypoints()
 	sort.Slice(eps, func(i, j int) bool { return eps[i].Annotation() < eps[j].Annotation() })
 	for _, e := range eps {
 		m.Annotations.Set(types.ACIdentifier(e.Annotation()), f.EntrypointPath(e))
@@ -157,7 +168,7 @@ func (f Flavour) Entries(exe string, supervisor []byte) []Entry {
 		{Path: "/stage2", Dir: true, Mode: 0o755},
 		{Path: "/stage2/launch", Link: "../orbit"},
 	}
-	for _, ep := range contract.Entrypoints() {
+	for _, ep := range f.Entrypoints() {
 		e = append(e, Entry{Path: f.EntrypointPath(ep), Link: "../orbit"})
 	}
 	if f == Nspawn {

@@ -104,6 +104,16 @@ func appSpec(p *pod.Pod, name string) (*supervisor.AppSpec, error) {
 			return &cfg.Apps[i], nil
 		}
 	}
+	if cfg.Mutable {
+		// An app added to a sandbox: its spec is beside the configuration.
+		if data, err := os.ReadFile(filepath.Join(p.Stage1Rootfs(), appSpecDir, name+".json")); err == nil {
+			var spec supervisor.AppSpec
+			if err := json.Unmarshal(data, &spec); err != nil {
+				return nil, fmt.Errorf("app %q: %w", name, err)
+			}
+			return &spec, nil
+		}
+	}
 	return nil, fmt.Errorf("the pod has no app %q", name)
 }
 

@@ -75,31 +75,18 @@ func planPod(p *pod.Pod, flags *contract.RunOptions, hostname string) (*plan, er
 		StatusDir:    contract.Stage1StatusDir,
 		Interactive:  flags.Interactive,
 	}}
-	dns, err := p.DNSMounts(flags.DNSConfMode)
+	dnsFiles, hostsGiven, err := planDNS(p, flags, &pl.binds)
 	if err != nil {
 		return nil, err
-	}
-	var dnsFiles []stage2.Mount
-	hostsGiven := false
-	for _, f := range dns {
-		src, ok := inContainer(p, f.Source)
-		if !ok {
-			// The host's own file: bind it in first.
-			src = hostResolvConf
-			if f.Target == "/etc/hosts" {
-				src = hostHosts
-			}
-			pl.binds = append(pl.binds, bind{source: f.Source, target: src, readOnly: true})
-		}
-		if f.Target == "/etc/hosts" {
-			hostsGiven = true
-		}
-		dnsFiles = append(dnsFiles, stage2.Mount{Source: src, Target: f.Target, FSType: "bind", ReadOnly: true, CreateFile: true})
 	}
 	if err := writeHostsFallback(p, hostname); err != nil {
 		return nil, err
 	}
 	hostBinds := map[string]string{}
+	if flags.Mutable {
+		// Apps added later find every host volume bound in already.
+		hostBinds = sandboxHostBinds(p, &pl.binds)
+	}
 	appNotifies := false
 	for i := range p.Manifest.Apps {
 		ra := &p.Manifest.Apps[i]
@@ -130,6 +117,33 @@ func planPod(p *pod.Pod, flags *contract.RunOptions, hostname string) (*plan, er
 		pl.config.Metadata = &supervisor.MetadataConfig{Endpoint: flags.MDSToken, Host: metadataHost(flags)}
 	}
 	return pl, nil
+}
+
+// planDNS works out the DNS files every app gets, and the binds of the
+// host's own files they need.
+func planDNS(p *pod.Pod, flags *contract.RunOptions, binds *[]bind) ([]stage2.Mount, bool, error) {
+	dns, err := p.DNSMounts(flags.DNSConfMode)
+	if err != nil {
+		return nil, false, err
+	}
+	var dnsFiles []stage2.Mount
+	hostsGiven := false
+	for _, f := range dns {
+		src, ok := inContainer(p, f.Source)
+		if !ok {
+			// The host's own file: bind it in first.
+			src = hostResolvConf
+			if f.Target == "/etc/hosts" {
+				src = hostHosts
+			}
+			*binds = append(*binds, bind{source: f.Source, target: src, readOnly: true})
+		}
+		if f.Target == "/etc/hosts" {
+			hostsGiven = true
+		}
+		dnsFiles = append(dnsFiles, stage2.Mount{Source: src, Target: f.Target, FSType: "bind", ReadOnly: true, CreateFile: true})
+	}
+	return dnsFiles, hostsGiven, nil
 }
 
 // metadataHost is where the apps reach the metadata service: on loopback

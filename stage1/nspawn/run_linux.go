@@ -53,7 +53,11 @@ func run(args []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if flags.Interactive && len(p.Manifest.Apps) != 1 {
+	if flags.Mutable {
+		if err := checkSandbox(p, flags); err != nil {
+			return 0, err
+		}
+	} else if flags.Interactive && len(p.Manifest.Apps) != 1 {
 		return 0, fmt.Errorf("--interactive needs a pod with one app; this one has %d", len(p.Manifest.Apps))
 	}
 	hostname := flags.Hostname
@@ -75,6 +79,11 @@ func run(args []string) (int, error) {
 		return 0, err
 	}
 	pl.netns = netns
+	if flags.Mutable {
+		if err := planSandbox(p, flags, pl); err != nil {
+			return 0, err
+		}
+	}
 	group, err := makePodCgroup(p, pl)
 	if err != nil {
 		return 0, err

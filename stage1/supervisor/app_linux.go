@@ -91,9 +91,6 @@ func (p *pod) runApp(spec AppSpec) result {
 			return fail(err)
 		}
 		*st = statusOf(e, startedAt)
-		if p.cfg.StatusDir != "" {
-			_ = os.Remove(filepath.Join(p.cfg.StatusDir, name+".pid"))
-		}
 	}
 	p.killLeftovers(name, group)
 	if group != nil {
@@ -104,6 +101,11 @@ func (p *pod) runApp(spec AppSpec) result {
 		st.OOMKilled = oom
 	}
 	p.record(name, *st)
+	if p.cfg.StatusDir != "" {
+		// Gone once the status is recorded: a reader that finds neither
+		// file knows the app has not run (since it was added).
+		_ = os.Remove(filepath.Join(p.cfg.StatusDir, name+".pid"))
+	}
 
 	for _, argv := range spec.PostStop {
 		e, _, err := p.exec(spec, group, argv, rolePostStop)
@@ -195,6 +197,7 @@ func (p *pod) launch(app stage2.App, sockets []*os.File, group *cgroup.Group, r 
 	p.running[app.Name] = pr
 	if r == roleApp {
 		p.appStarted(app.Name)
+		p.launchedLocked(app.Name)
 	}
 	if r == roleApp && p.cfg.StatusDir != "" {
 		// Where the app runs, for `enter`: written by the supervisor, never

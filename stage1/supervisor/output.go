@@ -32,13 +32,18 @@ func prefix(name string, pid int) string {
 // copyLines copies r to w line by line, each line preceded by pre; an
 // unterminated last line gets a newline. With an empty pre it copies
 // chunks as they come (a single app's output is passed through as is).
-func (o *output) copyLines(w io.Writer, r io.Reader, pre string) {
+// When log is not nil, everything is written there too, without prefix
+// (an app's own log file).
+func (o *output) copyLines(w io.Writer, r io.Reader, pre string, log io.Writer) {
 	if pre == "" {
 		buf := make([]byte, 32*1024)
 		for {
 			n, err := r.Read(buf)
 			if n > 0 {
 				o.write(w, buf[:n])
+				if log != nil {
+					o.write(log, buf[:n])
+				}
 			}
 			if err != nil {
 				return
@@ -55,6 +60,9 @@ func (o *output) copyLines(w io.Writer, r io.Reader, pre string) {
 				line = append(line, '\n')
 			}
 			o.write(w, line)
+			if log != nil {
+				o.write(log, line[len(pre):])
+			}
 		}
 		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
 			return

@@ -13,7 +13,7 @@ func TestCopyLinesPrefixes(t *testing.T) {
 	var o output
 	var buf bytes.Buffer
 	long := strings.Repeat("x", maxLine+10)
-	o.copyLines(&buf, strings.NewReader("one\ntwo\n\n"+long+"\nlast"), "web[42]: ")
+	o.copyLines(&buf, strings.NewReader("one\ntwo\n\n"+long+"\nlast"), "web[42]: ", nil)
 	want := "web[42]: one\nweb[42]: two\nweb[42]: \n" +
 		"web[42]: " + long[:maxLine] + "\n" +
 		"web[42]: " + long[maxLine:] + "\n" +
@@ -26,7 +26,7 @@ func TestCopyLinesPrefixes(t *testing.T) {
 func TestCopyLinesPassThrough(t *testing.T) {
 	var o output
 	var buf bytes.Buffer
-	o.copyLines(&buf, strings.NewReader("no newline at the end"), "")
+	o.copyLines(&buf, strings.NewReader("no newline at the end"), "", nil)
 	if buf.String() != "no newline at the end" {
 		t.Errorf("got %q", buf.String())
 	}
@@ -43,7 +43,7 @@ func TestCopyLinesNoInterleaving(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			o.copyLines(&buf, r, name+"[1]: ")
+			o.copyLines(&buf, r, name+"[1]: ", nil)
 		}()
 		go func() {
 			for range 200 {
@@ -65,5 +65,17 @@ func TestCopyLinesNoInterleaving(t *testing.T) {
 		if l != n+"[1]: "+n+n+n {
 			t.Fatalf("mixed line %q", l)
 		}
+	}
+}
+
+func TestCopyLinesToLog(t *testing.T) {
+	var o output
+	var pod, log bytes.Buffer
+	o.copyLines(&pod, strings.NewReader("one\ntwo"), "web[7]: ", &log)
+	if pod.String() != "web[7]: one\nweb[7]: two\n" {
+		t.Errorf("pod output %q", pod.String())
+	}
+	if log.String() != "one\ntwo\n" {
+		t.Errorf("log %q", log.String())
 	}
 }

@@ -72,6 +72,12 @@ type pod struct {
 
 	// sockets are the socket-activation sockets the supervisor was handed.
 	sockets []*os.File
+
+	// Mutable pods only, under mu: each app's log files (stdout, stderr;
+	// either may be nil), and the channels closed once an app being
+	// started has its process running (or gave up).
+	logs       map[string][2]*os.File
+	launchWait map[string]chan struct{}
 }
 
 // appStarted marks the app as past starting (idempotent).
@@ -115,7 +121,7 @@ func run(ctx context.Context, cfg Config) (int, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	p := &pod{cfg: cfg, log: log, running: map[string]*proc{}, sockets: activation.Files(true)}
+	p := &pod{cfg: cfg, log: log, running: map[string]*proc{}, sockets: activation.Files(true), logs: map[string][2]*os.File{}, launchWait: map[string]chan struct{}{}}
 	if cfg.StatusDir != "" {
 		if fi, err := os.Stat(cfg.StatusDir); err != nil || !fi.IsDir() {
 			return 0, fmt.Errorf("status directory %s: not a directory (%v): %w", cfg.StatusDir, err, errdefs.ErrInvalid)
@@ -144,6 +150,9 @@ func run(ctx context.Context, cfg Config) (int, error) {
 	}
 	p.reaper = newReaper(log)
 	defer p.reaper.close()
+	if cfg.Mutable {
+		return p.runMutable(ctx, sigs)
+	}
 
 	p.started = map[string]func(){}
 	p.starting.Add(len(cfg.Apps))
@@ -287,16 +296,21 @@ func (p *pod) finishOutput() {
 // function that starts the copiers once the pid is known (or, given 0
 // because the start failed, closes the read ends).
 func (p *pod) stdio(cmd *exec.Cmd, name string) (closeAfter []*os.File, startCopy func(pid int), err error) {
-	single := len(p.cfg.Apps) == 1
+	single := len(p.cfg.Apps) == 1 && !p.cfg.Mutable
+	logs := p.logs[name]
 	if p.cfg.Interactive {
 		cmd.Stdin = os.Stdin
 	}
 	var copies []func(pid int)
-	for _, s := range []struct {
+	for i, s := range []struct {
 		w   io.Writer
 		dst *io.Writer
 	}{{p.cfg.Stdout, &cmd.Stdout}, {p.cfg.Stderr, &cmd.Stderr}} {
-		if f, ok := s.w.(*os.File); ok && single {
+		var logFile io.Writer
+		if logs[i] != nil {
+			logFile = logs[i]
+		}
+		if f, ok := s.w.(*os.File); ok && single && logFile == nil {
 			*s.dst = f
 			continue
 		}
@@ -323,7 +337,7 @@ func (p *pod) stdio(cmd *exec.Cmd, name string) (closeAfter []*os.File, startCop
 			p.copiers.Add(1)
 			go func() {
 				defer p.copiers.Done()
-				p.out.copyLines(dst, r, pre)
+				p.out.copyLines(dst, r, pre, logFile)
 				_ = r.Close()
 			}()
 		})

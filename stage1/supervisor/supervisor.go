@@ -66,6 +66,14 @@ type Config struct {
 	// when the pod stops; zero means DefaultStopGracePeriod. In JSON it is
 	// a number of nanoseconds.
 	StopGracePeriod time.Duration `json:"stopGracePeriod,omitempty"`
+	// Mutable makes a pod whose apps change while it runs (a sandbox): it
+	// may start with no apps, an app that exits leaves the others running,
+	// and the pod runs until it is stopped. Apps are added, started,
+	// stopped and removed over the control socket (ControlSocket), each
+	// added app's AppSpec read from AppSpecDir/<app>.json.
+	Mutable       bool   `json:"mutable,omitempty"`
+	ControlSocket string `json:"controlSocket,omitempty"`
+	AppSpecDir    string `json:"appSpecDir,omitempty"`
 	// Metadata, when set, gives every app AC_METADATA_URL.
 	Metadata *MetadataConfig `json:"metadata,omitempty"`
 	// Stdout and Stderr receive the apps' output (os.Stdout, os.Stderr when
@@ -106,36 +114,50 @@ type Status struct {
 
 // validate checks the configuration before anything starts.
 func (c *Config) validate() error {
-	if len(c.Apps) == 0 {
+	if len(c.Apps) == 0 && !c.Mutable {
 		return fmt.Errorf("pod has no apps: %w", errdefs.ErrInvalid)
+	}
+	if c.Mutable && (c.ControlSocket == "" || c.AppSpecDir == "") {
+		return fmt.Errorf("a mutable pod needs a control socket and an app spec directory: %w", errdefs.ErrInvalid)
+	}
+	if c.Mutable && c.Interactive {
+		return fmt.Errorf("a mutable pod cannot be interactive: %w", errdefs.ErrInvalid)
 	}
 	seen := map[string]bool{}
 	for i := range c.Apps {
 		a := &c.Apps[i]
-		if err := a.App.Validate(); err != nil {
+		if err := c.validateApp(a); err != nil {
 			return err
 		}
 		if seen[a.App.Name] {
 			return fmt.Errorf("app %q twice in the pod: %w", a.App.Name, errdefs.ErrInvalid)
 		}
 		seen[a.App.Name] = true
-		for _, h := range append(append([][]string(nil), a.PreStart...), a.PostStop...) {
-			if len(h) == 0 || h[0] == "" {
-				return fmt.Errorf("app %q: empty event handler: %w", a.App.Name, errdefs.ErrInvalid)
-			}
-		}
-		if err := a.Limits.Validate(); err != nil {
-			return fmt.Errorf("app %q: %w", a.App.Name, err)
-		}
-		if c.CgroupParent == "" && a.Limits != (cgroup.Limits{}) {
-			return fmt.Errorf("app %q has limits but the pod has no cgroup: %w", a.App.Name, errdefs.ErrInvalid)
-		}
 	}
 	if c.Interactive && len(c.Apps) != 1 {
 		return fmt.Errorf("interactive mode needs exactly one app, the pod has %d: %w", len(c.Apps), errdefs.ErrInvalid)
 	}
 	if c.StopGracePeriod < 0 {
 		return fmt.Errorf("negative stop grace period: %w", errdefs.ErrInvalid)
+	}
+	return nil
+}
+
+// validateApp checks one app's spec against the pod's configuration.
+func (c *Config) validateApp(a *AppSpec) error {
+	if err := a.App.Validate(); err != nil {
+		return err
+	}
+	for _, h := range append(append([][]string(nil), a.PreStart...), a.PostStop...) {
+		if len(h) == 0 || h[0] == "" {
+			return fmt.Errorf("app %q: empty event handler: %w", a.App.Name, errdefs.ErrInvalid)
+		}
+	}
+	if err := a.Limits.Validate(); err != nil {
+		return fmt.Errorf("app %q: %w", a.App.Name, err)
+	}
+	if c.CgroupParent == "" && a.Limits != (cgroup.Limits{}) {
+		return fmt.Errorf("app %q has limits but the pod has no cgroup: %w", a.App.Name, errdefs.ErrInvalid)
 	}
 	return nil
 }
