@@ -168,12 +168,18 @@ func unmountBelow(dir string) {
 	}
 }
 
-// args prefixes the env's global flags, and gives `run` and `run-prepared`
-// --net=host unless the env runs in a namespace of the test's (NetNS), the
-// command line sets --net, or it names a third-party stage1.
+// args prefixes the env's global flags, and gives the commands that start
+// a pod (`run`, `run-prepared`, `app sandbox`) --net=host unless the env
+// runs in a namespace of the test's (NetNS), the command line sets --net,
+// or it names a third-party stage1.
 func (e *env) args(args ...string) []string {
-	if e.NetNS == "" && len(args) > 0 && (args[0] == "run" || args[0] == "run-prepared") && !givesNet(args) && !namesThirdPartyStage1(args) {
-		args = append([]string{args[0], "--net=host"}, args[1:]...)
+	if e.NetNS == "" && !givesNet(args) && !namesThirdPartyStage1(args) {
+		switch {
+		case len(args) > 0 && (args[0] == "run" || args[0] == "run-prepared"):
+			args = append([]string{args[0], "--net=host"}, args[1:]...)
+		case len(args) > 1 && args[0] == "app" && args[1] == "sandbox":
+			args = append([]string{"app", "sandbox", "--net=host"}, args[2:]...)
+		}
 	}
 	return append([]string{"--dir=" + e.Dir, "--local-config=" + e.LocalCfg, "--system-config=" + e.SystemCfg}, args...)
 }
