@@ -138,6 +138,9 @@ func (f *Fetcher) discoverKeys(ctx context.Context, prefix string, allowHTTP boo
 // (127.0.0.1_5000/demo/app); an appc prefix is unchanged.
 func TrustPrefix(prefix string) string {
 	p := strings.TrimPrefix(prefix, "docker://")
+	if strings.Contains(p, "://") {
+		return prefix // refused as a URL by ParsePrefix
+	}
 	if p != prefix || strings.Contains(p, ":") {
 		if s, err := types.SanitizeACIdentifier(p); err == nil {
 			return s

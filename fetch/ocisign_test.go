@@ -92,6 +92,7 @@ func TestTrustPrefix(t *testing.T) {
 		"127.0.0.1:5000/demo/app":          "127.0.0.1_5000/demo/app",
 		"docker://registry.example/a/b":    "registry.example/a/b",
 		"example.com/app":                  "example.com/app",
+		"https://example.com/x":            "https://example.com/x",
 		"docker://127.0.0.1:5000/demo/app": "127.0.0.1_5000/demo/app",
 	} {
 		if got := TrustPrefix(in); got != want {
