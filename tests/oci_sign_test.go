@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -176,7 +177,7 @@ func TestOCISimpleSigning(t *testing.T) {
 // push with go-containerregistry to the registry that lives there.
 func ociNetnsTransport(t *testing.T, ns string) http.RoundTripper {
 	t.Helper()
-	dial := func(network, addr string) (net.Conn, error) {
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
 		self, err := os.Open("/proc/thread-self/ns/net")
@@ -193,9 +194,10 @@ func ociNetnsTransport(t *testing.T, ns string) http.RoundTripper {
 			return nil, err
 		}
 		defer unix.Setns(int(self.Fd()), unix.CLONE_NEWNET)
-		return net.Dial(network, addr)
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
 	}
-	return &http.Transport{Dial: dial}
+	return &http.Transport{DialContext: dial}
 }
 
 // ociCosignSign pushes a cosign key-pair signature of img as repo's
