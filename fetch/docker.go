@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -185,8 +186,40 @@ func (f *Fetcher) storeRemoteImage(ctx context.Context, img v1.Image, info oci.I
 	return stored, nil
 }
 
-// downloadLayer stores one layer blob, checked against its digest.
+// layerAttempts is how many times a layer download that broke off is
+// started again.
+const layerAttempts = 3
+
+// downloadLayer stores one layer blob, checked against its digest. A
+// download the registry or the network broke off in the middle is
+// restarted from the beginning (nothing of it was stored), up to
+// layerAttempts times in all.
 func (f *Fetcher) downloadLayer(ctx context.Context, img v1.Image, d v1.Descriptor, i, n int) (string, error) {
+	var err error
+	for attempt := 1; attempt <= layerAttempts; attempt++ {
+		var p string
+		p, err = f.downloadLayerOnce(ctx, img, d, i, n)
+		if err == nil || !brokenOff(ctx, err) {
+			return p, err
+		}
+		f.log.Warn("layer download broke off, starting it again", "layer", d.Digest.String(), "attempt", attempt, "err", err)
+	}
+	return "", err
+}
+
+// brokenOff tells a transfer cut short (a connection reset or closed
+// early) from a refusal, a bad digest, a stall or a cancelled fetch.
+func brokenOff(ctx context.Context, err error) bool {
+	if ctx.Err() != nil || errors.Is(err, errdefs.ErrInvalid) || errors.Is(err, errdefs.ErrUntrusted) ||
+		errors.Is(err, errdefs.ErrNotFound) || errors.Is(err, os.ErrDeadlineExceeded) {
+		return false
+	}
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) || strings.Contains(err.Error(), "connection reset") ||
+		strings.Contains(err.Error(), "unexpected EOF")
+}
+
+func (f *Fetcher) downloadLayerOnce(ctx context.Context, img v1.Image, d v1.Descriptor, i, n int) (string, error) {
 	l, err := img.LayerByDigest(d.Digest)
 	if err != nil {
 		return "", registryError(err)

@@ -93,6 +93,9 @@ type Config struct {
 	// StallTimeout abandons a registry response that sends nothing for
 	// this long; DefaultStallTimeout if zero.
 	StallTimeout time.Duration
+	// ContainersRegistriesDir is the containers tools' registries.d,
+	// read before orbit's own; ContainersRegistriesDir if empty.
+	ContainersRegistriesDir string
 }
 
 // Fetcher fetches and verifies images. It holds no state between calls

@@ -2,14 +2,17 @@ package fetch
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"errors"
 	"fmt"
 	"io"
 	"net/url"
 	"os"
+	"strings"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/appc/spec/discovery"
+	"github.com/appc/spec/schema/types"
 
 	"github.com/orbit-containers/orbit/internal/errdefs"
 	"github.com/orbit-containers/orbit/internal/insecure"
@@ -20,6 +23,9 @@ import (
 type KeyCandidate struct {
 	Location string // the file or URL it was read from
 	Entity   *openpgp.Entity
+	// PublicKey is set instead of Entity for a PEM public key, the kind
+	// cosign key-pair signatures of OCI images are checked with.
+	PublicKey *ecdsa.PublicKey
 }
 
 // TrustRequest is what `orbit trust` asks for.
@@ -43,6 +49,7 @@ func (f *Fetcher) Trust(ctx context.Context, req TrustRequest, confirm func(KeyC
 	if req.Root == (req.Prefix != "") {
 		return nil, fmt.Errorf("give either a prefix or --root: %w", errdefs.ErrInvalid)
 	}
+	req.Prefix = TrustPrefix(req.Prefix)
 	if req.Prefix != "" {
 		if _, err := verify.ParsePrefix(req.Prefix); err != nil {
 			return nil, err
@@ -67,9 +74,21 @@ func (f *Fetcher) Trust(ctx context.Context, req TrustRequest, confirm func(KeyC
 	}
 	var candidates []KeyCandidate
 	for _, loc := range locations {
-		el, err := f.readKeys(ctx, loc, req.AllowHTTP)
+		data, err := f.readKeyData(ctx, loc, req.AllowHTTP)
 		if err != nil {
 			return nil, err
+		}
+		if verify.IsPEMPublicKey(data) {
+			pub, err := verify.ReadPublicKeyPEM(data)
+			if err != nil {
+				return nil, fmt.Errorf("key %s: %w", loc, err)
+			}
+			candidates = append(candidates, KeyCandidate{Location: loc, PublicKey: pub})
+			continue
+		}
+		el, err := verify.ReadKeys(data)
+		if err != nil {
+			return nil, fmt.Errorf("key %s: %w", loc, err)
 		}
 		for _, e := range el {
 			candidates = append(candidates, KeyCandidate{Location: loc, Entity: e})
@@ -85,7 +104,9 @@ func (f *Fetcher) Trust(ctx context.Context, req TrustRequest, confirm func(KeyC
 			continue
 		}
 		var p string
-		if req.Root {
+		if c.PublicKey != nil {
+			p, err = f.keystore.AddPublicKey(req.Prefix, c.PublicKey)
+		} else if req.Root {
 			p, err = f.keystore.AddRoot(c.Entity)
 		} else {
 			p, err = f.keystore.AddPrefix(req.Prefix, c.Entity)
@@ -111,8 +132,38 @@ func (f *Fetcher) discoverKeys(ctx context.Context, prefix string, allowHTTP boo
 	return d, nil
 }
 
-// readKeys reads keys from a local file or an http(s) URL.
+// TrustPrefix is the trust-store prefix of what a user gives --prefix: an
+// OCI image's registry name (127.0.0.1:5000/demo/app, with or without
+// docker://) becomes the name its images are stored under
+// (127.0.0.1_5000/demo/app); an appc prefix is unchanged.
+func TrustPrefix(prefix string) string {
+	p := strings.TrimPrefix(prefix, "docker://")
+	if strings.Contains(p, "://") {
+		return prefix // refused as a URL by ParsePrefix
+	}
+	if p != prefix || strings.Contains(p, ":") {
+		if s, err := types.SanitizeACIdentifier(p); err == nil {
+			return s
+		}
+	}
+	return prefix
+}
+
+// readKeys reads OpenPGP keys from a local file or an http(s) URL.
 func (f *Fetcher) readKeys(ctx context.Context, loc string, allowHTTP bool) (openpgp.EntityList, error) {
+	data, err := f.readKeyData(ctx, loc, allowHTTP)
+	if err != nil {
+		return nil, err
+	}
+	el, err := verify.ReadKeys(data)
+	if err != nil {
+		return nil, fmt.Errorf("key %s: %w", loc, err)
+	}
+	return el, nil
+}
+
+// readKeyData reads a key file or an http(s) URL, bounded.
+func (f *Fetcher) readKeyData(ctx context.Context, loc string, allowHTTP bool) ([]byte, error) {
 	var data []byte
 	if u, err := url.Parse(loc); err == nil && (u.Scheme == "https" || u.Scheme == "http") {
 		if u.Scheme == "http" && !allowHTTP {
@@ -136,11 +187,7 @@ func (f *Fetcher) readKeys(ctx context.Context, loc string, allowHTTP bool) (ope
 			return nil, fmt.Errorf("key file %s: %w", loc, err)
 		}
 	}
-	el, err := verify.ReadKeys(data)
-	if err != nil {
-		return nil, fmt.Errorf("key %s: %w", loc, err)
-	}
-	return el, nil
+	return data, nil
 }
 
 // trustOnFirstUse stores, for an image name with no trusted key yet, the

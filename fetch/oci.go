@@ -55,7 +55,7 @@ func parseOCIRef(s string) (r ociRef, ok bool, err error) {
 		if !strings.HasPrefix(rest, "//") || len(rest) == 2 {
 			return r, true, fmt.Errorf("image %q: want docker://[REGISTRY/]NAME[:TAG|@sha256:DIGEST]: %w", s, errdefs.ErrInvalid)
 		}
-		ref, err := name.ParseReference(rest[2:], name.WithDefaultRegistry("registry-1.docker.io"))
+		ref, err := name.ParseReference(dockerHubLibrary(rest[2:]), name.WithDefaultRegistry("registry-1.docker.io"))
 		if err != nil {
 			return r, true, fmt.Errorf("image %q: %w: %w", s, err, errdefs.ErrInvalid)
 		}
@@ -74,6 +74,19 @@ func parseOCIRef(s string) (r ociRef, ok bool, err error) {
 		return r, true, fmt.Errorf("image %q: no path: %w", s, errdefs.ErrInvalid)
 	}
 	return r, true, nil
+}
+
+// dockerHubLibrary puts library/ before a one-word Docker Hub name, as
+// docker does (go-containerregistry does it only for index.docker.io).
+func dockerHubLibrary(s string) string {
+	first, _, _ := strings.Cut(s, "/")
+	if strings.Contains(s, "/") && (strings.ContainsAny(first, ".:") || first == "localhost") {
+		return s // names a registry
+	}
+	if !strings.Contains(s, "/") {
+		return "library/" + s
+	}
+	return s
 }
 
 // ParseReference checks an image reference's syntax before anything is

@@ -161,7 +161,7 @@ func TestOCIRegistryHTTP(t *testing.T) {
 	if res.Code != 0 || !strings.Contains(res.Stdout, ociWantOutput) {
 		t.Fatalf("run from the registry: %s", res)
 	}
-	if out := e.mustRun("image", "list", "--no-legend").Stdout; !strings.Contains(out, "127.0.0.1_5000/demo/app") || !strings.Contains(out, "v1") {
+	if out := e.mustRun("image", "list", "--no-legend").Stdout; !strings.Contains(out, "127.0.0.1:5000/demo/app:v1") {
 		t.Fatalf("image list: %s", out)
 	}
 	layers, _ := os.ReadDir(filepath.Join(e.Dir, "cas", "layers", "sha256"))

@@ -167,11 +167,11 @@ func (k *Keystore) Keyring(name types.ACIdentifier) ([]TrustedKey, error) {
 // keysIn loads the keys trusted for exactly prefix.
 func (k *Keystore) keysIn(prefix string) ([]TrustedKey, error) {
 	rel := relDir(prefix)
-	local, err := listKeyFiles(k.LocalDir, rel)
+	local, err := listKeyFiles(k.LocalDir, rel, isFingerprint)
 	if err != nil {
 		return nil, err
 	}
-	system, err := listKeyFiles(k.SystemDir, rel)
+	system, err := listKeyFiles(k.SystemDir, rel, isFingerprint)
 	if err != nil {
 		return nil, err
 	}
@@ -199,9 +199,9 @@ func (k *Keystore) keysIn(prefix string) ([]TrustedKey, error) {
 	return keys, nil
 }
 
-// listKeyFiles maps the fingerprint-named files of base/rel to their sizes.
-// A missing directory holds no keys.
-func listKeyFiles(base, rel string) (map[string]int64, error) {
+// listKeyFiles maps the files of base/rel whose names accept takes to
+// their sizes. A missing directory holds no keys.
+func listKeyFiles(base, rel string, accept func(string) bool) (map[string]int64, error) {
 	out := map[string]int64{}
 	if base == "" {
 		return out, nil
@@ -214,7 +214,7 @@ func listKeyFiles(base, rel string) (map[string]int64, error) {
 		return nil, fmt.Errorf("reading trusted keys: %w", err)
 	}
 	for _, ent := range entries {
-		if !isFingerprint(ent.Name()) {
+		if !accept(ent.Name()) {
 			continue
 		}
 		info, err := os.Stat(filepath.Join(base, rel, ent.Name()))

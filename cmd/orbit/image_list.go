@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/orbit-containers/orbit/aci/oci"
 	"github.com/orbit-containers/orbit/internal/errdefs"
 	"github.com/orbit-containers/orbit/stage0"
 	"github.com/orbit-containers/orbit/store"
@@ -233,10 +234,34 @@ func sortImages(images []store.Image, by imageFields, desc bool) {
 
 // imageName is name:version, as images are named on the command line.
 func imageName(img store.Image) string {
+	if n := ociImageName(img); n != "" {
+		return n
+	}
 	if v, ok := img.Labels.Get("version"); ok {
 		return img.Name.String() + ":" + v
 	}
 	return img.Name.String()
+}
+
+// ociImageName is an OCI image's registry name and tag, from the
+// appc.io/docker annotations its conversion set
+// (127.0.0.1:5000/demo/app:v1), or "" for any other image.
+func ociImageName(img store.Image) string {
+	if img.Manifest == nil {
+		return ""
+	}
+	reg, ok1 := img.Manifest.Annotations.Get(oci.AnnotationRegistry)
+	repo, ok2 := img.Manifest.Annotations.Get(oci.AnnotationRepository)
+	if !ok1 || !ok2 || reg == "" || repo == "" {
+		return ""
+	}
+	n := reg + "/" + repo
+	if tag, ok := img.Manifest.Annotations.Get(oci.AnnotationTag); ok && tag != "" {
+		n += ":" + tag
+	} else if d, ok := img.Manifest.Annotations.Get(oci.AnnotationManifestHash); ok && d != "" {
+		n += "@" + d
+	}
+	return n
 }
 
 // printable escapes what a terminal or a table would act on: control

@@ -4,6 +4,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/appc/spec/schema"
+	"github.com/appc/spec/schema/types"
+
+	"github.com/orbit-containers/orbit/aci/oci"
 	"github.com/orbit-containers/orbit/store"
 )
 
@@ -71,5 +75,20 @@ func TestPrintable(t *testing.T) {
 		if got := printable(in); got != want {
 			t.Errorf("printable(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestImageNameOCI(t *testing.T) {
+	m := &schema.ImageManifest{Name: "127.0.0.1_5000/demo/app"}
+	m.Annotations.Set(oci.AnnotationRegistry, "127.0.0.1:5000")
+	m.Annotations.Set(oci.AnnotationRepository, "demo/app")
+	m.Annotations.Set(oci.AnnotationTag, "v1")
+	img := store.Image{Name: m.Name, Labels: types.Labels{{Name: "version", Value: "v1"}}, Manifest: m}
+	if got := imageName(img); got != "127.0.0.1:5000/demo/app:v1" {
+		t.Fatalf("OCI image named %q", got)
+	}
+	aci := store.Image{Name: "example.com/app", Labels: types.Labels{{Name: "version", Value: "1.0"}}, Manifest: &schema.ImageManifest{Name: "example.com/app"}}
+	if got := imageName(aci); got != "example.com/app:1.0" {
+		t.Fatalf("ACI named %q", got)
 	}
 }

@@ -29,9 +29,11 @@ func newTrustCommand(g *globalOptions) *cobra.Command {
 		Short: "Trust a key for image verification",
 		Long: `Add keys to the local trust store, for verifying signed images.
 
-PUBKEY is a local file or an https URL. PREFIX scopes the key to the images
+PUBKEY is a local file or an https URL: an OpenPGP key, or a PEM ECDSA
+public key (cosign.pub) for cosign signatures of OCI images. PREFIX scopes the key to the images
 whose names are PREFIX or lie below it. Without PUBKEY, the keys are found
-through appc meta discovery (ac-discovery-pubkeys) at PREFIX.
+through appc meta discovery (ac-discovery-pubkeys) at PREFIX. For OCI
+images PREFIX is the image's registry name (127.0.0.1:5000/demo/app).
 
 To trust a key for every image, give --root and the key (no discovery).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -95,6 +97,10 @@ func runTrust(cmd *cobra.Command, g *globalOptions, o *trustOptions, args []stri
 // describeKey shows a key the way gpg users know it, for review.
 func describeKey(w io.Writer, prefix string, c fetch.KeyCandidate) {
 	fmt.Fprintf(w, "Prefix: %q\nKey: %q\n", prefix, c.Location)
+	if c.PublicKey != nil {
+		fmt.Fprintf(w, "ECDSA public key (%s) SHA-256 fingerprint is: %s\n", c.PublicKey.Curve.Params().Name, verify.PublicKeyFingerprint(c.PublicKey))
+		return
+	}
 	fmt.Fprintf(w, "GPG key fingerprint is: %s\n", verify.FormatFingerprint(verify.Fingerprint(c.Entity)))
 	for _, sk := range c.Entity.Subkeys {
 		fmt.Fprintf(w, "\tSubkey fingerprint: %s\n", verify.FormatFingerprint(fmt.Sprintf("%x", sk.PublicKey.Fingerprint)))
