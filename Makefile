@@ -108,7 +108,7 @@ cover: deps-test $(SUPERVISOR)
 	@echo "total: unit $$(go tool cover -func=$(COVER)/unit.out | tail -1 | awk '{print $$NF}'), functional $$(go tool cover -func=$(COVER)/functional.out | tail -1 | awk '{print $$NF}')"
 
 bench: deps-test build
-	$(call apt_install,curl)
+	$(call apt_install,curl podman)
 	ORBIT_BINARY=$(CURDIR)/$(BIN) go test -count=1 -timeout 10m -run '^$$' -bench . -benchtime 20x ./tests/...
 
 clean:

@@ -30,6 +30,10 @@ type AppStatus struct {
 	ExitedAt time.Time
 	// OOMKilled is set when stage1 recorded that the app ran out of memory.
 	OOMKilled bool
+	// State is the app's own state (contract.AppCreated, AppRunning or
+	// AppExited) in a sandbox, whose apps start and stop on their own; ""
+	// in other pods, whose apps share the pod's state.
+	State string
 }
 
 // Status is a pod's state and its apps' as read from disk now.
@@ -171,6 +175,20 @@ func (p *Pod) ReadStatus() (*Status, error) {
 			}
 		}
 		st.Apps = append(st.Apps, as)
+	}
+	if Mutable(pm) {
+		apps, err := p.Apps()
+		if err != nil {
+			return nil, err
+		}
+		for i, a := range apps {
+			if i < len(st.Apps) && st.Apps[i].Name == a.Name {
+				st.Apps[i].State = a.State
+				if a.State == contract.AppRunning {
+					st.Apps[i].ExitCode = nil // from an earlier run
+				}
+			}
+		}
 	}
 	return st, nil
 }

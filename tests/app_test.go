@@ -88,6 +88,29 @@ func TestAppLifecycle(t *testing.T) {
 	if a := appList(t, e, uuid)["counter"]; a.State != "created" || a.ExitCode != nil {
 		t.Fatalf("added app %+v", a)
 	}
+	// orbit list shows a sandbox's apps in their own states.
+	appListState := func(want string) {
+		t.Helper()
+		var pods []struct {
+			Name string `json:"name"`
+			Apps []struct {
+				Name  string `json:"name"`
+				State string `json:"state"`
+			} `json:"apps"`
+		}
+		if err := json.Unmarshal([]byte(e.mustRun("list", "--format=json").Stdout), &pods); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range pods {
+			for _, a := range p.Apps {
+				if p.Name == uuid && a.Name == "counter" && a.State == want {
+					return
+				}
+			}
+		}
+		t.Fatalf("orbit list does not show the app %s: %+v", want, pods)
+	}
+	appListState("created")
 	// cat-manifest shows the pod as it is now.
 	if r := e.mustRun("cat-manifest", uuid); !strings.Contains(r.Stdout, `"counter"`) || !strings.Contains(r.Stdout, `"coreos.com/rkt/stage1/mutable"`) {
 		t.Fatalf("cat-manifest: %s", r)
@@ -97,6 +120,10 @@ func TestAppLifecycle(t *testing.T) {
 	a := appWaitState(t, e, uuid, "counter", "exited")
 	if a.ExitCode == nil || *a.ExitCode != 3 || a.StartedAt.Before(before.Add(-time.Second)) || a.FinishedAt.Before(a.StartedAt) {
 		t.Fatalf("exited app %+v", a)
+	}
+	appListState("exited")
+	if r := e.mustRun("status", uuid); !strings.Contains(r.Stdout, "app-counter=3\n") {
+		t.Fatalf("status of a sandbox whose app exited: %s", r)
 	}
 	// An app that exits does not end the sandbox.
 	if r := e.mustRun("status", uuid); !strings.Contains(r.Stdout, "state=running") {

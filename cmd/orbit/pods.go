@@ -111,6 +111,8 @@ func toPodJSON(st *stage0.Status) podJSON {
 
 func appState(pod stage0.State, a stage0.AppStatus) string {
 	switch {
+	case a.State != "":
+		return a.State // a sandbox's app
 	case a.ExitCode != nil:
 		return "exited"
 	case pod == stage0.Running:
