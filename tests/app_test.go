@@ -391,3 +391,65 @@ func TestAppAddKilled(t *testing.T) {
 		t.Fatalf("a mount of the pod is left after gc")
 	}
 }
+
+// TestAppSandboxForegroundAndLabels: `app sandbox --foreground` stays as the
+// pod's process, as a systemd unit runs it, and ends with the pod when it
+// is stopped; --label and --annotation reach the pod manifest.
+func TestAppSandboxForegroundAndLabels(t *testing.T) {
+	t.Parallel()
+	requireTool(t, "systemd-nspawn", "systemd-container")
+	e := newEnv(t)
+	uuidFile := filepath.Join(t.TempDir(), "uuid")
+	cmd := e.command("app", "sandbox", "--insecure-options=image", "--foreground", "--uuid-file-save="+uuidFile,
+		"--label=team=web", "--annotation=example.com/owner=ops")
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var uuid string
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		if b, err := os.ReadFile(uuidFile); err == nil && len(b) > 0 {
+			uuid = strings.TrimSpace(string(b))
+			if r := e.run("status", uuid); strings.Contains(r.Stdout, "state=running") && strings.Contains(r.Stdout, "pid=") {
+				break
+			}
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("the foreground sandbox ended by itself: %v\n%s", err, out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("the sandbox did not come up:\n%s", out.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	m := e.mustRun("cat-manifest", uuid).Stdout
+	if !strings.Contains(m, `"team": "web"`) && !strings.Contains(m, `"team":"web"`) || !strings.Contains(m, "example.com/owner") {
+		t.Errorf("the pod manifest lacks the label or the annotation: %s", m)
+	}
+	aci := busyboxACI(t, "example.com/fg", "/bin/sleep", "1000")
+	e.mustRun("app", "add", "--insecure-options=image", uuid, aci)
+	e.mustRun("app", "start", uuid, "--app=fg")
+	appWaitState(t, e, uuid, "fg", "running")
+	e.mustRun("stop", uuid)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("the foreground sandbox ended with %v after stop:\n%s", err, out.String())
+		}
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("the foreground sandbox did not end after stop:\n%s", out.String())
+	}
+	if r := e.mustRun("status", uuid); !strings.Contains(r.Stdout, "state=exited") {
+		t.Errorf("status after stop: %s", r)
+	}
+	if r := e.run("app", "sandbox", "--insecure-options=image", "--label=novalue"); r.Code == 0 || !strings.Contains(r.Stderr, "--label") {
+		t.Errorf("a bad --label: %s", r)
+	}
+}

@@ -20,6 +20,7 @@ type appSandboxOptions struct {
 	volumes      []string
 	ports        []string
 	annotations  []string
+	labels       []string
 	noOverlay    bool
 	foreground   bool
 	trustKeys    bool
@@ -49,6 +50,7 @@ stays the pod's process, as orbit run does (for a systemd unit).`,
 	fs.StringArrayVar(&o.volumes, "volume", nil, "a volume: NAME,kind=host,source=PATH[,readOnly=true][,recursive=true] or NAME,kind=empty[,mode=0755,uid=0,gid=0]")
 	fs.StringArrayVar(&o.ports, "port", nil, "a port to expose: NAME:[IP:]HOSTPORT")
 	fs.StringArrayVar(&o.annotations, "annotation", nil, "an annotation NAME=VALUE for the pod manifest")
+	fs.StringArrayVar(&o.labels, "label", nil, "a free-form label NAME=VALUE for the pod (the pod manifest's userLabels)")
 	fs.BoolVar(&o.noOverlay, "no-overlay", false, "copy the stage1 image's root filesystem into the pod instead of using overlayfs")
 	fs.BoolVar(&o.foreground, "foreground", false, "stay in the foreground as the pod's process, as orbit run does")
 	fs.BoolVar(&o.trustKeys, "trust-keys-from-https", false, "trust keys discovered over HTTPS on first use")
@@ -97,6 +99,9 @@ func runAppSandbox(ctx context.Context, g *globalOptions, cmd *cobra.Command, o 
 	}
 	pm, err := stage0.BuildSandboxManifest(spec)
 	if err != nil {
+		return err
+	}
+	if pm.UserLabels, err = keyValues("--label", o.labels); err != nil {
 		return err
 	}
 	st, err := g.openStore()
