@@ -88,7 +88,7 @@ func run(args []string) (int, error) {
 	cmd := startNspawn(nspawn, nspawnArgs(p, uuid, hostname, flags, pl, tty), sockets)
 	// nspawn's own syscall filter is off: orbit filters each app itself,
 	// and the supervisor needs the syscalls nspawn would deny.
-	cmd.Env = append(os.Environ(), "SYSTEMD_SECCOMP=0")
+	cmd.Env = append(append(os.Environ(), "SYSTEMD_SECCOMP=0"), cgroupEnv()...)
 	stdin, closeStdin := pod.Stdin(flags.Interactive)
 	defer closeStdin()
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, os.Stdout, os.Stderr
@@ -187,6 +187,9 @@ func makePodCgroup(p *pod.Pod, pl *plan) (*cgroup.Group, error) {
 	l, err := cgroup.Detect()
 	if err == nil {
 		l, err = l.Nested()
+	}
+	if err == nil {
+		err = checkDelegated(l, pl)
 	}
 	var g *cgroup.Group
 	if err == nil {
