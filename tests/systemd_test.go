@@ -305,3 +305,51 @@ func TestSystemdUnifiedCgroups(t *testing.T) {
 	}
 	t.Logf("memory and cpu limits were not tried: the kernel gives this system's cgroup2 tree only %q (the host binds the rest to cgroup v1)", offered)
 }
+
+// TestSystemdUnit runs the documented units: start makes the pod (its
+// processes in the unit's cgroup, its output in the unit's journal), stop
+// runs the post-stop handler and records the pod exited, a failing app's
+// status is the unit's and Restart=on-failure starts a new pod, and
+// Type=notify makes the unit active once the pod reports ready.
+func TestSystemdUnit(t *testing.T) {
+	t.Parallel()
+	m := systemdBoot(t)
+	im := systemdManifest("example.com/hello:1.0", "/bin/sh", "-c", "echo hello from the pod; exec sleep 1000")
+	im["app"].(map[string]any)["eventHandlers"] = []map[string]any{{"name": "post-stop", "exec": []string{"/bin/echo", "post-stop ran"}}}
+	m.addImage("hello.aci", busyboxRootfs(t), im)
+	m.install("hello.service", "hello-notify.service")
+
+	m.mustSh("systemctl start hello.service")
+	m.waitFor("journalctl -u hello.service --no-pager -o cat", "hello from the pod", 30*time.Second)
+	uuid := strings.TrimSpace(m.mustSh("cat /run/hello.uuid"))
+	if out := m.mustSh("systemctl status hello.service --no-pager"); !strings.Contains(out, "active (running)") || !strings.Contains(out, "sleep 1000") || !strings.Contains(out, uuid) {
+		t.Errorf("systemctl status does not show the pod's app in the unit:\n%s", out)
+	}
+	m.mustSh("systemctl stop hello.service")
+	out := m.mustSh("journalctl -u hello.service --no-pager -o cat; systemctl show -p Result -p ExecMainStatus hello.service")
+	if !strings.Contains(out, "post-stop ran") || !strings.Contains(out, "Result=success") {
+		t.Errorf("systemctl stop: want the post-stop handler's line and a clean end, got:\n%s", out)
+	}
+	if list := m.mustSh("orbit list --no-legend"); !strings.Contains(list, uuid[:8]) || !strings.Contains(list, "exited") {
+		t.Errorf("the stopped pod is not recorded exited:\n%s", list)
+	}
+
+	// A failing app: its status is the unit's, and the unit restarts it
+	// as a new pod.
+	m.addImage("hello-fail.aci", busyboxRootfs(t), systemdManifest("example.com/hello:1.0", "/bin/sh", "-c", "echo failing; exit 3"))
+	m.sh("systemctl start hello.service")
+	out = m.waitFor("systemctl show -p ExecMainStatus -p NRestarts hello.service", "ExecMainStatus=3", 60*time.Second)
+	m.waitFor("systemctl show -p NRestarts hello.service", "NRestarts=2", 60*time.Second)
+	m.mustSh("systemctl stop hello.service")
+	if n := strings.Count(m.mustSh("journalctl -u hello.service --no-pager -o cat"), "failing"); n < 2 {
+		t.Errorf("Restart=on-failure: the failing app ran %d times, want a new pod each restart (%s)", n, out)
+	}
+
+	// Type=notify: start returns once the pod reported ready.
+	m.addImage("hello-notify.aci", busyboxRootfs(t), systemdManifest("example.com/hello-notify:1.0", "/bin/sh", "-c", "echo notify pod up; exec sleep 1000"))
+	m.mustSh("timeout 60 systemctl start hello-notify.service")
+	if out := m.mustSh("systemctl is-active hello-notify.service"); strings.TrimSpace(out) != "active" {
+		t.Errorf("the notify unit is %q after start, want active", out)
+	}
+	m.mustSh("systemctl stop hello-notify.service")
+}
