@@ -353,3 +353,26 @@ func TestSystemdUnit(t *testing.T) {
 	}
 	m.mustSh("systemctl stop hello-notify.service")
 }
+
+// TestSystemdDocumentedUnits keeps Documentation/systemd.md showing the
+// unit files the tests run, byte for byte.
+func TestSystemdDocumentedUnits(t *testing.T) {
+	t.Parallel()
+	doc, err := os.ReadFile(filepath.Join(filepath.Dir(systemdExample("x")), "..", "..", "systemd.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(filepath.Dir(systemdExample("x")), "*"))
+	if len(files) == 0 {
+		t.Fatal("no example unit files")
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(doc, append([]byte("```ini\n"), data...)) {
+			t.Errorf("Documentation/systemd.md does not show %s as it is", f)
+		}
+	}
+}
