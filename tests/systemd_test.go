@@ -376,3 +376,56 @@ func TestSystemdDocumentedUnits(t *testing.T) {
 		}
 	}
 }
+
+// TestSystemdSocketActivation: a connection to the documented .socket unit
+// starts echo.service, whose pod's app gets the listening socket and
+// answers on it.
+func TestSystemdSocketActivation(t *testing.T) {
+	t.Parallel()
+	m := systemdBoot(t)
+	root := busyboxRootfs(t)
+	src := t.TempDir()
+	writeFile(t, filepath.Join(src, "main.go"), sockApp)
+	writeFile(t, filepath.Join(src, "go.mod"), "module sockapp\n\ngo 1.21\n")
+	build := exec.Command("go", "build", "-o", filepath.Join(root, "bin", "sockapp"), ".")
+	build.Dir = src
+	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-mod=mod")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the test app: %v\n%s", err, out)
+	}
+	im := systemdManifest("example.com/echo:1.0", "/bin/sockapp")
+	im["app"].(map[string]any)["ports"] = []map[string]any{{"name": "http", "protocol": "tcp", "port": 8080, "socketActivated": true}}
+	m.addImage("echo.aci", root, im)
+	m.install("echo.socket", "echo.service")
+	m.mustSh("systemctl start echo.socket")
+	if out := m.sh("systemctl is-active echo.service"); strings.TrimSpace(out.Stdout) == "active" {
+		t.Fatal("echo.service started before any connection")
+	}
+	out := m.mustSh(`timeout 60 bash -c 'exec 3<>/dev/tcp/127.0.0.1/8080; cat <&3'`)
+	if !strings.Contains(out, "hello from echo") {
+		t.Fatalf("the socket-activated pod answered %q", out)
+	}
+	m.waitFor("systemctl show -p ExecMainStatus -p ActiveState echo.service", "ExecMainStatus=0", 30*time.Second)
+}
+
+// TestSystemdJournal: a multi-app pod's lines are in its unit's journal,
+// each under its app's name as syslog identifier.
+func TestSystemdJournal(t *testing.T) {
+	t.Parallel()
+	m := systemdBoot(t)
+	for _, app := range []string{"ping", "pong"} {
+		systemdHello(m, "example.com/"+app+":1.0", "/bin/sh", "-c", "echo line from "+app+"; echo err from "+app+" >&2; exec sleep 1000")
+	}
+	m.install("pair.service")
+	m.mustSh("systemctl start pair.service")
+	for _, app := range []string{"ping", "pong"} {
+		out := m.waitFor("journalctl -u pair.service -t "+app+" --no-pager -o cat", "err from "+app, 30*time.Second)
+		if !strings.Contains(out, "line from "+app) {
+			t.Errorf("journalctl -u pair.service -t %s:\n%s", app, out)
+		}
+	}
+	if out := m.mustSh("journalctl -u pair.service -t ping -p err --no-pager -o cat"); !strings.Contains(out, "err from ping") || strings.Contains(out, "line from ping") {
+		t.Errorf("stderr lines are not logged as errors, or stdout lines are:\n%s", out)
+	}
+	m.mustSh("systemctl stop pair.service")
+}

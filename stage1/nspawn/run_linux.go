@@ -75,6 +75,7 @@ func run(args []string) (int, error) {
 		return 0, err
 	}
 	pl.netns = netns
+	planJournal(pl)
 	group, err := makePodCgroup(p, pl)
 	if err != nil {
 		return 0, err

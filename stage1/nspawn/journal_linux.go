@@ -1,0 +1,45 @@
+package nspawn
+
+import (
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// journaldSocket is systemd-journald's native socket on the host, and
+// containerJournalSocket where the pod's supervisor finds it.
+const (
+	journaldSocket         = "/run/systemd/journal/socket"
+	containerJournalSocket = "/run/orbit-journal.socket"
+)
+
+// planJournal gives the supervisor journald's socket when the pod's
+// output is a journal stream (a unit's stdout or stderr: JOURNAL_STREAM
+// names its device and inode), so a multi-app pod's lines are logged under
+// each app's name rather than all under orbit's.
+func planJournal(pl *plan) {
+	if !journalStream(os.Getenv("JOURNAL_STREAM")) {
+		return
+	}
+	if fi, err := os.Stat(journaldSocket); err != nil || fi.Mode()&os.ModeSocket == 0 {
+		return
+	}
+	pl.binds = append(pl.binds, bind{source: journaldSocket, target: containerJournalSocket})
+	pl.config.JournalSocket = containerJournalSocket
+}
+
+// journalStream reports whether stdout or stderr is the journal stream
+// JOURNAL_STREAM ("DEVICE:INODE") names.
+func journalStream(v string) bool {
+	if v == "" {
+		return false
+	}
+	for _, fd := range []int{1, 2} {
+		var st unix.Stat_t
+		if unix.Fstat(fd, &st) == nil && fmt.Sprintf("%d:%d", st.Dev, st.Ino) == v {
+			return true
+		}
+	}
+	return false
+}
