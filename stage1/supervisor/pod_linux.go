@@ -295,8 +295,8 @@ func (p *pod) stdio(cmd *exec.Cmd, name string) (closeAfter []*os.File, startCop
 	}
 	var copies []func(pid int)
 	for _, s := range []struct {
-		w   io.Writer
-		dst *io.Writer
+		w    io.Writer
+		dst  *io.Writer
 		prio int
 	}{{p.cfg.Stdout, &cmd.Stdout, 6}, {p.cfg.Stderr, &cmd.Stderr, 3}} {
 		if f, ok := s.w.(*os.File); ok && single {
