@@ -429,3 +429,45 @@ func TestSystemdJournal(t *testing.T) {
 	}
 	m.mustSh("systemctl stop pair.service")
 }
+
+// TestSystemdMachined: with a system bus and machined, the pod is a
+// machine (orbit-UUID) showing its processes; machinectl terminate stops
+// it in order, and it is unregistered when it ends.
+func TestSystemdMachined(t *testing.T) {
+	t.Parallel()
+	m := systemdBoot(t)
+	im := systemdManifest("example.com/hello:1.0", "/bin/sh", "-c", "echo hello from the pod; exec sleep 1000")
+	im["app"].(map[string]any)["eventHandlers"] = []map[string]any{{"name": "post-stop", "exec": []string{"/bin/echo", "post-stop ran"}}}
+	m.addImage("hello.aci", busyboxRootfs(t), im)
+	m.install("hello.service")
+	m.mustSh("systemctl start hello.service")
+	m.waitFor("journalctl -u hello.service --no-pager -o cat", "hello from the pod", 30*time.Second)
+	uuid := strings.TrimSpace(m.mustSh("cat /run/hello.uuid"))
+	machine := "orbit-" + uuid
+	m.waitFor("machinectl list --no-legend", machine, 10*time.Second)
+	if out := m.waitFor("machinectl status --no-pager "+machine, "sleep 1000", 10*time.Second); !strings.Contains(out, "Unit: hello.service") {
+		t.Errorf("machinectl status does not show the pod in its unit:\n%s", out)
+	}
+	m.mustSh("machinectl terminate " + machine)
+	m.waitFor("systemctl is-active hello.service", "inactive", 30*time.Second)
+	out := m.mustSh("journalctl -u hello.service --no-pager -o cat; systemctl show -p Result hello.service; machinectl list --no-legend")
+	if !strings.Contains(out, "post-stop ran") || !strings.Contains(out, "Result=success") || strings.Contains(out, machine) {
+		t.Errorf("machinectl terminate: want the post-stop handler, a clean end and the machine gone:\n%s", out)
+	}
+}
+
+// TestSystemdNoMachined: with a bus but no machined the pod runs
+// unregistered instead of failing.
+func TestSystemdNoMachined(t *testing.T) {
+	t.Parallel()
+	m := systemdBoot(t)
+	systemdHello(m, "example.com/hello:1.0")
+	m.install("hello.service")
+	m.mustSh("systemctl stop systemd-machined; rm -f /usr/share/dbus-1/system-services/org.freedesktop.machine1.service /lib/systemd/system/systemd-machined.service /run/systemd/machines -r; systemctl daemon-reload; systemctl reload dbus || true")
+	m.mustSh("systemctl start hello.service")
+	m.waitFor("journalctl -u hello.service --no-pager -o cat", "hello from the pod", 30*time.Second)
+	if out := m.mustSh("systemctl is-active hello.service"); strings.TrimSpace(out) != "active" {
+		t.Fatalf("without machined the unit is %q", out)
+	}
+	m.mustSh("systemctl stop hello.service")
+}

@@ -247,14 +247,16 @@ func confinedPodCgroup(l *cgroup.Layout, uuid string) (*cgroup.Group, error) {
 	return g, nil
 }
 
-// systemBus reports whether the host runs systemd with a system bus, so
-// nspawn can register the pod with systemd-machined.
+// systemBus reports whether the host runs systemd with a system bus and
+// systemd-machined, so nspawn can register the pod with machined.
 func systemBus() bool {
 	if fi, err := os.Stat("/run/systemd/system"); err != nil || !fi.IsDir() {
 		return false
 	}
-	_, err := os.Stat("/run/dbus/system_bus_socket")
-	return err == nil
+	if _, err := os.Stat("/run/dbus/system_bus_socket"); err != nil {
+		return false
+	}
+	return machined()
 }
 
 func nspawnArgs(p *pod.Pod, uuid, hostname string, flags *contract.RunOptions, pl *plan, tty bool) []string {

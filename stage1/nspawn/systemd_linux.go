@@ -43,3 +43,24 @@ func journalStream(v string) bool {
 	}
 	return false
 }
+
+// machinedService is how the system bus starts systemd-machined on demand.
+var machinedService = []string{
+	"/usr/share/dbus-1/system-services/org.freedesktop.machine1.service",
+	"/run/dbus-1/system-services/org.freedesktop.machine1.service",
+}
+
+// machined reports whether systemd-machined runs or the bus can start it:
+// with a bus but without machined, systemd-nspawn --register=yes fails, so
+// the pod is not registered.
+func machined() bool {
+	if _, err := os.Stat("/run/systemd/machines"); err == nil {
+		return true
+	}
+	for _, f := range machinedService {
+		if _, err := os.Stat(f); err == nil {
+			return true
+		}
+	}
+	return false
+}
