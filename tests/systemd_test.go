@@ -322,7 +322,7 @@ func TestSystemdUnit(t *testing.T) {
 	m.mustSh("systemctl start hello.service")
 	m.waitFor("journalctl -u hello.service --no-pager -o cat", "hello from the pod", 30*time.Second)
 	uuid := strings.TrimSpace(m.mustSh("cat /run/hello.uuid"))
-	if out := m.mustSh("systemctl status hello.service --no-pager"); !strings.Contains(out, "active (running)") || !strings.Contains(out, "sleep 1000") || !strings.Contains(out, uuid) {
+	if out := m.waitFor("systemctl status hello.service --no-pager", "sleep 1000", 10*time.Second); !strings.Contains(out, "active (running)") || !strings.Contains(out, uuid) {
 		t.Errorf("systemctl status does not show the pod's app in the unit:\n%s", out)
 	}
 	m.mustSh("systemctl stop hello.service")
