@@ -12,7 +12,7 @@ GO_SOURCES := $(shell find . -name '*.go' -not -path './.git/*') go.mod go.sum
 
 # Debian packages: what running orbit needs, and what the tests need besides.
 RUN_PACKAGES := busybox-static systemd-container xz-utils bzip2 ca-certificates containernetworking-plugins iptables
-TEST_PACKAGES := $(RUN_PACKAGES) gnupg iproute2 util-linux nftables docker-registry skopeo
+TEST_PACKAGES := $(RUN_PACKAGES) gnupg iproute2 util-linux nftables docker-registry skopeo debootstrap
 
 # Tools built from the Go module proxy, pinned, into a folder of the tree.
 STATICCHECK_VERSION := v0.8.2
@@ -21,7 +21,7 @@ STATICCHECK := $(TOOLS)/staticcheck-$(STATICCHECK_VERSION)
 GOIMPORTS_VERSION := v0.52.0
 GOIMPORTS := $(TOOLS)/goimports-$(GOIMPORTS_VERSION)
 
-.PHONY: all build demo test unit functional bench vet fmt lint tidy cover deps-run deps-test clean
+.PHONY: systemd-testroot all build demo test unit functional bench vet fmt lint tidy cover deps-run deps-test clean
 
 all: build
 
@@ -113,3 +113,9 @@ bench: deps-test build
 
 clean:
 	rm -rf bin $(SUPERVISOR)
+
+# The Debian 12 root the systemd tests (tests/systemd_test.go) boot with
+# systemd-nspawn -b, built once with debootstrap and cached in
+# /var/cache/orbit-tests (the tests build it themselves when it is missing).
+systemd-testroot: deps-test
+	tests/testdata/systemd/mkroot.sh

@@ -87,16 +87,16 @@ func parseMountinfo(r io.Reader) (*Layout, error) {
 		h     *Hierarchy
 		v2    bool
 	}
+	hidden := hiddenMounts(infos)
 	var mounts []mount
 	for _, m := range infos {
-		point := m.Mountpoint
-		// A mount hides every earlier one at or below its mount point.
-		mounts = slices.DeleteFunc(mounts, func(m mount) bool {
-			return m.point == point || strings.HasPrefix(m.point, strings.TrimSuffix(point, "/")+"/")
-		})
+		if hidden[m.ID] {
+			continue
+		}
 		if m.FSType != "cgroup" && m.FSType != "cgroup2" {
 			continue
 		}
+		point := m.Mountpoint
 		h := &Hierarchy{Mountpoint: point, Root: m.Root, device: fmt.Sprintf("%d:%d", m.Major, m.Minor), unified: m.FSType == "cgroup2"}
 		if m.FSType == "cgroup" {
 			for _, o := range strings.Split(m.VFSOptions, ",") {
@@ -132,6 +132,68 @@ func parseMountinfo(r io.Reader) (*Layout, error) {
 		return nil, fmt.Errorf("no cgroup hierarchy mounted: %w", errdefs.ErrNotFound)
 	}
 	return l, nil
+}
+
+// hiddenMounts returns the IDs of the mounts no path leads to: those
+// another mount covers. It works on the mount tree (each mount's parent),
+// not on the order mountinfo lists mounts in, which is not the order they
+// were made in once mounts are moved: systemd-nspawn mounts a container's
+// cgroup2 tree first and moves it below the sysfs it mounts at /sys later,
+// so mountinfo lists /sys/fs/cgroup before the /sys it is visible on.
+//
+// A mount is hidden when a mount is stacked on it (a child at the same
+// mount point), when a later sibling sits at its mount point or an ancestor
+// of it, or when its parent cannot be reached at its mount point.
+func hiddenMounts(infos []*mountinfo.Info) map[int]bool {
+	byID := make(map[int]*mountinfo.Info, len(infos))
+	children := map[int][]*mountinfo.Info{}
+	for _, m := range infos {
+		byID[m.ID] = m
+		if m.Parent != m.ID {
+			children[m.Parent] = append(children[m.Parent], m)
+		}
+	}
+	under := func(path, dir string) bool {
+		return path == dir || dir == "/" || strings.HasPrefix(path, strings.TrimSuffix(dir, "/")+"/")
+	}
+	stackedOn := func(m *mountinfo.Info) bool {
+		for _, c := range children[m.ID] {
+			if c.Mountpoint == m.Mountpoint {
+				return true
+			}
+		}
+		return false
+	}
+	blocked := func(m *mountinfo.Info) bool {
+		for _, s := range children[m.Parent] {
+			if s.ID > m.ID && under(m.Mountpoint, s.Mountpoint) {
+				return true
+			}
+		}
+		return false
+	}
+	memo := map[int]bool{}
+	// reached reports whether a path leads to m's mount point through
+	// m's parent (m itself may still be stacked over).
+	var reached func(m *mountinfo.Info, depth int) bool
+	reached = func(m *mountinfo.Info, depth int) bool {
+		if r, ok := memo[m.ID]; ok {
+			return r
+		}
+		r := !blocked(m)
+		if p, ok := byID[m.Parent]; r && ok && p.ID != m.ID && depth < len(infos) {
+			r = reached(p, depth+1) && (p.Mountpoint == m.Mountpoint || !stackedOn(p))
+		}
+		memo[m.ID] = r
+		return r
+	}
+	hidden := map[int]bool{}
+	for _, m := range infos {
+		if !reached(m, 0) || stackedOn(m) {
+			hidden[m.ID] = true
+		}
+	}
+	return hidden
 }
 
 func (l *Layout) mode() Mode {

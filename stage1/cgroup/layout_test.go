@@ -180,3 +180,20 @@ func mustParse(t *testing.T, text string) *Layout {
 	}
 	return l
 }
+
+// systemd-nspawn mounts a container's cgroup2 tree before the sysfs it then
+// moves it onto: mountinfo lists /sys/fs/cgroup (its parent the later /sys)
+// first. It is visible; a sysfs stacked over /sys later would hide it.
+func TestParseMountinfoMovedMount(t *testing.T) {
+	text := `988 919 0:126 / / rw - overlay overlay rw
+600 991 0:140 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw
+991 988 0:107 / /sys ro - sysfs sysfs ro
+`
+	l := mustParse(t, text)
+	if l.Mode != Unified || l.Unified == nil || l.Unified.Mountpoint != "/sys/fs/cgroup" {
+		t.Fatalf("mode %v unified %+v: the moved cgroup2 mount was taken as hidden", l.Mode, l.Unified)
+	}
+	if _, err := parseMountinfo(strings.NewReader(text + "1200 991 0:150 / /sys ro - sysfs sysfs ro\n")); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("a sysfs stacked over /sys hides the cgroup2 tree below the first: got %v", err)
+	}
+}

@@ -84,6 +84,7 @@ func run(args []string) (int, error) {
 			return 0, err
 		}
 	}
+	planJournal(pl)
 	group, err := makePodCgroup(p, pl)
 	if err != nil {
 		return 0, err
@@ -97,7 +98,7 @@ func run(args []string) (int, error) {
 	cmd := startNspawn(nspawn, nspawnArgs(p, uuid, hostname, flags, pl, tty), sockets)
 	// nspawn's own syscall filter is off: orbit filters each app itself,
 	// and the supervisor needs the syscalls nspawn would deny.
-	cmd.Env = append(os.Environ(), "SYSTEMD_SECCOMP=0")
+	cmd.Env = append(append(os.Environ(), "SYSTEMD_SECCOMP=0"), cgroupEnv()...)
 	stdin, closeStdin := pod.Stdin(flags.Interactive)
 	defer closeStdin()
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, os.Stdout, os.Stderr
@@ -197,6 +198,9 @@ func makePodCgroup(p *pod.Pod, pl *plan) (*cgroup.Group, error) {
 	if err == nil {
 		l, err = l.Nested()
 	}
+	if err == nil {
+		err = checkDelegated(l, pl)
+	}
 	var g *cgroup.Group
 	if err == nil {
 		g, err = confinedPodCgroup(l, p.UUID)
@@ -252,14 +256,16 @@ func confinedPodCgroup(l *cgroup.Layout, uuid string) (*cgroup.Group, error) {
 	return g, nil
 }
 
-// systemBus reports whether the host runs systemd with a system bus, so
-// nspawn can register the pod with systemd-machined.
+// systemBus reports whether the host runs systemd with a system bus and
+// systemd-machined, so nspawn can register the pod with machined.
 func systemBus() bool {
 	if fi, err := os.Stat("/run/systemd/system"); err != nil || !fi.IsDir() {
 		return false
 	}
-	_, err := os.Stat("/run/dbus/system_bus_socket")
-	return err == nil
+	if _, err := os.Stat("/run/dbus/system_bus_socket"); err != nil {
+		return false
+	}
+	return machined()
 }
 
 func nspawnArgs(p *pod.Pod, uuid, hostname string, flags *contract.RunOptions, pl *plan, tty bool) []string {

@@ -56,6 +56,8 @@ type pod struct {
 	reaper *reaper
 	out    output
 	layout *cgroup.Layout // nil without cgroups
+	// journal is journald's socket for a multi-app pod's output, or nil.
+	journal *journal
 
 	copiers sync.WaitGroup
 	readers []*os.File // read ends of output pipes, closed at the end
@@ -121,7 +123,7 @@ func run(ctx context.Context, cfg Config) (int, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	p := &pod{cfg: cfg, log: log, running: map[string]*proc{}, sockets: activation.Files(true), logs: map[string][2]*os.File{}, launchWait: map[string]chan struct{}{}}
+	p := &pod{cfg: cfg, log: log, running: map[string]*proc{}, sockets: activation.Files(true), logs: map[string][2]*os.File{}, launchWait: map[string]chan struct{}{}, journal: openJournal(cfg.JournalSocket)}
 	if cfg.StatusDir != "" {
 		if fi, err := os.Stat(cfg.StatusDir); err != nil || !fi.IsDir() {
 			return 0, fmt.Errorf("status directory %s: not a directory (%v): %w", cfg.StatusDir, err, errdefs.ErrInvalid)
@@ -303,9 +305,10 @@ func (p *pod) stdio(cmd *exec.Cmd, name string) (closeAfter []*os.File, startCop
 	}
 	var copies []func(pid int)
 	for i, s := range []struct {
-		w   io.Writer
-		dst *io.Writer
-	}{{p.cfg.Stdout, &cmd.Stdout}, {p.cfg.Stderr, &cmd.Stderr}} {
+		w    io.Writer
+		dst  *io.Writer
+		prio int
+	}{{p.cfg.Stdout, &cmd.Stdout, 6}, {p.cfg.Stderr, &cmd.Stderr, 3}} {
 		var logFile io.Writer
 		if logs[i] != nil {
 			logFile = logs[i]
@@ -324,7 +327,7 @@ func (p *pod) stdio(cmd *exec.Cmd, name string) (closeAfter []*os.File, startCop
 		*s.dst = w
 		closeAfter = append(closeAfter, w)
 		p.readers = append(p.readers, r)
-		dst := s.w
+		dst, prio := s.w, s.prio
 		copies = append(copies, func(pid int) {
 			if pid <= 0 {
 				_ = r.Close()
@@ -334,10 +337,14 @@ func (p *pod) stdio(cmd *exec.Cmd, name string) (closeAfter []*os.File, startCop
 			if !single {
 				pre = prefix(name, pid)
 			}
+			w := dst
+			if p.journal != nil && !single {
+				w = &journalWriter{j: p.journal, ident: name, pid: pid, priority: prio, pre: pre, fallback: dst}
+			}
 			p.copiers.Add(1)
 			go func() {
 				defer p.copiers.Done()
-				p.out.copyLines(dst, r, pre, logFile)
+				p.out.copyLines(w, r, pre, logFile)
 				_ = r.Close()
 			}()
 		})

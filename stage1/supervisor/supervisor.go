@@ -74,6 +74,11 @@ type Config struct {
 	Mutable       bool   `json:"mutable,omitempty"`
 	ControlSocket string `json:"controlSocket,omitempty"`
 	AppSpecDir    string `json:"appSpecDir,omitempty"`
+	// JournalSocket, when set, is systemd-journald's native socket (bound
+	// in by stage1 when the pod's output is a unit's journal stream): the
+	// lines of a multi-app pod's apps go there, each under its app's name
+	// as syslog identifier, instead of prefixed to the output.
+	JournalSocket string `json:"journalSocket,omitempty"`
 	// Metadata, when set, gives every app AC_METADATA_URL.
 	Metadata *MetadataConfig `json:"metadata,omitempty"`
 	// Stdout and Stderr receive the apps' output (os.Stdout, os.Stderr when
