@@ -104,6 +104,13 @@ type result struct {
 }
 
 func run(ctx context.Context, cfg Config) (int, error) {
+	// First of all: as PID 1 of its namespace the supervisor does not get
+	// the signals it has no handler for, so a stop sent while it is still
+	// setting up would be lost; caught now, it is acted on once the apps
+	// are started.
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP, sigHalt, sigPoweroff)
+	defer signal.Stop(sigs)
 	if err := cfg.validate(); err != nil {
 		return 0, err
 	}
@@ -138,9 +145,6 @@ func run(ctx context.Context, cfg Config) (int, error) {
 		}
 	}
 
-	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP, sigHalt, sigPoweroff)
-	defer signal.Stop(sigs)
 	if os.Getpid() == 1 {
 		// The container's init: should systemd-nspawn, its parent, die
 		// without stopping the container (killed with SIGKILL), the
