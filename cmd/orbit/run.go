@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -103,9 +104,13 @@ func preparePod(ctx context.Context, g *globalOptions, cmd *cobra.Command, pf *p
 		}
 	} else {
 		if len(args) == 0 {
-			return nil, fmt.Errorf("no image given; usage: %s: %w", cmd.UseLine(), errdefs.ErrInvalid)
+			return nil, usageErr(cmd, commandName(cmd)+" needs an IMAGE")
 		}
 		if apps, err = parseAppArgs(args, pf.app); err != nil {
+			var mf *misplacedFlagError
+			if errors.As(err, &mf) {
+				return nil, misplacedFlag(cmd, mf)
+			}
 			return nil, err
 		}
 		if flavour == builtin.Fly && len(apps) > 1 {
@@ -324,6 +329,7 @@ type stage1RunFlags struct {
 	net         []string
 	dns         stage0.DNSConfig
 	mdsRegister bool
+	ipc         string
 }
 
 func (r *stage1RunFlags) addFlags(fs *pflag.FlagSet) {
@@ -335,6 +341,7 @@ func (r *stage1RunFlags) addFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&r.dns.Options, "dns-opt", nil, "DNS options for the pod's /etc/resolv.conf")
 	fs.StringVar(&r.dns.Domain, "dns-domain", "", "the DNS domain for the pod's /etc/resolv.conf")
 	fs.StringSliceVar(&r.dns.Hosts, "hosts-entry", nil, "/etc/hosts entries IP=HOSTNAME for the pod (comma-separated or repeated), or \"host\" for the host's file")
+	fs.StringVar(&r.ipc, "ipc", "auto", "the pod's IPC namespace: auto (the flavour's: nspawn a private one, fly the host's), private or parent (the host's)")
 	fs.BoolVar(&r.mdsRegister, "mds-register", false, "register the pod with the metadata service (orbit metadata-service) and give its apps AC_METADATA_URL")
 }
 
@@ -351,6 +358,19 @@ func (r *stage1RunFlags) check(cmd *cobra.Command, flavour builtin.Flavour) erro
 	}
 	if f := cmd.Flags().Lookup("net"); f != nil && f.Changed && len(r.net) == 0 {
 		return fmt.Errorf("--net is empty; omit it for the flavour's default: %w", errdefs.ErrInvalid)
+	}
+	// The flavour is not known yet for run-prepared or a stage1 given by
+	// URL, path or hash: the value is checked now, the mode once the
+	// flavour is known (by stage0.Run).
+	ipcFlavour := flavour
+	if ipcFlavour == 0 && slices.Contains([]string{"private", "parent"}, r.ipc) {
+		ipcFlavour = builtin.Nspawn
+		if r.ipc == "parent" {
+			ipcFlavour = builtin.Fly
+		}
+	}
+	if err := stage0.CheckIPC(r.ipc, ipcFlavour); err != nil {
+		return err
 	}
 	return stage0.CheckNet(r.net, flavour)
 }
@@ -385,6 +405,7 @@ func (r *stage1RunFlags) config(g *globalOptions) stage0.RunConfig {
 		Net:                            r.net,
 		LocalConfig:                    g.LocalConfig,
 		DNS:                            r.dns,
+		IPC:                            r.ipc,
 		DisableCapabilitiesRestriction: g.Insecure.Has(insecure.Capabilities),
 		DisablePaths:                   g.Insecure.Has(insecure.Paths),
 		DisableSeccomp:                 g.Insecure.Has(insecure.Seccomp),
