@@ -44,7 +44,7 @@ func addAppFlags(fs *pflag.FlagSet, a *appFlags) {
 	fs.StringArrayVar(&a.environment, "environment", nil, "an environment variable NAME=VALUE for the app (per app)")
 	fs.StringSliceVar(&a.supplementaryGIDs, "supplementary-gids", nil, "supplementary group IDs, comma-separated (per app)")
 	fs.BoolVar(&a.readOnlyRootfs, "readonly-rootfs", false, "mount the app's rootfs read-only (per app)")
-	fs.StringVar(&a.memory, "memory", "", "memory limit, e.g. 512M (per app)")
+	fs.StringVar(&a.memory, "memory", "", "memory limit in bytes, as appc and Kubernetes write quantities: k, M, G, T are powers of 1000 (64M = 64,000,000 bytes), Ki, Mi, Gi, Ti powers of 1024 (64Mi = 67,108,864 bytes) (per app)")
 	fs.StringVar(&a.cpu, "cpu", "", "CPU limit, e.g. 500m (per app)")
 	fs.StringVar(&a.cpuShares, "cpu-shares", "", "relative CPU weight (per app)")
 	fs.StringSliceVar(&a.capsRetain, "caps-retain", nil, "capabilities to retain, e.g. CAP_NET_BIND_SERVICE (per app)")

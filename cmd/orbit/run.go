@@ -22,6 +22,7 @@ import (
 	"github.com/orbit-containers/orbit/internal/insecure"
 	"github.com/orbit-containers/orbit/stage0"
 	"github.com/orbit-containers/orbit/stage1/builtin"
+	"github.com/orbit-containers/orbit/store"
 )
 
 // podFlags are what `orbit run` and `orbit prepare` share: how the pod is
@@ -136,7 +137,7 @@ func preparePod(ctx context.Context, g *globalOptions, cmd *cobra.Command, pf *p
 	trees := newStoreTrees(st)
 	cfg := stage0.PrepareConfig{Trees: trees, UseOverlay: !pf.noOverlay, Log: g.Log}
 	if pm != nil {
-		if err := fetchPodManifestImages(ctx, pm, f, policy); err != nil {
+		if err := fetchPodManifestImages(ctx, pm, f, st, policy); err != nil {
 			return nil, err
 		}
 		cfg.PodManifest = pm
@@ -160,7 +161,7 @@ func preparePod(ctx context.Context, g *globalOptions, cmd *cobra.Command, pf *p
 			return nil, err
 		}
 		for i, a := range apps {
-			id, err := f.Fetch(ctx, a.image, policy, a.flags.signature)
+			id, err := fetchImage(ctx, f, st, a.image, policy, a.flags.signature)
 			if err != nil {
 				return nil, err
 			}
@@ -297,7 +298,7 @@ func loadPodManifest(path string) (*schema.PodManifest, error) {
 
 // fetchPodManifestImages makes sure the images of a pod manifest's apps
 // are in the store and records their IDs in the manifest.
-func fetchPodManifestImages(ctx context.Context, pm *schema.PodManifest, f *fetch.Fetcher, policy fetch.PullPolicy) error {
+func fetchPodManifestImages(ctx context.Context, pm *schema.PodManifest, f *fetch.Fetcher, st *store.Store, policy fetch.PullPolicy) error {
 	for i, ra := range pm.Apps {
 		ref := ra.Image.ID.String()
 		if ra.Image.ID.Empty() {
@@ -309,7 +310,7 @@ func fetchPodManifestImages(ctx context.Context, pm *schema.PodManifest, f *fetc
 				ref += "," + l.Name.String() + "=" + l.Value
 			}
 		}
-		id, err := f.Fetch(ctx, ref, policy, "")
+		id, err := fetchImage(ctx, f, st, ref, policy, "")
 		if err != nil {
 			return fmt.Errorf("--pod-manifest: app %s: %w", ra.Name, err)
 		}
