@@ -371,3 +371,58 @@ func (e *env) fullImageID(short string) string {
 	}
 	return ""
 }
+
+// firsthourCompletions asks orbit's shell completion what it offers after
+// args (as the shell does on TAB), without descriptions.
+func firsthourCompletions(t *testing.T, e *env, args ...string) []string {
+	t.Helper()
+	r := e.mustRun(append([]string{"__completeNoDesc"}, args...)...)
+	var out []string
+	for _, l := range strings.Split(strings.TrimSpace(r.Stdout), "\n") {
+		if l != "" && !strings.HasPrefix(l, ":") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// `orbit stop <TAB>` offers the running pods' UUIDs, run-prepared the
+// prepared ones; run the stored images; --stage1-name the flavours;
+// enter --app the pod's apps.
+func TestFirsthourCompletion(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	img := busyboxACI(t, "example.com/fh-comp", "/bin/sleep", "600")
+	id := strings.TrimSpace(e.mustRun("fetch", "--insecure-options=image", "--full", img).Stdout)
+	dir := t.TempDir()
+	e.mustRun("prepare", "--insecure-options=image", "--uuid-file-save="+filepath.Join(dir, "prepared"), img)
+	prepared, _ := os.ReadFile(filepath.Join(dir, "prepared"))
+	e.mustRun("prepare", "--insecure-options=image", "--stage1-name=fly", "--uuid-file-save="+filepath.Join(dir, "running"), img)
+	running, _ := os.ReadFile(filepath.Join(dir, "running"))
+	cmd := e.command("run-prepared", string(running))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		e.runQuiet("stop", "--force", string(running))
+		cmd.Wait()
+	})
+	e.mustRun("status", "--wait-ready=1m", string(running))
+
+	check := func(got []string, want ...string) {
+		t.Helper()
+		if strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Errorf("completion offers %q, want %q", got, want)
+		}
+	}
+	check(firsthourCompletions(t, e, "stop", ""), string(running))
+	check(firsthourCompletions(t, e, "enter", ""), string(running))
+	check(firsthourCompletions(t, e, "run-prepared", ""), string(prepared))
+	check(firsthourCompletions(t, e, "enter", "--app", ""), "fh-comp")
+	check(firsthourCompletions(t, e, "run", "--stage1-name", ""), "fly", "nspawn", "kvm")
+	check(firsthourCompletions(t, e, "run", "--net", ""), "host")
+	got := firsthourCompletions(t, e, "image", "rm", "example.com/fh")
+	check(got, "example.com/fh-comp")
+	got = firsthourCompletions(t, e, "run", id[:20])
+	check(got, id)
+}
