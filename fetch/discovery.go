@@ -156,7 +156,11 @@ func (f *Fetcher) discover(ctx context.Context, app *discovery.App, allowHTTP bo
 	if !allowHTTP {
 		hint = "; discovery uses HTTPS only unless --insecure-options=http"
 	}
-	return nil, &NotDiscoverableError{Name: app.Name.String(), Detail: detail, Hint: hint}
+	var causes []error
+	for _, a := range failed {
+		causes = append(causes, a.Err)
+	}
+	return nil, &NotDiscoverableError{Name: app.Name.String(), Detail: detail, Hint: hint, Causes: causes}
 }
 
 // NotDiscoverableError is appc discovery finding no image for a name:
@@ -164,6 +168,7 @@ func (f *Fetcher) discover(ctx context.Context, app *discovery.App, allowHTTP bo
 // what the store holds (a misspelled name or version is the usual cause).
 type NotDiscoverableError struct {
 	Name, Detail, Hint string
+	Causes             []error // what each attempt met
 }
 
 func (e *NotDiscoverableError) Error() string {

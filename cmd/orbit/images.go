@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -123,12 +125,12 @@ func explainNotDiscoverable(st *store.Store, ref string, err error) error {
 			}
 		}
 	}
-	msg := fmt.Sprintf("image %s is not in the store and not discoverable: appc discovery of %s found nothing (--debug says why)", ref, nd.Name)
+	msg := fmt.Sprintf("image %s is not in the store and not discoverable: appc discovery of %s found nothing (%s)%s", ref, nd.Name, rootCauses(nd.Causes), nd.Hint)
 	switch {
 	case len(same) > 0:
 		msg += "; stored images with that name: " + strings.Join(same, ", ")
 	case len(similar) > 0:
-		msg += "; no stored image has that name; stored images with a similar name: " + strings.Join(similar, ", ")
+		msg += "; stored images with a similar name: " + strings.Join(similar, ", ")
 	default:
 		msg += "; no stored image has that name (see 'orbit image list')"
 	}
@@ -161,4 +163,33 @@ func editDistance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
+}
+
+// rootCauses words what discovery's attempts met, without the URLs the
+// attempts were for ("cannot resolve example.com", "tls: failed to verify
+// certificate: x509: ..."), each once, at most two; --debug shows every
+// attempt.
+func rootCauses(errs []error) string {
+	var out []string
+	for _, err := range errs {
+		msg := err.Error()
+		var dns *net.DNSError
+		var ue *url.Error
+		switch {
+		case errors.As(err, &dns):
+			msg = "cannot resolve " + dns.Name
+		case errors.As(err, &ue):
+			msg = ue.Err.Error()
+		}
+		if !slices.Contains(out, msg) {
+			out = append(out, msg)
+		}
+	}
+	switch {
+	case len(out) == 0:
+		return "--debug says why"
+	case len(out) > 2:
+		out = append(out[:2], "--debug says more")
+	}
+	return strings.Join(out, "; ")
 }
