@@ -156,8 +156,26 @@ func (f *Fetcher) discover(ctx context.Context, app *discovery.App, allowHTTP bo
 	if !allowHTTP {
 		hint = "; discovery uses HTTPS only unless --insecure-options=http"
 	}
-	return nil, fmt.Errorf("discovery of %s found nothing%s%s: %w", app.Name, detail, hint, errdefs.ErrNotFound)
+	var causes []error
+	for _, a := range failed {
+		causes = append(causes, a.Err)
+	}
+	return nil, &NotDiscoverableError{Name: app.Name.String(), Detail: detail, Hint: hint, Causes: causes}
 }
+
+// NotDiscoverableError is appc discovery finding no image for a name:
+// Detail says what each attempt met. The command line rewords it with
+// what the store holds (a misspelled name or version is the usual cause).
+type NotDiscoverableError struct {
+	Name, Detail, Hint string
+	Causes             []error // what each attempt met
+}
+
+func (e *NotDiscoverableError) Error() string {
+	return fmt.Sprintf("discovery of %s found nothing%s%s: %s", e.Name, e.Detail, e.Hint, errdefs.ErrNotFound)
+}
+
+func (e *NotDiscoverableError) Unwrap() error { return errdefs.ErrNotFound }
 
 // discoverAt fetches one discovery page, over HTTPS, then HTTP if allowed.
 func (f *Fetcher) discoverAt(ctx context.Context, prefix string, app *discovery.App, allowHTTP bool) (*discovered, []attempt) {

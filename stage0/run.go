@@ -21,9 +21,11 @@ type RunConfig struct {
 	Interactive bool
 	Hostname    string
 	// Net is the --net value given to stage1; empty means not given.
-	Net                            []string
-	LocalConfig                    string
-	DNS                            DNSConfig
+	Net         []string
+	LocalConfig string
+	DNS         DNSConfig
+	// IPC is rkt's --ipc: "auto" (or empty), "private" or "parent".
+	IPC                            string
 	MDSToken                       string
 	DisableCapabilitiesRestriction bool
 	DisablePaths                   bool

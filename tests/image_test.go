@@ -63,7 +63,7 @@ func TestImageListCatManifestExport(t *testing.T) {
 			t.Errorf("header %q lacks %s", lines[0], h)
 		}
 	}
-	fields := strings.Split(lines[1], "\t")
+	fields := strings.Fields(lines[1]) // aligned with spaces
 	if fields[0] != id[:len("sha512-")+12] || !strings.Contains(lines[1], "example.com/hello:1.0") {
 		t.Errorf("row %q", lines[1])
 	}

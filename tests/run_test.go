@@ -300,7 +300,7 @@ func TestCommandErrorsAreOneLine(t *testing.T) {
 		{[]string{"status", p1[:1]}, "ambiguous"},
 		{[]string{"run", "--insecure-options=bogus", aci}, "unknown insecure option"},
 		{[]string{"list", "--format=xml"}, "--format=xml"},
-		{[]string{"run"}, "no image"},
+		{[]string{"run"}, "needs an IMAGE"},
 	}
 	for _, c := range cases {
 		r := e.run(c.args...)

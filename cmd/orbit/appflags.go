@@ -44,7 +44,7 @@ func addAppFlags(fs *pflag.FlagSet, a *appFlags) {
 	fs.StringArrayVar(&a.environment, "environment", nil, "an environment variable NAME=VALUE for the app (per app)")
 	fs.StringSliceVar(&a.supplementaryGIDs, "supplementary-gids", nil, "supplementary group IDs, comma-separated (per app)")
 	fs.BoolVar(&a.readOnlyRootfs, "readonly-rootfs", false, "mount the app's rootfs read-only (per app)")
-	fs.StringVar(&a.memory, "memory", "", "memory limit, e.g. 512M (per app)")
+	fs.StringVar(&a.memory, "memory", "", "memory limit in bytes, as appc and Kubernetes write quantities: k, M, G, T are powers of 1000 (64M = 64,000,000 bytes), Ki, Mi, Gi, Ti powers of 1024 (64Mi = 67,108,864 bytes) (per app)")
 	fs.StringVar(&a.cpu, "cpu", "", "CPU limit, e.g. 500m (per app)")
 	fs.StringVar(&a.cpuShares, "cpu-shares", "", "relative CPU weight (per app)")
 	fs.StringSliceVar(&a.capsRetain, "caps-retain", nil, "capabilities to retain, e.g. CAP_NET_BIND_SERVICE (per app)")
@@ -162,6 +162,16 @@ func parseAppArgs(args []string, defaults appFlags) ([]appArg, error) {
 			}
 		}
 		if err := fs.Parse(args[i:end]); err != nil {
+			if name, ok := unknownFlagName(err); ok {
+				given := "--" + name
+				for _, a := range args[i:end] {
+					if a == given || strings.HasPrefix(a, given+"=") {
+						given = a
+						break
+					}
+				}
+				return nil, &misplacedFlagError{image: app.image, flag: name, given: given}
+			}
 			return nil, fmt.Errorf("image %s: %w", app.image, err)
 		}
 		app.flags.recordSet(fs)
@@ -277,4 +287,29 @@ func keyValues(flag string, kvs []string) (map[string]string, error) {
 		m[k] = v
 	}
 	return m, nil
+}
+
+// misplacedFlagError is a flag after an image that is not one of the
+// per-app flags: a global flag, a pod-wide one, or a misspelling. The
+// command words it (see podFlagHint), as it knows its own flags.
+type misplacedFlagError struct {
+	image, flag string
+	given       string // as on the command line, with its value if given with "="
+}
+
+func (e *misplacedFlagError) Error() string {
+	return fmt.Sprintf("image %s: unknown flag: --%s", e.image, e.flag)
+}
+
+func (e *misplacedFlagError) Unwrap() error { return errdefs.ErrInvalid }
+
+// unknownFlagName reads the flag's name out of pflag's "unknown flag: --x".
+func unknownFlagName(err error) (string, bool) {
+	const prefix = "unknown flag: --"
+	msg := err.Error()
+	if !strings.HasPrefix(msg, prefix) {
+		return "", false
+	}
+	name, _, _ := strings.Cut(strings.TrimPrefix(msg, prefix), "=")
+	return name, name != ""
 }

@@ -111,7 +111,7 @@ func TestCLIRunAndPrepareRefuseBadLines(t *testing.T) {
 		args      []string
 		fragments []string
 	}{
-		{[]string{}, []string{"no image"}},
+		{[]string{}, []string{"needs an IMAGE"}},
 		{[]string{"--stage1-name=fly", "--stage1-hash=sha512-00", "a.aci"}, []string{"at most one", "--stage1-hash"}},
 		{[]string{"--pull-policy=sometimes", "a.aci"}, []string{"sometimes"}},
 		{[]string{"--store-only", "--no-store", "a.aci"}, []string{"--store-only", "--no-store"}},

@@ -9,7 +9,8 @@ import (
 )
 
 func newConfigCommand(g *globalOptions) *cobra.Command {
-	return &cobra.Command{
+	pretty := true
+	cmd := &cobra.Command{
 		Use:   "config",
 		Short: "Print the merged configuration as JSON",
 		Long: `Print orbit's configuration, merged from the system, local and user
@@ -31,8 +32,12 @@ configuration directories, as JSON: one "auth" entry per domain and the
 				"data":       g.Dir,
 			})
 			enc := json.NewEncoder(g.Stdout)
-			enc.SetIndent("", "  ")
+			if pretty {
+				enc.SetIndent("", "  ")
+			}
 			return enc.Encode(map[string]any{"stage0": stage0})
 		},
 	}
+	cmd.Flags().BoolVar(&pretty, "pretty-print", true, "indent the JSON; --pretty-print=false prints it on one line")
+	return cmd
 }

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"fmt"
+	"strings"
+
 	"github.com/spf13/cobra"
 
 	"github.com/orbit-containers/orbit/stage0"
@@ -15,6 +18,9 @@ func newEnterCommand(g *globalOptions) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := getPod(g, args[0])
 			if err != nil {
+				return err
+			}
+			if err := checkEnterApp(cmd, p, app); err != nil {
 				return err
 			}
 			command := args[1:]
@@ -53,4 +59,22 @@ func newStopCommand(g *globalOptions) *cobra.Command {
 	cmd.Flags().BoolVar(&force, "force", false, "kill the pod instead of asking it to stop")
 	cmd.Flags().StringVar(&uuidFile, "uuid-file", "", "read the pod UUID from this file")
 	return cmd
+}
+
+// checkEnterApp refuses enter without --app into a pod of several apps,
+// naming them.
+func checkEnterApp(cmd *cobra.Command, p *stage0.Pod, app string) error {
+	if app != "" || p.State != stage0.Running {
+		return nil
+	}
+	st, err := p.ReadStatus()
+	if err != nil || len(st.Apps) < 2 {
+		return nil
+	}
+	var names []string
+	for _, a := range st.Apps {
+		names = append(names, printable(a.Name))
+	}
+	return usageErr(cmd, fmt.Sprintf("pod %s has %d apps (%s); name one with --app, e.g. 'orbit enter --app=%s %s'",
+		shortUUID(p.UUID, false), len(names), strings.Join(names, ", "), names[0], shortUUID(p.UUID, false)))
 }

@@ -68,7 +68,7 @@ func runFetch(cmd *cobra.Command, g *globalOptions, o *fetchOptions, args []stri
 		if i < len(o.signatures) {
 			sig = o.signatures[i]
 		}
-		id, err := f.Fetch(cmd.Context(), ref, policy, sig)
+		id, err := fetchImage(cmd.Context(), f, st, ref, policy, sig)
 		if err != nil {
 			return err
 		}

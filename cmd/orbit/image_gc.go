@@ -14,9 +14,10 @@ func newImageGCCommand(g *globalOptions) *cobra.Command {
 		Short: "Collect unused rendered trees, leftovers and images",
 		Long: `Remove the rendered trees no pod uses, what interrupted imports and renders
 left behind, and the images not used within the grace period (with
---grace-period=0s, every image that no pod uses a tree of and that no orbit
-command is making a pod from). Meant to be run from a timer; it is safe
-alongside any other orbit command.`,
+--grace-period=0s, every image that no orbit command is making a pod from
+and that no pod uses a tree of; exited pods count until 'orbit gc' has
+removed them). Meant to be run from a timer; it is safe alongside any other
+orbit command.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := nonNegative("grace-period", grace); err != nil {

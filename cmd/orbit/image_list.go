@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"unicode"
 	"unicode/utf8"
 
@@ -99,6 +98,7 @@ type imageListOptions struct {
 	Desc     sortOrder
 	Full     bool
 	NoLegend bool
+	Quiet    bool
 	Format   string
 }
 
@@ -109,7 +109,8 @@ func (o *imageListOptions) AddFlags(f *pflag.FlagSet) {
 	f.Var(&o.Sort, "sort", `sort the output by this comma-separated list of fields: "id", "name", "size", "importtime", "lastused", "latest"`)
 	f.Var(&o.Desc, "order", `sorting order: "asc" or "desc"`)
 	f.BoolVar(&o.Full, "full", false, "show full image IDs, exact sizes and times")
-	f.BoolVar(&o.NoLegend, "no-legend", false, "do not print the header line")
+	f.BoolVar(&o.NoLegend, "no-legend", false, "for scripts: no header line, fields separated by one tab")
+	f.BoolVarP(&o.Quiet, "quiet", "q", false, "print only the image IDs, one a line (full with --full)")
 	f.StringVar(&o.Format, "format", "", `output format: "json" or "json-pretty"; a table if empty`)
 }
 
@@ -161,22 +162,25 @@ func runImageList(g *globalOptions, o *imageListOptions) error {
 		}
 		return writeJSONOut(g.Stdout, format, out)
 	}
-	tw := tabwriter.NewWriter(g.Stdout, 0, 8, 1, '\t', 0)
-	if !o.NoLegend {
-		var h []string
-		for _, f := range o.Fields {
-			h = append(h, imageFieldHeaders[f])
+	if o.Quiet {
+		for _, img := range images {
+			g.printf("%s\n", imageCell(img, fieldID, o.Full))
 		}
-		fmt.Fprintln(tw, strings.Join(h, "\t"))
+		return nil
 	}
+	var header []string
+	for _, f := range o.Fields {
+		header = append(header, imageFieldHeaders[f])
+	}
+	t := newTable(g.Stdout, header, o.NoLegend)
 	for _, img := range images {
 		var row []string
 		for _, f := range o.Fields {
 			row = append(row, imageCell(img, f, o.Full))
 		}
-		fmt.Fprintln(tw, strings.Join(row, "\t"))
+		t.row(row...)
 	}
-	return tw.Flush()
+	return t.flush()
 }
 
 func imageCell(img store.Image, f imageField, full bool) string {

@@ -2,8 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/appc/spec/schema"
@@ -94,4 +99,111 @@ func (t storeTrees) touchUsed(log interface{ Debug(string, ...any) }) {
 
 func (t storeTrees) Manifest(imageID string) (*schema.ImageManifest, error) {
 	return t.s.Manifest(imageID)
+}
+
+// fetchImage fetches one image for a command, rewording a name that
+// discovery cannot find with what the store holds under that name: the
+// usual cause is a misspelled name or version.
+func fetchImage(ctx context.Context, f *fetch.Fetcher, st *store.Store, ref string, policy fetch.PullPolicy, sig string) (string, error) {
+	id, err := f.Fetch(ctx, ref, policy, sig)
+	if err != nil {
+		return "", explainNotDiscoverable(st, ref, err)
+	}
+	return id, nil
+}
+
+// notDiscoverable is the reworded error; --debug still shows each
+// discovery attempt through its chain.
+type notDiscoverable struct {
+	msg string
+	err error
+}
+
+func (e *notDiscoverable) Error() string { return e.msg }
+func (e *notDiscoverable) Unwrap() error { return e.err }
+
+func explainNotDiscoverable(st *store.Store, ref string, err error) error {
+	var nd *fetch.NotDiscoverableError
+	if !errors.As(err, &nd) {
+		return err
+	}
+	var same, similar []string
+	if images, lerr := st.List(); lerr == nil {
+		for _, img := range images {
+			name := img.Name.String()
+			switch {
+			case name == nd.Name:
+				same = appendNew(same, printable(imageName(img)))
+			case editDistance(name, nd.Name) <= 2:
+				similar = appendNew(similar, printable(imageName(img)))
+			}
+		}
+	}
+	msg := fmt.Sprintf("image %s is not in the store and not discoverable: appc discovery of %s found nothing (%s)%s", ref, nd.Name, rootCauses(nd.Causes), nd.Hint)
+	switch {
+	case len(same) > 0:
+		msg += "; stored images with that name: " + strings.Join(same, ", ")
+	case len(similar) > 0:
+		msg += "; stored images with a similar name: " + strings.Join(similar, ", ")
+	default:
+		msg += "; no stored image has that name (see 'orbit image list')"
+	}
+	return &notDiscoverable{msg: msg, err: err}
+}
+
+func appendNew(list []string, s string) []string {
+	if slices.Contains(list, s) {
+		return list
+	}
+	return append(list, s)
+}
+
+// editDistance is the Levenshtein distance of two names.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// rootCauses words what discovery's attempts met, without the URLs the
+// attempts were for ("cannot resolve example.com", "tls: failed to verify
+// certificate: x509: ..."), each once, at most two; --debug shows every
+// attempt.
+func rootCauses(errs []error) string {
+	var out []string
+	for _, err := range errs {
+		msg := err.Error()
+		var dns *net.DNSError
+		var ue *url.Error
+		switch {
+		case errors.As(err, &dns):
+			msg = "cannot resolve " + dns.Name
+		case errors.As(err, &ue):
+			msg = ue.Err.Error()
+		}
+		if !slices.Contains(out, msg) {
+			out = append(out, msg)
+		}
+	}
+	switch {
+	case len(out) == 0:
+		return "--debug says why"
+	case len(out) > 2:
+		out = append(out[:2], "--debug says more")
+	}
+	return strings.Join(out, "; ")
 }

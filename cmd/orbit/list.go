@@ -1,16 +1,13 @@
 package main
 
 import (
-	"fmt"
-	"text/tabwriter"
-
 	"github.com/spf13/cobra"
 
 	"github.com/orbit-containers/orbit/stage0"
 )
 
 func newListCommand(g *globalOptions) *cobra.Command {
-	var full, noLegend bool
+	var full, noLegend, quiet bool
 	var format string
 	cmd := &cobra.Command{
 		Use:   "list",
@@ -41,14 +38,17 @@ func newListCommand(g *globalOptions) *cobra.Command {
 				}
 				return writeJSONOut(g.Stdout, f, out)
 			}
-			tw := tabwriter.NewWriter(g.Stdout, 0, 8, 1, '\t', 0)
-			if !noLegend {
-				if full {
-					fmt.Fprintln(tw, "UUID\tAPP\tIMAGE NAME\tIMAGE ID\tSTATE\tCREATED\tSTARTED\tNETWORKS")
-				} else {
-					fmt.Fprintln(tw, "UUID\tAPP\tIMAGE NAME\tSTATE\tCREATED\tSTARTED\tNETWORKS")
+			if quiet {
+				for _, st := range statuses {
+					g.printf("%s\n", st.UUID)
 				}
+				return nil
 			}
+			header := []string{"UUID", "APP", "IMAGE NAME", "STATE", "CREATED", "STARTED", "NETWORKS"}
+			if full {
+				header = []string{"UUID", "APP", "IMAGE NAME", "IMAGE ID", "STATE", "CREATED", "STARTED", "NETWORKS"}
+			}
+			t := newTable(g.Stdout, header, noLegend)
 			for _, st := range statuses {
 				pj := toPodJSON(st)
 				if len(pj.Apps) == 0 {
@@ -56,21 +56,24 @@ func newListCommand(g *globalOptions) *cobra.Command {
 				}
 				for i, a := range pj.Apps {
 					id, state, created, started, nets := shortUUID(st.UUID, full), st.State.String(), ago(st.CreatedAt, full), ago(st.StartedAt, full), printable(networksColumn(st.Networks))
-					if i > 0 {
+					if i > 0 && !noLegend {
+						// For people, a pod's further apps are rows
+						// below it; scripts get every row whole.
 						id, state, created, started, nets = "", "", "", "", ""
 					}
+					row := []string{id, printable(a.Name), printable(a.ImageName)}
 					if full {
-						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", id, printable(a.Name), printable(a.ImageName), printable(a.ImageID), state, created, started, nets)
-					} else {
-						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", id, printable(a.Name), printable(a.ImageName), state, created, started, nets)
+						row = append(row, printable(a.ImageID))
 					}
+					t.row(append(row, state, created, started, nets)...)
 				}
 			}
-			return tw.Flush()
+			return t.flush()
 		},
 	}
 	cmd.Flags().BoolVar(&full, "full", false, "show full UUIDs, image IDs and absolute times")
-	cmd.Flags().BoolVar(&noLegend, "no-legend", false, "leave out the header line")
+	cmd.Flags().BoolVar(&noLegend, "no-legend", false, "for scripts: no header line, one row per app with every field, fields separated by one tab")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the pods' full UUIDs, one a line")
 	cmd.Flags().StringVar(&format, "format", "", "output format: tabbed (default), json or json-pretty")
 	return cmd
 }

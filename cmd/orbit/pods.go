@@ -173,7 +173,7 @@ func forEachPod(g *globalOptions, cmd *cobra.Command, args []string, uuidFile st
 		args = append(args, id)
 	}
 	if len(args) == 0 {
-		return usageErr(cmd, "give at least one pod UUID")
+		return usageErr(cmd, commandName(cmd)+" needs a pod UUID or --uuid-file")
 	}
 	failed := 0
 	for _, id := range args {
@@ -208,7 +208,7 @@ func oneUUID(cmd *cobra.Command, args []string, uuidFile string) (string, error)
 	case len(args) == 1:
 		return args[0], nil
 	}
-	return "", usageErr(cmd, "give a pod UUID")
+	return "", usageErr(cmd, commandName(cmd)+" needs a pod UUID or --uuid-file")
 }
 
 // networksColumn is a pod's networks as `list` and `status` show them,

@@ -84,18 +84,25 @@ func newRootCommand(g *globalOptions) *cobra.Command {
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
 			g.Log = newCLILogger(g.Stderr, g.Debug)
+			if err := checkRoot(cmd); err != nil {
+				return err
+			}
 			return g.resolvePaths()
 		},
 	}
 	g.addFlags(root)
 	root.SetErr(g.Stderr)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())
+		return fmt.Errorf("%w%s (see '%s --help')", err, globalFlagHint(c, err), c.CommandPath())
 	})
 	for _, add := range commandConstructors() {
 		root.AddCommand(add(g))
 	}
+	root.InitDefaultCompletionCmd()
+	root.AddCommand(newManPagesCommand(root))
 	refuseUnknownSubcommands(root)
+	applyHelp(root)
+	registerCompletions(g, root)
 	return root
 }
 
@@ -116,7 +123,7 @@ func refuseUnknownSubcommands(c *cobra.Command) {
 			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
 				msg += fmt.Sprintf("; did you mean %q?", s[0])
 			}
-			return fmt.Errorf("%s (see '%s --help'): %w", msg, cmd.CommandPath(), errdefs.ErrInvalid)
+			return usageErr(cmd, msg)
 		}
 	}
 	for _, sub := range c.Commands() {
@@ -153,7 +160,10 @@ func execute(args []string) int {
 	g.Log = newCLILogger(os.Stderr, false)
 	root := newRootCommand(g)
 	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err != nil && cmd != nil {
+		err = permissionHint(err, cmd.CommandPath())
+	}
 	if sig := in.received(); sig != nil {
 		// Interrupted: orbit ends as the signal would have ended it had
 		// nothing caught it, once the command has cleaned up.
@@ -195,8 +205,15 @@ func (g *globalOptions) errorf(format string, a ...any) {
 
 // usageErr is a command-line mistake, reported with where to find help.
 func usageErr(cmd *cobra.Command, msg string) error {
-	return fmt.Errorf("%s (see '%s --help'): %w", msg, cmd.CommandPath(), errdefs.ErrInvalid)
+	return usageError(fmt.Sprintf("%s (see '%s --help')", msg, cmd.CommandPath()))
 }
+
+// usageError is an invalid command line; its message ends with where to
+// find help rather than with the error class.
+type usageError string
+
+func (e usageError) Error() string { return string(e) }
+func (e usageError) Unwrap() error { return errdefs.ErrInvalid }
 
 // readUUIDFile reads a pod UUID saved by --uuid-file-save.
 func readUUIDFile(path string) (string, error) {

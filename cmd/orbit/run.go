@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/orbit-containers/orbit/stage0"
 	"github.com/orbit-containers/orbit/stage1/builtin"
 	"github.com/orbit-containers/orbit/stage1/network"
+	"github.com/orbit-containers/orbit/store"
 )
 
 // podFlags are what `orbit run` and `orbit prepare` share: how the pod is
@@ -109,9 +111,13 @@ func preparePod(ctx context.Context, g *globalOptions, cmd *cobra.Command, pf *p
 		}
 	} else {
 		if len(args) == 0 {
-			return nil, fmt.Errorf("no image given; usage: %s: %w", cmd.UseLine(), errdefs.ErrInvalid)
+			return nil, usageErr(cmd, commandName(cmd)+" needs an IMAGE")
 		}
 		if apps, err = parseAppArgs(args, pf.app); err != nil {
+			var mf *misplacedFlagError
+			if errors.As(err, &mf) {
+				return nil, misplacedFlag(cmd, mf)
+			}
 			return nil, err
 		}
 		if flavour == builtin.Fly && len(apps) > 1 {
@@ -137,7 +143,7 @@ func preparePod(ctx context.Context, g *globalOptions, cmd *cobra.Command, pf *p
 	trees := newStoreTrees(st)
 	cfg := stage0.PrepareConfig{Trees: trees, UseOverlay: !pf.noOverlay, Log: g.Log}
 	if pm != nil {
-		if err := fetchPodManifestImages(ctx, pm, f, policy); err != nil {
+		if err := fetchPodManifestImages(ctx, pm, f, st, policy); err != nil {
 			return nil, err
 		}
 		cfg.PodManifest = pm
@@ -161,7 +167,7 @@ func preparePod(ctx context.Context, g *globalOptions, cmd *cobra.Command, pf *p
 			return nil, err
 		}
 		for i, a := range apps {
-			id, err := f.Fetch(ctx, a.image, policy, a.flags.signature)
+			id, err := fetchImage(ctx, f, st, a.image, policy, a.flags.signature)
 			if err != nil {
 				return nil, err
 			}
@@ -303,7 +309,7 @@ func loadPodManifest(path string) (*schema.PodManifest, error) {
 
 // fetchPodManifestImages makes sure the images of a pod manifest's apps
 // are in the store and records their IDs in the manifest.
-func fetchPodManifestImages(ctx context.Context, pm *schema.PodManifest, f *fetch.Fetcher, policy fetch.PullPolicy) error {
+func fetchPodManifestImages(ctx context.Context, pm *schema.PodManifest, f *fetch.Fetcher, st *store.Store, policy fetch.PullPolicy) error {
 	for i, ra := range pm.Apps {
 		ref := ra.Image.ID.String()
 		if ra.Image.ID.Empty() {
@@ -315,7 +321,7 @@ func fetchPodManifestImages(ctx context.Context, pm *schema.PodManifest, f *fetc
 				ref += "," + l.Name.String() + "=" + l.Value
 			}
 		}
-		id, err := f.Fetch(ctx, ref, policy, "")
+		id, err := fetchImage(ctx, f, st, ref, policy, "")
 		if err != nil {
 			return fmt.Errorf("--pod-manifest: app %s: %w", ra.Name, err)
 		}
@@ -335,6 +341,7 @@ type stage1RunFlags struct {
 	net         []string
 	dns         stage0.DNSConfig
 	mdsRegister bool
+	ipc         string
 }
 
 func (r *stage1RunFlags) addFlags(fs *pflag.FlagSet) {
@@ -346,6 +353,7 @@ func (r *stage1RunFlags) addFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&r.dns.Options, "dns-opt", nil, "DNS options for the pod's /etc/resolv.conf")
 	fs.StringVar(&r.dns.Domain, "dns-domain", "", "the DNS domain for the pod's /etc/resolv.conf")
 	fs.StringSliceVar(&r.dns.Hosts, "hosts-entry", nil, "/etc/hosts entries IP=HOSTNAME for the pod (comma-separated or repeated), or \"host\" for the host's file")
+	fs.StringVar(&r.ipc, "ipc", "auto", "the pod's IPC namespace: auto (the flavour's: nspawn a private one, fly the host's), private or parent (the host's)")
 	fs.BoolVar(&r.mdsRegister, "mds-register", false, "register the pod with the metadata service (orbit metadata-service) and give its apps AC_METADATA_URL")
 }
 
@@ -363,6 +371,19 @@ func (r *stage1RunFlags) check(cmd *cobra.Command, flavour builtin.Flavour) erro
 	}
 	if f := cmd.Flags().Lookup("net"); f != nil && f.Changed && len(r.net) == 0 {
 		return fmt.Errorf("--net is empty; omit it for the flavour's default: %w", errdefs.ErrInvalid)
+	}
+	// The flavour is not known yet for run-prepared or a stage1 given by
+	// URL, path or hash: the value is checked now, the mode once the
+	// flavour is known (by stage0.Run).
+	ipcFlavour := flavour
+	if ipcFlavour == 0 && slices.Contains([]string{"private", "parent"}, r.ipc) {
+		ipcFlavour = builtin.Nspawn
+		if r.ipc == "parent" {
+			ipcFlavour = builtin.Fly
+		}
+	}
+	if err := stage0.CheckIPC(r.ipc, ipcFlavour); err != nil {
+		return err
 	}
 	return stage0.CheckNet(r.net, flavour)
 }
@@ -424,6 +445,7 @@ func (r *stage1RunFlags) config(g *globalOptions) stage0.RunConfig {
 		Net:                            r.net,
 		LocalConfig:                    g.LocalConfig,
 		DNS:                            r.dns,
+		IPC:                            r.ipc,
 		DisableCapabilitiesRestriction: g.Insecure.Has(insecure.Capabilities),
 		DisablePaths:                   g.Insecure.Has(insecure.Paths),
 		DisableSeccomp:                 g.Insecure.Has(insecure.Seccomp),

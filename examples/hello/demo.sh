@@ -9,7 +9,9 @@ rm -rf "$out"
 mkdir -p "$out/rootfs/bin" "$out/rootfs/etc" "$out/rootfs/srv" "$out/rootfs/tmp"
 
 cp /bin/busybox "$out/rootfs/bin/busybox"
-for applet in sh echo id pwd hostname cat ls env; do
+# What the tour in README.md and the command pages use: a shell, sleep for
+# a long-running pod, ps and friends for `orbit enter`.
+for applet in sh echo id pwd hostname cat ls env sleep ps kill true false top free; do
 	ln -s busybox "$out/rootfs/bin/$applet"
 done
 echo 'root:x:0:0:root:/root:/bin/sh' >"$out/rootfs/etc/passwd"

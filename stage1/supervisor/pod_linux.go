@@ -208,6 +208,11 @@ func run(ctx context.Context, cfg Config) (int, error) {
 			}
 			ran = true
 			log.Info("app exited", "app", r.name, "status", r.status.ExitCode, "oomKilled", r.status.OOMKilled)
+			if r.status.OOMKilled {
+				// Said on the pod's stderr, where the user sees the
+				// app's exit: a bare 137 does not say why.
+				fmt.Fprintf(cfg.Stderr, "orbit: app %s was killed for running out of memory (its memory limit, --memory); it exits %d\n", r.name, r.status.ExitCode)
+			}
 			if len(cfg.Apps) == 1 {
 				code = r.status.ExitCode
 			} else if r.status.ExitCode != 0 && !failed {
