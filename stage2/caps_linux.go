@@ -90,17 +90,20 @@ func limitBounding(keep capMask, last int) error {
 }
 
 // setCapabilities makes the effective, permitted and inheritable sets
-// exactly keep, and clears the ambient set. It runs after the switch of
+// exactly keep (effective and permitted also hold extra, which no exec
+// passes on), and clears the ambient set. It runs after the switch of
 // user; for a root app the sets survive its exec (keep is also its bounding
 // set), and a non-root app is given keep 0. Ambient capabilities, the only
 // way a non-root program keeps capabilities across an exec without file
 // capabilities, are never raised.
-func setCapabilities(keep capMask) error {
+func setCapabilities(keep, extra capMask) error {
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	lo, hi := uint32(keep), uint32(keep>>32)
+	all := keep | extra
+	alo, ahi := uint32(all), uint32(all>>32)
 	data := [2]unix.CapUserData{
-		{Effective: lo, Permitted: lo, Inheritable: lo},
-		{Effective: hi, Permitted: hi, Inheritable: hi},
+		{Effective: alo, Permitted: alo, Inheritable: lo},
+		{Effective: ahi, Permitted: ahi, Inheritable: hi},
 	}
 	if err := unix.Capset(&hdr, &data[0]); err != nil {
 		return fmt.Errorf("capset: %w", err)

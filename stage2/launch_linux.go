@@ -44,6 +44,13 @@ type launcher struct {
 	uid  int
 	gid  int
 	last int // highest capability number of the kernel
+	// hold is CAP_SYS_ADMIN when the launcher keeps it (effective and
+	// permitted only) to install the app's seccomp filter; keep is what
+	// the app ends with. The exec drops hold: a non-root app's sets are
+	// recomputed from the file's, and a root app's are limited to its
+	// bounding set, which lacks it.
+	hold capMask
+	keep capMask
 }
 
 // fail wraps err as the failure of step.
@@ -240,6 +247,26 @@ func (l *launcher) switchUser() error {
 			return l.fail("capabilities", err)
 		}
 	}
+	// Installing a seccomp filter needs CAP_SYS_ADMIN or no_new_privs.
+	// no_new_privs is the app's to ask for (the os/linux/no-new-privileges
+	// isolator): forced on, it would break every set-user-ID program in
+	// the image (ping, su, sudo). So the launcher keeps CAP_SYS_ADMIN in
+	// its effective and permitted sets only, never in the inheritable,
+	// ambient or (unless retained) bounding sets, until the filter is in;
+	// the exec that follows recomputes the sets without it (see
+	// holdForFilter). Only a launcher that does not hold CAP_SYS_ADMIN at
+	// all falls back to no_new_privs, as systemd does.
+	if app.Seccomp != nil && !app.NoNewPrivileges && capsHeld(unix.CAP_SYS_ADMIN) {
+		if !root || (app.Capabilities != nil && !keep.has(unix.CAP_SYS_ADMIN)) {
+			l.hold = 1 << unix.CAP_SYS_ADMIN
+		}
+	}
+	if !root && l.hold != 0 {
+		// Keep the permitted set across the switch to a non-root uid.
+		if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
+			return l.fail("keep capabilities", err)
+		}
+	}
 	groups := []int{l.gid}
 	for _, g := range app.SupplementaryGIDs {
 		if g != l.gid && !containsInt(groups, g) {
@@ -258,21 +285,25 @@ func (l *launcher) switchUser() error {
 	}
 	switch {
 	case !root:
-		// The switch to a non-root uid cleared the effective and
-		// permitted sets (PR_SET_KEEPCAPS is never set); the inheritable
+		// The switch to a non-root uid cleared the effective set (and,
+		// without PR_SET_KEEPCAPS, the permitted one); the inheritable
 		// and ambient ones are cleared here, so nothing the launcher
 		// was started with reaches the app.
-		if err := setCapabilities(0); err != nil {
+		l.keep = 0
+		if err := setCapabilities(0, l.hold); err != nil {
 			return l.fail("capabilities", err)
 		}
+		if l.hold != 0 {
+			if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 0, 0, 0, 0); err != nil {
+				return l.fail("keep capabilities", err)
+			}
+		}
 	case app.Capabilities != nil:
-		if err := setCapabilities(keep); err != nil {
+		l.keep = keep
+		if err := setCapabilities(keep, l.hold); err != nil {
 			return l.fail("capabilities", err)
 		}
 	}
-	// Installing a seccomp filter needs no_new_privs or CAP_SYS_ADMIN; an
-	// app with a filter and without CAP_SYS_ADMIN gets no_new_privs, as
-	// systemd (and so rkt) do.
 	nnp := app.NoNewPrivileges || (app.Seccomp != nil && !capsHeld(unix.CAP_SYS_ADMIN))
 	if nnp {
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
@@ -324,6 +355,11 @@ func (l *launcher) exec() error {
 		}
 	}
 	err = syscall.Exec(prog, app.Exec, env)
+	if l.hold != 0 {
+		// The exec failed: give up what was held for the filter before
+		// reporting it.
+		_ = setCapabilities(l.keep, 0)
+	}
 	code := ExitNotExecutable
 	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
 		code = ExitNotFound

@@ -386,12 +386,25 @@ func TestLaunchSeccomp(t *testing.T) {
 	if code == 0 || !strings.Contains(out, "started") || !strings.Contains(errOut, "Permission denied") {
 		t.Errorf("allow list: status %d, stdout %q, stderr %q", code, out, errOut)
 	}
-	// A filter implies no_new_privs for an app without CAP_SYS_ADMIN.
-	out = mustLaunch(t, App{Root: root, Exec: sh("grep NoNewPrivs /proc/self/status"), User: "alice",
+	// A filter does not imply no_new_privs, and the CAP_SYS_ADMIN the
+	// launcher kept to install it does not reach a non-root app.
+	out = mustLaunch(t, App{Root: root, Exec: sh("grep -E '^(NoNewPrivs|Cap...):' /proc/self/status"), User: "alice",
 		Mounts:  []Mount{procMount},
 		Seccomp: &Seccomp{Mode: SeccompRemove, Syscalls: []string{"kexec_load"}}})
-	if statusField(out, "NoNewPrivs") != "1" {
-		t.Errorf("seccomp without CAP_SYS_ADMIN: %q", out)
+	if statusField(out, "NoNewPrivs") != "0" {
+		t.Errorf("seccomp without CAP_SYS_ADMIN set no_new_privs: %q", out)
+	}
+	for _, f := range []string{"CapInh", "CapPrm", "CapEff", "CapAmb"} {
+		if statusField(out, f) != "0000000000000000" {
+			t.Errorf("a non-root app with a filter holds %s: %q", f, out)
+		}
+	}
+	// A root app whose capabilities lack CAP_SYS_ADMIN does not keep it.
+	out = mustLaunch(t, App{Root: root, Exec: sh("grep -E '^(NoNewPrivs|Cap...):' /proc/self/status"),
+		Mounts: []Mount{procMount}, Capabilities: &Capabilities{Retain: []string{"CAP_KILL"}},
+		Seccomp: &Seccomp{Mode: SeccompRemove, Syscalls: []string{"kexec_load"}}})
+	if statusField(out, "NoNewPrivs") != "0" || statusField(out, "CapEff") != "0000000000000020" || statusField(out, "CapPrm") != "0000000000000020" {
+		t.Errorf("a root app with CAP_KILL and a filter: %q", out)
 	}
 }
 

@@ -1,0 +1,99 @@
+package tests
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// Functional tests of behaviours orbit shares with rkt 1.30, each named
+// after the behaviour; helpers are prefixed rkt.
+
+// rktImage writes a busybox ACI whose manifest edit changes first.
+func rktImage(t *testing.T, name string, edit func(m map[string]any), exec ...string) string {
+	t.Helper()
+	m := imageManifest(name, exec...)
+	if edit != nil {
+		edit(m)
+	}
+	return writeACI(t, filepath.Join(t.TempDir(), "image.aci"), busyboxRootfs(t), m)
+}
+
+// rktApp returns the app section of an image manifest.
+func rktApp(m map[string]any) map[string]any { return m["app"].(map[string]any) }
+
+// rktFlavours are the stage1 flavours a behaviour is checked in.
+func rktFlavours(t *testing.T) []string {
+	requireNspawn(t)
+	return []string{rktFly, rktNspawn}
+}
+
+const (
+	rktFly    = "--stage1-name=coreos.com/rkt/stage1-fly:1.30.0"
+	rktNspawn = "--stage1-name=coreos.com/rkt/stage1-coreos:1.30.0"
+)
+
+// rktStatusField returns the value of a field of /proc/self/status output.
+func rktStatusField(out, name string) string {
+	for _, l := range strings.Split(out, "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && k == name {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// no_new_privs is set only when the os/linux/no-new-privileges isolator
+// says so: a non-root app under the default seccomp filter can still use
+// set-user-ID programs, and holds no capability for it.
+func TestRktNoNewPrivsOnlyWhenIsolatorSaysSo(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	show := "grep -E '^(NoNewPrivs|Seccomp|Cap...):' /proc/self/status"
+	plain := rktImage(t, "example.com/nnp-off", func(m map[string]any) {
+		rktApp(m)["user"], rktApp(m)["group"] = "1000", "1000"
+	}, "/bin/sh", "-c", show)
+	on := rktImage(t, "example.com/nnp-on", func(m map[string]any) {
+		rktApp(m)["user"], rktApp(m)["group"] = "1000", "1000"
+		rktApp(m)["isolators"] = []map[string]any{{"name": "os/linux/no-new-privileges", "value": true}}
+	}, "/bin/sh", "-c", show)
+	// Isolators are applied by the nspawn flavour only (fly, like rkt's,
+	// runs apps with the host's privileges).
+	requireNspawn(t)
+	for _, fl := range []string{rktNspawn} {
+		r := e.run("run", "--insecure-options=image", fl, plain)
+		if r.Code != 0 || rktStatusField(r.Stdout, "NoNewPrivs") != "0" || rktStatusField(r.Stdout, "Seccomp") != "2" {
+			t.Errorf("%s: a non-root app with the default filter and no isolator: want NoNewPrivs 0 under seccomp: %s", fl, r)
+		}
+		for _, f := range []string{"CapInh", "CapPrm", "CapEff", "CapAmb"} {
+			if got := rktStatusField(r.Stdout, f); got != "0000000000000000" {
+				t.Errorf("%s: the non-root app holds %s %s: %s", fl, f, got, r)
+			}
+		}
+		r = e.run("run", "--insecure-options=image", fl, on)
+		if r.Code != 0 || rktStatusField(r.Stdout, "NoNewPrivs") != "1" {
+			t.Errorf("%s: os/linux/no-new-privileges=true: want NoNewPrivs 1: %s", fl, r)
+		}
+		// A root app with the default capabilities (no CAP_SYS_ADMIN) keeps
+		// no CAP_SYS_ADMIN from the filter's installation.
+		r = e.run("run", "--insecure-options=image", fl, plain, "--user=0", "--group=0")
+		if eff := rktStatusField(r.Stdout, "CapEff"); r.Code != 0 || rktStatusField(r.Stdout, "NoNewPrivs") != "0" || eff == "" || rktCapBit(eff, 21) {
+			t.Errorf("%s: a root app: want NoNewPrivs 0 and no CAP_SYS_ADMIN: %s", fl, r)
+		}
+	}
+}
+
+// rktCapBit reports whether a hexadecimal capability set holds capability n.
+func rktCapBit(hex string, n uint) bool {
+	var v uint64
+	for _, c := range hex {
+		v <<= 4
+		switch {
+		case c >= '0' && c <= '9':
+			v |= uint64(c - '0')
+		case c >= 'a' && c <= 'f':
+			v |= uint64(c-'a') + 10
+		}
+	}
+	return v&(1<<n) != 0
+}
