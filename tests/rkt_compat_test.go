@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -96,4 +97,43 @@ func rktCapBit(hex string, n uint) bool {
 		}
 	}
 	return v&(1<<n) != 0
+}
+
+// rktImageFromRootfs writes an ACI of a busybox rootfs that edit may change.
+func rktImageFromRootfs(t *testing.T, name string, rootfs func(dir string), manifest func(m map[string]any), exec ...string) string {
+	t.Helper()
+	dir := busyboxRootfs(t)
+	if rootfs != nil {
+		rootfs(dir)
+	}
+	m := imageManifest(name, exec...)
+	if manifest != nil {
+		manifest(m)
+	}
+	return writeACI(t, filepath.Join(t.TempDir(), "image.aci"), dir, m)
+}
+
+// --user=root --group=root, and 0, work in an image without /etc/passwd
+// and /etc/group.
+func TestRktRootUserWithoutPasswdFiles(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	aci := rktImageFromRootfs(t, "example.com/nopasswd", func(dir string) {
+		os.Remove(filepath.Join(dir, "etc/passwd"))
+		os.Remove(filepath.Join(dir, "etc/group"))
+	}, func(m map[string]any) {
+		rktApp(m)["user"], rktApp(m)["group"] = "root", "root"
+	}, "/bin/sh", "-c", "echo ids=$(id -u):$(id -g)")
+	for _, fl := range rktFlavours(t) {
+		for _, ug := range [][2]string{{"root", "root"}, {"0", "0"}, {"root", "0"}} {
+			r := e.run("run", "--insecure-options=image", fl, aci, "--user="+ug[0], "--group="+ug[1])
+			if r.Code != 0 || !strings.Contains(r.Stdout, "ids=0:0") {
+				t.Errorf("%s --user=%s --group=%s: %s", fl, ug[0], ug[1], r)
+			}
+		}
+		// The image's own user and group "root".
+		if r := e.run("run", "--insecure-options=image", fl, aci); r.Code != 0 || !strings.Contains(r.Stdout, "ids=0:0") {
+			t.Errorf("%s: image user root: %s", fl, r)
+		}
+	}
 }
