@@ -44,7 +44,8 @@ type Mount struct {
 	Recursive bool `json:"recursive,omitempty"`
 	// CreateDir and CreateFile create a missing target (and its missing
 	// parent directories) as an empty directory or file. A missing target
-	// is an error when neither is set.
+	// is an error when neither is set. A bind mount whose source is not a
+	// directory gets a file even when CreateDir is set.
 	CreateDir  bool `json:"createDir,omitempty"`
 	CreateFile bool `json:"createFile,omitempty"`
 }

@@ -494,17 +494,19 @@ func TestLaunchMounts(t *testing.T) {
 	hostFile := filepath.Join(t.TempDir(), "file")
 	mustWrite(t, hostFile, "single file", 0o644)
 	out := mustLaunch(t, App{Root: root,
-		Exec: sh("cat /mnt/vol/hello; echo; cat /etc/extra; echo; touch /mnt/vol/x 2>&1; " +
+		Exec: sh("cat /mnt/vol/hello; echo; cat /etc/extra; echo; test -f /opt/new/extra && echo created-file; touch /mnt/vol/x 2>&1; " +
 			"touch /run/through-link && echo linked; grep ' /mnt/noexec ' /proc/self/mounts"),
 		Mounts: []Mount{
 			procMount,
 			{Source: vol, Target: "/mnt/vol", FSType: "bind", ReadOnly: true, CreateDir: true},
 			{Source: vol, Target: "/mnt/noexec", FSType: "bind", Flags: unix.MS_NOEXEC | unix.MS_NOSUID | unix.MS_NODEV, CreateDir: true},
 			{Source: hostFile, Target: "/etc/extra", FSType: "bind", CreateFile: true},
+			// CreateDir on a file source makes a file to bind on.
+			{Source: hostFile, Target: "/opt/new/extra", FSType: "bind", CreateDir: true},
 			// /var/run is a symbolic link to /run inside the root.
 			{Source: "tmpfs", Target: "/var/run", FSType: "tmpfs"},
 		}})
-	for _, want := range []string{"from the host", "single file", "Read-only file system", "linked", "rw,nosuid,nodev,noexec"} {
+	for _, want := range []string{"from the host", "single file", "created-file", "Read-only file system", "linked", "rw,nosuid,nodev,noexec"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output %q lacks %q", out, want)
 		}

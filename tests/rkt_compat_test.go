@@ -137,3 +137,32 @@ func TestRktRootUserWithoutPasswdFiles(t *testing.T) {
 		}
 	}
 }
+
+// A host volume whose source is a file is mounted at a path the image
+// lacks (the target file is created), at /etc/hosts, and through a
+// symbolic link of the image, which is resolved inside the app's root.
+func TestRktFileVolumeAtMissingTarget(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	src := filepath.Join(t.TempDir(), "file")
+	writeFile(t, src, "from-the-host\n")
+	hostDir := filepath.Join(t.TempDir(), "hostonly")
+	aci := rktImageFromRootfs(t, "example.com/filevol", func(dir string) {
+		os.MkdirAll(filepath.Join(dir, "srv"), 0o755)
+		os.Symlink("/srv", filepath.Join(dir, "vlink"))
+		// An absolute link naming a host directory: resolved in the app.
+		os.MkdirAll(filepath.Join(dir, hostDir), 0o755)
+		os.Symlink(hostDir, filepath.Join(dir, "hlink"))
+	}, nil, "/bin/sh", "-c", "cat /newfile /etc/hosts /srv/viafile /hlink/x && test -f /newfile && echo file-ok")
+	for _, fl := range rktFlavours(t) {
+		r := e.run("run", "--insecure-options=image", fl, "--volume=v,kind=host,source="+src, aci,
+			"--mount=volume=v,target=/newfile", "--mount=volume=v,target=/etc/hosts",
+			"--mount=volume=v,target=/vlink/viafile", "--mount=volume=v,target=/hlink/x")
+		if r.Code != 0 || strings.Count(r.Stdout, "from-the-host") != 4 || !strings.Contains(r.Stdout, "file-ok") {
+			t.Errorf("%s: file volume at missing targets: %s", fl, r)
+		}
+		if _, err := os.Stat(filepath.Join(hostDir, "x")); err == nil {
+			t.Errorf("%s: a mount target was created on the host through the image's link", fl)
+		}
+	}
+}

@@ -186,6 +186,9 @@ func planApp(p *pod.Pod, ra *schema.RuntimeApp, im *schema.ImageManifest, flags 
 			}
 		}
 		app.Mounts = append(app.Mounts, stage2.Mount{Source: src, Target: v.Target, FSType: "bind", Recursive: v.Recursive, ReadOnly: v.ReadOnly, CreateDir: true})
+		if v.Target == "/etc/hosts" {
+			hostsGiven = true // a volume there is the app's /etc/hosts, as in rkt
+		}
 	}
 	app.Mounts = append(app.Mounts, dnsFiles...)
 	if !hostsGiven {
