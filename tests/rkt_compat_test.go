@@ -166,3 +166,24 @@ func TestRktFileVolumeAtMissingTarget(t *testing.T) {
 		}
 	}
 }
+
+// Nested mount targets are mounted shallowest first, so each is visible:
+// the image's /dir1 mount point does not hide a mount at /dir1/dir2/dir3.
+func TestRktNestedMountTargetsAllVisible(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	outer, inner := t.TempDir(), t.TempDir()
+	writeFile(t, filepath.Join(outer, "outer"), "outer\n")
+	writeFile(t, filepath.Join(inner, "inner"), "inner\n")
+	aci := rktImage(t, "example.com/nested", func(m map[string]any) {
+		rktApp(m)["mountPoints"] = []map[string]any{{"name": "dir1", "path": "/dir1"}}
+	}, "/bin/sh", "-c", "cat /dir1/outer /dir1/dir2/dir3/inner")
+	for _, fl := range rktFlavours(t) {
+		r := e.run("run", "--insecure-options=image", fl,
+			"--volume=dir1,kind=host,source="+outer, "--volume=deep,kind=host,source="+inner, aci,
+			"--mount=volume=deep,target=/dir1/dir2/dir3")
+		if r.Code != 0 || !strings.Contains(r.Stdout, "outer\ninner\n") {
+			t.Errorf("%s: nested mounts: %s", fl, r)
+		}
+	}
+}
