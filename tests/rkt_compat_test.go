@@ -187,3 +187,24 @@ func TestRktNestedMountTargetsAllVisible(t *testing.T) {
 		}
 	}
 }
+
+// A volume's readOnly=false wins over the image mount point's readOnly:
+// true; a volume that does not set it follows the mount point.
+func TestRktVolumeReadOnlySettingWins(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	dir := t.TempDir()
+	aci := rktImage(t, "example.com/rovol", func(m map[string]any) {
+		rktApp(m)["mountPoints"] = []map[string]any{{"name": "data", "path": "/data", "readOnly": true}}
+	}, "/bin/sh", "-c", "touch /data/x && echo wrote")
+	for _, fl := range rktFlavours(t) {
+		r := e.run("run", "--insecure-options=image", fl, "--volume=data,kind=host,source="+dir+",readOnly=false", aci)
+		if r.Code != 0 || !strings.Contains(r.Stdout, "wrote") {
+			t.Errorf("%s: readOnly=false volume on a readOnly mount point: %s", fl, r)
+		}
+		r = e.run("run", "--insecure-options=image", fl, "--volume=data,kind=host,source="+dir, aci)
+		if r.Code == 0 || strings.Contains(r.Stdout, "wrote") || !strings.Contains(r.Stderr+r.Stdout, "Read-only") {
+			t.Errorf("%s: a volume without readOnly on a readOnly mount point was writable: %s", fl, r)
+		}
+	}
+}

@@ -148,3 +148,24 @@ func TestAppMountsShallowestFirst(t *testing.T) {
 		t.Fatalf("mount order %v", got)
 	}
 }
+
+func TestAppMountsVolumeReadOnlyWins(t *testing.T) {
+	rw, ro := false, true
+	p := testPod(t, []types.Volume{
+		{Name: "rw", Kind: "host", Source: "/a", ReadOnly: &rw},
+		{Name: "unset", Kind: "host", Source: "/b"},
+		{Name: "ro", Kind: "host", Source: "/c", ReadOnly: &ro},
+	})
+	im := schema.BlankImageManifest()
+	im.App = &types.App{MountPoints: []types.MountPoint{{Name: "rw", Path: "/rw", ReadOnly: true}, {Name: "unset", Path: "/unset", ReadOnly: true}, {Name: "ro", Path: "/ro"}}}
+	mounts, err := p.AppMounts(&schema.RuntimeApp{Name: "app"}, im)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{"/rw": false, "/unset": true, "/ro": true}
+	for _, m := range mounts {
+		if m.ReadOnly != want[m.Target] {
+			t.Errorf("%s: readOnly %v, want %v", m.Target, m.ReadOnly, want[m.Target])
+		}
+	}
+}

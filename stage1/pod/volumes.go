@@ -60,7 +60,13 @@ func (p *Pod) AppMounts(ra *schema.RuntimeApp, im *schema.ImageManifest) ([]AppM
 			return nil // the first (explicit) mount of a path wins
 		}
 		targets[target] = true
-		m := AppMount{Volume: v, Target: target, ReadOnly: mpReadOnly || (v.ReadOnly != nil && *v.ReadOnly), Recursive: v.Recursive == nil || *v.Recursive}
+		// The volume's readOnly, when it sets one, wins over the mount
+		// point's, as in rkt.
+		ro := mpReadOnly
+		if v.ReadOnly != nil {
+			ro = *v.ReadOnly
+		}
+		m := AppMount{Volume: v, Target: target, ReadOnly: ro, Recursive: v.Recursive == nil || *v.Recursive}
 		switch v.Kind {
 		case "host":
 			m.Source = v.Source
