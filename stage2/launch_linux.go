@@ -144,6 +144,9 @@ func (l *launcher) prepareRoot() error {
 			return l.fail("make "+p+" read-only", err)
 		}
 	}
+	if err := etcFiles(root, app.HostnameFile); err != nil {
+		return l.fail("/etc", err)
+	}
 	if app.ReadOnlyRootfs {
 		if err := setMountAttrs(root.Fd(), unix.MS_RDONLY, false); err != nil {
 			return l.fail("make root read-only", err)

@@ -658,3 +658,17 @@ func TestLaunchWithSockets(t *testing.T) {
 		t.Errorf("LISTEN_* left for an app without sockets: %q", out.String())
 	}
 }
+
+func TestLaunchEtcFiles(t *testing.T) {
+	root := busyboxRoot(t)
+	out := mustLaunch(t, App{Root: root, Exec: sh("readlink /etc/mtab; cat /etc/hostname"), HostnameFile: "named"})
+	if out != "../proc/self/mounts\nnamed\n" {
+		t.Errorf("output %q", out)
+	}
+	// An image's own /etc/mtab is kept.
+	os.Remove(filepath.Join(root, "etc", "mtab"))
+	mustWrite(t, filepath.Join(root, "etc", "mtab"), "mine\n", 0o644)
+	if out := mustLaunch(t, App{Root: root, Exec: sh("cat /etc/mtab")}); out != "mine\n" {
+		t.Errorf("the image's /etc/mtab was replaced: %q", out)
+	}
+}

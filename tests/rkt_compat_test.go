@@ -208,3 +208,22 @@ func TestRktVolumeReadOnlySettingWins(t *testing.T) {
 		}
 	}
 }
+
+// /etc/mtab exists in the app (a link to /proc/self/mounts), and
+// --hostname also writes /etc/hostname in the app.
+func TestRktEtcMtabAndHostnameFile(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	aci := rktImage(t, "example.com/etcfiles", nil, "/bin/sh", "-c",
+		"echo link=$(readlink /etc/mtab); grep -c ' /proc ' /etc/mtab; echo name=$(cat /etc/hostname 2>/dev/null)")
+	for _, fl := range rktFlavours(t) {
+		r := e.run("run", "--insecure-options=image", fl, aci)
+		if r.Code != 0 || !strings.Contains(r.Stdout, "link=../proc/self/mounts\n") || strings.Contains(r.Stdout, "\n0\n") {
+			t.Errorf("%s: /etc/mtab: %s", fl, r)
+		}
+	}
+	r := e.run("run", "--insecure-options=image", rktNspawn, "--hostname=rkt-compat-host", aci)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "name=rkt-compat-host\n") {
+		t.Errorf("--hostname did not write /etc/hostname: %s", r)
+	}
+}

@@ -164,6 +164,7 @@ func planApp(p *pod.Pod, ra *schema.RuntimeApp, im *schema.ImageManifest, flags 
 		Group:             a.Group,
 		SupplementaryGIDs: a.SupplementaryGIDs,
 		ReadOnlyRootfs:    ra.ReadOnlyRootFS,
+		HostnameFile:      flags.Hostname,
 		Mounts: []stage2.Mount{
 			{Source: "proc", Target: "/proc", FSType: "proc", CreateDir: true},
 			{Source: "/sys", Target: "/sys", FSType: "bind", Recursive: true, ReadOnly: true, CreateDir: true},
