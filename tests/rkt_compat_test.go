@@ -227,3 +227,30 @@ func TestRktEtcMtabAndHostnameFile(t *testing.T) {
 		t.Errorf("--hostname did not write /etc/hostname: %s", r)
 	}
 }
+
+// Command-line isolators replace the image's of the same kind, as rkt
+// documents: --caps-remove replaces an image's capabilities retain-set,
+// --seccomp=mode=retain an image's seccomp remove-set.
+func TestRktCommandLineIsolatorsReplaceImages(t *testing.T) {
+	t.Parallel()
+	requireNspawn(t)
+	e := newEnv(t)
+	aci := rktImage(t, "example.com/isos", func(m map[string]any) {
+		rktApp(m)["isolators"] = []map[string]any{
+			{"name": "os/linux/capabilities-retain-set", "value": map[string]any{"set": []string{"CAP_NET_ADMIN", "CAP_CHOWN"}}},
+			{"name": "os/linux/seccomp-remove-set", "value": map[string]any{"set": []string{"mkdir", "mkdirat"}, "errno": "EPERM"}},
+		}
+	}, "/bin/sh", "-c", "grep CapEff /proc/self/status; mkdir /tmp/made && echo mkdir-ok")
+	r := e.run("run", "--insecure-options=image", rktNspawn, aci)
+	if eff := rktStatusField(r.Stdout, "CapEff"); eff != "0000000000001001" || strings.Contains(r.Stdout, "mkdir-ok") {
+		t.Errorf("the image's isolators: want CAP_CHOWN and CAP_NET_ADMIN only and mkdir denied: %s", r)
+	}
+	r = e.run("run", "--insecure-options=image", rktNspawn, aci, "--caps-remove=CAP_KILL")
+	if eff := rktStatusField(r.Stdout, "CapEff"); eff == "" || rktCapBit(eff, 5) || rktCapBit(eff, 12) || !rktCapBit(eff, 0) || !rktCapBit(eff, 7) {
+		t.Errorf("--caps-remove=CAP_KILL: want the default set without CAP_KILL (not the image's retain-set): %s", r)
+	}
+	r = e.run("run", "--insecure-options=image", rktNspawn, aci, "--seccomp=mode=retain,@rkt/default-whitelist")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "mkdir-ok") || rktStatusField(r.Stdout, "CapEff") != "0000000000001001" {
+		t.Errorf("--seccomp=mode=retain: want it to replace the image's remove-set (and keep its capabilities): %s", r)
+	}
+}
