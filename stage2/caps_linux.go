@@ -3,6 +3,7 @@ package stage2
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -60,33 +61,36 @@ func capsHeld(n int) bool {
 	return err == nil && eff.has(n)
 }
 
-// limitBounding checks that the launcher holds every capability to keep and
-// drops all others from the bounding set. It must run while the launcher
-// still has CAP_SETPCAP, before the switch of user.
-func limitBounding(keep capMask, last int) error {
+// limitBounding drops from the bounding set every capability not in keep,
+// and returns keep without the capabilities the launcher does not hold
+// (they cannot be given to the app; rkt dropped them silently, orbit warns
+// on stderr). It must run while the launcher still has CAP_SETPCAP, before
+// the switch of user.
+func limitBounding(app string, keep capMask, last int) (capMask, error) {
 	_, permitted, err := capsState()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	var missing []string
 	names := capabilityNames()
 	for n := 0; n <= last; n++ {
 		if keep.has(n) && !permitted.has(n) {
 			missing = append(missing, names[n])
+			keep &^= 1 << uint(n)
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("the launcher does not hold %s", strings.Join(missing, ", "))
+		fmt.Fprintf(os.Stderr, "stage2: app %q: warning: capabilities not retained, the launcher does not hold them: %s\n", app, strings.Join(missing, ", "))
 	}
 	for n := 0; n <= last; n++ {
 		if keep.has(n) {
 			continue
 		}
 		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(n), 0, 0, 0); err != nil {
-			return fmt.Errorf("drop %s from the bounding set: %w", names[n], err)
+			return 0, fmt.Errorf("drop %s from the bounding set: %w", names[n], err)
 		}
 	}
-	return nil
+	return keep, nil
 }
 
 // setCapabilities makes the effective, permitted and inheritable sets
