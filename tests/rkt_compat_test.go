@@ -288,3 +288,30 @@ func rktHoldsCap(n uint) bool {
 	data, err := os.ReadFile("/proc/self/status")
 	return err == nil && rktCapBit(rktStatusField(string(data), "CapEff"), n)
 }
+
+// Event handlers (pre-start, post-stop) run as root in the app's root, not
+// as the app's user.
+func TestRktEventHandlersRunAsRoot(t *testing.T) {
+	t.Parallel()
+	requireNspawn(t)
+	e := newEnv(t)
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	aci := rktImage(t, "example.com/handlers", func(m map[string]any) {
+		rktApp(m)["user"], rktApp(m)["group"] = "1000", "1000"
+		rktApp(m)["mountPoints"] = []map[string]any{{"name": "out", "path": "/out"}}
+		rktApp(m)["eventHandlers"] = []map[string]any{
+			{"name": "pre-start", "exec": []string{"/bin/sh", "-c", "echo pre=$(id -u):$(id -g) > /out/pre; test -f /bin/busybox && echo in-app-root >> /out/pre"}},
+			{"name": "post-stop", "exec": []string{"/bin/sh", "-c", "echo post=$(id -u):$(id -g) > /out/post"}},
+		}
+	}, "/bin/sh", "-c", "echo app=$(id -u)")
+	r := e.run("run", "--insecure-options=image", rktNspawn, "--volume=out,kind=host,source="+dir, aci)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "app=1000") {
+		t.Fatalf("run: %s", r)
+	}
+	pre, _ := os.ReadFile(filepath.Join(dir, "pre"))
+	post, _ := os.ReadFile(filepath.Join(dir, "post"))
+	if string(pre) != "pre=0:0\nin-app-root\n" || string(post) != "post=0:0\n" {
+		t.Errorf("handlers: pre %q, post %q: %s", pre, post, r)
+	}
+}
