@@ -315,3 +315,25 @@ func TestRktEventHandlersRunAsRoot(t *testing.T) {
 		t.Errorf("handlers: pre %q, post %q: %s", pre, post, r)
 	}
 }
+
+// enter passes the caller's TERM to the entered command.
+func TestRktEnterPassesCallersTerm(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	aci := rktImage(t, "example.com/enterterm", nil, "/bin/sh", "-c", "sleep 30")
+	for _, fl := range rktFlavours(t) {
+		uuidFile := filepath.Join(t.TempDir(), "uuid")
+		cmd := e.command("run", "--insecure-options=image", "--uuid-file-save="+uuidFile, fl, aci)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		uuid := waitRunning(t, e, uuidFile)
+		c := e.command("enter", uuid, "/bin/sh", "-c", "echo TERM=$TERM")
+		c.Env = append(c.Env, "TERM=dumb")
+		if r := runCommand(t, c); r.Code != 0 || !strings.Contains(r.Stdout, "TERM=dumb\n") {
+			t.Errorf("%s: enter with TERM=dumb: %s", fl, r)
+		}
+		e.run("stop", "--force", uuid)
+		cmd.Wait()
+	}
+}
