@@ -129,8 +129,21 @@ func appName(given string, image types.ACIdentifier) (types.ACName, error) {
 	return types.ACName(n), nil
 }
 
+// CheckAppImage refuses an image that cannot be run as an app: one
+// without an os label, as rkt refuses it (only images used as
+// dependencies may leave it out).
+func CheckAppImage(im *schema.ImageManifest) error {
+	if _, ok := im.Labels.Get("os"); !ok {
+		return fmt.Errorf("image %s: missing os label in the image manifest: %w", im.Name, errdefs.ErrInvalid)
+	}
+	return nil
+}
+
 // runtimeApp is the image's app with the command line's changes applied.
 func runtimeApp(a AppSpec, im *schema.ImageManifest) (*types.App, error) {
+	if err := CheckAppImage(im); err != nil {
+		return nil, err
+	}
 	var app types.App
 	if im.App != nil {
 		app = *im.App

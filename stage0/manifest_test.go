@@ -18,6 +18,7 @@ func testImage(t *testing.T, name string) *schema.ImageManifest {
 	t.Helper()
 	im := schema.BlankImageManifest()
 	im.Name = types.ACIdentifier(name)
+	im.Labels = types.Labels{{Name: "os", Value: "linux"}}
 	im.App = &types.App{
 		Exec:        types.Exec{"/bin/app", "-x"},
 		User:        "0",
@@ -144,5 +145,14 @@ func TestOverrideIsolatorsByKind(t *testing.T) {
 	want := []string{types.LinuxNoNewPrivilegesName, types.LinuxCapabilitiesRevokeSetName, types.LinuxSeccompRetainSetName}
 	if strings.Join(names, " ") != strings.Join(want, " ") {
 		t.Fatalf("isolators %v, want %v", names, want)
+	}
+}
+
+func TestBuildPodManifestNeedsOSLabel(t *testing.T) {
+	im := testImage(t, "example.com/noos")
+	im.Labels = nil
+	_, err := BuildPodManifest(PodSpec{Apps: []AppSpec{{ImageID: testID}}}, []*schema.ImageManifest{im})
+	if !errors.Is(err, errdefs.ErrInvalid) || !strings.Contains(err.Error(), "missing os label in the image manifest") {
+		t.Fatalf("an image without an os label: %v", err)
 	}
 }

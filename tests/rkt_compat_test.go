@@ -337,3 +337,20 @@ func TestRktEnterPassesCallersTerm(t *testing.T) {
 		cmd.Wait()
 	}
 }
+
+// An image without an os label is refused as an app, as rkt does, before
+// a pod is made.
+func TestRktImageWithoutOSLabelRefused(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	aci := rktImage(t, "example.com/noos", func(m map[string]any) {
+		m["labels"] = []map[string]string{{"name": "arch", "value": appcArch()}}
+	})
+	r := e.run("run", "--insecure-options=image", aci)
+	if r.Code == 0 || !strings.Contains(r.Stderr, "missing os label in the image manifest") {
+		t.Errorf("an image without an os label: %s", r)
+	}
+	if out := e.mustRun("list", "--no-legend").Stdout; strings.TrimSpace(out) != "" {
+		t.Errorf("a pod was made: %q", out)
+	}
+}
