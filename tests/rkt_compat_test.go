@@ -2,6 +2,7 @@ package tests
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -352,5 +353,37 @@ func TestRktImageWithoutOSLabelRefused(t *testing.T) {
 	}
 	if out := e.mustRun("list", "--no-legend").Stdout; strings.TrimSpace(out) != "" {
 		t.Errorf("a pod was made: %q", out)
+	}
+}
+
+// Commands that need root say so up front, in one line.
+func TestRktRootCheckUpFront(t *testing.T) {
+	t.Parallel()
+	setpriv := requireTool(t, "setpriv", "util-linux")
+	dir, err := os.MkdirTemp("", "orbit-rootcheck-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	data, err := os.ReadFile(binary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "orbit")
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"gc"}, {"rm", "abc"}, {"run", "example.com/x"}, {"prepare", "example.com/x"}, {"enter", "abc"}, {"stop", "abc"}, {"run-prepared", "abc"}} {
+		cmd := exec.Command(setpriv, append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", bin, "--dir=" + dir + "/data"}, args...)...)
+		r := runCommand(t, cmd)
+		want := "orbit " + args[0] + " must be run as root: permission denied\n"
+		if r.Code == 0 || !strings.HasSuffix(r.Stderr, want) || strings.Count(r.Stderr, "\n") != 1 {
+			t.Errorf("orbit %s as nobody: want one line %q: %s", args[0], want, r)
+		}
+	}
+	// Commands that only read do not need root.
+	if r := runCommand(t, exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", bin, "version")); r.Code != 0 {
+		t.Errorf("orbit version as nobody: %s", r)
 	}
 }

@@ -84,6 +84,9 @@ func newRootCommand(g *globalOptions) *cobra.Command {
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
 			g.Log = newCLILogger(g.Stderr, g.Debug)
+			if err := checkRoot(cmd); err != nil {
+				return err
+			}
 			return g.resolvePaths()
 		},
 	}
@@ -97,6 +100,22 @@ func newRootCommand(g *globalOptions) *cobra.Command {
 	}
 	refuseUnknownSubcommands(root)
 	return root
+}
+
+// rootCommands are the commands that make, change or enter pods: they
+// need root (mounts, namespaces, cgroups, the pods' locks), and say so up
+// front, as rkt did, instead of failing with a raw "permission denied"
+// from deep inside.
+var rootCommands = map[string]bool{
+	"orbit run": true, "orbit prepare": true, "orbit run-prepared": true, "orbit enter": true,
+	"orbit stop": true, "orbit gc": true, "orbit rm": true, "orbit export": true,
+}
+
+func checkRoot(cmd *cobra.Command) error {
+	if rootCommands[cmd.CommandPath()] && os.Geteuid() != 0 {
+		return fmt.Errorf("%s must be run as root: %w", cmd.CommandPath(), os.ErrPermission)
+	}
+	return nil
 }
 
 // refuseUnknownSubcommands makes every command that groups subcommands
