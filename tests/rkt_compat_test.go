@@ -387,3 +387,18 @@ func TestRktRootCheckUpFront(t *testing.T) {
 		t.Errorf("orbit version as nobody: %s", r)
 	}
 }
+
+// status reads the pod from --uuid-file, as rkt's does.
+func TestRktStatusUUIDFile(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	aci := busyboxACI(t, "example.com/statusfile")
+	uuidFile := filepath.Join(t.TempDir(), "uuid")
+	e.mustRun("run", "--insecure-options=image", rktFly, "--uuid-file-save="+uuidFile, aci)
+	if r := e.run("status", "--uuid-file="+uuidFile); r.Code != 0 || !strings.Contains(r.Stdout, "state=exited") {
+		t.Errorf("status --uuid-file: %s", r)
+	}
+	if r := e.run("status", "--uuid-file="+uuidFile, readTrimmed(t, uuidFile)); r.Code == 0 {
+		t.Errorf("status with both a UUID and --uuid-file was accepted: %s", r)
+	}
+}

@@ -59,17 +59,21 @@ func (w *waitFlag) until(ctx context.Context, what string, wait func(context.Con
 
 func newStatusCommand(g *globalOptions) *cobra.Command {
 	var wait, waitReady waitFlag
-	var format string
+	var format, uuidFile string
 	cmd := &cobra.Command{
-		Use:   "status [--wait[=DURATION]] [--wait-ready[=DURATION]] [--format=json] UUID",
+		Use:   "status [--wait[=DURATION]] [--wait-ready[=DURATION]] [--format=json] [--uuid-file=FILE] UUID",
 		Short: "Show the status of a pod",
-		Args:  cobra.ExactArgs(1),
+		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f, err := parseFormat(format)
 			if err != nil {
 				return err
 			}
-			p, err := getPod(g, args[0])
+			id, err := oneUUID(cmd, args, uuidFile)
+			if err != nil {
+				return err
+			}
+			p, err := getPod(g, id)
 			if err != nil {
 				return err
 			}
@@ -99,6 +103,7 @@ func newStatusCommand(g *globalOptions) *cobra.Command {
 	cmd.Flags().Var(&waitReady, "wait-ready", "wait for the pod to be running (a duration: at most that long)")
 	cmd.Flags().Lookup("wait-ready").NoOptDefVal = "true"
 	cmd.Flags().StringVar(&format, "format", "", "output format: tabbed (default), json or json-pretty")
+	cmd.Flags().StringVar(&uuidFile, "uuid-file", "", "read the pod UUID from this file")
 	return cmd
 }
 
