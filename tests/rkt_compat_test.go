@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -400,5 +401,24 @@ func TestRktStatusUUIDFile(t *testing.T) {
 	}
 	if r := e.run("status", "--uuid-file="+uuidFile, readTrimmed(t, uuidFile)); r.Code == 0 {
 		t.Errorf("status with both a UUID and --uuid-file was accepted: %s", r)
+	}
+}
+
+// config --pretty-print (on by default, as in rkt) and --pretty-print=false.
+func TestRktConfigPrettyPrint(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	for _, tc := range []struct {
+		args  []string
+		lines bool
+	}{{nil, true}, {[]string{"--pretty-print"}, true}, {[]string{"--pretty-print=false"}, false}} {
+		r := e.mustRun(append([]string{"config"}, tc.args...)...)
+		var v map[string]any
+		if err := json.Unmarshal([]byte(r.Stdout), &v); err != nil || v["stage0"] == nil {
+			t.Errorf("config %v: not JSON with stage0: %v: %s", tc.args, err, r)
+		}
+		if got := strings.Count(strings.TrimSpace(r.Stdout), "\n") > 0; got != tc.lines {
+			t.Errorf("config %v: indented %v, want %v: %s", tc.args, got, tc.lines, r)
+		}
 	}
 }

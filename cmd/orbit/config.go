@@ -9,8 +9,9 @@ import (
 )
 
 func newConfigCommand(g *globalOptions) *cobra.Command {
-	return &cobra.Command{
-		Use:   "config",
+	pretty := true
+	cmd := &cobra.Command{
+		Use:   "config [--pretty-print=false]",
 		Short: "Print the merged configuration as JSON",
 		Long: `Print orbit's configuration, merged from the system, local and user
 configuration directories, as JSON: one "auth" entry per domain and the
@@ -31,8 +32,12 @@ configuration directories, as JSON: one "auth" entry per domain and the
 				"data":       g.Dir,
 			})
 			enc := json.NewEncoder(g.Stdout)
-			enc.SetIndent("", "  ")
+			if pretty {
+				enc.SetIndent("", "  ")
+			}
 			return enc.Encode(map[string]any{"stage0": stage0})
 		},
 	}
+	cmd.Flags().BoolVar(&pretty, "pretty-print", true, "indent the JSON (as rkt's, on by default)")
+	return cmd
 }
