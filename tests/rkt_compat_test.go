@@ -422,3 +422,25 @@ func TestRktConfigPrettyPrint(t *testing.T) {
 		}
 	}
 }
+
+// image rm of the same ID twice on one command line removes it once and
+// exits 0, as rkt's does; an image that is not in the store still fails
+// (rkt ignored every lookup failure, which hides typos).
+func TestRktImageRmTwiceExitsZero(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	aci := busyboxACI(t, "example.com/rmtwice")
+	id := strings.TrimSpace(e.mustRun("fetch", "--insecure-options=image", aci).Stdout)
+	r := e.run("image", "rm", id, id)
+	if r.Code != 0 || strings.Count(r.Stdout, "successfully removed aci") != 1 {
+		t.Errorf("image rm ID ID: %s", r)
+	}
+	id = strings.TrimSpace(e.mustRun("fetch", "--insecure-options=image", aci).Stdout)
+	r = e.run("image", "rm", id, "example.com/rmtwice")
+	if r.Code != 0 || strings.Count(r.Stdout, "successfully removed aci") != 1 {
+		t.Errorf("image rm ID NAME of one image: %s", r)
+	}
+	if r := e.run("image", "rm", id); r.Code == 0 || !strings.Contains(r.Stderr, "not found") {
+		t.Errorf("image rm of an image not in the store: %s", r)
+	}
+}
