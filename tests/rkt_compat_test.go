@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -442,5 +443,22 @@ func TestRktImageRmTwiceExitsZero(t *testing.T) {
 	}
 	if r := e.run("image", "rm", id); r.Code == 0 || !strings.Contains(r.Stderr, "not found") {
 		t.Errorf("image rm of an image not in the store: %s", r)
+	}
+}
+
+// list shows image IDs only with --full, and then whole: sha512- and the
+// full hash, as the pod manifest names the image.
+func TestRktListFullShowsWholeImageIDs(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	aci := busyboxACI(t, "example.com/listfull")
+	id := strings.TrimSpace(e.mustRun("fetch", "--insecure-options=image", aci).Stdout)
+	e.mustRun("prepare", "--insecure-options=image", rktFly, aci)
+	if out := e.mustRun("list").Stdout; strings.Contains(out, "sha512-") || strings.Contains(out, "IMAGE ID") {
+		t.Errorf("list without --full shows image IDs: %q", out)
+	}
+	out := e.mustRun("list", "--full").Stdout
+	if !strings.Contains(out, "IMAGE ID") || !regexp.MustCompile(`\t`+regexp.QuoteMeta(id)+`[0-9a-f]*\t`).MatchString(out) || !regexp.MustCompile(`\tsha512-[0-9a-f]{128}\t`).MatchString(out) {
+		t.Errorf("list --full: want the whole image ID %s: %q", id, out)
 	}
 }
