@@ -462,3 +462,33 @@ func TestRktListFullShowsWholeImageIDs(t *testing.T) {
 		t.Errorf("list --full: want the whole image ID %s: %q", id, out)
 	}
 }
+
+// stage1.d sets the default stage1 (local-config over system-config), and
+// paths.d's stage1-images is where --stage1-from-dir looks, as in rkt.
+func TestRktStage1AndPathsConfigKinds(t *testing.T) {
+	t.Parallel()
+	requireNspawn(t)
+	e := newEnv(t)
+	aci := busyboxACI(t, "example.com/s1conf", "/bin/sh", "-c", "echo pid1=$(tr '\\0' ' ' </proc/1/cmdline)")
+	stage1 := func(dir, name string) {
+		writeFile(t, filepath.Join(dir, "stage1.d", "50-stage1.json"),
+			`{"rktKind":"stage1","rktVersion":"v1","name":"`+name+`","version":"1.30.0","location":"/nonexistent.aci"}`)
+	}
+	stage1(e.SystemCfg, "coreos.com/rkt/stage1-fly")
+	r := e.run("run", "--insecure-options=image", aci)
+	if r.Code != 0 || strings.Contains(r.Stdout, "orbit-supervisor") || !strings.Contains(r.Stdout, "pid1=") {
+		t.Errorf("system-config stage1.d naming fly: want the fly flavour: %s", r)
+	}
+	stage1(e.LocalCfg, "coreos.com/rkt/stage1-coreos")
+	r = e.run("run", "--insecure-options=image", aci)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "supervisor") {
+		t.Errorf("local-config stage1.d naming coreos over the system's fly: want nspawn: %s", r)
+	}
+	images := t.TempDir()
+	writeFile(t, filepath.Join(images, "mine.aci"), "not an image")
+	writeFile(t, filepath.Join(e.LocalCfg, "paths.d", "paths.json"), `{"rktKind":"paths","rktVersion":"v1","stage1-images":"`+images+`"}`)
+	r = e.run("run", "--insecure-options=image", "--stage1-from-dir=mine.aci", aci)
+	if r.Code == 0 || !strings.Contains(r.Stderr, filepath.Join(images, "mine.aci")) {
+		t.Errorf("--stage1-from-dir with paths.d's stage1-images: want the configured directory used: %s", r)
+	}
+}
