@@ -108,7 +108,7 @@ func newRootCommand(g *globalOptions) *cobra.Command {
 // from deep inside.
 var rootCommands = map[string]bool{
 	"orbit run": true, "orbit prepare": true, "orbit run-prepared": true, "orbit enter": true,
-	"orbit stop": true, "orbit gc": true, "orbit rm": true, "orbit export": true,
+	"orbit stop": true, "orbit gc": true, "orbit rm": true,
 }
 
 func checkRoot(cmd *cobra.Command) error {
