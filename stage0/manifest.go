@@ -129,8 +129,21 @@ func appName(given string, image types.ACIdentifier) (types.ACName, error) {
 	return types.ACName(n), nil
 }
 
+// CheckAppImage refuses an image that cannot be run as an app: one
+// without an os label, as rkt refuses it (only images used as
+// dependencies may leave it out).
+func CheckAppImage(im *schema.ImageManifest) error {
+	if _, ok := im.Labels.Get("os"); !ok {
+		return fmt.Errorf("image %s: missing os label in the image manifest: %w", im.Name, errdefs.ErrInvalid)
+	}
+	return nil
+}
+
 // runtimeApp is the image's app with the command line's changes applied.
 func runtimeApp(a AppSpec, im *schema.ImageManifest) (*types.App, error) {
+	if err := CheckAppImage(im); err != nil {
+		return nil, err
+	}
 	var app types.App
 	if im.App != nil {
 		app = *im.App
@@ -189,19 +202,40 @@ func runtimeApp(a AppSpec, im *schema.ImageManifest) (*types.App, error) {
 	if len(a.UserLabels) > 0 {
 		app.UserLabels = types.UserLabels(a.UserLabels)
 	}
-	for _, iso := range a.Isolators {
-		replaced := false
-		for j := range app.Isolators {
-			if app.Isolators[j].Name == iso.Name {
-				app.Isolators[j] = iso
-				replaced = true
-			}
-		}
-		if !replaced {
-			app.Isolators = append(app.Isolators, iso)
-		}
+	if len(a.Isolators) > 0 {
+		app.Isolators = overrideIsolators(app.Isolators, a.Isolators)
 	}
 	return &app, nil
+}
+
+// overrideIsolators puts the command line's isolators over the image's: as
+// rkt documents, one replaces every image isolator of its kind, so
+// --caps-remove replaces an image's capabilities retain-set and
+// --seccomp=mode=retain an image's seccomp remove-set.
+func overrideIsolators(image, given types.Isolators) types.Isolators {
+	kinds := map[string]bool{}
+	for _, iso := range given {
+		kinds[isolatorKind(iso.Name.String())] = true
+	}
+	var out types.Isolators
+	for _, iso := range image {
+		if !kinds[isolatorKind(iso.Name.String())] {
+			out = append(out, iso)
+		}
+	}
+	return append(out, given...)
+}
+
+// isolatorKind groups the isolators that exclude each other: a retain-set
+// and a remove-set of capabilities, or of seccomp syscalls.
+func isolatorKind(name string) string {
+	switch name {
+	case types.LinuxCapabilitiesRetainSetName, types.LinuxCapabilitiesRevokeSetName:
+		return "capabilities"
+	case types.LinuxSeccompRetainSetName, types.LinuxSeccompRemoveSetName:
+		return "seccomp"
+	}
+	return name
 }
 
 // implicitVolumes gives every image mount point that no volume or mount

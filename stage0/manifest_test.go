@@ -2,6 +2,7 @@ package stage0
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/appc/spec/schema"
@@ -17,6 +18,7 @@ func testImage(t *testing.T, name string) *schema.ImageManifest {
 	t.Helper()
 	im := schema.BlankImageManifest()
 	im.Name = types.ACIdentifier(name)
+	im.Labels = types.Labels{{Name: "os", Value: "linux"}}
 	im.App = &types.App{
 		Exec:        types.Exec{"/bin/app", "-x"},
 		User:        "0",
@@ -116,5 +118,41 @@ func TestDNSConfMode(t *testing.T) {
 	}
 	if err := (DNSConfig{Hosts: []string{"nohost"}}).Validate(); !errors.Is(err, errdefs.ErrInvalid) {
 		t.Errorf("bad hosts entry: %v", err)
+	}
+}
+
+func TestOverrideIsolatorsByKind(t *testing.T) {
+	mk := func(name, value string) types.Isolator {
+		var iso types.Isolator
+		if err := iso.UnmarshalJSON([]byte(`{"name":"` + name + `","value":` + value + `}`)); err != nil {
+			t.Fatal(err)
+		}
+		return iso
+	}
+	image := types.Isolators{
+		mk(types.LinuxCapabilitiesRetainSetName, `{"set":["CAP_NET_ADMIN"]}`),
+		mk(types.LinuxSeccompRemoveSetName, `{"set":["mount"]}`),
+		mk(types.LinuxNoNewPrivilegesName, `true`),
+	}
+	given := types.Isolators{
+		mk(types.LinuxCapabilitiesRevokeSetName, `{"set":["CAP_KILL"]}`),
+		mk(types.LinuxSeccompRetainSetName, `{"set":["execve"]}`),
+	}
+	var names []string
+	for _, iso := range overrideIsolators(image, given) {
+		names = append(names, iso.Name.String())
+	}
+	want := []string{types.LinuxNoNewPrivilegesName, types.LinuxCapabilitiesRevokeSetName, types.LinuxSeccompRetainSetName}
+	if strings.Join(names, " ") != strings.Join(want, " ") {
+		t.Fatalf("isolators %v, want %v", names, want)
+	}
+}
+
+func TestBuildPodManifestNeedsOSLabel(t *testing.T) {
+	im := testImage(t, "example.com/noos")
+	im.Labels = nil
+	_, err := BuildPodManifest(PodSpec{Apps: []AppSpec{{ImageID: testID}}}, []*schema.ImageManifest{im})
+	if !errors.Is(err, errdefs.ErrInvalid) || !strings.Contains(err.Error(), "missing os label in the image manifest") {
+		t.Fatalf("an image without an os label: %v", err)
 	}
 }

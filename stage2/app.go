@@ -44,7 +44,8 @@ type Mount struct {
 	Recursive bool `json:"recursive,omitempty"`
 	// CreateDir and CreateFile create a missing target (and its missing
 	// parent directories) as an empty directory or file. A missing target
-	// is an error when neither is set.
+	// is an error when neither is set. A bind mount whose source is not a
+	// directory gets a file even when CreateDir is set.
 	CreateDir  bool `json:"createDir,omitempty"`
 	CreateFile bool `json:"createFile,omitempty"`
 }
@@ -100,6 +101,9 @@ type App struct {
 	// Hostname, when set, is given to the app in a UTS namespace of its
 	// own (the launcher unshares one, so the caller's is never touched).
 	Hostname string `json:"hostname,omitempty"`
+	// HostnameFile, when set, is written to /etc/hostname in the root
+	// (the pod's host name, which rkt's --hostname also wrote there).
+	HostnameFile string `json:"hostnameFile,omitempty"`
 	// MaskedPaths are paths inside Root hidden from the app: /dev/null is
 	// bound over files, an empty read-only tmpfs over directories. Missing
 	// paths are skipped.

@@ -3,6 +3,7 @@ package stage2
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -60,47 +61,53 @@ func capsHeld(n int) bool {
 	return err == nil && eff.has(n)
 }
 
-// limitBounding checks that the launcher holds every capability to keep and
-// drops all others from the bounding set. It must run while the launcher
-// still has CAP_SETPCAP, before the switch of user.
-func limitBounding(keep capMask, last int) error {
+// limitBounding drops from the bounding set every capability not in keep,
+// and returns keep without the capabilities the launcher does not hold
+// (they cannot be given to the app; rkt dropped them silently, orbit warns
+// on stderr). It must run while the launcher still has CAP_SETPCAP, before
+// the switch of user.
+func limitBounding(app string, keep capMask, last int) (capMask, error) {
 	_, permitted, err := capsState()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	var missing []string
 	names := capabilityNames()
 	for n := 0; n <= last; n++ {
 		if keep.has(n) && !permitted.has(n) {
 			missing = append(missing, names[n])
+			keep &^= 1 << uint(n)
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("the launcher does not hold %s", strings.Join(missing, ", "))
+		fmt.Fprintf(os.Stderr, "stage2: app %q: warning: capabilities not retained, the launcher does not hold them: %s\n", app, strings.Join(missing, ", "))
 	}
 	for n := 0; n <= last; n++ {
 		if keep.has(n) {
 			continue
 		}
 		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(n), 0, 0, 0); err != nil {
-			return fmt.Errorf("drop %s from the bounding set: %w", names[n], err)
+			return 0, fmt.Errorf("drop %s from the bounding set: %w", names[n], err)
 		}
 	}
-	return nil
+	return keep, nil
 }
 
 // setCapabilities makes the effective, permitted and inheritable sets
-// exactly keep, and clears the ambient set. It runs after the switch of
+// exactly keep (effective and permitted also hold extra, which no exec
+// passes on), and clears the ambient set. It runs after the switch of
 // user; for a root app the sets survive its exec (keep is also its bounding
 // set), and a non-root app is given keep 0. Ambient capabilities, the only
 // way a non-root program keeps capabilities across an exec without file
 // capabilities, are never raised.
-func setCapabilities(keep capMask) error {
+func setCapabilities(keep, extra capMask) error {
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	lo, hi := uint32(keep), uint32(keep>>32)
+	all := keep | extra
+	alo, ahi := uint32(all), uint32(all>>32)
 	data := [2]unix.CapUserData{
-		{Effective: lo, Permitted: lo, Inheritable: lo},
-		{Effective: hi, Permitted: hi, Inheritable: hi},
+		{Effective: alo, Permitted: alo, Inheritable: lo},
+		{Effective: ahi, Permitted: ahi, Inheritable: hi},
 	}
 	if err := unix.Capset(&hdr, &data[0]); err != nil {
 		return fmt.Errorf("capset: %w", err)

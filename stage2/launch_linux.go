@@ -44,6 +44,13 @@ type launcher struct {
 	uid  int
 	gid  int
 	last int // highest capability number of the kernel
+	// hold is CAP_SYS_ADMIN when the launcher keeps it (effective and
+	// permitted only) to install the app's seccomp filter; keep is what
+	// the app ends with. The exec drops hold: a non-root app's sets are
+	// recomputed from the file's, and a root app's are limited to its
+	// bounding set, which lacks it.
+	hold capMask
+	keep capMask
 }
 
 // fail wraps err as the failure of step.
@@ -137,6 +144,9 @@ func (l *launcher) prepareRoot() error {
 			return l.fail("make "+p+" read-only", err)
 		}
 	}
+	if err := etcFiles(root, app.HostnameFile); err != nil {
+		return l.fail("/etc", err)
+	}
 	if app.ReadOnlyRootfs {
 		if err := setMountAttrs(root.Fd(), unix.MS_RDONLY, false); err != nil {
 			return l.fail("make root read-only", err)
@@ -180,7 +190,15 @@ func (l *launcher) setOOMScoreAdj() error {
 	if l.app.OOMScoreAdj == nil {
 		return nil
 	}
-	if err := os.WriteFile("/proc/self/oom_score_adj", []byte(strconv.Itoa(*l.app.OOMScoreAdj)), 0); err != nil {
+	err := os.WriteFile("/proc/self/oom_score_adj", []byte(strconv.Itoa(*l.app.OOMScoreAdj)), 0)
+	if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
+		// Lowering the score needs CAP_SYS_RESOURCE, which a container's
+		// launcher may lack: the app runs with the score it has, as in
+		// rkt, and the failure is said.
+		fmt.Fprintf(os.Stderr, "stage2: app %q: warning: oom_score_adj %d not set: %v\n", l.app.Name, *l.app.OOMScoreAdj, err)
+		return nil
+	}
+	if err != nil {
 		return l.fail("oom_score_adj", err)
 	}
 	return nil
@@ -235,9 +253,30 @@ func (l *launcher) switchUser() error {
 	root := l.uid == 0
 	var keep capMask
 	if app.Capabilities != nil {
-		keep = maskOf(capabilityNumbers(app.Capabilities.Retain), l.last)
-		if err := limitBounding(keep, l.last); err != nil {
+		var err error
+		keep, err = limitBounding(app.Name, maskOf(capabilityNumbers(app.Capabilities.Retain), l.last), l.last)
+		if err != nil {
 			return l.fail("capabilities", err)
+		}
+	}
+	// Installing a seccomp filter needs CAP_SYS_ADMIN or no_new_privs.
+	// no_new_privs is the app's to ask for (the os/linux/no-new-privileges
+	// isolator): forced on, it would break every set-user-ID program in
+	// the image (ping, su, sudo). So the launcher keeps CAP_SYS_ADMIN in
+	// its effective and permitted sets only, never in the inheritable,
+	// ambient or (unless retained) bounding sets, until the filter is in;
+	// the exec that follows recomputes the sets without it (see
+	// holdForFilter). Only a launcher that does not hold CAP_SYS_ADMIN at
+	// all falls back to no_new_privs, as systemd does.
+	if app.Seccomp != nil && !app.NoNewPrivileges && capsHeld(unix.CAP_SYS_ADMIN) {
+		if !root || (app.Capabilities != nil && !keep.has(unix.CAP_SYS_ADMIN)) {
+			l.hold = 1 << unix.CAP_SYS_ADMIN
+		}
+	}
+	if !root && l.hold != 0 {
+		// Keep the permitted set across the switch to a non-root uid.
+		if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
+			return l.fail("keep capabilities", err)
 		}
 	}
 	groups := []int{l.gid}
@@ -258,21 +297,25 @@ func (l *launcher) switchUser() error {
 	}
 	switch {
 	case !root:
-		// The switch to a non-root uid cleared the effective and
-		// permitted sets (PR_SET_KEEPCAPS is never set); the inheritable
+		// The switch to a non-root uid cleared the effective set (and,
+		// without PR_SET_KEEPCAPS, the permitted one); the inheritable
 		// and ambient ones are cleared here, so nothing the launcher
 		// was started with reaches the app.
-		if err := setCapabilities(0); err != nil {
+		l.keep = 0
+		if err := setCapabilities(0, l.hold); err != nil {
 			return l.fail("capabilities", err)
 		}
+		if l.hold != 0 {
+			if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 0, 0, 0, 0); err != nil {
+				return l.fail("keep capabilities", err)
+			}
+		}
 	case app.Capabilities != nil:
-		if err := setCapabilities(keep); err != nil {
+		l.keep = keep
+		if err := setCapabilities(keep, l.hold); err != nil {
 			return l.fail("capabilities", err)
 		}
 	}
-	// Installing a seccomp filter needs no_new_privs or CAP_SYS_ADMIN; an
-	// app with a filter and without CAP_SYS_ADMIN gets no_new_privs, as
-	// systemd (and so rkt) do.
 	nnp := app.NoNewPrivileges || (app.Seccomp != nil && !capsHeld(unix.CAP_SYS_ADMIN))
 	if nnp {
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
@@ -324,6 +367,11 @@ func (l *launcher) exec() error {
 		}
 	}
 	err = syscall.Exec(prog, app.Exec, env)
+	if l.hold != 0 {
+		// The exec failed: give up what was held for the filter before
+		// reporting it.
+		_ = setCapabilities(l.keep, 0)
+	}
 	code := ExitNotExecutable
 	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
 		code = ExitNotFound

@@ -386,12 +386,25 @@ func TestLaunchSeccomp(t *testing.T) {
 	if code == 0 || !strings.Contains(out, "started") || !strings.Contains(errOut, "Permission denied") {
 		t.Errorf("allow list: status %d, stdout %q, stderr %q", code, out, errOut)
 	}
-	// A filter implies no_new_privs for an app without CAP_SYS_ADMIN.
-	out = mustLaunch(t, App{Root: root, Exec: sh("grep NoNewPrivs /proc/self/status"), User: "alice",
+	// A filter does not imply no_new_privs, and the CAP_SYS_ADMIN the
+	// launcher kept to install it does not reach a non-root app.
+	out = mustLaunch(t, App{Root: root, Exec: sh("grep -E '^(NoNewPrivs|Cap...):' /proc/self/status"), User: "alice",
 		Mounts:  []Mount{procMount},
 		Seccomp: &Seccomp{Mode: SeccompRemove, Syscalls: []string{"kexec_load"}}})
-	if statusField(out, "NoNewPrivs") != "1" {
-		t.Errorf("seccomp without CAP_SYS_ADMIN: %q", out)
+	if statusField(out, "NoNewPrivs") != "0" {
+		t.Errorf("seccomp without CAP_SYS_ADMIN set no_new_privs: %q", out)
+	}
+	for _, f := range []string{"CapInh", "CapPrm", "CapEff", "CapAmb"} {
+		if statusField(out, f) != "0000000000000000" {
+			t.Errorf("a non-root app with a filter holds %s: %q", f, out)
+		}
+	}
+	// A root app whose capabilities lack CAP_SYS_ADMIN does not keep it.
+	out = mustLaunch(t, App{Root: root, Exec: sh("grep -E '^(NoNewPrivs|Cap...):' /proc/self/status"),
+		Mounts: []Mount{procMount}, Capabilities: &Capabilities{Retain: []string{"CAP_KILL"}},
+		Seccomp: &Seccomp{Mode: SeccompRemove, Syscalls: []string{"kexec_load"}}})
+	if statusField(out, "NoNewPrivs") != "0" || statusField(out, "CapEff") != "0000000000000020" || statusField(out, "CapPrm") != "0000000000000020" {
+		t.Errorf("a root app with CAP_KILL and a filter: %q", out)
 	}
 }
 
@@ -481,17 +494,19 @@ func TestLaunchMounts(t *testing.T) {
 	hostFile := filepath.Join(t.TempDir(), "file")
 	mustWrite(t, hostFile, "single file", 0o644)
 	out := mustLaunch(t, App{Root: root,
-		Exec: sh("cat /mnt/vol/hello; echo; cat /etc/extra; echo; touch /mnt/vol/x 2>&1; " +
+		Exec: sh("cat /mnt/vol/hello; echo; cat /etc/extra; echo; test -f /opt/new/extra && echo created-file; touch /mnt/vol/x 2>&1; " +
 			"touch /run/through-link && echo linked; grep ' /mnt/noexec ' /proc/self/mounts"),
 		Mounts: []Mount{
 			procMount,
 			{Source: vol, Target: "/mnt/vol", FSType: "bind", ReadOnly: true, CreateDir: true},
 			{Source: vol, Target: "/mnt/noexec", FSType: "bind", Flags: unix.MS_NOEXEC | unix.MS_NOSUID | unix.MS_NODEV, CreateDir: true},
 			{Source: hostFile, Target: "/etc/extra", FSType: "bind", CreateFile: true},
+			// CreateDir on a file source makes a file to bind on.
+			{Source: hostFile, Target: "/opt/new/extra", FSType: "bind", CreateDir: true},
 			// /var/run is a symbolic link to /run inside the root.
 			{Source: "tmpfs", Target: "/var/run", FSType: "tmpfs"},
 		}})
-	for _, want := range []string{"from the host", "single file", "Read-only file system", "linked", "rw,nosuid,nodev,noexec"} {
+	for _, want := range []string{"from the host", "single file", "created-file", "Read-only file system", "linked", "rw,nosuid,nodev,noexec"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output %q lacks %q", out, want)
 		}
@@ -641,5 +656,19 @@ func TestLaunchWithSockets(t *testing.T) {
 	}
 	if out.String() != "fds= pid=\n" {
 		t.Errorf("LISTEN_* left for an app without sockets: %q", out.String())
+	}
+}
+
+func TestLaunchEtcFiles(t *testing.T) {
+	root := busyboxRoot(t)
+	out := mustLaunch(t, App{Root: root, Exec: sh("readlink /etc/mtab; cat /etc/hostname"), HostnameFile: "named"})
+	if out != "../proc/self/mounts\nnamed\n" {
+		t.Errorf("output %q", out)
+	}
+	// An image's own /etc/mtab is kept.
+	os.Remove(filepath.Join(root, "etc", "mtab"))
+	mustWrite(t, filepath.Join(root, "etc", "mtab"), "mine\n", 0o644)
+	if out := mustLaunch(t, App{Root: root, Exec: sh("cat /etc/mtab")}); out != "mine\n" {
+		t.Errorf("the image's /etc/mtab was replaced: %q", out)
 	}
 }

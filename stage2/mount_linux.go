@@ -62,12 +62,21 @@ func openMountTarget(root *inroot.Root, m Mount) (int, error) {
 	switch {
 	case err == nil || !errors.Is(err, unix.ENOENT):
 		return fd, err
-	case m.CreateDir:
+	case m.CreateDir && !(m.isBind() && sourceIsFile(m.Source)):
 		return root.MkdirAll(m.Target)
-	case m.CreateFile:
+	case m.CreateFile, m.CreateDir:
+		// A bind of a file (a host volume whose source is a file, as in
+		// rkt) needs a file to mount on.
 		return root.CreateFile(m.Target)
 	}
 	return fd, err
+}
+
+// sourceIsFile reports whether a bind mount's source exists and is not a
+// directory.
+func sourceIsFile(source string) bool {
+	var st unix.Stat_t
+	return unix.Stat(source, &st) == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR
 }
 
 // bindAttrFlags are the MS_* flags a bind mount can be given after it is

@@ -51,6 +51,11 @@ func lookupUser(root *inroot.Root, user string) (e passwdEntry, found bool, err 
 		e.UID = int(st.Uid)
 	default:
 		e, found, err = searchPasswd(root, passwdByName(user))
+		if user == "root" && !found && (err == nil || errors.Is(err, errdefs.ErrNotFound)) {
+			// root is uid 0 in every image, as in rkt, even one with
+			// no /etc/passwd (or none naming it).
+			return passwdEntry{UID: 0}, false, nil
+		}
 		if err != nil {
 			return e, false, fmt.Errorf("user %q: %w", user, err)
 		}
@@ -92,12 +97,19 @@ func lookupGroup(root *inroot.Root, group string) (int, error) {
 	}
 	f, err := openRootFile(root, "/etc/group")
 	if err != nil {
+		if group == "root" && errors.Is(err, errdefs.ErrNotFound) {
+			// root is gid 0 in every image, as in rkt.
+			return 0, nil
+		}
 		return 0, fmt.Errorf("group %q: %w", group, err)
 	}
 	defer f.Close()
 	e, found, err := findGroup(io.LimitReader(f, maxIDFile), groupByName(group))
 	if err != nil {
 		return 0, fmt.Errorf("group %q: /etc/group: %w", group, err)
+	}
+	if !found && group == "root" {
+		return 0, nil
 	}
 	if !found {
 		return 0, fmt.Errorf("group %q not in /etc/group: %w", group, errdefs.ErrNotFound)

@@ -113,6 +113,13 @@ func TestLookupWithoutFiles(t *testing.T) {
 	if _, err := lookupGroupAt(root, "staff"); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("named group without group file: %v", err)
 	}
+	// root is 0 in every image, as in rkt.
+	if uid, gid, _, err := LookupUser(root, "root"); err != nil || uid != 0 || gid != -1 {
+		t.Errorf("root without passwd: %d %d %v", uid, gid, err)
+	}
+	if gid, err := lookupGroupAt(root, "root"); err != nil || gid != 0 {
+		t.Errorf("root group without group file: %d %v", gid, err)
+	}
 }
 
 // The image's files are read inside its root: links out of it resolve

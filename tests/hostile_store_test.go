@@ -306,7 +306,7 @@ func storeForgeVersion(t *testing.T, e *env, id, version string) {
 		if err := json.Unmarshal(b.Get([]byte(id)), &rec); err != nil {
 			return err
 		}
-		labels := []map[string]string{{"name": "version", "value": version}}
+		labels := []map[string]string{{"name": "os", "value": "linux"}, {"name": "version", "value": version}}
 		rec["labels"] = labels
 		var m map[string]any
 		raw, _ := json.Marshal(rec["manifest"])

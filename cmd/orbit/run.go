@@ -157,6 +157,9 @@ func preparePod(ctx context.Context, g *globalOptions, cmd *cobra.Command, pf *p
 			if err != nil {
 				return nil, fmt.Errorf("--pod-manifest: app %s: %w", ra.Name, err)
 			}
+			if err := stage0.CheckAppImage(im); err != nil {
+				return nil, fmt.Errorf("--pod-manifest: app %s: %w", ra.Name, err)
+			}
 			if im.App == nil {
 				return nil, fmt.Errorf("--pod-manifest: app %s: neither the pod manifest nor its image says what to run: %w", ra.Name, errdefs.ErrInvalid)
 			}
@@ -173,6 +176,11 @@ func preparePod(ctx context.Context, g *globalOptions, cmd *cobra.Command, pf *p
 			}
 			spec.Apps[i].ImageID = id
 			spec.Apps[i].InheritedEnv = baseEnv
+			if im, err := trees.Manifest(id); err == nil {
+				if err := stage0.CheckAppImage(im); err != nil {
+					return nil, err
+				}
+			}
 		}
 		if pf.forwardPorts {
 			if err := checkDeclaredPorts(trees, spec); err != nil {

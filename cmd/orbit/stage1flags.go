@@ -97,7 +97,11 @@ func (s *stage1Flags) resolve(ctx context.Context, g *globalOptions, st *store.S
 		if strings.Contains(s.fromDir, "/") {
 			return "", "", fmt.Errorf("--stage1-from-dir takes a file name, not a path: %w", errdefs.ErrInvalid)
 		}
-		path := filepath.Join(g.SystemConfig, "stage1-images", s.fromDir)
+		dir, err := g.stage1ImagesDir()
+		if err != nil {
+			return "", "", err
+		}
+		path := filepath.Join(dir, s.fromDir)
 		if _, err := os.Stat(path); err != nil {
 			// rkt's stage1 file names mean orbit's own flavours.
 			if fl, ok := builtin.ParseFileName(s.fromDir); ok {
@@ -106,6 +110,29 @@ func (s *stage1Flags) resolve(ctx context.Context, g *globalOptions, st *store.S
 		}
 		id, err := f.Fetch(ctx, path, fetch.PullNew, "")
 		return id, "", stage1Err(path, err)
+	}
+	// stage1.d: the default stage1 (name, version, location), as rkt read it.
+	conf, err := rktConfigFiles(g, "stage1", "stage1")
+	if err != nil {
+		return "", "", err
+	}
+	if name := conf["name"]; name != "" {
+		if fl, ok := builtin.Parse(name); ok {
+			return builtinImage(fl)
+		}
+		ref := name
+		if v := conf["version"]; v != "" {
+			ref += ":" + v
+		}
+		if img, err := st.Resolve(ref); err == nil {
+			return img.ID, "", nil
+		}
+		if loc := conf["location"]; loc != "" {
+			id, err := f.Fetch(ctx, loc, fetch.PullNew, "")
+			return id, "", stage1Err(loc, err)
+		}
+		id, err := f.Fetch(ctx, ref, fetch.PullNew, "")
+		return id, "", stage1Err(ref, err)
 	}
 	return builtinImage(defaultFlavour)
 }

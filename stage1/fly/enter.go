@@ -38,7 +38,7 @@ func enter(args []string) (int, error) {
 		Name:              e.App,
 		Root:              fmt.Sprintf("/proc/%d/root", e.Pid),
 		Exec:              e.Command,
-		Env:               env,
+		Env:               pod.EnteredEnv(env),
 		User:              a.User,
 		Group:             a.Group,
 		SupplementaryGIDs: a.SupplementaryGIDs,

@@ -62,7 +62,7 @@ func enter(args []string) (int, error) {
 		Name:              a.Name,
 		Root:              fmt.Sprintf("/proc/%d/root", inner),
 		Exec:              e.Command,
-		Env:               a.Env,
+		Env:               pod.EnteredEnv(a.Env),
 		OOMScoreAdj:       a.OOMScoreAdj,
 		Rlimits:           a.Rlimits,
 		User:              a.User,

@@ -178,6 +178,7 @@ func planApp(p *pod.Pod, ra *schema.RuntimeApp, im *schema.ImageManifest, flags 
 		Group:             a.Group,
 		SupplementaryGIDs: a.SupplementaryGIDs,
 		ReadOnlyRootfs:    ra.ReadOnlyRootFS,
+		HostnameFile:      flags.Hostname,
 		Mounts: []stage2.Mount{
 			{Source: "proc", Target: "/proc", FSType: "proc", CreateDir: true},
 			{Source: "/sys", Target: "/sys", FSType: "bind", Recursive: true, ReadOnly: true, CreateDir: true},
@@ -200,6 +201,9 @@ func planApp(p *pod.Pod, ra *schema.RuntimeApp, im *schema.ImageManifest, flags 
 			}
 		}
 		app.Mounts = append(app.Mounts, stage2.Mount{Source: src, Target: v.Target, FSType: "bind", Recursive: v.Recursive, ReadOnly: v.ReadOnly, CreateDir: true})
+		if v.Target == "/etc/hosts" {
+			hostsGiven = true // a volume there is the app's /etc/hosts, as in rkt
+		}
 	}
 	app.Mounts = append(app.Mounts, dnsFiles...)
 	if !hostsGiven {

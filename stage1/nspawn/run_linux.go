@@ -27,6 +27,7 @@ import (
 	"github.com/orbit-containers/orbit/stage1/cgroup/devicefilter"
 	"github.com/orbit-containers/orbit/stage1/contract"
 	"github.com/orbit-containers/orbit/stage1/pod"
+	"github.com/orbit-containers/orbit/stage2"
 )
 
 // missingNspawn is the error when the host lacks systemd-nspawn.
@@ -85,6 +86,11 @@ func run(args []string) (int, error) {
 		}
 	}
 	planJournal(pl)
+	apps := make([]*stage2.App, len(pl.config.Apps))
+	for i := range pl.config.Apps {
+		apps[i] = &pl.config.Apps[i].App
+	}
+	pod.LowerOOMFloor(apps)
 	group, err := makePodCgroup(p, pl)
 	if err != nil {
 		return 0, err

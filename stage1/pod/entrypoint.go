@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"reflect"
+	"strings"
 	"syscall"
 
 	"github.com/orbit-containers/orbit/stage1/contract"
@@ -96,4 +97,21 @@ func RunEntered(cmd *exec.Cmd, start func() error) (int, error) {
 		f.Close()
 	}
 	return WaitStatus(cmd)
+}
+
+// EnteredEnv is the environment of a command run by `enter`: the app's,
+// with the caller's TERM when the caller has one (rkt's enter kept
+// TERM=dumb dumb), since the command talks to the caller's terminal.
+func EnteredEnv(env []string) []string {
+	term, ok := os.LookupEnv("TERM")
+	if !ok {
+		return env
+	}
+	out := make([]string, 0, len(env)+1)
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, "TERM=") {
+			out = append(out, kv)
+		}
+	}
+	return append(out, "TERM="+term)
 }

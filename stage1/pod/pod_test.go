@@ -126,3 +126,46 @@ func TestApplyIsolators(t *testing.T) {
 		t.Errorf("insecure options left restrictions: %+v", open)
 	}
 }
+
+func TestAppMountsShallowestFirst(t *testing.T) {
+	p := testPod(t, []types.Volume{
+		{Name: "dir1", Kind: "host", Source: "/a"},
+		{Name: "deep", Kind: "host", Source: "/b"},
+		{Name: "mid", Kind: "host", Source: "/c"},
+	})
+	im := schema.BlankImageManifest()
+	im.App = &types.App{MountPoints: []types.MountPoint{{Name: "dir1", Path: "/dir1"}, {Name: "mid", Path: "/dir1/dir2"}}}
+	ra := &schema.RuntimeApp{Name: "app", Mounts: []schema.Mount{{Volume: "deep", Path: "/dir1/dir2/dir3"}}}
+	mounts, err := p.AppMounts(ra, im)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range mounts {
+		got = append(got, m.Target)
+	}
+	if len(got) != 3 || got[0] != "/dir1" || got[1] != "/dir1/dir2" || got[2] != "/dir1/dir2/dir3" {
+		t.Fatalf("mount order %v", got)
+	}
+}
+
+func TestAppMountsVolumeReadOnlyWins(t *testing.T) {
+	rw, ro := false, true
+	p := testPod(t, []types.Volume{
+		{Name: "rw", Kind: "host", Source: "/a", ReadOnly: &rw},
+		{Name: "unset", Kind: "host", Source: "/b"},
+		{Name: "ro", Kind: "host", Source: "/c", ReadOnly: &ro},
+	})
+	im := schema.BlankImageManifest()
+	im.App = &types.App{MountPoints: []types.MountPoint{{Name: "rw", Path: "/rw", ReadOnly: true}, {Name: "unset", Path: "/unset", ReadOnly: true}, {Name: "ro", Path: "/ro"}}}
+	mounts, err := p.AppMounts(&schema.RuntimeApp{Name: "app"}, im)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{"/rw": false, "/unset": true, "/ro": true}
+	for _, m := range mounts {
+		if m.ReadOnly != want[m.Target] {
+			t.Errorf("%s: readOnly %v, want %v", m.Target, m.ReadOnly, want[m.Target])
+		}
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
@@ -58,7 +60,13 @@ func (p *Pod) AppMounts(ra *schema.RuntimeApp, im *schema.ImageManifest) ([]AppM
 			return nil // the first (explicit) mount of a path wins
 		}
 		targets[target] = true
-		m := AppMount{Volume: v, Target: target, ReadOnly: mpReadOnly || (v.ReadOnly != nil && *v.ReadOnly), Recursive: v.Recursive == nil || *v.Recursive}
+		// The volume's readOnly, when it sets one, wins over the mount
+		// point's, as in rkt.
+		ro := mpReadOnly
+		if v.ReadOnly != nil {
+			ro = *v.ReadOnly
+		}
+		m := AppMount{Volume: v, Target: target, ReadOnly: ro, Recursive: v.Recursive == nil || *v.Recursive}
 		switch v.Kind {
 		case "host":
 			m.Source = v.Source
@@ -103,7 +111,30 @@ func (p *Pod) AppMounts(ra *schema.RuntimeApp, im *schema.ImageManifest) ([]AppM
 			return nil, err
 		}
 	}
+	sortByDepth(out)
 	return out, nil
+}
+
+// sortByDepth orders mounts so that a mount's target is never below a
+// later one's: shallower targets first (ties by path, so the order does
+// not depend on map iteration), as rkt does. /dir1 is then mounted before
+// /dir1/dir2/dir3, which stays visible on top of it.
+func sortByDepth(ms []AppMount) {
+	sort.SliceStable(ms, func(i, j int) bool {
+		di, dj := depth(ms[i].Target), depth(ms[j].Target)
+		if di != dj {
+			return di < dj
+		}
+		return ms[i].Target < ms[j].Target
+	})
+}
+
+// depth is the number of components of a clean absolute path.
+func depth(p string) int {
+	if p == "/" {
+		return 0
+	}
+	return strings.Count(p, "/")
 }
 
 func (p *Pod) ensureEmptyVolume(v types.Volume) (string, error) {

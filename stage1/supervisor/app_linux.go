@@ -131,6 +131,12 @@ func (p *pod) exec(spec AppSpec, group *cgroup.Group, argv []string, r role) (ex
 	name := spec.App.Name
 	app := spec.App
 	app.Exec = argv
+	if r != roleApp {
+		// Event handlers run as root in the app's root, as rkt ran
+		// them, so a pre-start can prepare what the app's user may not;
+		// they keep the app's capabilities and seccomp filter.
+		app.User, app.Group, app.SupplementaryGIDs = "0", "0", nil
+	}
 	var sockets []*os.File
 	if spec.SocketActivated && r == roleApp {
 		sockets = p.sockets
