@@ -458,7 +458,7 @@ func TestRktListFullShowsWholeImageIDs(t *testing.T) {
 		t.Errorf("list without --full shows image IDs: %q", out)
 	}
 	out := e.mustRun("list", "--full").Stdout
-	if !strings.Contains(out, "IMAGE ID") || !regexp.MustCompile(`\t`+regexp.QuoteMeta(id)+`[0-9a-f]*\t`).MatchString(out) || !regexp.MustCompile(`\tsha512-[0-9a-f]{128}\t`).MatchString(out) {
+	if !strings.Contains(out, "IMAGE ID") || !regexp.MustCompile(`\s`+regexp.QuoteMeta(id)+`[0-9a-f]*\s`).MatchString(out) || !regexp.MustCompile(`\ssha512-[0-9a-f]{128}\s`).MatchString(out) {
 		t.Errorf("list --full: want the whole image ID %s: %q", id, out)
 	}
 }
