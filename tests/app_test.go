@@ -151,6 +151,12 @@ func TestAppLifecycle(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// orbit logs prints the app's log file, and the background sandbox's
+	// own output.
+	if r := e.mustRun("logs", "--app=counter", uuid); strings.Count(r.Stdout, "out-") != 2 {
+		t.Fatalf("orbit logs --app: %s", r)
+	}
+	e.mustRun("logs", uuid)
 	// Removal.
 	e.mustRun("app", "rm", uuid, "--app=counter")
 	if apps := appList(t, e, uuid); len(apps) != 0 {
@@ -451,5 +457,25 @@ func TestAppSandboxForegroundAndLabels(t *testing.T) {
 	}
 	if r := e.run("app", "sandbox", "--insecure-options=image", "--label=novalue"); r.Code == 0 || !strings.Contains(r.Stderr, "--label") {
 		t.Errorf("a bad --label: %s", r)
+	}
+}
+
+// TestAppLogsWithoutFiles: a pod that keeps no log says where its output
+// went, in one line.
+func TestAppLogsWithoutFiles(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	uuidFile := filepath.Join(t.TempDir(), "uuid")
+	e.mustRun("run", "--insecure-options=image", "--stage1-name=fly", "--uuid-file-save="+uuidFile, busyboxACI(t, "example.com/nolog"))
+	b, err := os.ReadFile(uuidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uuid := strings.TrimSpace(string(b))
+	if r := e.run("logs", uuid); r.Code == 0 || !strings.Contains(r.Stderr, "journalctl") || strings.Count(r.Stderr, "\n") != 1 {
+		t.Errorf("orbit logs of a pod without logs: %s", r)
+	}
+	if r := e.run("logs", "--app=nolog", uuid); r.Code == 0 || !strings.Contains(r.Stderr, "--log=FILE") || strings.Count(r.Stderr, "\n") != 1 {
+		t.Errorf("orbit logs --app of an app without a log file: %s", r)
 	}
 }

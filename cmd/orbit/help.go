@@ -82,6 +82,8 @@ func commandHelps() map[string]commandHelp {
   orbit stop --uuid-file=/run/hello.uuid`},
 		"metadata-service": {root: true, example: `  orbit metadata-service
   orbit run --mds-register --insecure-options=image example.com/hello:1.0`},
+		"logs": {needs: "a pod UUID", root: true, example: `  orbit logs --app=web 5f1b2c3d      # an app added with --log=FILE
+  orbit logs 5f1b2c3d                # a sandbox started in the background`},
 		"app": {example: `  orbit app sandbox --uuid-file-save=/run/web.uuid
   orbit app add $(cat /run/web.uuid) example.com/web:1.0 --name=web
   orbit app start $(cat /run/web.uuid) --app=web`},

@@ -151,6 +151,7 @@ func commandConstructors() []func(*globalOptions) *cobra.Command {
 		newStopCommand,
 		newMetadataServiceCommand,
 		newAppCommand,
+		newLogsCommand,
 	}
 }
 
