@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+
 	"github.com/spf13/cobra"
 
 	"github.com/orbit-containers/orbit/stage0"
@@ -43,4 +45,28 @@ func (a *appFlag) check(cmd *cobra.Command) error {
 
 func (g *globalOptions) appConfig() stage0.AppConfig {
 	return stage0.AppConfig{Debug: g.Debug, Log: g.Log}
+}
+
+// newAppChangeCommand is app start, stop and rm: one app of a running
+// sandbox, named with --app, changed through stage0.
+func newAppChangeCommand(g *globalOptions, use, short, long string, change func(context.Context, *stage0.Pod, string, stage0.AppConfig) error) *cobra.Command {
+	var a appFlag
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Long:  long,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := a.check(cmd); err != nil {
+				return err
+			}
+			p, err := getPod(g, args[0])
+			if err != nil {
+				return err
+			}
+			return change(cmd.Context(), p, a.name, g.appConfig())
+		},
+	}
+	a.addFlags(cmd)
+	return cmd
 }
