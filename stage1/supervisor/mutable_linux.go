@@ -106,14 +106,7 @@ func (p *pod) runMutable(ctx context.Context, sigs chan os.Signal) (int, error) 
 		case o := <-ops:
 			m.handle(o)
 		case sig := <-sigs:
-			switch sig {
-			case unix.SIGHUP:
-				p.signalAll(sig, false)
-			case sigHalt, sigPoweroff:
-				stop(unix.SIGTERM, "shutdown requested")
-			default:
-				stop(sig, "signal "+unix.SignalName(sig.(unix.Signal)))
-			}
+			p.onSignal(sig, stop)
 		case <-done:
 			done = nil
 			stop(unix.SIGTERM, "cancelled")

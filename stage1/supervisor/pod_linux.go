@@ -223,14 +223,7 @@ func run(ctx context.Context, cfg Config) (int, error) {
 			}
 		case sig := <-sigs:
 			log.Debug("signal", "signal", sig)
-			switch sig {
-			case unix.SIGHUP:
-				p.signalAll(sig, false)
-			case sigHalt, sigPoweroff:
-				stop(unix.SIGTERM, "shutdown requested")
-			default:
-				stop(sig, "signal "+unix.SignalName(sig.(unix.Signal)))
-			}
+			p.onSignal(sig, stop)
 		case <-done:
 			done = nil
 			stop(unix.SIGTERM, "cancelled")
@@ -369,4 +362,18 @@ func (p *pod) stdio(cmd *exec.Cmd, name string) (closeAfter []*os.File, startCop
 func isTerminal(fd int) bool {
 	_, err := unix.IoctlGetTermios(fd, unix.TCGETS)
 	return err == nil
+}
+
+// onSignal acts on a signal to the pod: SIGHUP is passed on to the apps;
+// halt and poweroff requests (systemd's) stop the pod with SIGTERM; any
+// other caught signal stops it with that signal.
+func (p *pod) onSignal(sig os.Signal, stop func(os.Signal, string)) {
+	switch sig {
+	case unix.SIGHUP:
+		p.signalAll(sig, false)
+	case sigHalt, sigPoweroff:
+		stop(unix.SIGTERM, "shutdown requested")
+	default:
+		stop(sig, "signal "+unix.SignalName(sig.(unix.Signal)))
+	}
 }
