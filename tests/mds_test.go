@@ -501,7 +501,9 @@ func TestMDSACEValidator(t *testing.T) {
 	// the validator.
 	for network, netFlags := range map[string][]string{"host": {"--net=host"}, "default": nil} {
 		t.Run(network, func(t *testing.T) {
-			t.Parallel()
+			// One at a time: the validator gives the service a few
+			// seconds, which two validator pods at once on a loaded
+			// machine can exceed.
 			e := newEnv(t)
 			wrap := mdsNetns(t)
 			run := func(args ...string) result {
