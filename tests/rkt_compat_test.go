@@ -492,3 +492,110 @@ func TestRktStage1AndPathsConfigKinds(t *testing.T) {
 		t.Errorf("--stage1-from-dir with paths.d's stage1-images: want the configured directory used: %s", r)
 	}
 }
+
+// rktExportImage is an image whose app changes its root filesystem: it
+// rewrites one file, removes another and makes a directory, and writes to
+// a volume, which is not part of an export.
+func rktExportImage(t *testing.T, name string) string {
+	t.Helper()
+	return rktImageFromRootfs(t, name, func(dir string) {
+		writeFile(t, filepath.Join(dir, "etc/keep"), "as built\n")
+		writeFile(t, filepath.Join(dir, "etc/gone"), "to be removed\n")
+		os.MkdirAll(filepath.Join(dir, "data"), 0o755)
+	}, func(m map[string]any) {
+		rktApp(m)["mountPoints"] = []map[string]any{{"name": "data", "path": "/data"}}
+	}, "/bin/sh", "-c", "echo changed > /etc/keep; rm /etc/gone; mkdir /made; echo new > /made/file; echo vol > /data/x")
+}
+
+// orbit export writes an exited pod's app, with the changes it made to
+// its root filesystem, as an ACI that fetch imports and run runs: under
+// both flavours, with overlays and with copies (--no-overlay).
+func TestRktExportExitedPodApp(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	aci := rktExportImage(t, "example.com/exported")
+	check := "cat /etc/keep /made/file; test -e /etc/gone || echo gone-absent; test -e /data/x || echo volume-left-out"
+	for _, fl := range rktFlavours(t) {
+		for _, overlay := range []string{"--no-overlay=false", "--no-overlay"} {
+			uuidFile := filepath.Join(t.TempDir(), "uuid")
+			e.mustRun("run", "--insecure-options=image", fl, overlay, "--uuid-file-save="+uuidFile,
+				"--volume=data,kind=host,source="+t.TempDir(), aci)
+			uuid := readTrimmed(t, uuidFile)
+			out := filepath.Join(t.TempDir(), "out.aci")
+			if r := e.run("export", uuid, out); r.Code != 0 || r.Stdout+r.Stderr != "" {
+				t.Errorf("%s %s: export: %s", fl, overlay, r)
+				continue
+			}
+			id := strings.TrimSpace(e.mustRun("fetch", "--insecure-options=image", out).Stdout)
+			if !strings.HasPrefix(id, "sha512-") {
+				t.Errorf("%s %s: fetch of the export: %q", fl, overlay, id)
+			}
+			r := e.run("run", "--insecure-options=image", rktFly, out, "--exec=/bin/sh", "--", "-c", check)
+			if r.Code != 0 || r.Stdout != "changed\nnew\ngone-absent\nvolume-left-out\n" {
+				t.Errorf("%s %s: the exported image does not hold the app's changes: %s", fl, overlay, r)
+			}
+			// An existing file is refused, and left as it was, unless
+			// --overwrite.
+			writeFile(t, out, "precious")
+			if r := e.run("export", uuid, out); r.Code == 0 || !strings.Contains(r.Stderr, "already exists") || !strings.Contains(r.Stderr, "--overwrite") {
+				t.Errorf("%s %s: export over an existing file: %s", fl, overlay, r)
+			}
+			if got, _ := os.ReadFile(out); string(got) != "precious" {
+				t.Errorf("%s %s: the existing file was changed", fl, overlay)
+			}
+			if r := e.run("export", "--overwrite", uuid, out); r.Code != 0 {
+				t.Errorf("%s %s: export --overwrite: %s", fl, overlay, r)
+			}
+			// Nothing of the export is left in the pod (its mount, its
+			// directory), so gc removes the pod.
+			e.mustRun("rm", uuid)
+		}
+	}
+}
+
+// export refuses a running pod in one line, and writes nothing; a pod of
+// several apps needs --app; FILE must end in .aci, as in rkt.
+func TestRktExportRefusesRunningPodAndNeedsAppOfSeveral(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sleeper := rktImage(t, "example.com/export-sleeper", nil, "/bin/sh", "-c", "sleep 30")
+	uuidFile := filepath.Join(t.TempDir(), "uuid")
+	cmd := e.command("run", "--net=host", "--insecure-options=image", rktFly, "--uuid-file-save="+uuidFile, sleeper)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	uuid := waitRunning(t, e, uuidFile)
+	out := filepath.Join(t.TempDir(), "out.aci")
+	r := e.run("export", uuid, out)
+	if r.Code == 0 || !strings.Contains(r.Stderr, "is running") || strings.Count(r.Stderr, "\n") != 1 {
+		t.Errorf("export of a running pod: %s", r)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Errorf("export of a running pod wrote %s", out)
+	}
+	e.run("stop", "--force", uuid)
+	cmd.Wait()
+
+	one := rktExportImage(t, "example.com/export-one")
+	two := rktImage(t, "example.com/export-two", nil, "/bin/sh", "-c", "echo two > /two")
+	uuidFile = filepath.Join(t.TempDir(), "uuid")
+	requireNspawn(t) // fly runs one app
+	e.mustRun("run", "--insecure-options=image", rktNspawn, "--uuid-file-save="+uuidFile,
+		"--volume=data,kind=host,source="+t.TempDir(), one, two)
+	uuid = readTrimmed(t, uuidFile)
+	if r := e.run("export", uuid, out); r.Code == 0 || !strings.Contains(r.Stderr, "--app") {
+		t.Errorf("export of a pod of two apps without --app: %s", r)
+	}
+	if r := e.run("export", "--app=export-two", uuid, out); r.Code != 0 {
+		t.Fatalf("export --app: %s", r)
+	}
+	if r := e.run("run", "--insecure-options=image", rktFly, out, "--exec=/bin/cat", "--", "/two"); r.Code != 0 || r.Stdout != "two\n" {
+		t.Errorf("the exported second app: %s", r)
+	}
+	if r := e.run("export", "--app=nope", uuid, out+"2.aci"); r.Code == 0 || !strings.Contains(r.Stderr, "not found") {
+		t.Errorf("export --app of an app the pod lacks: %s", r)
+	}
+	if r := e.run("export", "--app=export-two", uuid, filepath.Join(t.TempDir(), "out.tar")); r.Code == 0 || !strings.Contains(r.Stderr, ".aci") {
+		t.Errorf("export to a file not ending in .aci: %s", r)
+	}
+}
