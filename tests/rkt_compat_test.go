@@ -1,13 +1,20 @@
 package tests
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 // Functional tests of behaviours orbit shares with rkt 1.30, each named
@@ -597,5 +604,183 @@ func TestRktExportRefusesRunningPodAndNeedsAppOfSeveral(t *testing.T) {
 	}
 	if r := e.run("export", "--app=export-two", uuid, filepath.Join(t.TempDir(), "out.tar")); r.Code == 0 || !strings.Contains(r.Stderr, ".aci") {
 		t.Errorf("export to a file not ending in .aci: %s", r)
+	}
+}
+
+// rktCutServer serves one image over HTTP on 127.0.0.1, cutting the
+// connection after cutAfter bytes the first cuts times it is asked for
+// the whole image, and logging each request's Range and If-Range.
+type rktCutServer struct {
+	mu       sync.Mutex
+	body     []byte
+	etag     string
+	cutAfter int
+	cuts     int
+	// badRange answers a range request with a Content-Range that starts
+	// at 0, whatever was asked.
+	badRange bool
+	log      []string
+	url      string
+}
+
+func rktNewCutServer(t *testing.T, body []byte, etag string, cutAfter int) *rktCutServer {
+	s := &rktCutServer{body: body, etag: etag, cutAfter: cutAfter, cuts: 1}
+	srv := httptest.NewServer(http.HandlerFunc(s.serve))
+	t.Cleanup(srv.Close)
+	s.url = srv.URL + "/image.aci"
+	return s
+}
+
+func (s *rktCutServer) serve(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	s.log = append(s.log, "range="+r.Header.Get("Range")+" if-range="+r.Header.Get("If-Range"))
+	body, etag, cut, bad := s.body, s.etag, s.cuts > 0 && r.Header.Get("Range") == "", s.badRange
+	if cut {
+		s.cuts--
+	}
+	s.mu.Unlock()
+	if etag != "" {
+		w.Header().Set("ETag", etag)
+	}
+	switch {
+	case cut:
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.WriteHeader(http.StatusOK)
+		w.Write(body[:s.cutAfter])
+		w.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler)
+	case bad && r.Header.Get("Range") != "":
+		w.Header().Set("Content-Range", fmt.Sprintf("bytes 0-%d/%d", len(body)-1, len(body)))
+		w.WriteHeader(http.StatusPartialContent)
+		w.Write(body)
+	default:
+		http.ServeContent(w, r, "image.aci", time.Time{}, bytes.NewReader(body))
+	}
+}
+
+func (s *rktCutServer) set(body []byte, etag string, badRange bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.body, s.etag, s.badRange = body, etag, badRange
+}
+
+func (s *rktCutServer) requests() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.log...)
+}
+
+// rktImageID is the ID orbit gives an ACI file, fetched into an env of
+// its own.
+func rktImageID(t *testing.T, path string) string {
+	t.Helper()
+	return strings.TrimSpace(newEnv(t).mustRun("fetch", "--insecure-options=image", path).Stdout)
+}
+
+// rktPartials lists the kept downloads of an env's store.
+func rktPartials(e *env) []string {
+	ents, _ := os.ReadDir(filepath.Join(e.Dir, "cas", "partial"))
+	var names []string
+	for _, d := range ents {
+		names = append(names, d.Name())
+	}
+	return names
+}
+
+// An HTTP fetch cut short is resumed by the next fetch of the URL with a
+// Range request for the rest (If-Range with the server's ETag), as rkt
+// resumed its partial downloads, and gives the right image; the kept part
+// is gone once the image is stored.
+func TestRktFetchResumesCutDownload(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	aci := busyboxACI(t, "example.com/resumed")
+	body, err := os.ReadFile(aci)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := rktImageID(t, aci)
+	n := len(body) / 2
+	srv := rktNewCutServer(t, body, `"v1"`, n)
+	if r := e.run("fetch", "--insecure-options=image", srv.url); r.Code == 0 {
+		t.Fatalf("the cut fetch succeeded: %s", r)
+	}
+	if len(rktPartials(e)) == 0 {
+		t.Errorf("nothing of the cut download was kept")
+	}
+	r := e.run("fetch", "--insecure-options=image", srv.url)
+	if r.Code != 0 || strings.TrimSpace(r.Stdout) != want {
+		t.Fatalf("the resumed fetch: want %s: %s", want, r)
+	}
+	reqs := srv.requests()
+	if len(reqs) != 2 || reqs[1] != fmt.Sprintf(`range=bytes=%d- if-range="v1"`, n) {
+		t.Errorf("requests: want the second to ask for bytes=%d- if the image is still \"v1\": %q", n, reqs)
+	}
+	if p := rktPartials(e); len(p) != 0 {
+		t.Errorf("kept download left after the image was stored: %v", p)
+	}
+}
+
+// A kept part that is not part of the image now is discarded and the
+// image downloaded whole: the server's validator changed (it answers the
+// If-Range with the whole new image), the server gave no validator and
+// the result is not a valid image, or it answers with another range than
+// asked. image gc removes kept parts nobody uses.
+func TestRktFetchDiscardsInvalidPartial(t *testing.T) {
+	t.Parallel()
+	oldACI := busyboxACI(t, "example.com/partial-old")
+	newACI := busyboxACI(t, "example.com/partial-new", "/bin/true")
+	oldBody, _ := os.ReadFile(oldACI)
+	newBody, _ := os.ReadFile(newACI)
+	want := rktImageID(t, newACI)
+	n := min(len(oldBody), len(newBody)) / 2
+	for _, tc := range []struct {
+		name     string
+		etag     string
+		badRange bool
+		requests int
+	}{
+		{"changed ETag", `"old"`, false, 2},
+		{"no validator", "", false, 3},
+		{"wrong Content-Range", `"old"`, true, 3},
+	} {
+		e := newEnv(t)
+		srv := rktNewCutServer(t, oldBody, tc.etag, n)
+		if r := e.run("fetch", "--insecure-options=image", srv.url); r.Code == 0 {
+			t.Fatalf("%s: the cut fetch succeeded: %s", tc.name, r)
+		}
+		if tc.etag != "" && !tc.badRange {
+			srv.set(newBody, `"new"`, false)
+		} else {
+			srv.set(newBody, tc.etag, tc.badRange)
+		}
+		r := e.run("fetch", "--insecure-options=image", srv.url)
+		if r.Code != 0 || strings.TrimSpace(r.Stdout) != want {
+			t.Errorf("%s: want the new image %s: %s", tc.name, want, r)
+		}
+		reqs := srv.requests()
+		if len(reqs) != tc.requests || !strings.HasPrefix(reqs[1], fmt.Sprintf("range=bytes=%d-", n)) || (len(reqs) > 2 && !strings.HasPrefix(reqs[2], "range= ")) {
+			t.Errorf("%s: requests: want a range request, then (%d in all) the whole image: %q", tc.name, tc.requests, reqs)
+		}
+		if p := rktPartials(e); len(p) != 0 {
+			t.Errorf("%s: kept download left: %v", tc.name, p)
+		}
+	}
+
+	// image gc removes a kept part nobody has touched for a while.
+	e := newEnv(t)
+	srv := rktNewCutServer(t, oldBody, `"gc"`, n)
+	e.run("fetch", "--insecure-options=image", srv.url)
+	parts := rktPartials(e)
+	if len(parts) == 0 {
+		t.Fatal("nothing of the cut download was kept")
+	}
+	old := time.Now().Add(-time.Hour)
+	for _, p := range parts {
+		os.Chtimes(filepath.Join(e.Dir, "cas", "partial", p), old, old)
+	}
+	e.mustRun("image", "gc")
+	if p := rktPartials(e); len(p) != 0 {
+		t.Errorf("image gc left kept downloads: %v", p)
 	}
 }
