@@ -784,3 +784,33 @@ func TestRktFetchDiscardsInvalidPartial(t *testing.T) {
 		t.Errorf("image gc left kept downloads: %v", p)
 	}
 }
+
+// An app stopped because another app of the pod exited is recorded with
+// orbit's 128+signal status: 143 when SIGTERM ended it (rkt's systemd
+// units recorded the bare signal number, 15, which reads like exit(15);
+// see the status page), and its own status when it handles the signal and
+// exits, as in rkt. The app whose exit stopped the pod keeps its status.
+func TestRktSiblingStoppedByPodExitStatus(t *testing.T) {
+	t.Parallel()
+	requireNspawn(t)
+	e := newEnv(t)
+	aci := busyboxACI(t, "example.com/siblings")
+	for _, tc := range []struct {
+		sibling, want string
+	}{
+		{"sleep 60", "app-sibling=143"},
+		{"trap 'exit 0' TERM; sleep 60 & wait", "app-sibling=0"},
+	} {
+		uuidFile := filepath.Join(t.TempDir(), "uuid")
+		r := e.run("run", "--insecure-options=image", rktNspawn, "--uuid-file-save="+uuidFile,
+			aci, "--name=sibling", "--exec=/bin/sh", "--", "-c", tc.sibling, "---",
+			aci, "--name=first", "--exec=/bin/sh", "--", "-c", "sleep 1; exit 3")
+		if r.Code != 3 {
+			t.Errorf("%s: want the pod to exit with the first app's 3: %s", tc.sibling, r)
+		}
+		st := e.mustRun("status", readTrimmed(t, uuidFile)).Stdout
+		if !strings.Contains(st, "app-first=3\n") || !strings.Contains(st, tc.want+"\n") {
+			t.Errorf("%s: want app-first=3 and %s:\n%s", tc.sibling, tc.want, st)
+		}
+	}
+}
