@@ -15,6 +15,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	ocitypes "github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // Functional tests of behaviours orbit shares with rkt 1.30, each named
@@ -811,6 +815,88 @@ func TestRktSiblingStoppedByPodExitStatus(t *testing.T) {
 		st := e.mustRun("status", readTrimmed(t, uuidFile)).Stdout
 		if !strings.Contains(st, "app-first=3\n") || !strings.Contains(st, tc.want+"\n") {
 			t.Errorf("%s: want app-first=3 and %s:\n%s", tc.sibling, tc.want, st)
+		}
+	}
+}
+
+// An implicit empty volume of a converted Docker image (annotation
+// appc.io/docker/repository) starts with the image's files at its path,
+// with the directory's owner and mode, as in Docker and rkt: links are
+// copied as links, and a mount point whose path is a link naming a host
+// directory is resolved inside the app's root, so the image's files are
+// copied, not the host's. An appc image's volume stays empty.
+func TestRktDockerImageVolumeFilledFromImage(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	hostDir := filepath.Join(t.TempDir(), "host-secret")
+	writeFile(t, filepath.Join(hostDir, "secret"), "host file\n")
+	rootfs := func(dir string) {
+		writeFile(t, filepath.Join(dir, "data/seed"), "seeded\n")
+		writeFile(t, filepath.Join(dir, "data/sub/nested"), "nested\n")
+		os.Symlink("/etc/passwd", filepath.Join(dir, "data/link"))
+		os.Chown(filepath.Join(dir, "data"), 1000, 1000)
+		os.Chmod(filepath.Join(dir, "data"), 0o750)
+		// The link's target exists in the image too, with a file of its own.
+		writeFile(t, filepath.Join(dir, hostDir, "in-image"), "image file\n")
+		os.Symlink(hostDir, filepath.Join(dir, "escape"))
+	}
+	mps := []map[string]any{{"name": "data", "path": "/data"}, {"name": "escape", "path": "/escape"}}
+	show := "cat /data/seed /data/sub/nested; echo link=$(readlink /data/link); echo dir=$(stat -c %u:%g:%a /data); " +
+		"echo escape=$(ls /escape); echo more > /data/more && echo writable"
+	docker := rktImageFromRootfs(t, "example.com/docker-vol", rootfs, func(m map[string]any) {
+		rktApp(m)["mountPoints"] = mps
+		m["annotations"] = []map[string]string{{"name": "appc.io/docker/repository", "value": "library/dockervol"}}
+	}, "/bin/sh", "-c", show)
+	plain := rktImageFromRootfs(t, "example.com/appc-vol", rootfs, func(m map[string]any) {
+		rktApp(m)["mountPoints"] = mps
+	}, "/bin/sh", "-c", "echo entries=$(ls -A /data | wc -l)")
+	for _, fl := range rktFlavours(t) {
+		r := e.run("run", "--insecure-options=image", fl, docker)
+		want := "seeded\nnested\nlink=/etc/passwd\ndir=1000:1000:750\nescape=in-image\nwritable\n"
+		if r.Code != 0 || r.Stdout != want {
+			t.Errorf("%s: a Docker image's implicit volume: want %q: %s", fl, want, r)
+		}
+		if r := e.run("run", "--insecure-options=image", fl, plain); r.Code != 0 || r.Stdout != "entries=0\n" {
+			t.Errorf("%s: an appc image's implicit volume is not empty: %s", fl, r)
+		}
+	}
+	if got, _ := os.ReadDir(hostDir); len(got) != 1 {
+		t.Errorf("the host directory the image's link names was changed: %v", got)
+	}
+}
+
+// An OCI image whose config declares a VOLUME over a directory with files
+// runs with those files in the volume.
+func TestRktOCIVolumeFilledFromImage(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	img, err := mutate.AppendLayers(empty.Image, ociDirLayer(t, busyboxRootfs(t)), ociLayer(t,
+		ociTarEntry{name: "var/lib/app/"},
+		ociTarEntry{name: "var/lib/app/state", body: "initial state\n"},
+		ociTarEntry{name: "var/lib/app/conf.d/"},
+		ociTarEntry{name: "var/lib/app/conf.d/a.conf", body: "a=1\n"},
+	))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img = mutate.MediaType(img, ocitypes.OCIManifestSchema1)
+	img = mutate.ConfigMediaType(img, ocitypes.OCIConfigJSON)
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = cfg.DeepCopy()
+	cfg.OS, cfg.Architecture = "linux", "amd64"
+	cfg.Config.Cmd = []string{"/bin/sh", "-c", "cat /var/lib/app/state /var/lib/app/conf.d/a.conf; grep -c ' /var/lib/app ' /proc/self/mounts"}
+	cfg.Config.Volumes = map[string]struct{}{"/var/lib/app": {}}
+	if img, err = mutate.ConfigFile(img, cfg); err != nil {
+		t.Fatal(err)
+	}
+	ref := "oci:" + ociWriteLayout(t, img, "v1") + ":v1"
+	for _, fl := range rktFlavours(t) {
+		r := e.run("run", "--insecure-options=image", fl, ref)
+		if r.Code != 0 || r.Stdout != "initial state\na=1\n1\n" {
+			t.Errorf("%s: an OCI VOLUME over files: %s", fl, r)
 		}
 	}
 }
