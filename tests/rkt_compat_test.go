@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	ocitypes "github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/sys/unix"
 )
 
 // Functional tests of behaviours orbit shares with rkt 1.30, each named
@@ -899,4 +900,49 @@ func TestRktOCIVolumeFilledFromImage(t *testing.T) {
 			t.Errorf("%s: an OCI VOLUME over files: %s", fl, r)
 		}
 	}
+}
+
+// run --ipc=parent under nspawn puts the pod in the host's IPC namespace,
+// as rkt's did (the app and an entered command see the host's System V
+// shared memory); --ipc=private and auto keep its own.
+func TestRktIPCParentUnderNspawn(t *testing.T) {
+	t.Parallel()
+	requireNspawn(t)
+	e := newEnv(t)
+	hostNS, err := os.Readlink("/proc/self/ns/ipc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := int(time.Now().UnixNano()&0x3fffffff) | 0x1000
+	id, err := unix.SysvShmGet(key, 4096, unix.IPC_CREAT|unix.IPC_EXCL|0o600)
+	if err != nil {
+		t.Fatalf("making a System V shared memory segment on the host: %v", err)
+	}
+	t.Cleanup(func() { unix.SysvShmCtl(id, unix.IPC_RMID, nil) })
+	show := fmt.Sprintf("echo ns=$(readlink /proc/self/ns/ipc); awk '$1 == %d {print \"shm-seen\"}' /proc/sysvipc/shm", key)
+	aci := rktImage(t, "example.com/ipcparent", nil, "/bin/sh", "-c", show)
+	r := e.run("run", "--insecure-options=image", rktNspawn, "--ipc=parent", aci)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "ns="+hostNS+"\n") || !strings.Contains(r.Stdout, "shm-seen") {
+		t.Errorf("--ipc=parent: want the host's %s and its segment: %s", hostNS, r)
+	}
+	for _, mode := range []string{"--ipc=private", "--ipc=auto"} {
+		r := e.run("run", "--insecure-options=image", rktNspawn, mode, aci)
+		if r.Code != 0 || strings.Contains(r.Stdout, "ns="+hostNS+"\n") || strings.Contains(r.Stdout, "shm-seen") || !strings.Contains(r.Stdout, "ns=ipc:") {
+			t.Errorf("%s: want an IPC namespace of the pod's own: %s", mode, r)
+		}
+	}
+	// An entered command joins the pod's namespaces, the host's IPC
+	// namespace among them.
+	sleeper := rktImage(t, "example.com/ipcparent-sleep", nil, "/bin/sh", "-c", "sleep 30")
+	uuidFile := filepath.Join(t.TempDir(), "uuid")
+	cmd := e.command("run", "--net=host", "--insecure-options=image", rktNspawn, "--ipc=parent", "--uuid-file-save="+uuidFile, sleeper)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	uuid := waitRunning(t, e, uuidFile)
+	if r := e.run("enter", uuid, "/bin/sh", "-c", show); r.Code != 0 || !strings.Contains(r.Stdout, "ns="+hostNS+"\n") || !strings.Contains(r.Stdout, "shm-seen") {
+		t.Errorf("enter into an --ipc=parent pod: %s", r)
+	}
+	e.run("stop", "--force", uuid)
+	cmd.Wait()
 }
