@@ -74,7 +74,10 @@ func TestRktNoNewPrivsOnlyWhenIsolatorSaysSo(t *testing.T) {
 		rktApp(m)["isolators"] = []map[string]any{{"name": "os/linux/no-new-privileges", "value": true}}
 	}, "/bin/sh", "-c", show)
 	// Isolators are applied by the nspawn flavour only (fly, like rkt's,
-	// runs apps with the host's privileges).
+	// runs apps with the host's privileges, and without no_new_privs).
+	if r := e.run("run", "--insecure-options=image", rktFly, plain); r.Code != 0 || rktStatusField(r.Stdout, "NoNewPrivs") != "0" {
+		t.Errorf("fly: want NoNewPrivs 0: %s", r)
+	}
 	requireNspawn(t)
 	for _, fl := range []string{rktNspawn} {
 		r := e.run("run", "--insecure-options=image", fl, plain)
@@ -388,7 +391,7 @@ func TestRktRootCheckUpFront(t *testing.T) {
 	if err := os.WriteFile(bin, data, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, args := range [][]string{{"gc"}, {"rm", "abc"}, {"run", "example.com/x"}, {"prepare", "example.com/x"}, {"enter", "abc"}, {"stop", "abc"}, {"run-prepared", "abc"}} {
+	for _, args := range [][]string{{"gc"}, {"rm", "abc"}, {"run", "example.com/x"}, {"prepare", "example.com/x"}, {"enter", "abc"}, {"stop", "abc"}, {"run-prepared", "abc"}, {"export", "abc", "out.aci"}} {
 		cmd := exec.Command(setpriv, append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", bin, "--dir=" + dir + "/data"}, args...)...)
 		r := runCommand(t, cmd)
 		want := "needs root for 'orbit " + args[0] + "'"
@@ -945,4 +948,26 @@ func TestRktIPCParentUnderNspawn(t *testing.T) {
 	}
 	e.run("stop", "--force", uuid)
 	cmd.Wait()
+}
+
+// An image used only as a dependency may leave out the os label, as the
+// appc spec allows and rkt accepted: only the app's own image needs one.
+func TestRktDependencyWithoutOSLabelAccepted(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	dep := rktImage(t, "example.com/base-noos", func(m map[string]any) {
+		m["labels"] = []map[string]string{{"name": "arch", "value": appcArch()}}
+		delete(m, "app")
+	})
+	app := filepath.Join(t.TempDir(), "app")
+	writeFile(t, filepath.Join(app, "app-file"), "from the app's own image\n")
+	m := imageManifest("example.com/on-noos-base", "/bin/sh", "-c", "cat /app-file")
+	m["dependencies"] = []map[string]any{{"imageName": "example.com/base-noos"}}
+	aci := writeACI(t, filepath.Join(t.TempDir(), "app.aci"), app, m)
+	e.mustRun("fetch", "--insecure-options=image", dep)
+	for _, fl := range rktFlavours(t) {
+		if r := e.run("run", "--insecure-options=image", fl, aci); r.Code != 0 || r.Stdout != "from the app's own image\n" {
+			t.Errorf("%s: an app on a dependency without an os label: %s", fl, r)
+		}
+	}
 }
