@@ -78,6 +78,11 @@ func (f *Fetcher) openPartial(u *url.URL) *partial {
 		lock.Close()
 		return nil
 	}
+	// image gc may have removed the file between the open and the lock.
+	if linked, err := lock.Linked(); err != nil || !linked {
+		lock.Close()
+		return nil
+	}
 	p := &partial{file: file, lock: lock, metaPath: filepath.Join(dir, key+store.PartialMetaExt)}
 	info, err := file.Stat()
 	if err != nil {

@@ -1,6 +1,19 @@
 package fetch
 
-import "testing"
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/orbit-containers/orbit/store"
+)
 
 func TestParseContentRange(t *testing.T) {
 	for _, tc := range []struct {
@@ -37,5 +50,82 @@ func TestPartialValidator(t *testing.T) {
 		if got := tc.m.validator(); got != tc.want {
 			t.Errorf("%+v: got %q, want %q", tc.m, got, tc.want)
 		}
+	}
+}
+
+// resumeFixture serves body, answering range requests with status (0:
+// as net/http does), and records the Range header of each request.
+func resumeFixture(t *testing.T, body []byte, status int) (*Fetcher, *url.URL, *[]string) {
+	t.Helper()
+	var ranges []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ranges = append(ranges, r.Header.Get("Range"))
+		if status != 0 && r.Header.Get("Range") != "" {
+			w.WriteHeader(status)
+			return
+		}
+		http.ServeContent(w, r, "x.aci", time.Time{}, bytes.NewReader(body))
+	}))
+	t.Cleanup(srv.Close)
+	st, err := store.Open(filepath.Join(t.TempDir(), "cas"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := New(Config{Store: st, LocalConfig: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(srv.URL + "/x.aci")
+	return f, u, &ranges
+}
+
+// seedPartial keeps n bytes of body as a cut download of u.
+func seedPartial(t *testing.T, f *Fetcher, u *url.URL, body []byte, n int, age time.Duration) {
+	t.Helper()
+	p := f.openPartial(u)
+	if p == nil {
+		t.Fatal("no partial")
+	}
+	if err := p.start(http.Header{}, f.now()); err != nil {
+		t.Fatal(err)
+	}
+	p.file.Write(body[:n])
+	old := time.Now().Add(-age)
+	os.Chtimes(p.file.Name(), old, old)
+	p.release()
+}
+
+func TestResumeImage(t *testing.T) {
+	body := bytes.Repeat([]byte("0123456789"), 1000)
+	for _, tc := range []struct {
+		name      string
+		status    int
+		age       time.Duration
+		wantRange string
+		requests  int
+	}{
+		{"resumed", 0, 0, "bytes=400-", 1},
+		{"416 starts over", http.StatusRequestedRangeNotSatisfiable, 0, "bytes=400-", 2},
+		{"too old to resume", 0, store.PartialMaxAge + time.Hour, "", 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, u, ranges := resumeFixture(t, body, tc.status)
+			seedPartial(t, f, u, body, 400, tc.age)
+			dl, err := f.downloadImage(context.Background(), u, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer dl.Close()
+			got, _ := io.ReadAll(dl.File)
+			if !bytes.Equal(got, body) {
+				t.Errorf("got %d bytes, not the image", len(got))
+			}
+			if len(*ranges) != tc.requests || (*ranges)[0] != tc.wantRange {
+				t.Errorf("ranges asked: %q", *ranges)
+			}
+			if dl.Resumed != (tc.status == 0 && tc.age == 0) {
+				t.Errorf("Resumed = %v", dl.Resumed)
+			}
+		})
 	}
 }
