@@ -77,7 +77,7 @@ func ExportApp(ctx context.Context, p *Pod, cfg ExportConfig) error {
 		return fmt.Errorf("app %s: %w", app, err)
 	}
 	defer release()
-	return aci.WriteFile(cfg.Dest, im, rootfs, aci.WriteOptions{Compression: aci.CompressionGzip}, cfg.Overwrite)
+	return aci.WriteFile(cfg.Dest, im, rootfs, aci.WriteOptions{Compression: aci.CompressionGzip, SkipSockets: true}, cfg.Overwrite)
 }
 
 // exportDirPattern names the temporary mount points of ExportApp inside
