@@ -86,10 +86,11 @@ const exportDirPattern = "export-*"
 
 // mountAppForExport mounts the app's root filesystem, read-only and
 // without any mount below it (volumes, /proc), at a new directory in the
-// pod directory. An overlay pod's app is the image's tree with the app's
-// upper directory over it (a read-only overlay of the two, so the upper
-// directory's whiteouts hide the files the app removed); a pod made
-// with copies is its copy. release unmounts and removes the directory.
+// pod directory. An app whose rootfs was an overlay is the image's tree
+// with the app's upper directory over it (a read-only overlay of the two,
+// so the upper directory's whiteouts hide the files the app removed); one
+// whose rootfs was a copy (--no-overlay, or an app added to a sandbox) is
+// its copy. release unmounts and removes the directory.
 func (p *Pod) mountAppForExport(app string) (string, func(), error) {
 	rec, err := p.record()
 	if err != nil {
@@ -104,17 +105,13 @@ func (p *Pod) mountAppForExport(app string) (string, func(), error) {
 		os.Remove(dir)
 	}
 	target := contract.InStage1("", contract.Stage1AppRootfs(app))
-	if rec.Overlay {
-		var found *overlayMount
-		for i := range rec.Mounts {
-			if filepath.Clean(rec.Mounts[i].Target) == target {
-				found = &rec.Mounts[i]
-			}
+	var found *overlayMount
+	for i := range rec.Mounts {
+		if rec.Overlay && filepath.Clean(rec.Mounts[i].Target) == target {
+			found = &rec.Mounts[i]
 		}
-		if found == nil {
-			os.Remove(dir)
-			return "", nil, fmt.Errorf("the pod records no overlay for its rootfs: %w", errdefs.ErrNotFound)
-		}
+	}
+	if found != nil {
 		opts := fmt.Sprintf("lowerdir=%s:%s", escapeOverlayPath(p.File(found.Upper)), escapeOverlayPath(found.Lower))
 		if err := unix.Mount("overlay", dir, "overlay", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
 			os.Remove(dir)
@@ -122,7 +119,9 @@ func (p *Pod) mountAppForExport(app string) (string, func(), error) {
 		}
 		return dir, release, nil
 	}
-	src := p.File(target)
+	// A copy: in a pod made with copies, or an app added to a sandbox
+	// (whose stage1 rootfs, an overlay, holds it in its upper directory).
+	src := p.stage1Data(contract.Stage1AppRootfs(app))
 	if fi, err := os.Lstat(src); err != nil || !fi.IsDir() {
 		os.Remove(dir)
 		return "", nil, fmt.Errorf("its rootfs %s is missing: %w", src, errdefs.ErrNotFound)

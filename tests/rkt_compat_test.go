@@ -971,3 +971,25 @@ func TestRktDependencyWithoutOSLabelAccepted(t *testing.T) {
 		}
 	}
 }
+
+// export writes an app added to a sandbox (its rootfs a copy inside the
+// sandbox's stage1 overlay) once the sandbox has stopped.
+func TestRktExportSandboxApp(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	aci := rktExportImage(t, "example.com/export-added")
+	uuid := appSandbox(t, e, "--volume=data,kind=host,source="+t.TempDir())
+	e.mustRun("app", "add", "--insecure-options=image", uuid, aci)
+	e.mustRun("app", "start", uuid, "--app=export-added")
+	appWaitState(t, e, uuid, "export-added", "exited")
+	e.mustRun("stop", uuid)
+	e.mustRun("status", "--wait=30s", uuid)
+	out := filepath.Join(t.TempDir(), "added.aci")
+	if r := e.run("export", "--app=export-added", uuid, out); r.Code != 0 {
+		t.Fatalf("export of a sandbox's app: %s", r)
+	}
+	r := e.run("run", "--insecure-options=image", rktFly, out, "--exec=/bin/sh", "--", "-c", "cat /etc/keep /made/file; test -e /etc/gone || echo gone-absent")
+	if r.Code != 0 || r.Stdout != "changed\nnew\ngone-absent\n" {
+		t.Errorf("the exported sandbox app: %s", r)
+	}
+}
