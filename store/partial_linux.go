@@ -21,31 +21,49 @@ const (
 	PartialMetaExt = ".json"
 )
 
+// partialDirName is PartialDir's name in the store directory.
+const partialDirName = "partial"
+
 // PartialDir holds interrupted downloads (see PartialDataExt).
-func (s *Store) PartialDir() string { return filepath.Join(s.dir, "partial") }
+func (s *Store) PartialDir() string { return filepath.Join(s.dir, partialDirName) }
 
 // gcPartials removes the interrupted downloads no fetch holds that nobody
 // touched lately, as gcTemp does temp files, and descriptions left
 // without their download.
 func (s *Store) gcPartials(rep *GCReport) error {
-	entries, err := os.ReadDir(s.PartialDir())
+	removed, err := removePartials(s.PartialDir(), s.tmpMinAge, s.now())
+	rep.TempRemoved = append(rep.TempRemoved, removed...)
+	return err
+}
+
+// ExpirePartials removes, from the store in dir, the interrupted downloads
+// that no fetch would resume any more (untouched for PartialMaxAge) and
+// no fetch holds, without opening the store's index: `orbit gc` runs it.
+// It returns what it removed, relative to dir.
+func ExpirePartials(dir string, now time.Time) ([]string, error) {
+	return removePartials(filepath.Join(dir, partialDirName), PartialMaxAge, now)
+}
+
+func removePartials(dir string, minAge time.Duration, now time.Time) ([]string, error) {
+	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+		return nil, nil
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
+	var removed []string
 	var errs []error
 	for _, e := range entries {
 		info, err := e.Info()
-		if err != nil || s.now().Sub(info.ModTime()) < s.tmpMinAge {
+		if err != nil || now.Sub(info.ModTime()) < minAge {
 			continue
 		}
-		path := filepath.Join(s.PartialDir(), e.Name())
+		path := filepath.Join(dir, e.Name())
 		if base, ok := strings.CutSuffix(e.Name(), PartialMetaExt); ok {
-			if _, err := os.Lstat(filepath.Join(s.PartialDir(), base+PartialDataExt)); errors.Is(err, fs.ErrNotExist) {
+			if _, err := os.Lstat(filepath.Join(dir, base+PartialDataExt)); errors.Is(err, fs.ErrNotExist) {
 				if err := os.Remove(path); err == nil {
-					rep.TempRemoved = append(rep.TempRemoved, filepath.Join("partial", e.Name()))
+					removed = append(removed, filepath.Join(partialDirName, e.Name()))
 				}
 			}
 			continue
@@ -62,13 +80,13 @@ func (s *Store) gcPartials(rep *GCReport) error {
 		if !ok {
 			continue
 		}
-		os.Remove(filepath.Join(s.PartialDir(), base+PartialMetaExt))
+		os.Remove(filepath.Join(dir, base+PartialMetaExt))
 		if err := os.Remove(path); err != nil {
 			errs = append(errs, err)
 		} else {
-			rep.TempRemoved = append(rep.TempRemoved, filepath.Join("partial", e.Name()))
+			removed = append(removed, filepath.Join(partialDirName, e.Name()))
 		}
 		l.Close()
 	}
-	return errors.Join(errs...)
+	return removed, errors.Join(errs...)
 }

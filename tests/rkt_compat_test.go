@@ -775,21 +775,37 @@ func TestRktFetchDiscardsInvalidPartial(t *testing.T) {
 		}
 	}
 
-	// image gc removes a kept part nobody has touched for a while.
+	// image gc removes a kept part nobody has touched for a while; gc
+	// one too old to be resumed.
 	e := newEnv(t)
 	srv := rktNewCutServer(t, oldBody, `"gc"`, n)
-	e.run("fetch", "--insecure-options=image", srv.url)
-	parts := rktPartials(e)
-	if len(parts) == 0 {
-		t.Fatal("nothing of the cut download was kept")
+	age := func(d time.Duration) {
+		parts := rktPartials(e)
+		if len(parts) == 0 {
+			t.Fatal("nothing of the cut download was kept")
+		}
+		old := time.Now().Add(-d)
+		for _, p := range parts {
+			os.Chtimes(filepath.Join(e.Dir, "cas", "partial", p), old, old)
+		}
 	}
-	old := time.Now().Add(-time.Hour)
-	for _, p := range parts {
-		os.Chtimes(filepath.Join(e.Dir, "cas", "partial", p), old, old)
+	e.run("fetch", "--insecure-options=image", srv.url)
+	age(time.Hour)
+	if r := e.mustRun("gc"); strings.Contains(r.Stdout, "partial") || len(rktPartials(e)) == 0 {
+		t.Errorf("gc removed a kept download young enough to resume: %s", r)
 	}
 	e.mustRun("image", "gc")
 	if p := rktPartials(e); len(p) != 0 {
 		t.Errorf("image gc left kept downloads: %v", p)
+	}
+	srv.set(oldBody, `"gc"`, false)
+	srv.mu.Lock()
+	srv.cuts = 1
+	srv.mu.Unlock()
+	e.run("fetch", "--insecure-options=image", srv.url)
+	age(25 * time.Hour)
+	if r := e.mustRun("gc"); !strings.Contains(r.Stdout, `removed leftover "partial/`) || len(rktPartials(e)) != 0 {
+		t.Errorf("gc left a kept download too old to resume: %s %v", r, rktPartials(e))
 	}
 }
 
