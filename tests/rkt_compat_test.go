@@ -809,7 +809,7 @@ func TestRktFetchDiscardsInvalidPartial(t *testing.T) {
 	}
 }
 
-// An app stopped because another app of the pod exited is recorded with
+// An app stopped because another app of the pod failed is recorded with
 // orbit's 128+signal status: 143 when SIGTERM ended it (rkt's systemd
 // units recorded the bare signal number, 15, which reads like exit(15);
 // see the status page), and its own status when it handles the signal and
