@@ -26,6 +26,10 @@ type WriteOptions struct {
 	// ModTime, when set, replaces every entry's modification time, so that
 	// the same files give the same bytes whenever they were made.
 	ModTime *time.Time
+	// SkipSockets leaves Unix domain sockets out (a tar cannot hold them):
+	// for a root filesystem an app has run in, whose sockets mean nothing
+	// once it has exited. Without it a socket is an error.
+	SkipSockets bool
 }
 
 // Write writes an ACI made of manifest and the directory rootfs to w. The
@@ -77,7 +81,7 @@ func Write(w io.Writer, manifest *schema.ImageManifest, rootfs string, opts Writ
 		return err
 	}
 
-	tw2 := &treeWriter{tw: tw, modTime: opts.ModTime, links: make(map[inode]string)}
+	tw2 := &treeWriter{tw: tw, modTime: opts.ModTime, skipSockets: opts.SkipSockets, links: make(map[inode]string)}
 	if err := filepath.WalkDir(rootfs, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -107,9 +111,10 @@ type inode struct{ dev, ino uint64 }
 
 // treeWriter adds files to a tar, remembering hard-linked inodes.
 type treeWriter struct {
-	tw      *tar.Writer
-	modTime *time.Time
-	links   map[inode]string // inode -> the first name written for it
+	tw          *tar.Writer
+	modTime     *time.Time
+	skipSockets bool
+	links       map[inode]string // inode -> the first name written for it
 }
 
 func (t *treeWriter) add(p, name string) error {
@@ -149,6 +154,11 @@ func (t *treeWriter) add(p, name string) error {
 		hdr.Devmajor, hdr.Devminor = int64(unix.Major(st.Rdev)), int64(unix.Minor(st.Rdev))
 	case unix.S_IFIFO:
 		hdr.Typeflag = tar.TypeFifo
+	case unix.S_IFSOCK:
+		if t.skipSockets {
+			return nil
+		}
+		fallthrough
 	default:
 		return fmt.Errorf("%s: file type %#o cannot be stored in an image: %w", p, st.Mode&unix.S_IFMT, errdefs.ErrInvalid)
 	}

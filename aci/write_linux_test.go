@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -177,4 +178,31 @@ func TestWriteRefusesSockets(t *testing.T) {
 	}
 	im := mustManifest(t, manifestJSON(t, "example.com/sock", nil))
 	wantInvalid(t, Write(io.Discard, im, root, WriteOptions{}), "sock")
+}
+
+func TestWriteSkipsSocketsWhenAsked(t *testing.T) {
+	root := t.TempDir()
+	if err := unix.Mknod(filepath.Join(root, "sock"), unix.S_IFSOCK|0o600, 0); err != nil {
+		t.Skip(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "kept"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	im := mustManifest(t, manifestJSON(t, "example.com/sock", nil))
+	var buf bytes.Buffer
+	if err := Write(&buf, im, root, WriteOptions{SkipSockets: true}); err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(&buf)
+	var names []string
+	for {
+		hdr, err := tr.Next()
+		if err != nil {
+			break
+		}
+		names = append(names, hdr.Name)
+	}
+	if strings.Contains(strings.Join(names, " "), "sock") || !strings.Contains(strings.Join(names, " "), "rootfs/kept") {
+		t.Errorf("entries: %q", names)
+	}
 }

@@ -168,19 +168,31 @@ type download struct {
 	NotModified bool
 	File        *os.File
 	Cache       cacheInfo
-	cleanup     func()
+	// Resumed says the bytes were put together from an earlier, cut
+	// download and the rest of it: if they do not make a valid image, the
+	// image is downloaded again whole.
+	Resumed bool
+	cleanup func()
 }
 
-// Close removes the downloaded temp file.
+// Close removes the downloaded file; closing again does nothing.
 func (d *download) Close() {
 	if d.cleanup != nil {
 		d.cleanup()
+		d.cleanup = nil
 	}
 }
 
-// downloadImage GETs an image into a temp file, asking the server whether
-// it changed since etag when etag is set.
+// downloadImage GETs an image into a file, asking the server whether it
+// changed since etag when etag is set. A download is kept in the store when
+// it is cut short, and the next downloadImage of the URL asks only for the
+// rest (see resumeImage).
 func (f *Fetcher) downloadImage(ctx context.Context, u *url.URL, etag string) (*download, error) {
+	if etag == "" {
+		if p := f.openPartial(u); p != nil {
+			return f.resumeImage(ctx, u, p)
+		}
+	}
 	h := http.Header{}
 	if etag != "" {
 		h.Set("If-None-Match", etag)
@@ -204,27 +216,113 @@ func (f *Fetcher) downloadImage(ctx context.Context, u *url.URL, etag string) (*
 	if err != nil {
 		return nil, err
 	}
-	ok := false
+	if err := f.receive(u, resp, file, 0, resp.ContentLength); err != nil {
+		cleanup()
+		return nil, err
+	}
+	return &download{File: file, Cache: ci, cleanup: cleanup}, nil
+}
+
+// resumeImage downloads u into the kept download p, asking for the bytes
+// after those it holds (Range, with If-Range when the server gave a
+// validator). A 206 whose Content-Range starts where p ends is appended; a
+// 200 (the image changed, or the server ignores ranges) starts p over; a
+// 206 for another range, or 416, empties p and asks for the whole image.
+// Cut short again, p keeps what it got for the next try.
+func (f *Fetcher) resumeImage(ctx context.Context, u *url.URL, p *partial) (*download, error) {
+	done := false
 	defer func() {
-		if !ok {
-			cleanup()
+		if !done {
+			p.release()
 		}
 	}()
+	for attempt := 0; ; attempt++ {
+		offset := p.size
+		h := http.Header{}
+		if offset > 0 {
+			h.Set("Range", fmt.Sprintf("bytes=%d-", offset))
+			if v := p.meta.validator(); v != "" {
+				h.Set("If-Range", v)
+			}
+		}
+		resp, err := f.get(ctx, u, h)
+		if err != nil {
+			return nil, err
+		}
+		total := resp.ContentLength
+		switch {
+		case resp.StatusCode == http.StatusOK:
+			if offset > 0 {
+				f.log.Debug("the server sent the whole image; the kept download is discarded", "url", u.Redacted())
+				p.reset()
+				offset = 0
+			}
+			if err := p.start(resp.Header, f.now()); err != nil {
+				resp.Body.Close()
+				return nil, err
+			}
+		case resp.StatusCode == http.StatusPartialContent && offset > 0:
+			first, last, size, ok := parseContentRange(resp.Header.Get("Content-Range"))
+			etag := resp.Header.Get("ETag")
+			changed := etag != "" && p.meta.ETag != "" && etag != p.meta.ETag
+			if !ok || first != offset || changed || (resp.ContentLength >= 0 && resp.ContentLength != last-first+1) {
+				resp.Body.Close()
+				if attempt > 0 {
+					return nil, fmt.Errorf("downloading %s: the server answered a request for the whole image with a part of it (%s): %w", u.Redacted(), resp.Header.Get("Content-Range"), errdefs.ErrInvalid)
+				}
+				f.log.Debug("the server sent another part than asked for, or of another image; downloading it whole", "url", u.Redacted(), "content-range", resp.Header.Get("Content-Range"))
+				p.reset()
+				continue
+			}
+			f.log.Debug("resuming a cut download", "url", u.Redacted(), "from", offset)
+			total = size
+		case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable && offset > 0 && attempt == 0:
+			resp.Body.Close()
+			p.reset()
+			continue
+		default:
+			defer resp.Body.Close()
+			return nil, statusError(u, resp)
+		}
+		err = f.receive(u, resp, p.file, offset, total)
+		resp.Body.Close()
+		if err != nil {
+			if fi, serr := p.file.Stat(); serr == nil {
+				p.size = fi.Size()
+			}
+			if errors.Is(err, errdefs.ErrInvalid) {
+				p.reset() // more bytes than announced: nothing to resume
+			}
+			return nil, err
+		}
+		done = true
+		return &download{File: p.file, Cache: parseCacheInfo(resp.Header), Resumed: offset > 0, cleanup: p.remove}, nil
+	}
+}
+
+// receive writes resp's body into file from offset on, expecting the file
+// to be total bytes long in the end (when total >= 0), and leaves the file
+// at its start.
+func (f *Fetcher) receive(u *url.URL, resp *http.Response, file *os.File, offset, total int64) error {
+	if err := file.Truncate(offset); err != nil {
+		return err
+	}
+	if _, err := file.Seek(offset, io.SeekStart); err != nil {
+		return err
+	}
 	var w io.Writer = file
-	if p := f.progress("Downloading "+u.Redacted(), resp.ContentLength); p != nil {
+	if p := f.progress("Downloading "+u.Redacted(), total); p != nil {
 		defer p.Done()
+		p.done = offset // a resumed download counts from its start
 		w = io.MultiWriter(file, p)
 	}
 	n, err := io.Copy(w, resp.Body)
 	if err != nil {
-		return nil, fmt.Errorf("downloading %s: %w", u.Redacted(), err)
+		return fmt.Errorf("downloading %s: %w", u.Redacted(), err)
 	}
-	if resp.ContentLength >= 0 && n != resp.ContentLength {
-		return nil, fmt.Errorf("downloading %s: got %d of %d bytes: %w", u.Redacted(), n, resp.ContentLength, errdefs.ErrInvalid)
+	if total >= 0 && offset+n != total {
+		return fmt.Errorf("downloading %s: got %d of %d bytes: %w", u.Redacted(), offset+n, total, errdefs.ErrInvalid)
 	}
-	if _, err := file.Seek(0, io.SeekStart); err != nil {
-		return nil, err
-	}
-	ok = true
-	return &download{File: file, Cache: ci, cleanup: cleanup}, nil
+	_, err = file.Seek(0, io.SeekStart)
+	return err
 }

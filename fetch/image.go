@@ -198,6 +198,17 @@ func (f *Fetcher) fetchURL(ctx context.Context, u *url.URL, sig string, policy P
 		}
 	}
 	img, err := f.admit(ctx, dl.File, signature, where, u.Redacted(), w, c)
+	if err != nil && dl.Resumed && ctx.Err() == nil {
+		// The kept part and the rest may be of two versions of the image
+		// (a server that gave no validator to check): start over.
+		f.log.Warn("the resumed download is not a valid image; downloading it again whole", "url", u.Redacted(), "err", err)
+		dl.Close()
+		if dl, err = f.downloadImage(ctx, u, ""); err != nil {
+			return store.Image{}, err
+		}
+		defer dl.Close()
+		img, err = f.admit(ctx, dl.File, signature, where, u.Redacted(), w, c)
+	}
 	if err != nil {
 		return store.Image{}, err
 	}

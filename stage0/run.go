@@ -87,6 +87,9 @@ func (s *Stage1) runArgs(uuid string, cfg RunConfig) []string {
 		DNSConfMode:                    cfg.dnsConfMode,
 		Mutable:                        cfg.Mutable,
 	}
+	if cfg.IPC != "auto" {
+		o.IPC = cfg.IPC // refused by Check for a stage1 that is not orbit's
+	}
 	return o.Args(s.InterfaceVersion(), uuid)
 }
 

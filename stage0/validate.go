@@ -169,9 +169,9 @@ func (cfg RunConfig) Check(flavour builtin.Flavour) error {
 	return CheckNetworks(cfg.Net, flavour, network.Config{LocalConfig: cfg.LocalConfig, ExtraPluginPath: os.Getenv("CNI_PATH")}, false)
 }
 
-// CheckIPC refuses an --ipc mode the flavour cannot give: nspawn always
-// makes the pod its own IPC namespace, fly always leaves the apps in the
-// host's, and the stage1 interface has no flag to ask another stage1.
+// CheckIPC refuses an --ipc mode the flavour cannot give: fly always
+// leaves the apps in the host's IPC namespace, and the stage1 interface
+// has no flag to ask a stage1 that is not orbit's. nspawn gives either.
 func CheckIPC(mode string, flavour builtin.Flavour) error {
 	switch mode {
 	case "", "auto":
@@ -181,8 +181,6 @@ func CheckIPC(mode string, flavour builtin.Flavour) error {
 		return fmt.Errorf("--ipc=%s: want auto, private or parent: %w", mode, errdefs.ErrInvalid)
 	}
 	switch {
-	case flavour == builtin.Nspawn && mode == "parent":
-		return fmt.Errorf("--ipc=parent: the nspawn flavour always gives the pod its own IPC namespace; use --ipc=auto or --stage1-name=fly: %w", errdefs.ErrInvalid)
 	case flavour == builtin.Fly && mode == "private":
 		return fmt.Errorf("--ipc=private: the fly flavour runs apps in the host's IPC namespace; use --ipc=auto or the nspawn flavour: %w", errdefs.ErrInvalid)
 	case flavour == 0 || flavour == builtin.KVM:

@@ -91,3 +91,22 @@ func TestLimitsAndNames(t *testing.T) {
 		t.Error("CAP_BOGUS accepted")
 	}
 }
+
+// --ipc: nspawn gives either mode, fly only the host's, another stage1
+// only its own default.
+func TestCheckIPC(t *testing.T) {
+	for _, tc := range []struct {
+		mode    string
+		flavour builtin.Flavour
+		ok      bool
+	}{
+		{"auto", builtin.Nspawn, true}, {"private", builtin.Nspawn, true}, {"parent", builtin.Nspawn, true},
+		{"auto", builtin.Fly, true}, {"parent", builtin.Fly, true}, {"private", builtin.Fly, false},
+		{"auto", 0, true}, {"parent", 0, false}, {"private", 0, false},
+		{"sometimes", builtin.Nspawn, false},
+	} {
+		if err := CheckIPC(tc.mode, tc.flavour); (err == nil) != tc.ok {
+			t.Errorf("--ipc=%s for flavour %v: %v", tc.mode, tc.flavour, err)
+		}
+	}
+}

@@ -212,6 +212,9 @@ func (s *Store) GC(ctx context.Context, inUse InUseFunc) (GCReport, error) {
 	if err := s.gcTemp(&rep); err != nil {
 		errs = append(errs, err)
 	}
+	if err := s.gcPartials(&rep); err != nil {
+		errs = append(errs, err)
+	}
 	if err := s.gcBlobs(&rep); err != nil {
 		errs = append(errs, err)
 	}

@@ -182,7 +182,7 @@ func TestFirsthourUsageErrors(t *testing.T) {
 		{[]string{"run", "--insecure-options=image", "./no-such.aci", "--memory=lots"}, []string{`--memory: "lots"`, "512M"}},
 		{[]string{"run", "--insecure-options=image", "--volume=foo", "./no-such.aci"}, []string{`--volume "foo"`}},
 		{[]string{"run", "--insecure-options=image", "--port=foo", "./no-such.aci"}, []string{`--port="foo"`, "NAME:[IP:]HOSTPORT"}},
-		{[]string{"run", "--insecure-options=image", "--ipc=parent", "./no-such.aci"}, []string{"--ipc=parent", "nspawn"}},
+		{[]string{"run", "--insecure-options=image", "--stage1-name=fly", "--ipc=private", "./no-such.aci"}, []string{"--ipc=private", "fly"}},
 	} {
 		r := e.run(tc.args...)
 		firsthourOneLine(t, strings.Join(tc.args, " "), r, tc.fragments...)
@@ -353,9 +353,7 @@ func TestFirsthourScriptOutput(t *testing.T) {
 	if out := e.mustRun("config").Stdout; !strings.Contains(out, "\n  ") {
 		t.Errorf("config pretty-prints by default: %q", out)
 	}
-	r := e.run("run-prepared", "--ipc=parent", string(uuid))
-	firsthourOneLine(t, "run-prepared --ipc=parent", r, "--ipc=parent", "nspawn")
-	r = e.run("run-prepared", "--ipc=sometimes", string(uuid))
+	r := e.run("run-prepared", "--ipc=sometimes", string(uuid))
 	firsthourOneLine(t, "run-prepared --ipc=sometimes", r, "want auto, private or parent")
 	if out := e.mustRun("status", string(uuid)).Stdout; !strings.Contains(out, "state=prepared") {
 		t.Errorf("a refused run-prepared changed the pod: %q", out)

@@ -1,13 +1,25 @@
 package tests
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	ocitypes "github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/sys/unix"
 )
 
 // Functional tests of behaviours orbit shares with rkt 1.30, each named
@@ -62,7 +74,10 @@ func TestRktNoNewPrivsOnlyWhenIsolatorSaysSo(t *testing.T) {
 		rktApp(m)["isolators"] = []map[string]any{{"name": "os/linux/no-new-privileges", "value": true}}
 	}, "/bin/sh", "-c", show)
 	// Isolators are applied by the nspawn flavour only (fly, like rkt's,
-	// runs apps with the host's privileges).
+	// runs apps with the host's privileges, and without no_new_privs).
+	if r := e.run("run", "--insecure-options=image", rktFly, plain); r.Code != 0 || rktStatusField(r.Stdout, "NoNewPrivs") != "0" {
+		t.Errorf("fly: want NoNewPrivs 0: %s", r)
+	}
 	requireNspawn(t)
 	for _, fl := range []string{rktNspawn} {
 		r := e.run("run", "--insecure-options=image", fl, plain)
@@ -376,7 +391,7 @@ func TestRktRootCheckUpFront(t *testing.T) {
 	if err := os.WriteFile(bin, data, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, args := range [][]string{{"gc"}, {"rm", "abc"}, {"run", "example.com/x"}, {"prepare", "example.com/x"}, {"enter", "abc"}, {"stop", "abc"}, {"run-prepared", "abc"}} {
+	for _, args := range [][]string{{"gc"}, {"rm", "abc"}, {"run", "example.com/x"}, {"prepare", "example.com/x"}, {"enter", "abc"}, {"stop", "abc"}, {"run-prepared", "abc"}, {"export", "abc", "out.aci"}} {
 		cmd := exec.Command(setpriv, append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", bin, "--dir=" + dir + "/data"}, args...)...)
 		r := runCommand(t, cmd)
 		want := "needs root for 'orbit " + args[0] + "'"
@@ -490,5 +505,507 @@ func TestRktStage1AndPathsConfigKinds(t *testing.T) {
 	r = e.run("run", "--insecure-options=image", "--stage1-from-dir=mine.aci", aci)
 	if r.Code == 0 || !strings.Contains(r.Stderr, filepath.Join(images, "mine.aci")) {
 		t.Errorf("--stage1-from-dir with paths.d's stage1-images: want the configured directory used: %s", r)
+	}
+}
+
+// rktExportImage is an image whose app changes its root filesystem: it
+// rewrites one file, removes another and makes a directory, and writes to
+// a volume, which is not part of an export.
+func rktExportImage(t *testing.T, name string) string {
+	t.Helper()
+	return rktImageFromRootfs(t, name, func(dir string) {
+		writeFile(t, filepath.Join(dir, "etc/keep"), "as built\n")
+		writeFile(t, filepath.Join(dir, "etc/gone"), "to be removed\n")
+		os.MkdirAll(filepath.Join(dir, "data"), 0o755)
+	}, func(m map[string]any) {
+		rktApp(m)["mountPoints"] = []map[string]any{{"name": "data", "path": "/data"}}
+	}, "/bin/sh", "-c", "echo changed > /etc/keep; rm /etc/gone; mkdir /made; echo new > /made/file; echo vol > /data/x")
+}
+
+// orbit export writes an exited pod's app, with the changes it made to
+// its root filesystem, as an ACI that fetch imports and run runs: under
+// both flavours, with overlays and with copies (--no-overlay).
+func TestRktExportExitedPodApp(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	aci := rktExportImage(t, "example.com/exported")
+	check := "cat /etc/keep /made/file; test -e /etc/gone || echo gone-absent; test -e /data/x || echo volume-left-out"
+	for _, fl := range rktFlavours(t) {
+		for _, overlay := range []string{"--no-overlay=false", "--no-overlay"} {
+			uuidFile := filepath.Join(t.TempDir(), "uuid")
+			e.mustRun("run", "--insecure-options=image", fl, overlay, "--uuid-file-save="+uuidFile,
+				"--volume=data,kind=host,source="+t.TempDir(), aci)
+			uuid := readTrimmed(t, uuidFile)
+			out := filepath.Join(t.TempDir(), "out.aci")
+			if r := e.run("export", uuid, out); r.Code != 0 || r.Stdout+r.Stderr != "" {
+				t.Errorf("%s %s: export: %s", fl, overlay, r)
+				continue
+			}
+			id := strings.TrimSpace(e.mustRun("fetch", "--insecure-options=image", out).Stdout)
+			if !strings.HasPrefix(id, "sha512-") {
+				t.Errorf("%s %s: fetch of the export: %q", fl, overlay, id)
+			}
+			r := e.run("run", "--insecure-options=image", rktFly, out, "--exec=/bin/sh", "--", "-c", check)
+			if r.Code != 0 || r.Stdout != "changed\nnew\ngone-absent\nvolume-left-out\n" {
+				t.Errorf("%s %s: the exported image does not hold the app's changes: %s", fl, overlay, r)
+			}
+			// An existing file is refused, and left as it was, unless
+			// --overwrite.
+			writeFile(t, out, "precious")
+			if r := e.run("export", uuid, out); r.Code == 0 || !strings.Contains(r.Stderr, "already exists") || !strings.Contains(r.Stderr, "--overwrite") {
+				t.Errorf("%s %s: export over an existing file: %s", fl, overlay, r)
+			}
+			if got, _ := os.ReadFile(out); string(got) != "precious" {
+				t.Errorf("%s %s: the existing file was changed", fl, overlay)
+			}
+			if r := e.run("export", "--overwrite", uuid, out); r.Code != 0 {
+				t.Errorf("%s %s: export --overwrite: %s", fl, overlay, r)
+			}
+			// Nothing of the export is left in the pod (its mount, its
+			// directory), so gc removes the pod.
+			e.mustRun("rm", uuid)
+		}
+	}
+}
+
+// export refuses a running pod in one line, and writes nothing; a pod of
+// several apps needs --app; FILE must end in .aci, as in rkt.
+func TestRktExportRefusesRunningPodAndNeedsAppOfSeveral(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sleeper := rktImage(t, "example.com/export-sleeper", nil, "/bin/sh", "-c", "sleep 30")
+	uuidFile := filepath.Join(t.TempDir(), "uuid")
+	cmd := e.command("run", "--net=host", "--insecure-options=image", rktFly, "--uuid-file-save="+uuidFile, sleeper)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	uuid := waitRunning(t, e, uuidFile)
+	out := filepath.Join(t.TempDir(), "out.aci")
+	r := e.run("export", uuid, out)
+	if r.Code == 0 || !strings.Contains(r.Stderr, "is running") || strings.Count(r.Stderr, "\n") != 1 {
+		t.Errorf("export of a running pod: %s", r)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Errorf("export of a running pod wrote %s", out)
+	}
+	e.run("stop", "--force", uuid)
+	cmd.Wait()
+
+	one := rktExportImage(t, "example.com/export-one")
+	two := rktImage(t, "example.com/export-two", nil, "/bin/sh", "-c", "echo two > /two")
+	uuidFile = filepath.Join(t.TempDir(), "uuid")
+	requireNspawn(t) // fly runs one app
+	e.mustRun("run", "--insecure-options=image", rktNspawn, "--uuid-file-save="+uuidFile,
+		"--volume=data,kind=host,source="+t.TempDir(), one, two)
+	uuid = readTrimmed(t, uuidFile)
+	if r := e.run("export", uuid, out); r.Code == 0 || !strings.Contains(r.Stderr, "--app") {
+		t.Errorf("export of a pod of two apps without --app: %s", r)
+	}
+	if r := e.run("export", "--app=export-two", uuid, out); r.Code != 0 {
+		t.Fatalf("export --app: %s", r)
+	}
+	if r := e.run("run", "--insecure-options=image", rktFly, out, "--exec=/bin/cat", "--", "/two"); r.Code != 0 || r.Stdout != "two\n" {
+		t.Errorf("the exported second app: %s", r)
+	}
+	if r := e.run("export", "--app=nope", uuid, out+"2.aci"); r.Code == 0 || !strings.Contains(r.Stderr, "not found") {
+		t.Errorf("export --app of an app the pod lacks: %s", r)
+	}
+	if r := e.run("export", "--app=export-two", uuid, filepath.Join(t.TempDir(), "out.tar")); r.Code == 0 || !strings.Contains(r.Stderr, ".aci") {
+		t.Errorf("export to a file not ending in .aci: %s", r)
+	}
+}
+
+// rktCutServer serves one image over HTTP on 127.0.0.1, cutting the
+// connection after cutAfter bytes the first cuts times it is asked for
+// the whole image, and logging each request's Range and If-Range.
+type rktCutServer struct {
+	mu       sync.Mutex
+	body     []byte
+	etag     string
+	cutAfter int
+	cuts     int
+	// badRange answers a range request with a Content-Range that starts
+	// at 0, whatever was asked.
+	badRange bool
+	log      []string
+	url      string
+}
+
+func rktNewCutServer(t *testing.T, body []byte, etag string, cutAfter int) *rktCutServer {
+	s := &rktCutServer{body: body, etag: etag, cutAfter: cutAfter, cuts: 1}
+	srv := httptest.NewServer(http.HandlerFunc(s.serve))
+	t.Cleanup(srv.Close)
+	s.url = srv.URL + "/image.aci"
+	return s
+}
+
+func (s *rktCutServer) serve(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	s.log = append(s.log, "range="+r.Header.Get("Range")+" if-range="+r.Header.Get("If-Range"))
+	body, etag, cut, bad := s.body, s.etag, s.cuts > 0 && r.Header.Get("Range") == "", s.badRange
+	if cut {
+		s.cuts--
+	}
+	s.mu.Unlock()
+	if etag != "" {
+		w.Header().Set("ETag", etag)
+	}
+	switch {
+	case cut:
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.WriteHeader(http.StatusOK)
+		w.Write(body[:s.cutAfter])
+		w.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler)
+	case bad && r.Header.Get("Range") != "":
+		w.Header().Set("Content-Range", fmt.Sprintf("bytes 0-%d/%d", len(body)-1, len(body)))
+		w.WriteHeader(http.StatusPartialContent)
+		w.Write(body)
+	default:
+		http.ServeContent(w, r, "image.aci", time.Time{}, bytes.NewReader(body))
+	}
+}
+
+func (s *rktCutServer) set(body []byte, etag string, badRange bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.body, s.etag, s.badRange = body, etag, badRange
+}
+
+func (s *rktCutServer) requests() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.log...)
+}
+
+// rktImageID is the ID orbit gives an ACI file, fetched into an env of
+// its own.
+func rktImageID(t *testing.T, path string) string {
+	t.Helper()
+	return strings.TrimSpace(newEnv(t).mustRun("fetch", "--insecure-options=image", path).Stdout)
+}
+
+// rktPartials lists the kept downloads of an env's store.
+func rktPartials(e *env) []string {
+	ents, _ := os.ReadDir(filepath.Join(e.Dir, "cas", "partial"))
+	var names []string
+	for _, d := range ents {
+		names = append(names, d.Name())
+	}
+	return names
+}
+
+// An HTTP fetch cut short is resumed by the next fetch of the URL with a
+// Range request for the rest (If-Range with the server's ETag), as rkt
+// resumed its partial downloads, and gives the right image; the kept part
+// is gone once the image is stored.
+func TestRktFetchResumesCutDownload(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	aci := busyboxACI(t, "example.com/resumed")
+	body, err := os.ReadFile(aci)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := rktImageID(t, aci)
+	n := len(body) / 2
+	srv := rktNewCutServer(t, body, `"v1"`, n)
+	if r := e.run("fetch", "--insecure-options=image", srv.url); r.Code == 0 {
+		t.Fatalf("the cut fetch succeeded: %s", r)
+	}
+	if len(rktPartials(e)) == 0 {
+		t.Errorf("nothing of the cut download was kept")
+	}
+	r := e.run("fetch", "--insecure-options=image", srv.url)
+	if r.Code != 0 || strings.TrimSpace(r.Stdout) != want {
+		t.Fatalf("the resumed fetch: want %s: %s", want, r)
+	}
+	reqs := srv.requests()
+	if len(reqs) != 2 || reqs[1] != fmt.Sprintf(`range=bytes=%d- if-range="v1"`, n) {
+		t.Errorf("requests: want the second to ask for bytes=%d- if the image is still \"v1\": %q", n, reqs)
+	}
+	if p := rktPartials(e); len(p) != 0 {
+		t.Errorf("kept download left after the image was stored: %v", p)
+	}
+}
+
+// A kept part that is not part of the image now is discarded and the
+// image downloaded whole: the server's validator changed (it answers the
+// If-Range with the whole new image), the server gave no validator and
+// the result is not a valid image, or it answers with another range than
+// asked. image gc removes kept parts nobody uses.
+func TestRktFetchDiscardsInvalidPartial(t *testing.T) {
+	t.Parallel()
+	oldACI := busyboxACI(t, "example.com/partial-old")
+	newACI := busyboxACI(t, "example.com/partial-new", "/bin/true")
+	oldBody, _ := os.ReadFile(oldACI)
+	newBody, _ := os.ReadFile(newACI)
+	want := rktImageID(t, newACI)
+	n := min(len(oldBody), len(newBody)) / 2
+	for _, tc := range []struct {
+		name     string
+		etag     string
+		badRange bool
+		requests int
+	}{
+		{"changed ETag", `"old"`, false, 2},
+		{"no validator", "", false, 3},
+		{"wrong Content-Range", `"old"`, true, 3},
+	} {
+		e := newEnv(t)
+		srv := rktNewCutServer(t, oldBody, tc.etag, n)
+		if r := e.run("fetch", "--insecure-options=image", srv.url); r.Code == 0 {
+			t.Fatalf("%s: the cut fetch succeeded: %s", tc.name, r)
+		}
+		if tc.etag != "" && !tc.badRange {
+			srv.set(newBody, `"new"`, false)
+		} else {
+			srv.set(newBody, tc.etag, tc.badRange)
+		}
+		r := e.run("fetch", "--insecure-options=image", srv.url)
+		if r.Code != 0 || strings.TrimSpace(r.Stdout) != want {
+			t.Errorf("%s: want the new image %s: %s", tc.name, want, r)
+		}
+		reqs := srv.requests()
+		if len(reqs) != tc.requests || !strings.HasPrefix(reqs[1], fmt.Sprintf("range=bytes=%d-", n)) || (len(reqs) > 2 && !strings.HasPrefix(reqs[2], "range= ")) {
+			t.Errorf("%s: requests: want a range request, then (%d in all) the whole image: %q", tc.name, tc.requests, reqs)
+		}
+		if p := rktPartials(e); len(p) != 0 {
+			t.Errorf("%s: kept download left: %v", tc.name, p)
+		}
+	}
+
+	// image gc removes a kept part nobody has touched for a while; gc
+	// one too old to be resumed.
+	e := newEnv(t)
+	srv := rktNewCutServer(t, oldBody, `"gc"`, n)
+	age := func(d time.Duration) {
+		parts := rktPartials(e)
+		if len(parts) == 0 {
+			t.Fatal("nothing of the cut download was kept")
+		}
+		old := time.Now().Add(-d)
+		for _, p := range parts {
+			os.Chtimes(filepath.Join(e.Dir, "cas", "partial", p), old, old)
+		}
+	}
+	e.run("fetch", "--insecure-options=image", srv.url)
+	age(time.Hour)
+	if r := e.mustRun("gc"); strings.Contains(r.Stdout, "partial") || len(rktPartials(e)) == 0 {
+		t.Errorf("gc removed a kept download young enough to resume: %s", r)
+	}
+	e.mustRun("image", "gc")
+	if p := rktPartials(e); len(p) != 0 {
+		t.Errorf("image gc left kept downloads: %v", p)
+	}
+	srv.set(oldBody, `"gc"`, false)
+	srv.mu.Lock()
+	srv.cuts = 1
+	srv.mu.Unlock()
+	e.run("fetch", "--insecure-options=image", srv.url)
+	age(25 * time.Hour)
+	if r := e.mustRun("gc"); !strings.Contains(r.Stdout, `removed leftover "partial/`) || len(rktPartials(e)) != 0 {
+		t.Errorf("gc left a kept download too old to resume: %s %v", r, rktPartials(e))
+	}
+}
+
+// An app stopped because another app of the pod failed is recorded with
+// orbit's 128+signal status: 143 when SIGTERM ended it (rkt's systemd
+// units recorded the bare signal number, 15, which reads like exit(15);
+// see the status page), and its own status when it handles the signal and
+// exits, as in rkt. The app whose exit stopped the pod keeps its status.
+func TestRktSiblingStoppedByPodExitStatus(t *testing.T) {
+	t.Parallel()
+	requireNspawn(t)
+	e := newEnv(t)
+	aci := busyboxACI(t, "example.com/siblings")
+	for _, tc := range []struct {
+		sibling, want string
+	}{
+		{"sleep 60", "app-sibling=143"},
+		{"trap 'exit 0' TERM; sleep 60 & wait", "app-sibling=0"},
+	} {
+		uuidFile := filepath.Join(t.TempDir(), "uuid")
+		r := e.run("run", "--insecure-options=image", rktNspawn, "--uuid-file-save="+uuidFile,
+			aci, "--name=sibling", "--exec=/bin/sh", "--", "-c", tc.sibling, "---",
+			aci, "--name=first", "--exec=/bin/sh", "--", "-c", "sleep 1; exit 3")
+		if r.Code != 3 {
+			t.Errorf("%s: want the pod to exit with the first app's 3: %s", tc.sibling, r)
+		}
+		st := e.mustRun("status", readTrimmed(t, uuidFile)).Stdout
+		if !strings.Contains(st, "app-first=3\n") || !strings.Contains(st, tc.want+"\n") {
+			t.Errorf("%s: want app-first=3 and %s:\n%s", tc.sibling, tc.want, st)
+		}
+	}
+}
+
+// An implicit empty volume of a converted Docker image (annotation
+// appc.io/docker/repository) starts with the image's files at its path,
+// with the directory's owner and mode, as in Docker and rkt: links are
+// copied as links, and a mount point whose path is a link naming a host
+// directory is resolved inside the app's root, so the image's files are
+// copied, not the host's. An appc image's volume stays empty.
+func TestRktDockerImageVolumeFilledFromImage(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	hostDir := filepath.Join(t.TempDir(), "host-secret")
+	writeFile(t, filepath.Join(hostDir, "secret"), "host file\n")
+	rootfs := func(dir string) {
+		writeFile(t, filepath.Join(dir, "data/seed"), "seeded\n")
+		writeFile(t, filepath.Join(dir, "data/sub/nested"), "nested\n")
+		os.Symlink("/etc/passwd", filepath.Join(dir, "data/link"))
+		os.Chown(filepath.Join(dir, "data"), 1000, 1000)
+		os.Chmod(filepath.Join(dir, "data"), 0o750)
+		// The link's target exists in the image too, with a file of its own.
+		writeFile(t, filepath.Join(dir, hostDir, "in-image"), "image file\n")
+		os.Symlink(hostDir, filepath.Join(dir, "escape"))
+	}
+	mps := []map[string]any{{"name": "data", "path": "/data"}, {"name": "escape", "path": "/escape"}}
+	show := "cat /data/seed /data/sub/nested; echo link=$(readlink /data/link); echo dir=$(stat -c %u:%g:%a /data); " +
+		"echo escape=$(ls /escape); echo more > /data/more && echo writable"
+	docker := rktImageFromRootfs(t, "example.com/docker-vol", rootfs, func(m map[string]any) {
+		rktApp(m)["mountPoints"] = mps
+		m["annotations"] = []map[string]string{{"name": "appc.io/docker/repository", "value": "library/dockervol"}}
+	}, "/bin/sh", "-c", show)
+	plain := rktImageFromRootfs(t, "example.com/appc-vol", rootfs, func(m map[string]any) {
+		rktApp(m)["mountPoints"] = mps
+	}, "/bin/sh", "-c", "echo entries=$(ls -A /data | wc -l)")
+	for _, fl := range rktFlavours(t) {
+		r := e.run("run", "--insecure-options=image", fl, docker)
+		want := "seeded\nnested\nlink=/etc/passwd\ndir=1000:1000:750\nescape=in-image\nwritable\n"
+		if r.Code != 0 || r.Stdout != want {
+			t.Errorf("%s: a Docker image's implicit volume: want %q: %s", fl, want, r)
+		}
+		if r := e.run("run", "--insecure-options=image", fl, plain); r.Code != 0 || r.Stdout != "entries=0\n" {
+			t.Errorf("%s: an appc image's implicit volume is not empty: %s", fl, r)
+		}
+	}
+	if got, _ := os.ReadDir(hostDir); len(got) != 1 {
+		t.Errorf("the host directory the image's link names was changed: %v", got)
+	}
+}
+
+// An OCI image whose config declares a VOLUME over a directory with files
+// runs with those files in the volume.
+func TestRktOCIVolumeFilledFromImage(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	img, err := mutate.AppendLayers(empty.Image, ociDirLayer(t, busyboxRootfs(t)), ociLayer(t,
+		ociTarEntry{name: "var/lib/app/"},
+		ociTarEntry{name: "var/lib/app/state", body: "initial state\n"},
+		ociTarEntry{name: "var/lib/app/conf.d/"},
+		ociTarEntry{name: "var/lib/app/conf.d/a.conf", body: "a=1\n"},
+	))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img = mutate.MediaType(img, ocitypes.OCIManifestSchema1)
+	img = mutate.ConfigMediaType(img, ocitypes.OCIConfigJSON)
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = cfg.DeepCopy()
+	cfg.OS, cfg.Architecture = "linux", "amd64"
+	cfg.Config.Cmd = []string{"/bin/sh", "-c", "cat /var/lib/app/state /var/lib/app/conf.d/a.conf; grep -c ' /var/lib/app ' /proc/self/mounts"}
+	cfg.Config.Volumes = map[string]struct{}{"/var/lib/app": {}}
+	if img, err = mutate.ConfigFile(img, cfg); err != nil {
+		t.Fatal(err)
+	}
+	ref := "oci:" + ociWriteLayout(t, img, "v1") + ":v1"
+	for _, fl := range rktFlavours(t) {
+		r := e.run("run", "--insecure-options=image", fl, ref)
+		if r.Code != 0 || r.Stdout != "initial state\na=1\n1\n" {
+			t.Errorf("%s: an OCI VOLUME over files: %s", fl, r)
+		}
+	}
+}
+
+// run --ipc=parent under nspawn puts the pod in the host's IPC namespace,
+// as rkt's did (the app and an entered command see the host's System V
+// shared memory); --ipc=private and auto keep its own.
+func TestRktIPCParentUnderNspawn(t *testing.T) {
+	t.Parallel()
+	requireNspawn(t)
+	e := newEnv(t)
+	hostNS, err := os.Readlink("/proc/self/ns/ipc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := int(time.Now().UnixNano()&0x3fffffff) | 0x1000
+	id, err := unix.SysvShmGet(key, 4096, unix.IPC_CREAT|unix.IPC_EXCL|0o600)
+	if err != nil {
+		t.Fatalf("making a System V shared memory segment on the host: %v", err)
+	}
+	t.Cleanup(func() { unix.SysvShmCtl(id, unix.IPC_RMID, nil) })
+	show := fmt.Sprintf("echo ns=$(readlink /proc/self/ns/ipc); awk '$1 == %d {print \"shm-seen\"}' /proc/sysvipc/shm", key)
+	aci := rktImage(t, "example.com/ipcparent", nil, "/bin/sh", "-c", show)
+	r := e.run("run", "--insecure-options=image", rktNspawn, "--ipc=parent", aci)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "ns="+hostNS+"\n") || !strings.Contains(r.Stdout, "shm-seen") {
+		t.Errorf("--ipc=parent: want the host's %s and its segment: %s", hostNS, r)
+	}
+	for _, mode := range []string{"--ipc=private", "--ipc=auto"} {
+		r := e.run("run", "--insecure-options=image", rktNspawn, mode, aci)
+		if r.Code != 0 || strings.Contains(r.Stdout, "ns="+hostNS+"\n") || strings.Contains(r.Stdout, "shm-seen") || !strings.Contains(r.Stdout, "ns=ipc:") {
+			t.Errorf("%s: want an IPC namespace of the pod's own: %s", mode, r)
+		}
+	}
+	// An entered command joins the pod's namespaces, the host's IPC
+	// namespace among them.
+	sleeper := rktImage(t, "example.com/ipcparent-sleep", nil, "/bin/sh", "-c", "sleep 30")
+	uuidFile := filepath.Join(t.TempDir(), "uuid")
+	cmd := e.command("run", "--net=host", "--insecure-options=image", rktNspawn, "--ipc=parent", "--uuid-file-save="+uuidFile, sleeper)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	uuid := waitRunning(t, e, uuidFile)
+	if r := e.run("enter", uuid, "/bin/sh", "-c", show); r.Code != 0 || !strings.Contains(r.Stdout, "ns="+hostNS+"\n") || !strings.Contains(r.Stdout, "shm-seen") {
+		t.Errorf("enter into an --ipc=parent pod: %s", r)
+	}
+	e.run("stop", "--force", uuid)
+	cmd.Wait()
+}
+
+// An image used only as a dependency may leave out the os label, as the
+// appc spec allows and rkt accepted: only the app's own image needs one.
+func TestRktDependencyWithoutOSLabelAccepted(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	dep := rktImage(t, "example.com/base-noos", func(m map[string]any) {
+		m["labels"] = []map[string]string{{"name": "arch", "value": appcArch()}}
+		delete(m, "app")
+	})
+	app := filepath.Join(t.TempDir(), "app")
+	writeFile(t, filepath.Join(app, "app-file"), "from the app's own image\n")
+	m := imageManifest("example.com/on-noos-base", "/bin/sh", "-c", "cat /app-file")
+	m["dependencies"] = []map[string]any{{"imageName": "example.com/base-noos"}}
+	aci := writeACI(t, filepath.Join(t.TempDir(), "app.aci"), app, m)
+	e.mustRun("fetch", "--insecure-options=image", dep)
+	for _, fl := range rktFlavours(t) {
+		if r := e.run("run", "--insecure-options=image", fl, aci); r.Code != 0 || r.Stdout != "from the app's own image\n" {
+			t.Errorf("%s: an app on a dependency without an os label: %s", fl, r)
+		}
+	}
+}
+
+// export writes an app added to a sandbox (its rootfs a copy inside the
+// sandbox's stage1 overlay) once the sandbox has stopped.
+func TestRktExportSandboxApp(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	aci := rktExportImage(t, "example.com/export-added")
+	uuid := appSandbox(t, e, "--volume=data,kind=host,source="+t.TempDir())
+	e.mustRun("app", "add", "--insecure-options=image", uuid, aci)
+	e.mustRun("app", "start", uuid, "--app=export-added")
+	appWaitState(t, e, uuid, "export-added", "exited")
+	e.mustRun("stop", uuid)
+	e.mustRun("status", "--wait=30s", uuid)
+	out := filepath.Join(t.TempDir(), "added.aci")
+	if r := e.run("export", "--app=export-added", uuid, out); r.Code != 0 {
+		t.Fatalf("export of a sandbox's app: %s", r)
+	}
+	r := e.run("run", "--insecure-options=image", rktFly, out, "--exec=/bin/sh", "--", "-c", "cat /etc/keep /made/file; test -e /etc/gone || echo gone-absent")
+	if r.Code != 0 || r.Stdout != "changed\nnew\ngone-absent\n" {
+		t.Errorf("the exported sandbox app: %s", r)
 	}
 }

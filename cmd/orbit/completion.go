@@ -31,6 +31,7 @@ func registerCompletions(g *globalOptions, root *cobra.Command) {
 	pods := map[string]podFilter{
 		"stop": runningPods, "enter": runningPods, "run-prepared": preparedPods,
 		"status": anyPod, "cat-manifest": anyPod, "rm": stoppedPods,
+		"export": stoppedPods,
 	}
 	images := []string{"run", "prepare", "fetch", "image rm", "image cat-manifest", "image export", "image extract", "image render"}
 	var walk func(c *cobra.Command)
@@ -38,7 +39,7 @@ func registerCompletions(g *globalOptions, root *cobra.Command) {
 		name := commandName(c)
 		if filter, ok := pods[name]; ok && c.ValidArgsFunction == nil {
 			// enter takes one pod then a command; the others one or more.
-			single := name == "enter" || name == "run-prepared" || name == "status" || name == "cat-manifest"
+			single := name == "enter" || name == "run-prepared" || name == "status" || name == "cat-manifest" || name == "export"
 			c.ValidArgsFunction = func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
 				if single && len(args) > 0 {
 					return nil, cobra.ShellCompDirectiveDefault

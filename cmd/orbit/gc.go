@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -8,6 +9,7 @@ import (
 
 	"github.com/orbit-containers/orbit/internal/errdefs"
 	"github.com/orbit-containers/orbit/stage0"
+	"github.com/orbit-containers/orbit/store"
 )
 
 func newGCCommand(g *globalOptions) *cobra.Command {
@@ -28,7 +30,7 @@ too. Pods in use by another command are left for a later gc.`,
 			if err := nonNegative("expire-prepared", expirePrepared); err != nil {
 				return err
 			}
-			return stage0.GC(cmd.Context(), g.podsDir(), stage0.GCConfig{
+			err := stage0.GC(cmd.Context(), g.podsDir(), stage0.GCConfig{
 				GracePeriod:    grace,
 				ExpirePrepared: expirePrepared,
 				MarkOnly:       markOnly,
@@ -38,6 +40,15 @@ too. Pods in use by another command are left for a later gc.`,
 				Marks:          g.Stderr,
 				Exited:         func(uuid string) { unregisterMetadata(cmd.Context(), g, uuid) },
 			})
+			if markOnly {
+				return err
+			}
+			// Cut downloads too old for a fetch to resume.
+			removed, perr := store.ExpirePartials(g.storeDir(), time.Now())
+			for _, p := range removed {
+				g.printf("removed leftover %q\n", p)
+			}
+			return errors.Join(err, perr)
 		},
 	}
 	cmd.Flags().DurationVar(&grace, "grace-period", 30*time.Minute, "how long exited pods stay marked before they are removed")

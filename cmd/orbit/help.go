@@ -74,6 +74,9 @@ func commandHelps() map[string]commandHelp {
 		"rm": {needs: "a pod UUID", root: true, example: `  orbit rm 5f1b2c3d
   orbit rm --uuid-file=/run/hello.uuid`},
 		"cat-manifest": {needs: "a pod UUID", example: `  orbit cat-manifest --pretty-print 5f1b2c3d`},
+		"export": {needs: "a pod UUID and a FILE.aci", root: true, example: `  orbit export 5f1b2c3d hello-changed.aci
+  orbit export --app=web --overwrite 5f1b2c3d web.aci
+  orbit fetch --insecure-options=image hello-changed.aci`},
 		"enter": {needs: "a pod UUID", root: true, example: `  orbit enter 5f1b2c3d                    # /bin/sh in the pod's only app
   orbit enter --app=hello 5f1b2c3d /bin/ps
   orbit enter 5f1b2c3d /bin/sleep 1`},
@@ -191,6 +194,8 @@ func rootReason(name string) string {
 		return "makes mounts, namespaces and cgroups for the pod"
 	case name == "enter":
 		return "joins the pod's namespaces"
+	case name == "export":
+		return "mounts the app's root filesystem"
 	case name == "stop":
 		return "signals the pod's processes"
 	case strings.HasPrefix(name, "image ") || name == "fetch":

@@ -147,6 +147,7 @@ func commandConstructors() []func(*globalOptions) *cobra.Command {
 		newGCCommand,
 		newRmCommand,
 		newCatManifestCommand,
+		newExportCommand,
 		newEnterCommand,
 		newStopCommand,
 		newMetadataServiceCommand,

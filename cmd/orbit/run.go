@@ -361,7 +361,7 @@ func (r *stage1RunFlags) addFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&r.dns.Options, "dns-opt", nil, "DNS options for the pod's /etc/resolv.conf")
 	fs.StringVar(&r.dns.Domain, "dns-domain", "", "the DNS domain for the pod's /etc/resolv.conf")
 	fs.StringSliceVar(&r.dns.Hosts, "hosts-entry", nil, "/etc/hosts entries IP=HOSTNAME for the pod (comma-separated or repeated), or \"host\" for the host's file")
-	fs.StringVar(&r.ipc, "ipc", "auto", "the pod's IPC namespace: auto (the flavour's: nspawn a private one, fly the host's), private or parent (the host's)")
+	fs.StringVar(&r.ipc, "ipc", "auto", "the pod's IPC namespace: auto (the flavour's: nspawn a private one, fly the host's), private or parent (the host's; nspawn and fly)")
 	fs.BoolVar(&r.mdsRegister, "mds-register", false, "register the pod with the metadata service (orbit metadata-service) and give its apps AC_METADATA_URL")
 }
 
@@ -386,9 +386,6 @@ func (r *stage1RunFlags) check(cmd *cobra.Command, flavour builtin.Flavour) erro
 	ipcFlavour := flavour
 	if ipcFlavour == 0 && slices.Contains([]string{"private", "parent"}, r.ipc) {
 		ipcFlavour = builtin.Nspawn
-		if r.ipc == "parent" {
-			ipcFlavour = builtin.Fly
-		}
 	}
 	if err := stage0.CheckIPC(r.ipc, ipcFlavour); err != nil {
 		return err

@@ -152,6 +152,9 @@ const (
 	FlagDisablePaths                   = "disable-paths"
 	FlagDisableSeccomp                 = "disable-seccomp"
 	FlagDNSConfMode                    = "dns-conf-mode"
+	// FlagIPC is orbit's own: "private" or "parent" (rkt's run --ipc),
+	// given only to orbit's built-in flavours, and only when not "auto".
+	FlagIPC = "ipc"
 )
 
 // RunFlagSince is the interface version that introduced a run flag (0 for
@@ -164,7 +167,7 @@ func RunFlagSince(flag string) int {
 		return 2
 	case FlagDisableCapabilitiesRestriction, FlagDisablePaths, FlagDisableSeccomp:
 		return 3
-	case FlagDNSConfMode:
+	case FlagDNSConfMode, FlagIPC:
 		return 4
 	}
 	return 0
@@ -190,6 +193,10 @@ type RunOptions struct {
 	DisableSeccomp                 bool
 	// DNSConfMode is "resolv=MODE,hosts=MODE" (see design.md, "DNS").
 	DNSConfMode string
+	// IPC is the pod's IPC namespace: "private" (its own), "parent" (the
+	// host's) or empty (the flavour's own choice). Only orbit's built-in
+	// flavours are given it: stage0 refuses another mode for others.
+	IPC string
 }
 
 // Args builds the run entrypoint's arguments for a stage1 of the given
@@ -218,6 +225,7 @@ func (o *RunOptions) Args(version int, uuid string) []string {
 	add(FlagDisablePaths, o.DisablePaths, "")
 	add(FlagDisableSeccomp, o.DisableSeccomp, "")
 	add(FlagDNSConfMode, o.DNSConfMode != "", o.DNSConfMode)
+	add(FlagIPC, o.IPC != "", o.IPC)
 	return append(args, uuid)
 }
 
@@ -239,6 +247,7 @@ func ParseRun(args []string) (*RunOptions, string, error) {
 	fs.BoolVar(&o.DisablePaths, FlagDisablePaths, false, "")
 	fs.BoolVar(&o.DisableSeccomp, FlagDisableSeccomp, false, "")
 	fs.StringVar(&o.DNSConfMode, FlagDNSConfMode, "", "")
+	fs.StringVar(&o.IPC, FlagIPC, "", "")
 	uuid, err := parseWithUUID(fs, args)
 	if err != nil {
 		return nil, "", err

@@ -81,8 +81,8 @@ func TestRunFlagSince(t *testing.T) {
 		FlagPrivateUsers: 1, FlagMutable: 1,
 		FlagHostname:                       2,
 		FlagDisableCapabilitiesRestriction: 3, FlagDisablePaths: 3, FlagDisableSeccomp: 3,
-		FlagDNSConfMode: 4,
-		"no-such-flag":  0,
+		FlagDNSConfMode: 4, FlagIPC: 4,
+		"no-such-flag": 0,
 	} {
 		if got := RunFlagSince(flag); got != want {
 			t.Errorf("RunFlagSince(%q) = %d, want %d", flag, got, want)
@@ -96,7 +96,7 @@ func every() RunOptions {
 		Debug: true, Net: "host", MDSToken: "tok", Interactive: true, LocalConfig: "/etc/orbit",
 		PrivateUsers: "1000:65536", Mutable: true, Hostname: "h",
 		DisableCapabilitiesRestriction: true, DisablePaths: true, DisableSeccomp: true,
-		DNSConfMode: "resolv=stage0,hosts=default",
+		DNSConfMode: "resolv=stage0,hosts=default", IPC: "parent",
 	}
 }
 
@@ -125,7 +125,7 @@ func TestRunArgsRoundTrip(t *testing.T) {
 				want.DisableCapabilitiesRestriction, want.DisablePaths, want.DisableSeccomp = false, false, false
 			}
 			if v < 4 {
-				want.DNSConfMode = ""
+				want.DNSConfMode, want.IPC = "", ""
 			}
 			if !reflect.DeepEqual(*got, want) {
 				t.Errorf("round trip at v%d:\n got %+v\nwant %+v", v, *got, want)

@@ -95,12 +95,24 @@ func run(args []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	sockets := activation.Files(true)
+	if flags.IPC == "parent" {
+		// systemd-nspawn always makes the container an IPC namespace of its
+		// own; the host's is handed in after the sockets, and the
+		// supervisor moves the pod into it.
+		ns, err := os.Open("/proc/self/ns/ipc")
+		if err != nil {
+			return 0, fmt.Errorf("opening the host's IPC namespace: %w", err)
+		}
+		defer ns.Close()
+		sockets = append(sockets, ns)
+		pl.config.HostIPC = true
+	}
 	if err := writeConfig(p, &pl.config); err != nil {
 		return 0, err
 	}
 
 	tty := flags.Interactive && term.IsTerminal(int(os.Stdin.Fd()))
-	sockets := activation.Files(true)
 	cmd := startNspawn(nspawn, nspawnArgs(p, uuid, hostname, flags, pl, tty), sockets)
 	// nspawn's own syscall filter is off: orbit filters each app itself,
 	// and the supervisor needs the syscalls nspawn would deny.

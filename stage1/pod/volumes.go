@@ -71,9 +71,16 @@ func (p *Pod) AppMounts(ra *schema.RuntimeApp, im *schema.ImageManifest) ([]AppM
 		case "host":
 			m.Source = v.Source
 		case "empty":
-			dir, err := p.ensureEmptyVolume(v)
+			dir, created, err := p.ensureEmptyVolume(v)
 			if err != nil {
 				return err
+			}
+			// A converted Docker image's new volume starts with the
+			// image's files at its path, as in Docker and rkt.
+			if created && DockerVolumes(im) {
+				if err := fillFromImage(p.AppRoot(ra.Name), target, dir, defaultOwnerAndMode(v)); err != nil {
+					return fmt.Errorf("app %s: volume %s: %w", ra.Name, v.Name, err)
+				}
 			}
 			m.Source = dir
 		default:
@@ -137,24 +144,26 @@ func depth(p string) int {
 	return strings.Count(p, "/")
 }
 
-func (p *Pod) ensureEmptyVolume(v types.Volume) (string, error) {
-	dir := p.EmptyVolumeDir(v.Name)
+// ensureEmptyVolume makes an empty volume's directory, with the volume's
+// mode and owner, unless it exists; created says it was made now.
+func (p *Pod) ensureEmptyVolume(v types.Volume) (dir string, created bool, err error) {
+	dir = p.EmptyVolumeDir(v.Name)
 	if _, err := os.Stat(dir); err == nil {
-		return dir, nil
+		return dir, false, nil
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("volume %s: %w", v.Name, err)
+		return "", false, fmt.Errorf("volume %s: %w", v.Name, err)
 	}
 	mode := os.FileMode(0o755)
 	if v.Mode != nil {
 		var m uint32
 		if _, err := fmt.Sscanf(*v.Mode, "%o", &m); err != nil {
-			return "", fmt.Errorf("volume %s: mode %q: %w", v.Name, *v.Mode, errdefs.ErrInvalid)
+			return "", false, fmt.Errorf("volume %s: mode %q: %w", v.Name, *v.Mode, errdefs.ErrInvalid)
 		}
 		mode = os.FileMode(m)
 	}
 	if err := os.Chmod(dir, mode); err != nil {
-		return "", err
+		return "", false, err
 	}
 	uid, gid := 0, 0
 	if v.UID != nil {
@@ -164,7 +173,14 @@ func (p *Pod) ensureEmptyVolume(v types.Volume) (string, error) {
 		gid = *v.GID
 	}
 	if err := os.Chown(dir, uid, gid); err != nil {
-		return "", err
+		return "", false, err
 	}
-	return dir, nil
+	return dir, true, nil
+}
+
+// defaultOwnerAndMode reports whether an empty volume leaves its mode and
+// owner at appc's defaults (0755, root): a converted Docker image's
+// directory then gives them, as in Docker.
+func defaultOwnerAndMode(v types.Volume) bool {
+	return (v.Mode == nil || *v.Mode == "0755") && (v.UID == nil || *v.UID == 0) && (v.GID == nil || *v.GID == 0)
 }

@@ -37,6 +37,9 @@ func Main(args []string) int {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("component", "supervisor")
 	cfg, err := readConfig(fs.Arg(0))
+	if err == nil && cfg.HostIPC {
+		err = joinHostIPC()
+	}
 	if err == nil {
 		cfg.Log = log
 		var code int

@@ -79,6 +79,11 @@ type Config struct {
 	// lines of a multi-app pod's apps go there, each under its app's name
 	// as syslog identifier, instead of prefixed to the output.
 	JournalSocket string `json:"journalSocket,omitempty"`
+	// HostIPC: the last of the descriptors the supervisor was started with
+	// (socket activation's, after the sockets) is the host's IPC
+	// namespace, which the supervisor joins before anything else, so that
+	// every app runs in it (rkt's --ipc=parent). See JoinHostIPC.
+	HostIPC bool `json:"hostIPC,omitempty"`
 	// Metadata, when set, gives every app AC_METADATA_URL.
 	Metadata *MetadataConfig `json:"metadata,omitempty"`
 	// Stdout and Stderr receive the apps' output (os.Stdout, os.Stderr when

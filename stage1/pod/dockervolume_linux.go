@@ -1,0 +1,180 @@
+package pod
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/appc/spec/schema"
+	"golang.org/x/sys/unix"
+
+	"github.com/orbit-containers/orbit/internal/inroot"
+)
+
+// Annotations that mark an image converted from a Docker or OCI image:
+// docker2aci's (and so rkt's) repository annotation, and the image ID,
+// which orbit's own conversion sets for every OCI image, also one read
+// from a local layout that has no repository.
+const (
+	annotationDockerRepository = "appc.io/docker/repository"
+	annotationDockerImageID    = "appc.io/docker/imageid"
+)
+
+// DockerVolumes reports whether an image follows Docker's volume
+// semantics: a new empty volume mounted at one of its paths starts with
+// the image's files at that path, as rkt did for converted images.
+func DockerVolumes(im *schema.ImageManifest) bool {
+	if im == nil {
+		return false
+	}
+	for _, name := range []string{annotationDockerRepository, annotationDockerImageID} {
+		if v, ok := im.Annotations.Get(name); ok && v != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// fillFromImage copies what the app's root filesystem holds at target into
+// the new volume directory dir and, with owner set, gives dir the mode and
+// owner of the directory at target, as Docker does for a new volume. Paths are resolved
+// inside the app's root (a symbolic link on the way to target is followed
+// there, never on the host); below target nothing is followed: links are
+// copied as links, and what is neither a directory, a regular file nor a
+// link is left out. Nothing at target, or not a directory, copies nothing.
+func fillFromImage(appRoot, target, dir string, owner bool) error {
+	root, err := inroot.OpenRoot(appRoot)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	src, err := root.Open(target, unix.O_RDONLY|unix.O_DIRECTORY)
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer unix.Close(src)
+	dst, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(dst)
+	var st unix.Stat_t
+	if err := unix.Fstat(src, &st); err != nil {
+		return err
+	}
+	if err := copyDirContents(src, dst, 0); err != nil {
+		return fmt.Errorf("copying the image's %s: %w", target, err)
+	}
+	if !owner {
+		return nil
+	}
+	if err := unix.Fchown(dst, int(st.Uid), int(st.Gid)); err != nil {
+		return err
+	}
+	return unix.Fchmod(dst, st.Mode&0o7777)
+}
+
+// maxCopyDepth bounds the recursion of copyDirContents (and so the
+// descriptors it holds open at once).
+const maxCopyDepth = 256
+
+// copyDirContents copies the entries of the directory open as src into the
+// directory open as dst, every name relative to its directory's descriptor
+// and nothing followed.
+func copyDirContents(src, dst, depth int) error {
+	if depth > maxCopyDepth {
+		return fmt.Errorf("directories nested deeper than %d", maxCopyDepth)
+	}
+	dup, err := unix.Dup(src)
+	if err != nil {
+		return err
+	}
+	d := os.NewFile(uintptr(dup), "dir")
+	names, err := d.Readdirnames(-1)
+	d.Close()
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		if err := copyEntry(src, dst, name, depth); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func copyEntry(src, dst int, name string, depth int) error {
+	var st unix.Stat_t
+	if err := unix.Fstatat(src, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return err
+	}
+	perm := st.Mode & 0o7777
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		if err := unix.Mkdirat(dst, name, 0o700); err != nil {
+			return err
+		}
+		s, err := unix.Openat(src, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(s)
+		t, err := unix.Openat(dst, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(t)
+		if err := copyDirContents(s, t, depth+1); err != nil {
+			return err
+		}
+		if err := unix.Fchown(t, int(st.Uid), int(st.Gid)); err != nil {
+			return err
+		}
+		if err := unix.Fchmod(t, perm); err != nil {
+			return err
+		}
+	case unix.S_IFREG:
+		s, err := unix.Openat(src, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		in := os.NewFile(uintptr(s), name)
+		defer in.Close()
+		t, err := unix.Openat(dst, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		if err != nil {
+			return err
+		}
+		out := os.NewFile(uintptr(t), name)
+		defer out.Close()
+		if _, err := io.Copy(out, in); err != nil {
+			return err
+		}
+		// Owner first: chown clears the set-user-ID and set-group-ID bits.
+		if err := unix.Fchown(t, int(st.Uid), int(st.Gid)); err != nil {
+			return err
+		}
+		if err := unix.Fchmod(t, perm); err != nil {
+			return err
+		}
+	case unix.S_IFLNK:
+		buf := make([]byte, unix.PathMax)
+		n, err := unix.Readlinkat(src, name, buf)
+		if err != nil {
+			return err
+		}
+		if err := unix.Symlinkat(string(buf[:n]), dst, name); err != nil {
+			return err
+		}
+		if err := unix.Fchownat(dst, name, int(st.Uid), int(st.Gid), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return err
+		}
+		return unix.UtimesNanoAt(dst, name, []unix.Timespec{st.Atim, st.Mtim}, unix.AT_SYMLINK_NOFOLLOW)
+	default:
+		return nil // devices, FIFOs and sockets are not copied
+	}
+	return unix.UtimesNanoAt(dst, name, []unix.Timespec{st.Atim, st.Mtim}, unix.AT_SYMLINK_NOFOLLOW)
+}
