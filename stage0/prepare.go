@@ -45,7 +45,10 @@ type PrepareConfig struct {
 	// UseOverlay mounts the rootfs as overlays over the cached trees;
 	// otherwise the trees are copied into the pod.
 	UseOverlay bool
-	Log        *slog.Logger
+	// PrivateUsers runs the pod in a user namespace of its own, whose IDs
+	// are a range of the host's picked now (see pickUserRange).
+	PrivateUsers bool
+	Log          *slog.Logger
 }
 
 // Prepare lays out a pod that this process holds in the prepare state:
@@ -67,6 +70,15 @@ func Prepare(ctx context.Context, p *Pod, cfg PrepareConfig) error {
 		useOverlay = false
 	}
 	rec := &podRecord{CreatedAt: time.Now().UTC(), Stage1: cfg.Stage1ImageID, Stage1Flavour: cfg.Stage1Flavour, Overlay: useOverlay}
+
+	if cfg.PrivateUsers {
+		if err := pickUserRange(ctx, p.podsDir, p.UUID, func(r contract.UserRange) error {
+			rec.PrivateUsers = r.String()
+			return p.writeRecord(rec)
+		}); err != nil {
+			return err
+		}
+	}
 
 	var releases []func() error
 	defer func() {

@@ -22,6 +22,10 @@ type podRecord struct {
 	Overlay bool `json:"overlay"`
 	// Mounts are the overlay mounts to make before stage1 starts, in order.
 	Mounts []overlayMount `json:"mounts,omitempty"`
+	// PrivateUsers is the host ID range of the pod's user namespace
+	// (contract.UserRange), picked when it is prepared; empty when the pod
+	// runs without one.
+	PrivateUsers string `json:"privateUsers,omitempty"`
 }
 
 // overlayMount is one overlayfs mount of a pod: paths relative to the pod

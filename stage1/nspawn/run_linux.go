@@ -80,6 +80,9 @@ func run(args []string) (int, error) {
 		return 0, err
 	}
 	pl.netns = netns
+	if pl.users, err = podUserRange(flags); err != nil {
+		return 0, err
+	}
 	if flags.Mutable {
 		if err := planSandbox(p, flags, pl); err != nil {
 			return 0, err
@@ -97,6 +100,15 @@ func run(args []string) (int, error) {
 	}
 	if err := writeConfig(p, &pl.config); err != nil {
 		return 0, err
+	}
+	if pl.users != nil {
+		if err := chownPod(p, *pl.users); err != nil {
+			return 0, err
+		}
+		if err := handOverCgroups(p, *pl.users); err != nil {
+			return 0, err
+		}
+		idmapVolumes(pl)
 	}
 
 	tty := flags.Interactive && term.IsTerminal(int(os.Stdin.Fd()))
@@ -301,6 +313,7 @@ func nspawnArgs(p *pod.Pod, uuid, hostname string, flags *contract.RunOptions, p
 	if pl.netns != "" {
 		args = append(args, "--network-namespace-path="+pl.netns)
 	}
+	args = append(args, userNSArgs(pl.users)...)
 	for _, b := range pl.binds {
 		args = append(args, b.flag())
 	}

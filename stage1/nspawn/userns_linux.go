@@ -1,0 +1,238 @@
+package nspawn
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/orbit-containers/orbit/stage1/contract"
+	"github.com/orbit-containers/orbit/stage1/pod"
+)
+
+// A pod run with contract.FlagPrivateUsers is a systemd-nspawn container in
+// a user namespace whose IDs 0..Count-1 are the host's Shift..: its root,
+// and so its supervisor and apps, are unprivileged users of the host. What
+// the pod owns is handed to that range before nspawn starts:
+//
+//   - its root filesystems: every file of the stage1 rootfs and of the apps'
+//     is chowned by the shift (chownPod). They are the pod's own: the upper
+//     directories of its overlays (a chown copies the file up; the store's
+//     tree below is never written) or, without overlayfs, its copies. gc
+//     removes them with the pod directory.
+//   - its cgroups: the pod's cgroup directories, which stage1 made, and
+//     the files in them that let the supervisor make the apps' groups and
+//     move processes (handOverCgroups). Nothing above them changes hands.
+//   - host volumes: bound with systemd-nspawn's idmap option where the
+//     volume's filesystem allows idmapped mounts, so the host's IDs
+//     0..Count-1 are the pod's; otherwise as they are, where the pod sees
+//     a host ID outside its range as nobody and can write only what the
+//     host has given its range (see Documentation/commands/run.md).
+
+// podUserRange is the pod's user namespace range, if it has one.
+func podUserRange(flags *contract.RunOptions) (*contract.UserRange, error) {
+	if flags.PrivateUsers == "" {
+		return nil, nil
+	}
+	r, err := contract.ParseUserRange(flags.PrivateUsers)
+	if err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// shiftID maps a host ID the pod's files carry into the range: the IDs an
+// image uses (below Count) are shifted; IDs already in the range are left,
+// so that doing it again changes nothing; others are left to show as
+// nobody.
+func shiftID(r contract.UserRange, id uint32) uint32 {
+	if id < r.Count && !r.Contains(id) {
+		return r.Shift + id
+	}
+	return id
+}
+
+// chownPod hands the pod's root filesystems to its range: the stage1
+// rootfs and the apps' rootfs below it, on whichever of the pod's own
+// filesystems they are. The walk does not follow symbolic links and does
+// not cross into a filesystem that is not one of those.
+func chownPod(p *pod.Pod, r contract.UserRange) error {
+	root := p.Stage1Rootfs()
+	devs := map[uint64]bool{}
+	roots := []string{root}
+	for _, ra := range p.Manifest.Apps {
+		roots = append(roots, contract.InStage1(p.Dir, contract.Stage1AppRootfs(ra.Name.String())))
+	}
+	for _, d := range roots {
+		var st unix.Stat_t
+		if err := unix.Lstat(d, &st); err != nil {
+			return fmt.Errorf("handing the pod's files to its user namespace: %w", err)
+		}
+		devs[st.Dev] = true
+	}
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(path, &st); err != nil {
+			return err
+		}
+		if !devs[st.Dev] {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		return chownShifted(path, &st, r)
+	})
+	if err != nil {
+		return fmt.Errorf("handing the pod's files to its user namespace: %w", err)
+	}
+	return nil
+}
+
+// chownShifted chowns one file by the shift, keeping the set-ID bits a
+// chown clears.
+func chownShifted(path string, st *unix.Stat_t, r contract.UserRange) error {
+	uid, gid := shiftID(r, st.Uid), shiftID(r, st.Gid)
+	if uid == st.Uid && gid == st.Gid {
+		return nil
+	}
+	if err := unix.Lchown(path, int(uid), int(gid)); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFLNK && st.Mode&(unix.S_ISUID|unix.S_ISGID) != 0 {
+		return unix.Chmod(path, st.Mode&0o7777)
+	}
+	return nil
+}
+
+// handOverCgroups makes the pod's root the owner of the pod's cgroup
+// directories and of the files in them, so that its supervisor makes the
+// apps' groups, sets their limits and moves processes as it does without
+// a user namespace. The directories are the pod's alone (recorded in
+// contract.CgroupsFile); their parents keep their owners.
+func handOverCgroups(p *pod.Pod, r contract.UserRange) error {
+	data, err := os.ReadFile(contract.CgroupsFile(p.Dir))
+	if err != nil {
+		return err
+	}
+	for _, dir := range strings.Fields(string(data)) {
+		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+			continue // the named systemd copy nspawn makes itself
+		}
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			return fmt.Errorf("handing the pod's cgroup to its user namespace: %w", err)
+		}
+		paths := []string{dir}
+		for _, e := range ents {
+			if !e.IsDir() {
+				paths = append(paths, filepath.Join(dir, e.Name()))
+			}
+		}
+		for _, path := range paths {
+			if err := os.Lchown(path, int(r.Shift), int(r.Shift)); err != nil {
+				return fmt.Errorf("handing the pod's cgroup to its user namespace: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// userNSArgs are systemd-nspawn's flags for the pod's user namespace: the
+// range, and no ownership work of nspawn's own (chownPod did it).
+func userNSArgs(r *contract.UserRange) []string {
+	if r == nil {
+		return nil
+	}
+	return []string{
+		"--private-users=" + strconv.FormatUint(uint64(r.Shift), 10) + ":" + strconv.FormatUint(uint64(r.Count), 10),
+		"--private-users-ownership=off",
+	}
+}
+
+// idmapSupported reports whether path's filesystem lets a mount of it be
+// ID-mapped into the range (Linux 5.12 and a filesystem that allows it),
+// by making such a mount, detached, and dropping it.
+func idmapSupported(path string, r contract.UserRange) error {
+	ns, err := userNamespace(r)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(ns)
+	fd, err := unix.OpenTree(unix.AT_FDCWD, path, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_IDMAP, Userns_fd: uint64(ns)}
+	return unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, &attr)
+}
+
+// userNamespace returns a descriptor of a new user namespace with the
+// range's mapping, which ID-mapped mounts take their mapping from. The
+// namespace is made by a child process that never runs: it stops at its
+// exec (traced), and is killed once the namespace is opened.
+func userNamespace(r contract.UserRange) (int, error) {
+	runtime.LockOSThread() // the tracer is this thread
+	defer runtime.UnlockOSThread()
+	m := []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(r.Shift), Size: int(r.Count)}}
+	cmd := exec.Command("/proc/self/exe")
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags:  syscall.CLONE_NEWUSER,
+		UidMappings: m,
+		GidMappings: m,
+		Ptrace:      true,
+		Pdeathsig:   syscall.SIGKILL,
+	}
+	if err := cmd.Start(); err != nil {
+		return -1, fmt.Errorf("making a user namespace: %w", err)
+	}
+	defer func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+	fd, err := unix.Open(fmt.Sprintf("/proc/%d/ns/user", cmd.Process.Pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("opening the user namespace: %w", err)
+	}
+	return fd, nil
+}
+
+// idmapVolumes ID-maps the binds of the pod's host volumes whose
+// filesystem allows it; the others stay as they are, and say so.
+func idmapVolumes(pl *plan) {
+	for i := range pl.binds {
+		b := &pl.binds[i]
+		if !strings.HasPrefix(b.target, hostVolumesDir+"/") {
+			continue
+		}
+		if err := idmapSupported(b.source, *pl.users); err != nil {
+			fmt.Fprintf(os.Stderr, "stage1: warning: host volume %s cannot be ID-mapped (%v): the pod sees its files' owners shifted by %d, and those outside its range as nobody\n", b.source, err, pl.users.Shift)
+			continue
+		}
+		b.idmap = true
+	}
+}
+
+// enterNamespaces are nsenter's flags for the namespaces of the pod whose
+// PID 1 is pid: its user namespace too when it has one of its own, so the
+// command entered is as unprivileged on the host as the apps.
+func enterNamespaces(pid int) []string {
+	ns := []string{"--mount", "--uts", "--ipc", "--net", "--pid"}
+	var pod, self unix.Stat_t
+	if unix.Stat(fmt.Sprintf("/proc/%d/ns/user", pid), &pod) == nil && unix.Stat("/proc/self/ns/user", &self) == nil && pod.Ino != self.Ino {
+		ns = append([]string{"--user"}, ns...)
+	}
+	return ns
+}

@@ -1,0 +1,197 @@
+package tests
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The tests in this file run pods with --private-users: in a user namespace
+// whose root is an unprivileged range of the host's user IDs.
+
+// usernsFindProcess waits for the host process whose command line is
+// exactly cmdline and returns its PID.
+func usernsFindProcess(t testing.TB, cmdline string, timeout time.Duration) int {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		dirs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+		for _, f := range dirs {
+			b, err := os.ReadFile(f)
+			if err == nil && strings.TrimRight(strings.ReplaceAll(string(b), "\x00", " "), " ") == cmdline {
+				pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(f)))
+				return pid
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no process %q appeared", cmdline)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// usernsIDs reads a process's real user and group IDs as the host sees
+// them, from /proc/PID/status.
+func usernsIDs(t testing.TB, pid int) (uid, gid int) {
+	t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 1 && f[0] == "Uid:" {
+			uid, _ = strconv.Atoi(f[1])
+		}
+		if len(f) > 1 && f[0] == "Gid:" {
+			gid, _ = strconv.Atoi(f[1])
+		}
+	}
+	return uid, gid
+}
+
+// usernsRange reads the user namespace range orbit recorded for a pod.
+func usernsRange(t testing.TB, e *env, uuid string) (shift, count int) {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(e.Dir, "pods", "*", uuid, "orbit.json"))
+	if len(files) != 1 {
+		t.Fatalf("pod %s: no record (%v)", uuid, files)
+	}
+	data, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec struct {
+		PrivateUsers string `json:"privateUsers"`
+	}
+	if err := json.Unmarshal(data, &rec); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fmt.Sscanf(rec.PrivateUsers, "%d:%d", &shift, &count); err != nil {
+		t.Fatalf("pod %s recorded privateUsers %q", uuid, rec.PrivateUsers)
+	}
+	return shift, count
+}
+
+// usernsStart starts `orbit run` in the background and returns it with
+// the file its pod's UUID is saved to.
+func usernsStart(t testing.TB, e *env, args ...string) (*exec.Cmd, func() string) {
+	t.Helper()
+	uuidFile := filepath.Join(t.TempDir(), "uuid")
+	cmd := e.command(append([]string{"run", "--insecure-options=image", "--uuid-file-save=" + uuidFile}, args...)...)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Signal(syscall.SIGTERM)
+			cmd.Wait()
+		}
+		if t.Failed() {
+			t.Logf("orbit run's output:\n%s", out.String())
+		}
+	})
+	return cmd, func() string {
+		data, _ := os.ReadFile(uuidFile)
+		return strings.TrimSpace(string(data))
+	}
+}
+
+// TestUsernsRun: a --private-users pod's app is root inside and a high,
+// unprivileged user on the host; what it cannot do as such fails; it
+// writes into a host volume; enter joins it; it stops, and gc removes it.
+func TestUsernsRun(t *testing.T) {
+	t.Parallel()
+	requireNspawn(t)
+	e := newEnv(t)
+	vol := t.TempDir()
+	aci := busyboxACI(t, "example.com/userns", "/bin/sh", "-c",
+		"echo inside=$(id -u):$(id -g); echo written > /vol/from-pod; "+
+			"if mknod /tmp/null c 1 3 2>/dev/null; then echo mknod=ok; else echo mknod=denied; fi; "+
+			"exec sleep 7001")
+	cmd, uuidOf := usernsStart(t, e, "--private-users", "--volume=vol,kind=host,source="+vol, aci, "--mount=volume=vol,target=/vol")
+	pid := usernsFindProcess(t, "sleep 7001", 60*time.Second)
+	uuid := uuidOf()
+	shift, count := usernsRange(t, e, uuid)
+	if shift < 0x80000 || count != 65536 {
+		t.Errorf("the pod's range is %d:%d, want 65536 IDs above 524288", shift, count)
+	}
+	if uid, gid := usernsIDs(t, pid); uid != shift || gid != shift {
+		t.Errorf("the app runs as %d:%d on the host, want the range's root %d:%d", uid, gid, shift, shift)
+	}
+	// The host volume got the file; its owner is the pod's root as the
+	// host sees it through the volume (idmapped: root; else the shift).
+	var st syscall.Stat_t
+	deadline := time.Now().Add(10 * time.Second)
+	for syscall.Stat(filepath.Join(vol, "from-pod"), &st) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the app wrote nothing into its host volume")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if st.Uid != 0 && int(st.Uid) != shift {
+		t.Errorf("the file the app wrote into the host volume is owned by %d", st.Uid)
+	}
+	// enter joins the user namespace too: root inside, the range outside.
+	r := e.mustRun("enter", uuid, "/bin/sh", "-c", "id -u; cat /proc/self/uid_map")
+	if f := strings.Fields(r.Stdout); len(f) < 4 || f[0] != "0" || f[1] != "0" || f[2] != strconv.Itoa(shift) {
+		t.Errorf("enter: want root in the pod's user namespace, got:\n%s", r.Stdout)
+	}
+	e.mustRun("stop", uuid)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the pod did not stop")
+	}
+	out := fmt.Sprint(cmd.Stdout)
+	if !strings.Contains(out, "inside=0:0") {
+		t.Errorf("the app is not root inside its pod:\n%s", out)
+	}
+	if !strings.Contains(out, "mknod=denied") {
+		t.Errorf("the app could make a device node, which only the host's root can:\n%s", out)
+	}
+	e.mustRun("gc", "--grace-period=0s")
+	if left, _ := filepath.Glob(filepath.Join(e.Dir, "pods", "*", uuid)); len(left) != 0 {
+		t.Errorf("gc left the pod: %v", left)
+	}
+	// The store's trees were not handed to the pod.
+	trees := usernsStoreFiles(t, e, "bin/busybox")
+	for _, f := range trees {
+		if err := syscall.Lstat(f, &st); err != nil || st.Uid != 0 {
+			t.Errorf("the store's %s is owned by %d (%v)", f, st.Uid, err)
+		}
+	}
+	if len(trees) == 0 {
+		t.Error("found no store tree to check")
+	}
+}
+
+// usernsStoreFiles lists the files at rel in every rendered tree of the
+// env's store.
+func usernsStoreFiles(t testing.TB, e *env, rel string) []string {
+	t.Helper()
+	var out []string
+	filepath.WalkDir(e.Dir, func(path string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() && d.Name() == "trees" {
+			found, _ := filepath.Glob(filepath.Join(path, "*", "rootfs", rel))
+			out = append(out, found...)
+			return filepath.SkipDir
+		}
+		if err == nil && d.IsDir() && d.Name() == "pods" {
+			return filepath.SkipDir
+		}
+		return nil
+	})
+	return out
+}
