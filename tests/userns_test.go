@@ -195,3 +195,72 @@ func usernsStoreFiles(t testing.TB, e *env, rel string) []string {
 	})
 	return out
 }
+
+// TestUsernsLimitsNetworkAndCopies: a --private-users pod prepared and run
+// later keeps its range; in its own (default) network, with memory and
+// CPU limits its supervisor sets from inside the user namespace, and with
+// copies of the images' trees (--no-overlay), chowned, while the store's
+// stay the host root's. An empty volume is the pod's root's.
+func TestUsernsLimitsNetworkAndCopies(t *testing.T) {
+	t.Parallel()
+	e, _ := networkEnv(t)
+	aci := busyboxACI(t, "example.com/userns-limits", "/bin/sh", "-c",
+		"echo inside=$(id -u); ls -ln /bin/busybox; ip -o -4 addr show scope global | grep -c inet | sed s/^/addrs=/; "+
+			"stat -c empty=%u:%g:%a /scratch; echo x > /scratch/f && echo scratch=ok; "+
+			"cat /proc/self/cgroup | sed s/^/cg:/; "+
+			"for f in memory/userns-limits/memory.limit_in_bytes cpu/userns-limits/cpu.cfs_quota_us; do echo $f=$(cat /sys/fs/cgroup/$f); done")
+	uuidFile := filepath.Join(t.TempDir(), "uuid")
+	e.mustRun("prepare", "--insecure-options=image", "--private-users", "--no-overlay", "--uuid-file-save="+uuidFile,
+		"--volume=scratch,kind=empty,mode=0750,uid=0,gid=0", aci, "--mount=volume=scratch,target=/scratch", "--memory=64M", "--cpu=500m")
+	data, _ := os.ReadFile(uuidFile)
+	uuid := strings.TrimSpace(string(data))
+	shift, _ := usernsRange(t, e, uuid)
+	r := e.run("run-prepared", uuid)
+	if r.Code != 0 {
+		t.Fatalf("run-prepared: %s", r)
+	}
+	for _, want := range []string{"inside=0", " 0 ", "addrs=1", "empty=0:0:750", "scratch=ok",
+		"memory.limit_in_bytes=64000000", "cpu.cfs_quota_us=50000"} {
+		if !strings.Contains(r.Stdout, want) {
+			t.Errorf("the pod's output lacks %q:\n%s", want, r.Stdout)
+		}
+	}
+	if again, _ := usernsRange(t, e, uuid); again != shift {
+		t.Errorf("the pod's range moved from %d to %d between prepare and run", shift, again)
+	}
+	// The app's cgroup, as the supervisor made it below the pod's, holds
+	// the limits.
+	var appCg string
+	for _, line := range strings.Split(r.Stdout, "\n") {
+		if f := strings.SplitN(strings.TrimPrefix(line, "cg:"), ":", 3); strings.HasPrefix(line, "cg:") && len(f) == 3 && strings.Contains(f[1], "memory") {
+			appCg = f[2]
+		}
+	}
+	if !strings.HasSuffix(appCg, "/userns-limits") {
+		t.Errorf("the app is not in a memory cgroup of its own (%q):\n%s", appCg, r.Stdout)
+	}
+	if trees := usernsStoreFiles(t, e, "bin/busybox"); len(trees) == 0 {
+		t.Error("found no store tree to check")
+	} else {
+		for _, f := range trees {
+			var st syscall.Stat_t
+			if err := syscall.Lstat(f, &st); err != nil || st.Uid != 0 {
+				t.Errorf("the store's %s is owned by %d (%v)", f, st.Uid, err)
+			}
+		}
+	}
+}
+
+// TestUsernsFlyRefuses: fly has no user namespace; it says so in one line,
+// before a pod is made.
+func TestUsernsFlyRefuses(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	r := e.run("run", "--insecure-options=image", "--stage1-name=fly", "--private-users", busyboxACI(t, "example.com/userns-fly", "/bin/true"))
+	if r.Code != 254 || strings.Count(strings.TrimSpace(r.Stderr), "\n") != 0 || !strings.Contains(r.Stderr, "--private-users: the fly flavour cannot run a pod in a user namespace") {
+		t.Errorf("want one line refusing --private-users under fly, got %s", r)
+	}
+	if out := e.mustRun("list", "--no-legend").Stdout; strings.TrimSpace(out) != "" {
+		t.Errorf("a pod was made:\n%s", out)
+	}
+}

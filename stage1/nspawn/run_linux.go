@@ -135,6 +135,9 @@ func run(args []string) (int, error) {
 	signal.Notify(dropped, ignoredSignals()...)
 	defer signal.Stop(dropped)
 	start := cmd.Start
+	if pl.users != nil && netns != "" {
+		start = inNetns(netns, start)
+	}
 	if group != nil {
 		// nspawn (and so the container) starts inside the pod's cgroup;
 		// this process stays where it was started, out of the pod's group,
@@ -310,7 +313,8 @@ func nspawnArgs(p *pod.Pod, uuid, hostname string, flags *contract.RunOptions, p
 		// container says so (the supervisor, or an app that notifies).
 		args = append(args, "--notify-ready=yes")
 	}
-	if pl.netns != "" {
+	if pl.netns != "" && pl.users == nil {
+		// (In a user namespace nspawn is started in it instead: inNetns.)
 		args = append(args, "--network-namespace-path="+pl.netns)
 	}
 	args = append(args, userNSArgs(pl.users)...)

@@ -236,3 +236,37 @@ func enterNamespaces(pid int) []string {
 	}
 	return ns
 }
+
+// inNetns returns start made to run with the calling thread in the network
+// namespace at path, so that the process it starts (systemd-nspawn) is
+// born there. A pod in a user namespace cannot be handed its network
+// namespace by path: nspawn joins it from inside the new user namespace,
+// which does not own it, and is refused. Started in it instead, nspawn
+// gives the container the namespace it is in.
+func inNetns(path string, start func() error) func() error {
+	return func() error {
+		runtime.LockOSThread()
+		self, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			runtime.UnlockOSThread()
+			return err
+		}
+		defer unix.Close(self)
+		target, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			runtime.UnlockOSThread()
+			return err
+		}
+		defer unix.Close(target)
+		if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			return fmt.Errorf("joining the pod's network namespace: %w", err)
+		}
+		err = start()
+		if unix.Setns(self, unix.CLONE_NEWNET) == nil {
+			// Only a thread back in its own namespace serves others.
+			runtime.UnlockOSThread()
+		}
+		return err
+	}
+}
