@@ -116,6 +116,9 @@ func Prepare(ctx context.Context, p *Pod, cfg PrepareConfig) error {
 			Work:   contract.OverlayWork("", s1Tree, ""),
 			Target: contract.Stage1Rootfs(""),
 		}
+		if cfg.PrivateUsers {
+			m.IDMappedLower = contract.OverlayIDMappedLower("", s1Tree)
+		}
 		if err := makeOverlayDirs(p, m); err != nil {
 			return err
 		}
@@ -178,6 +181,9 @@ func Prepare(ctx context.Context, p *Pod, cfg PrepareConfig) error {
 				Work:   contract.OverlayWork("", treeID, name),
 				Target: contract.InStage1("", appRootfs),
 			}
+			if cfg.PrivateUsers {
+				m.IDMappedLower = contract.OverlayIDMappedLower("", treeID)
+			}
 			if err := makeOverlayDirs(p, m); err != nil {
 				return err
 			}
@@ -221,7 +227,10 @@ func writeJSON(path string, v any) error {
 }
 
 func makeOverlayDirs(p *Pod, m overlayMount) error {
-	for _, d := range []string{m.Upper, m.Work} {
+	for _, d := range []string{m.Upper, m.Work, m.IDMappedLower} {
+		if d == "" {
+			continue
+		}
 		if err := os.MkdirAll(p.File(d), 0o755); err != nil {
 			return err
 		}

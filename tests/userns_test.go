@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/orbit-containers/orbit/internal/idmap"
 )
 
 // The tests in this file run pods with --private-users: in a user namespace
@@ -141,6 +143,27 @@ func TestUsernsRun(t *testing.T) {
 	if st.Uid != 0 && int(st.Uid) != shift {
 		t.Errorf("the file the app wrote into the host volume is owned by %d", st.Uid)
 	}
+	// The store's trees are the pod's lower layers ID-mapped where the
+	// kernel and the store's filesystem allow it, so the pod's overlays
+	// copy nothing up to give the pod its files.
+	mapped := usernsIDMappable(t, e.Dir, shift)
+	mounts, _ := os.ReadFile("/proc/self/mountinfo")
+	got := false
+	for _, line := range strings.Split(string(mounts), "\n") {
+		if f := strings.Fields(line); len(f) > 5 && strings.Contains(f[4], uuid+"/overlay/") && strings.HasSuffix(f[4], "/lower-idmapped") {
+			got = strings.Contains(","+f[5]+",", ",idmapped,")
+		}
+	}
+	if got != mapped {
+		t.Errorf("ID-mapped lower layers mounted: %v; the store's filesystem allows them: %v", got, mapped)
+	}
+	uppers, _ := filepath.Glob(filepath.Join(e.Dir, "pods", "run", uuid, "overlay", "*", "upper", "userns", "bin", "busybox"))
+	if mapped && len(uppers) != 0 {
+		t.Errorf("the app's files were copied up although its tree is ID-mapped: %v", uppers)
+	}
+	if !mapped && len(uppers) == 0 {
+		t.Error("the app's tree is not ID-mapped, and its files were not chowned into the overlay's upper layer")
+	}
 	// enter joins the user namespace too: root inside, the range outside.
 	r := e.mustRun("enter", uuid, "/bin/sh", "-c", "id -u; cat /proc/self/uid_map")
 	if f := strings.Fields(r.Stdout); len(f) < 4 || f[0] != "0" || f[1] != "0" || f[2] != strconv.Itoa(shift) {
@@ -263,4 +286,32 @@ func TestUsernsFlyRefuses(t *testing.T) {
 	if out := e.mustRun("list", "--no-legend").Stdout; strings.TrimSpace(out) != "" {
 		t.Errorf("a pod was made:\n%s", out)
 	}
+}
+
+// TestUsernsMetadata: an app of a --private-users pod reaches the metadata
+// service with the token its pod was registered with.
+func TestUsernsMetadata(t *testing.T) {
+	t.Parallel()
+	requireNspawn(t)
+	e := newEnv(t)
+	mdsStart(t, e, nil, "--listen-port="+strconv.Itoa(mdsFreePort(t)), "--listen-address=127.0.0.1")
+	aci := busyboxACI(t, "example.com/userns-mds", "/bin/sh", "-c", `echo "uid=$(id -u) pod=$(wget -q -O- $AC_METADATA_URL/acMetadata/v1/pod/uuid)"`)
+	uuidFile := filepath.Join(t.TempDir(), "uuid")
+	r := e.mustRun("run", "--insecure-options=image", "--private-users", "--mds-register", "--uuid-file-save="+uuidFile, aci)
+	data, _ := os.ReadFile(uuidFile)
+	if want := "uid=0 pod=" + strings.TrimSpace(string(data)); !strings.Contains(r.Stdout, want) {
+		t.Errorf("want %q from the app, got:\n%s", want, r)
+	}
+}
+
+// usernsIDMappable reports whether dir's filesystem can be ID-mapped into
+// the range starting at shift on this kernel.
+func usernsIDMappable(t testing.TB, dir string, shift int) bool {
+	t.Helper()
+	ns, err := idmap.UserNamespace(idmap.Range{Shift: uint32(shift), Count: 65536})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	return idmap.Supported(dir, ns) == nil
 }

@@ -5,15 +5,14 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/orbit-containers/orbit/internal/idmap"
 	"github.com/orbit-containers/orbit/stage1/contract"
 	"github.com/orbit-containers/orbit/stage1/pod"
 )
@@ -161,70 +160,6 @@ func userNSArgs(r *contract.UserRange) []string {
 	}
 }
 
-// idmapSupported reports whether path's filesystem lets a mount of it be
-// ID-mapped into the range (Linux 5.12 and a filesystem that allows it),
-// by making such a mount, detached, and dropping it.
-func idmapSupported(path string, r contract.UserRange) error {
-	ns, err := userNamespace(r)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(ns)
-	fd, err := unix.OpenTree(unix.AT_FDCWD, path, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_IDMAP, Userns_fd: uint64(ns)}
-	return unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, &attr)
-}
-
-// userNamespace returns a descriptor of a new user namespace with the
-// range's mapping, which ID-mapped mounts take their mapping from. The
-// namespace is made by a child process that never runs: it stops at its
-// exec (traced), and is killed once the namespace is opened.
-func userNamespace(r contract.UserRange) (int, error) {
-	runtime.LockOSThread() // the tracer is this thread
-	defer runtime.UnlockOSThread()
-	m := []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(r.Shift), Size: int(r.Count)}}
-	cmd := exec.Command("/proc/self/exe")
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Cloneflags:  syscall.CLONE_NEWUSER,
-		UidMappings: m,
-		GidMappings: m,
-		Ptrace:      true,
-		Pdeathsig:   syscall.SIGKILL,
-	}
-	if err := cmd.Start(); err != nil {
-		return -1, fmt.Errorf("making a user namespace: %w", err)
-	}
-	defer func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	}()
-	fd, err := unix.Open(fmt.Sprintf("/proc/%d/ns/user", cmd.Process.Pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return -1, fmt.Errorf("opening the user namespace: %w", err)
-	}
-	return fd, nil
-}
-
-// idmapVolumes ID-maps the binds of the pod's host volumes whose
-// filesystem allows it; the others stay as they are, and say so.
-func idmapVolumes(pl *plan) {
-	for i := range pl.binds {
-		b := &pl.binds[i]
-		if !strings.HasPrefix(b.target, hostVolumesDir+"/") {
-			continue
-		}
-		if err := idmapSupported(b.source, *pl.users); err != nil {
-			fmt.Fprintf(os.Stderr, "stage1: warning: host volume %s cannot be ID-mapped (%v): the pod sees its files' owners shifted by %d, and those outside its range as nobody\n", b.source, err, pl.users.Shift)
-			continue
-		}
-		b.idmap = true
-	}
-}
-
 // enterNamespaces are nsenter's flags for the namespaces of the pod whose
 // PID 1 is pid: its user namespace too when it has one of its own, so the
 // command entered is as unprivileged on the host as the apps.
@@ -268,5 +203,32 @@ func inNetns(path string, start func() error) func() error {
 			runtime.UnlockOSThread()
 		}
 		return err
+	}
+}
+
+// idmapVolumes ID-maps the binds of the pod's host volumes whose
+// filesystem allows it; the others stay as they are, and say so.
+func idmapVolumes(pl *plan) {
+	var ns *os.File
+	for i := range pl.binds {
+		b := &pl.binds[i]
+		if !strings.HasPrefix(b.target, hostVolumesDir+"/") {
+			continue
+		}
+		var err error
+		if ns == nil {
+			ns, err = idmap.UserNamespace(idmap.Range{Shift: pl.users.Shift, Count: pl.users.Count})
+		}
+		if err == nil {
+			err = idmap.Supported(b.source, ns)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "stage1: warning: host volume %s cannot be ID-mapped (%v): the pod sees its files' owners less %d, and those outside its range as nobody\n", b.source, err, pl.users.Shift)
+			continue
+		}
+		b.idmap = true
+	}
+	if ns != nil {
+		ns.Close()
 	}
 }
