@@ -34,7 +34,7 @@ func TestChownShifted(t *testing.T) {
 	if err := os.WriteFile(f, nil, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Chmod(f, 0o4755); err != nil {
+	if err := unix.Chmod(f, 0o4755); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 2; i++ {
