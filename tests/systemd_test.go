@@ -303,6 +303,16 @@ func TestSystemdUnifiedCgroups(t *testing.T) {
 	if !strings.Contains(out, "ExecMainStatus=254") || !strings.Contains(out, "/system.slice/limited.service does not delegate the memory controller") {
 		t.Errorf("a missing controller: want exit 254 and the one-line reason, got:\n%s", out)
 	}
+	// A CPU limit alone names the cpu controller, from a transient unit
+	// as from a unit file.
+	r := m.sh("systemd-run --quiet --wait --pipe --collect -p Delegate=yes /usr/bin/orbit run --insecure-options=image --net=host example.com/hello:1.0 --cpu=500m")
+	oneLine := false
+	for _, line := range strings.Split(r.Stderr, "\n") {
+		oneLine = oneLine || strings.Contains(line, "/system.slice/run-") && strings.Contains(line, "does not delegate the cpu controller") && strings.Contains(line, "Delegate=yes")
+	}
+	if r.Code != 254 || !oneLine {
+		t.Errorf("a CPU limit without the cpu controller: want exit 254 and one line, got %s", r)
+	}
 	t.Logf("memory and cpu limits were not tried: the kernel gives this system's cgroup2 tree only %q (the host binds the rest to cgroup v1)", offered)
 }
 

@@ -29,7 +29,8 @@ import (
 //     removes them with the pod directory.
 //   - its cgroups: the pod's cgroup directories, which stage1 made, and
 //     the files in them that let the supervisor make the apps' groups and
-//     move processes (handOverCgroups). Nothing above them changes hands.
+//     move processes (handOverCgroups). The pod group's limits and device
+//     policy, and everything above it, do not change hands.
 //   - host volumes: bound with systemd-nspawn's idmap option where the
 //     volume's filesystem allows idmapped mounts, so the host's IDs
 //     0..Count-1 are the pod's; otherwise as they are, where the pod sees
@@ -115,11 +116,15 @@ func chownShifted(path string, st *unix.Stat_t, r contract.UserRange) error {
 	return nil
 }
 
-// handOverCgroups makes the pod's root the owner of the pod's cgroup
-// directories and of the files in them, so that its supervisor makes the
-// apps' groups, sets their limits and moves processes as it does without
-// a user namespace. The directories are the pod's alone (recorded in
-// contract.CgroupsFile); their parents keep their owners.
+// handOverCgroups delegates the pod's cgroup directories to the pod's
+// root, as cgroups(7) describes delegation: the directory (so it can make
+// the apps' groups, whose files it then owns) and the files that move
+// processes and enable controllers below (cgroup.procs, cgroup.threads,
+// cgroup.subtree_control; tasks in v1). The pod group's own interface
+// files (its device policy, any limit on it) keep their owner, and so does
+// everything above it: the pod can arrange its apps within its group, not
+// widen the group. The directories are the pod's alone
+// (contract.CgroupsFile).
 func handOverCgroups(p *pod.Pod, r contract.UserRange) error {
 	data, err := os.ReadFile(contract.CgroupsFile(p.Dir))
 	if err != nil {
@@ -129,18 +134,9 @@ func handOverCgroups(p *pod.Pod, r contract.UserRange) error {
 		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
 			continue // the named systemd copy nspawn makes itself
 		}
-		ents, err := os.ReadDir(dir)
-		if err != nil {
-			return fmt.Errorf("handing the pod's cgroup to its user namespace: %w", err)
-		}
-		paths := []string{dir}
-		for _, e := range ents {
-			if !e.IsDir() {
-				paths = append(paths, filepath.Join(dir, e.Name()))
-			}
-		}
-		for _, path := range paths {
-			if err := os.Lchown(path, int(r.Shift), int(r.Shift)); err != nil {
+		for _, name := range []string{"", "cgroup.procs", "cgroup.threads", "cgroup.subtree_control", "tasks"} {
+			err := os.Lchown(filepath.Join(dir, name), int(r.Shift), int(r.Shift))
+			if err != nil && (name == "" || !errors.Is(err, fs.ErrNotExist)) {
 				return fmt.Errorf("handing the pod's cgroup to its user namespace: %w", err)
 			}
 		}
