@@ -315,3 +315,37 @@ func usernsIDMappable(t testing.TB, dir string, shift int) bool {
 	defer ns.Close()
 	return idmap.Supported(dir, ns) == nil
 }
+
+// TestUsernsRangesApart: pods prepared at the same time get ranges of
+// their own.
+func TestUsernsRangesApart(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	aci := busyboxACI(t, "example.com/userns-apart", "/bin/true")
+	e.mustRun("fetch", "--insecure-options=image", aci)
+	const n = 4
+	uuids := make(chan string, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			f := filepath.Join(t.TempDir(), "uuid")
+			r := e.run("prepare", "--insecure-options=image", "--private-users", "--uuid-file-save="+f, aci)
+			data, _ := os.ReadFile(f)
+			if r.Code != 0 {
+				t.Errorf("prepare: %s", r)
+			}
+			uuids <- strings.TrimSpace(string(data))
+		}()
+	}
+	seen := map[int]string{}
+	for i := 0; i < n; i++ {
+		uuid := <-uuids
+		if uuid == "" {
+			continue
+		}
+		shift, _ := usernsRange(t, e, uuid)
+		if other, ok := seen[shift]; ok {
+			t.Errorf("pods %s and %s share the range at %d", other, uuid, shift)
+		}
+		seen[shift] = uuid
+	}
+}
