@@ -133,3 +133,16 @@ func (p *Pod) UserRange() (contract.UserRange, bool, error) {
 	r, err := contract.ParseUserRange(rec.PrivateUsers)
 	return r, err == nil, err
 }
+
+// CheckUserNamespaces fails when this kernel cannot make the user
+// namespace a pod with a range needs: built without them, or with
+// user.max_user_namespaces at 0.
+func CheckUserNamespaces() error {
+	if _, err := os.Stat("/proc/self/ns/user"); err != nil {
+		return fmt.Errorf("this kernel has no user namespaces: %w", errdefs.ErrNotFound)
+	}
+	if b, err := os.ReadFile("/proc/sys/user/max_user_namespaces"); err == nil && strings.TrimSpace(string(b)) == "0" {
+		return fmt.Errorf("user namespaces are switched off on this host (user.max_user_namespaces is 0): %w", errdefs.ErrNotFound)
+	}
+	return nil
+}

@@ -90,6 +90,11 @@ func preparePod(ctx context.Context, g *globalOptions, cmd *cobra.Command, pf *p
 	if pf.privateUsers && flavour != 0 && flavour != builtin.Nspawn {
 		return nil, fmt.Errorf("--private-users: the %s flavour cannot run a pod in a user namespace; the nspawn flavour can: %w", flavour, errdefs.ErrInvalid)
 	}
+	if pf.privateUsers {
+		if err := stage0.CheckUserNamespaces(); err != nil {
+			return nil, fmt.Errorf("--private-users: %w", err)
+		}
+	}
 	var apps []appArg
 	var pm *schema.PodManifest
 	var spec stage0.PodSpec
