@@ -22,11 +22,15 @@ import (
 // and so its supervisor and apps, are unprivileged users of the host. What
 // the pod owns is handed to that range before nspawn starts:
 //
-//   - its root filesystems: every file of the stage1 rootfs and of the apps'
-//     is chowned by the shift (chownPod). They are the pod's own: the upper
-//     directories of its overlays (a chown copies the file up; the store's
-//     tree below is never written) or, without overlayfs, its copies. gc
-//     removes them with the pod directory.
+//   - its root filesystems: where stage0 could stack the pod's overlays on
+//     the store's trees ID-mapped into the range (stage0's mountPod), the
+//     image's files are the pod's already; otherwise every file of the
+//     stage1 rootfs and of the apps' is chowned by the shift (chownPod),
+//     which changes only what is the pod's own: the upper directories of
+//     its overlays (a chown copies the file up; the store's tree below is
+//     never written) or, without overlayfs, its copies. Either way the
+//     files stage0 and stage1 wrote into the pod (status, configuration,
+//     empty volumes) are chowned. gc removes them with the pod directory.
 //   - its cgroups: the pod's cgroup directories, which stage1 made, and
 //     the files in them that let the supervisor make the apps' groups and
 //     move processes (handOverCgroups). The pod group's limits and device
