@@ -349,3 +349,87 @@ func TestUsernsRangesApart(t *testing.T) {
 		seen[shift] = uuid
 	}
 }
+
+// usernsExt2 mounts a fresh ext2 filesystem (a loop device on a sparse
+// file) at dir: the kernel's ext2 driver does not allow ID-mapped mounts.
+// It is unmounted when the test ends.
+func usernsExt2(t testing.TB, dir string) {
+	t.Helper()
+	requireTool(t, "mkfs.ext2", "e2fsprogs")
+	img := filepath.Join(t.TempDir(), "ext2.img")
+	if err := os.WriteFile(img, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(img, 256<<20); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mkfs.ext2", "-q", "-F", img).CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.ext2: %v: %s", err, out)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "ext2", "-o", "loop", img, dir).CombinedOutput(); err != nil {
+		t.Fatalf("mounting an ext2 image: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+}
+
+// TestUsernsChownFallback: where the store's filesystem cannot be
+// ID-mapped (ext2 here), the pod's files are chowned into its overlays'
+// upper layers instead, the store's tree keeps its owners, and a host
+// volume that cannot be ID-mapped is bound as it is, with a warning: the
+// pod writes there as its range's root once the host has given the
+// directory to it.
+func TestUsernsChownFallback(t *testing.T) {
+	t.Parallel()
+	requireNspawn(t)
+	e := newEnv(t)
+	usernsExt2(t, filepath.Join(e.Dir, "cas", "trees"))
+	vol := filepath.Join(t.TempDir(), "vol")
+	usernsExt2(t, vol)
+	aci := busyboxACI(t, "example.com/userns-chown", "/bin/sh", "-c", "ls -ln /bin/busybox; echo written > /vol/from-pod && echo vol=ok")
+	uuidFile := filepath.Join(t.TempDir(), "uuid")
+	e.mustRun("prepare", "--insecure-options=image", "--private-users", "--uuid-file-save="+uuidFile,
+		"--volume=vol,kind=host,source="+vol, aci, "--mount=volume=vol,target=/vol")
+	data, _ := os.ReadFile(uuidFile)
+	uuid := strings.TrimSpace(string(data))
+	shift, _ := usernsRange(t, e, uuid)
+	if usernsIDMappable(t, filepath.Join(e.Dir, "cas", "trees"), shift) {
+		t.Fatal("ext2 can be ID-mapped on this kernel; the test needs another filesystem")
+	}
+	if err := os.Chown(vol, shift, shift); err != nil {
+		t.Fatal(err)
+	}
+	r := e.run("run-prepared", uuid)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "vol=ok") || !strings.Contains(r.Stderr, "cannot be ID-mapped") {
+		t.Fatalf("run-prepared: want the app to write into the volume, and a warning: %s", r)
+	}
+	if f := strings.Fields(r.Stdout); len(f) < 4 || f[2] != "0" || f[3] != "0" {
+		t.Errorf("the app's files are not root's inside the pod:\n%s", r.Stdout)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(vol, "from-pod"), &st); err != nil || int(st.Uid) != shift {
+		t.Errorf("the file the pod wrote into the volume is owned by %d (%v), want %d", st.Uid, err, shift)
+	}
+	uppers, _ := filepath.Glob(filepath.Join(e.Dir, "pods", "*", uuid, "overlay", "*", "upper", "userns-chown", "bin", "busybox"))
+	if len(uppers) != 1 {
+		t.Fatalf("the app's files were not chowned into its overlay's upper layer (%v)", uppers)
+	}
+	if err := syscall.Lstat(uppers[0], &st); err != nil || int(st.Uid) != shift {
+		t.Errorf("the pod's copy of busybox is owned by %d (%v), want %d", st.Uid, err, shift)
+	}
+	trees := usernsStoreFiles(t, e, "bin/busybox")
+	if len(trees) == 0 {
+		t.Fatal("found no store tree to check")
+	}
+	for _, f := range trees {
+		if err := syscall.Lstat(f, &st); err != nil || st.Uid != 0 {
+			t.Errorf("the store's %s is owned by %d (%v)", f, st.Uid, err)
+		}
+	}
+	e.mustRun("gc", "--grace-period=0s")
+	if left, _ := filepath.Glob(filepath.Join(e.Dir, "pods", "*", uuid)); len(left) != 0 {
+		t.Errorf("gc left the pod and its chowned copies: %v", left)
+	}
+}

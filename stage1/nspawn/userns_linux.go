@@ -67,7 +67,7 @@ func shiftID(r contract.UserRange, id uint32) uint32 {
 // chownPod hands the pod's root filesystems to its range: the stage1
 // rootfs and the apps' rootfs below it, on whichever of the pod's own
 // filesystems they are. The walk does not follow symbolic links and does
-// not cross into a filesystem that is not one of those.
+// not enter a directory of a filesystem that is not one of those.
 func chownPod(p *pod.Pod, r contract.UserRange) error {
 	root := p.Stage1Rootfs()
 	devs := map[uint64]bool{}
@@ -90,11 +90,12 @@ func chownPod(p *pod.Pod, r contract.UserRange) error {
 		if err := unix.Lstat(path, &st); err != nil {
 			return err
 		}
-		if !devs[st.Dev] {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
+		// Only a directory can be another filesystem's mount point here
+		// (nothing but the pod's overlays is mounted before nspawn
+		// starts); the files of an overlay whose layers are on different
+		// filesystems report their layer's device.
+		if d.IsDir() && !devs[st.Dev] {
+			return filepath.SkipDir
 		}
 		return chownShifted(path, &st, r)
 	})
