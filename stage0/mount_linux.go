@@ -9,6 +9,9 @@ import (
 
 	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
+
+	"github.com/orbit-containers/orbit/internal/idmap"
+	"github.com/orbit-containers/orbit/stage1/contract"
 )
 
 // mountPod makes the pod's overlay mounts (recorded at prepare time), in
@@ -23,6 +26,13 @@ func mountPod(p *Pod, rec *podRecord) error {
 	for _, m := range mounted {
 		have[m] = true
 	}
+	idmapped := &idmappedLowers{}
+	defer idmapped.close()
+	if rec.PrivateUsers != "" {
+		if r, err := contract.ParseUserRange(rec.PrivateUsers); err == nil {
+			idmapped.r = &idmap.Range{Shift: r.Shift, Count: r.Count}
+		}
+	}
 	for _, m := range rec.Mounts {
 		target := p.File(m.Target)
 		real, err := RealPath(target)
@@ -35,7 +45,11 @@ func mountPod(p *Pod, rec *podRecord) error {
 		if err := os.MkdirAll(target, 0o755); err != nil {
 			return err
 		}
-		opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", escapeOverlayPath(m.Lower), escapeOverlayPath(p.File(m.Upper)), escapeOverlayPath(p.File(m.Work)))
+		lower := m.Lower
+		if m.IDMappedLower != "" {
+			lower = idmapped.lower(m, p.File(m.IDMappedLower), have)
+		}
+		opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", escapeOverlayPath(lower), escapeOverlayPath(p.File(m.Upper)), escapeOverlayPath(p.File(m.Work)))
 		if err := unix.Mount("overlay", target, "overlay", 0, opts); err != nil {
 			return fmt.Errorf("mounting overlay on %s: %w", target, err)
 		}
@@ -88,4 +102,50 @@ func mountPointsBelow(dir string) ([]string, error) {
 		return strings.Count(out[i], "/") < strings.Count(out[j], "/")
 	})
 	return out, nil
+}
+
+// idmappedLowers mounts the store's trees ID-mapped for a pod with a user
+// namespace (overlayMount.IDMappedLower), with one user namespace for all.
+type idmappedLowers struct {
+	r      *idmap.Range
+	ns     *os.File
+	failed bool // the kernel or the store's filesystem cannot
+}
+
+// lower returns the lower layer for m: at (the ID-mapped tree, mounted now
+// unless it is already) or, when the tree cannot be ID-mapped, the tree
+// itself, whose files stage1 then chowns into the overlay's upper layer.
+func (l *idmappedLowers) lower(m overlayMount, at string, mounted map[string]bool) string {
+	if real, err := RealPath(at); err == nil && mounted[real] {
+		return at
+	}
+	if l.r == nil || l.failed {
+		return m.Lower
+	}
+	var err error
+	if l.ns == nil {
+		l.ns, err = idmap.UserNamespace(*l.r)
+	}
+	var mnt *os.File
+	if err == nil {
+		mnt, err = idmap.Clone(m.Lower, l.ns)
+	}
+	if err == nil {
+		err = idmap.Attach(mnt, at)
+		mnt.Close()
+	}
+	if err != nil {
+		l.failed = true
+		return m.Lower
+	}
+	if real, err := RealPath(at); err == nil {
+		mounted[real] = true
+	}
+	return at
+}
+
+func (l *idmappedLowers) close() {
+	if l.ns != nil {
+		l.ns.Close()
+	}
 }

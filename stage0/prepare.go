@@ -45,7 +45,10 @@ type PrepareConfig struct {
 	// UseOverlay mounts the rootfs as overlays over the cached trees;
 	// otherwise the trees are copied into the pod.
 	UseOverlay bool
-	Log        *slog.Logger
+	// PrivateUsers runs the pod in a user namespace of its own, whose IDs
+	// are a range of the host's picked now (see pickUserRange).
+	PrivateUsers bool
+	Log          *slog.Logger
 }
 
 // Prepare lays out a pod that this process holds in the prepare state:
@@ -67,6 +70,15 @@ func Prepare(ctx context.Context, p *Pod, cfg PrepareConfig) error {
 		useOverlay = false
 	}
 	rec := &podRecord{CreatedAt: time.Now().UTC(), Stage1: cfg.Stage1ImageID, Stage1Flavour: cfg.Stage1Flavour, Overlay: useOverlay}
+
+	if cfg.PrivateUsers {
+		if err := pickUserRange(ctx, p.podsDir, p.UUID, func(r contract.UserRange) error {
+			rec.PrivateUsers = r.String()
+			return p.writeRecord(rec)
+		}); err != nil {
+			return err
+		}
+	}
 
 	var releases []func() error
 	defer func() {
@@ -103,6 +115,9 @@ func Prepare(ctx context.Context, p *Pod, cfg PrepareConfig) error {
 			Upper:  contract.OverlayUpper("", s1Tree, ""),
 			Work:   contract.OverlayWork("", s1Tree, ""),
 			Target: contract.Stage1Rootfs(""),
+		}
+		if cfg.PrivateUsers {
+			m.IDMappedLower = contract.OverlayIDMappedLower("", s1Tree)
 		}
 		if err := makeOverlayDirs(p, m); err != nil {
 			return err
@@ -166,6 +181,9 @@ func Prepare(ctx context.Context, p *Pod, cfg PrepareConfig) error {
 				Work:   contract.OverlayWork("", treeID, name),
 				Target: contract.InStage1("", appRootfs),
 			}
+			if cfg.PrivateUsers {
+				m.IDMappedLower = contract.OverlayIDMappedLower("", treeID)
+			}
 			if err := makeOverlayDirs(p, m); err != nil {
 				return err
 			}
@@ -209,7 +227,10 @@ func writeJSON(path string, v any) error {
 }
 
 func makeOverlayDirs(p *Pod, m overlayMount) error {
-	for _, d := range []string{m.Upper, m.Work} {
+	for _, d := range []string{m.Upper, m.Work, m.IDMappedLower} {
+		if d == "" {
+			continue
+		}
 		if err := os.MkdirAll(p.File(d), 0o755); err != nil {
 			return err
 		}

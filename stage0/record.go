@@ -22,6 +22,10 @@ type podRecord struct {
 	Overlay bool `json:"overlay"`
 	// Mounts are the overlay mounts to make before stage1 starts, in order.
 	Mounts []overlayMount `json:"mounts,omitempty"`
+	// PrivateUsers is the host ID range of the pod's user namespace
+	// (contract.UserRange), picked when it is prepared; empty when the pod
+	// runs without one.
+	PrivateUsers string `json:"privateUsers,omitempty"`
 }
 
 // overlayMount is one overlayfs mount of a pod: paths relative to the pod
@@ -31,6 +35,12 @@ type overlayMount struct {
 	Upper  string `json:"upper"`
 	Work   string `json:"work"`
 	Target string `json:"target"`
+	// IDMappedLower, for a pod with a user namespace, is where Lower is
+	// mounted ID-mapped into the pod's range to serve as the lower layer
+	// (contract.OverlayIDMappedLower); where the kernel or the store's
+	// filesystem cannot, Lower itself is, and stage1 chowns the pod's
+	// files through the overlay into its upper directory.
+	IDMappedLower string `json:"idmappedLower,omitempty"`
 }
 
 const recordFile = "orbit.json"

@@ -33,7 +33,8 @@ type RunConfig struct {
 	// Mutable runs a sandbox, whose apps change while it runs.
 	Mutable bool
 
-	dnsConfMode string // worked out from DNS by Run
+	dnsConfMode  string // worked out from DNS by Run
+	privateUsers string // the pod's user namespace range, from its record
 }
 
 // Stage1 is a pod's stage1 image manifest and where its rootfs is.
@@ -86,6 +87,7 @@ func (s *Stage1) runArgs(uuid string, cfg RunConfig) []string {
 		DisableSeccomp:                 cfg.DisableSeccomp,
 		DNSConfMode:                    cfg.dnsConfMode,
 		Mutable:                        cfg.Mutable,
+		PrivateUsers:                   cfg.privateUsers,
 	}
 	if cfg.IPC != "auto" {
 		o.IPC = cfg.IPC // refused by Check for a stage1 that is not orbit's
@@ -165,6 +167,7 @@ func startStage1(p *Pod, cfg *RunConfig) (string, []string, error) {
 	if cfg.dnsConfMode, err = writeDNSFiles(s1.Rootfs, cfg.DNS); err != nil {
 		return "", nil, err
 	}
+	cfg.privateUsers = rec.PrivateUsers
 	rec.StartedAt = time.Now().UTC()
 	if err := p.writeRecord(rec); err != nil {
 		return "", nil, err

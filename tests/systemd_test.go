@@ -303,6 +303,16 @@ func TestSystemdUnifiedCgroups(t *testing.T) {
 	if !strings.Contains(out, "ExecMainStatus=254") || !strings.Contains(out, "/system.slice/limited.service does not delegate the memory controller") {
 		t.Errorf("a missing controller: want exit 254 and the one-line reason, got:\n%s", out)
 	}
+	// A CPU limit alone names the cpu controller, from a transient unit
+	// as from a unit file.
+	r := m.sh("systemd-run --quiet --wait --pipe --collect -p Delegate=yes /usr/bin/orbit run --insecure-options=image --net=host example.com/hello:1.0 --cpu=500m")
+	oneLine := false
+	for _, line := range strings.Split(r.Stderr, "\n") {
+		oneLine = oneLine || strings.Contains(line, "/system.slice/run-") && strings.Contains(line, "does not delegate the cpu controller") && strings.Contains(line, "Delegate=yes")
+	}
+	if r.Code != 254 || !oneLine {
+		t.Errorf("a CPU limit without the cpu controller: want exit 254 and one line, got %s", r)
+	}
 	t.Logf("memory and cpu limits were not tried: the kernel gives this system's cgroup2 tree only %q (the host binds the rest to cgroup v1)", offered)
 }
 
@@ -470,4 +480,59 @@ func TestSystemdNoMachined(t *testing.T) {
 		t.Fatalf("without machined the unit is %q", out)
 	}
 	m.mustSh("systemctl stop hello.service")
+}
+
+// TestSystemdPrivateUsers: the documented private.service runs its pod in
+// a user namespace on the cgroup2-only system: the app is root inside and
+// a high user ID outside, its cgroups below the unit's are handed to the
+// pod's root, enter joins it, and stop ends the unit cleanly.
+func TestSystemdPrivateUsers(t *testing.T) {
+	t.Parallel()
+	m := systemdBoot(t)
+	systemdHello(m, "example.com/hello:1.0", "/bin/sh", "-c", "echo hello from the pod as $(id -u); exec sleep 7002")
+	m.install("private.service")
+	m.mustSh("systemctl start private.service")
+	m.waitFor("journalctl -u private.service --no-pager -o cat", "hello from the pod as 0", 30*time.Second)
+	uuid := strings.TrimSpace(m.mustSh("cat /run/private.uuid"))
+	pid := usernsFindProcess(t, "sleep 7002", 10*time.Second)
+	uid, _ := usernsIDs(t, pid)
+	if uid < 0x80000 {
+		t.Errorf("the app runs as host user %d, want one of a pod's range (from 524288)", uid)
+	}
+	cg, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The host sees the machine's cgroup2 tree below its own (at
+	// /sys/fs/cgroup/unified on a hybrid host).
+	unified := "/sys/fs/cgroup"
+	var fs syscall.Statfs_t
+	if syscall.Statfs("/sys/fs/cgroup/unified", &fs) == nil && fs.Type == 0x63677270 {
+		unified = "/sys/fs/cgroup/unified"
+	}
+	var appCg string
+	for _, line := range strings.Split(string(cg), "\n") {
+		if p, ok := strings.CutPrefix(line, "0::"); ok {
+			appCg = p
+		}
+	}
+	if !strings.Contains(appCg, "/system.slice/private.service/orbit/"+uuid+"/") {
+		t.Fatalf("the app's cgroup %q is not below its unit's", appCg)
+	}
+	// The app's cgroup is the pod root's.
+	var st syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(unified, appCg, "cgroup.procs"), &st); err != nil || int(st.Uid) != uid {
+		t.Errorf("the app's cgroup.procs is owned by %d (%v), want the pod's root %d", st.Uid, err, uid)
+	}
+	if out := m.mustSh("orbit enter " + uuid + " /bin/sh -c 'id -u; cat /proc/self/uid_map'"); !strings.HasPrefix(out, "0\n") || !strings.Contains(out, strconv.Itoa(uid)) {
+		t.Errorf("enter: want root in the pod's user namespace of range %d:\n%s", uid, out)
+	}
+	m.mustSh("systemctl stop private.service")
+	if out := m.mustSh("systemctl show -p Result private.service; orbit list --no-legend"); !strings.Contains(out, "Result=success") || !strings.Contains(out, "exited") {
+		t.Errorf("systemctl stop: want a clean end and the pod exited:\n%s", out)
+	}
+	m.mustSh("orbit gc --grace-period=0s")
+	if out := m.mustSh("orbit list --no-legend"); strings.Contains(out, uuid[:8]) {
+		t.Errorf("gc left the pod:\n%s", out)
+	}
 }

@@ -115,7 +115,7 @@ func TestCLIRunAndPrepareRefuseBadLines(t *testing.T) {
 		{[]string{"--stage1-name=fly", "--stage1-hash=sha512-00", "a.aci"}, []string{"at most one", "--stage1-hash"}},
 		{[]string{"--pull-policy=sometimes", "a.aci"}, []string{"sometimes"}},
 		{[]string{"--store-only", "--no-store", "a.aci"}, []string{"--store-only", "--no-store"}},
-		{[]string{"--private-users", "a.aci"}, []string{"--private-users"}},
+		{[]string{"--stage1-name=fly", "--private-users", "a.aci"}, []string{"--private-users", "fly"}},
 		{[]string{"--pod-manifest=" + pmFile, "a.aci"}, []string{"--pod-manifest", "cannot be used together"}},
 		{[]string{"--pod-manifest=" + pmFile, "--volume=v,kind=empty"}, []string{"--volume", "--pod-manifest"}},
 		{[]string{"--exec=/bin/true", "a.aci"}, []string{"--exec", "one app"}},

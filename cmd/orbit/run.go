@@ -60,7 +60,7 @@ func (p *podFlags) addFlags(fs *pflag.FlagSet, defaultPolicy string) {
 	fs.BoolVar(&p.noOverlay, "no-overlay", false, "copy the images' root filesystems into the pod instead of using overlayfs")
 	fs.BoolVar(&p.trustKeysFromHTTPS, "trust-keys-from-https", false, "trust keys discovered over HTTPS on first use")
 	fs.StringArrayVar(&p.ports, "port", nil, "forward a host port to the port NAME an app's image declares: NAME:[HOSTIP:]HOSTPORT (not with --net=host)")
-	fs.BoolVar(&p.privateUsers, "private-users", false, "run the pod in a user namespace (not supported yet)")
+	fs.BoolVar(&p.privateUsers, "private-users", false, "run the pod in a user namespace: its root is an unprivileged range of host user IDs (nspawn flavour)")
 	fs.BoolVar(&p.storeOnly, "store-only", false, "")
 	fs.BoolVar(&p.noStore, "no-store", false, "")
 	fs.MarkDeprecated("store-only", "use --pull-policy=never")
@@ -79,9 +79,6 @@ func preparePod(ctx context.Context, g *globalOptions, cmd *cobra.Command, pf *p
 	if err := pf.app.validate(); err != nil {
 		return nil, err
 	}
-	if pf.privateUsers {
-		return nil, fmt.Errorf("--private-users: orbit does not run pods in user namespaces yet: %w", errdefs.ErrInvalid)
-	}
 	policy, err := pullPolicy(pf.pullPolicy, pf.storeOnly, pf.noStore)
 	if err != nil {
 		return nil, err
@@ -90,6 +87,14 @@ func preparePod(ctx context.Context, g *globalOptions, cmd *cobra.Command, pf *p
 		return nil, err
 	}
 	flavour := pf.stage1.flavour()
+	if pf.privateUsers && flavour != 0 && flavour != builtin.Nspawn {
+		return nil, fmt.Errorf("--private-users: the %s flavour cannot run a pod in a user namespace; the nspawn flavour can: %w", flavour, errdefs.ErrInvalid)
+	}
+	if pf.privateUsers {
+		if err := stage0.CheckUserNamespaces(); err != nil {
+			return nil, fmt.Errorf("--private-users: %w", err)
+		}
+	}
 	var apps []appArg
 	var pm *schema.PodManifest
 	var spec stage0.PodSpec
@@ -141,7 +146,7 @@ func preparePod(ctx context.Context, g *globalOptions, cmd *cobra.Command, pf *p
 		return nil, err
 	}
 	trees := newStoreTrees(st)
-	cfg := stage0.PrepareConfig{Trees: trees, UseOverlay: !pf.noOverlay, Log: g.Log}
+	cfg := stage0.PrepareConfig{Trees: trees, UseOverlay: !pf.noOverlay, PrivateUsers: pf.privateUsers, Log: g.Log}
 	if pm != nil {
 		if err := fetchPodManifestImages(ctx, pm, f, st, policy); err != nil {
 			return nil, err

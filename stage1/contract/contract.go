@@ -181,11 +181,12 @@ type RunOptions struct {
 	MDSToken    string
 	Interactive bool
 	LocalConfig string
-	// PrivateUsers and Mutable are accepted and, for now, ignored by
-	// orbit's flavours.
+	// PrivateUsers, when given, runs the pod in a user namespace: a
+	// UserRange ("SHIFT:COUNT", see ParseUserRange).
 	PrivateUsers string
-	Mutable      bool
-	Hostname     string
+	// Mutable runs a sandbox, whose apps change while it runs.
+	Mutable  bool
+	Hostname string
 	// DisableCapabilitiesRestriction, DisablePaths and DisableSeccomp
 	// switch off parts of the apps' isolation (--insecure-options).
 	DisableCapabilitiesRestriction bool

@@ -64,6 +64,14 @@ func OverlayWork(dir, treeID, app string) string {
 	return filepath.Join(dir, "overlay", treeID, "work", app)
 }
 
+// OverlayIDMappedLower is where, for a pod run in a user namespace
+// (FlagPrivateUsers), the store's tree treeID is mounted ID-mapped into the
+// pod's range, read-only, to be its overlays' lower layer: the pod sees the
+// tree's files as its own users' without the tree being written.
+func OverlayIDMappedLower(dir, treeID string) string {
+	return filepath.Join(dir, "overlay", treeID, "lower-idmapped")
+}
+
 // OverlayPrepared is present when the pod's root filesystems are overlays.
 func OverlayPrepared(dir string) string { return filepath.Join(dir, "overlay-prepared") }
 

@@ -28,6 +28,9 @@ import (
 // records its exit status and exits with it.
 func Run(args []string) int { return pod.Main("stage1 fly", args, run) }
 
+// errFlyPrivateUsers: a chroot shares the host's user IDs.
+var errFlyPrivateUsers = fmt.Errorf("the fly flavour runs apps as the host's users, in no user namespace; --%s needs the nspawn flavour", contract.FlagPrivateUsers)
+
 func run(args []string) (int, error) {
 	flags, uuid, err := contract.ParseRun(args)
 	if err != nil {
@@ -38,6 +41,9 @@ func run(args []string) (int, error) {
 	// The app dies with this process (DieWithParent): the kernel ties that
 	// to the thread that starts the app.
 	runtime.LockOSThread()
+	if flags.PrivateUsers != "" {
+		return 0, errFlyPrivateUsers
+	}
 	if flags.Net != "" && flags.Net != "host" {
 		return 0, fmt.Errorf("the fly flavour runs apps in the host's network; --net=%s is not supported", flags.Net)
 	}

@@ -77,7 +77,8 @@ func enter(args []string) (int, error) {
 	}
 	launcherArgs := append([]string(nil), cmd.Args[1:]...)
 	cmd.Path = nsenter
-	cmd.Args = append([]string{"nsenter", "--target=" + strconv.Itoa(e.Pid), "--mount", "--uts", "--ipc", "--net", "--pid", "--", "/stage2/launch"}, launcherArgs...)
+	cmd.Args = append(append([]string{"nsenter", "--target=" + strconv.Itoa(e.Pid)}, enterNamespaces(e.Pid)...), "--")
+	cmd.Args = append(append(cmd.Args, "/stage2/launch"), launcherArgs...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{}
 	start := cmd.Start
 	if l, err := cgroup.Detect(); err == nil {

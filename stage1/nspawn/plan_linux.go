@@ -37,11 +37,16 @@ type plan struct {
 	notify bool
 	// netns is the pod's network namespace ("" for the host's network).
 	netns string
+	// users is the pod's user namespace range (nil: the host's users).
+	users *contract.UserRange
 }
 
 type bind struct {
 	source, target string
 	readOnly       bool
+	// idmap maps the pod's user namespace's IDs onto the host's same IDs
+	// (see userns_linux.go).
+	idmap bool
 }
 
 func (b bind) flag() string {
@@ -49,7 +54,11 @@ func (b bind) flag() string {
 	if b.readOnly {
 		f = "--bind-ro="
 	}
-	return f + escapeBind(b.source) + ":" + escapeBind(b.target)
+	f += escapeBind(b.source) + ":" + escapeBind(b.target)
+	if b.idmap {
+		f += ":idmap"
+	}
+	return f
 }
 
 // escapeBind escapes the colons systemd-nspawn's --bind splits on.

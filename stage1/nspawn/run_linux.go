@@ -80,6 +80,9 @@ func run(args []string) (int, error) {
 		return 0, err
 	}
 	pl.netns = netns
+	if pl.users, err = podUserRange(flags); err != nil {
+		return 0, err
+	}
 	if flags.Mutable {
 		if err := planSandbox(p, flags, pl); err != nil {
 			return 0, err
@@ -111,6 +114,15 @@ func run(args []string) (int, error) {
 	if err := writeConfig(p, &pl.config); err != nil {
 		return 0, err
 	}
+	if pl.users != nil {
+		if err := chownPod(p, *pl.users); err != nil {
+			return 0, err
+		}
+		if err := handOverCgroups(p, *pl.users); err != nil {
+			return 0, err
+		}
+		idmapVolumes(pl)
+	}
 
 	tty := flags.Interactive && term.IsTerminal(int(os.Stdin.Fd()))
 	cmd := startNspawn(nspawn, nspawnArgs(p, uuid, hostname, flags, pl, tty), sockets)
@@ -135,6 +147,9 @@ func run(args []string) (int, error) {
 	signal.Notify(dropped, ignoredSignals()...)
 	defer signal.Stop(dropped)
 	start := cmd.Start
+	if pl.users != nil && netns != "" {
+		start = inNetns(netns, start)
+	}
 	if group != nil {
 		// nspawn (and so the container) starts inside the pod's cgroup;
 		// this process stays where it was started, out of the pod's group,
@@ -310,9 +325,11 @@ func nspawnArgs(p *pod.Pod, uuid, hostname string, flags *contract.RunOptions, p
 		// container says so (the supervisor, or an app that notifies).
 		args = append(args, "--notify-ready=yes")
 	}
-	if pl.netns != "" {
+	if pl.netns != "" && pl.users == nil {
+		// (In a user namespace nspawn is started in it instead: inNetns.)
 		args = append(args, "--network-namespace-path="+pl.netns)
 	}
+	args = append(args, userNSArgs(pl.users)...)
 	for _, b := range pl.binds {
 		args = append(args, b.flag())
 	}
