@@ -369,27 +369,9 @@ func validHex(s string, hex bool) bool {
 	return true
 }
 
-// errImportStopped ends a conversion whose output the store refused.
-var errImportStopped = errors.New("import stopped")
-
-// importOCI converts img and imports it, streaming the ACI into the store.
+// importOCI stores a local image as a layered image.
 func (f *Fetcher) importOCI(ctx context.Context, img v1.Image, info oci.Info, signer string) (store.Image, error) {
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		err := oci.WriteACI(ctx, img, info, pw, f.cfg.Store.MaxImageSize())
-		pw.CloseWithError(err)
-		done <- err
-	}()
-	stored, err := f.cfg.Store.Import(contextReader{ctx, pr}, store.ImportOptions{Latest: info.Tag == "" || info.Tag == "latest", Signer: signer})
-	pr.CloseWithError(errImportStopped)
-	convErr := <-done
-	if convErr != nil && !errors.Is(convErr, errImportStopped) {
-		return store.Image{}, convErr
-	}
-	if err != nil {
-		return store.Image{}, err
-	}
-	f.log.Info("stored OCI image", "image", info.Source, "id", stored.ID)
-	return stored, nil
+	return f.storeLayered(ctx, img, info, signer, func(d v1.Descriptor, _, _ int) (string, error) {
+		return f.storeLocalLayer(img, d)
+	})
 }

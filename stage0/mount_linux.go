@@ -35,7 +35,11 @@ func mountPod(p *Pod, rec *podRecord) error {
 		if err := os.MkdirAll(target, 0o755); err != nil {
 			return err
 		}
-		opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", escapeOverlayPath(m.Lower), escapeOverlayPath(p.File(m.Upper)), escapeOverlayPath(p.File(m.Work)))
+		lowers := m.Lowers
+		if len(lowers) == 0 {
+			lowers = []string{m.Lower}
+		}
+		opts := overlayOptions(lowers, p.File(m.Upper), p.File(m.Work))
 		if err := unix.Mount("overlay", target, "overlay", 0, opts); err != nil {
 			return fmt.Errorf("mounting overlay on %s: %w", target, err)
 		}

@@ -24,9 +24,11 @@ import (
 // Trees is what preparing a pod needs from the image store.
 type Trees interface {
 	// Tree returns the rendered tree of an image (its dependencies
-	// included), holding it so it cannot be removed until release is called.
-	// Waiting for another process to render it ends when ctx is done.
-	Tree(ctx context.Context, imageID string) (treeID, path string, release func() error, err error)
+	// included) as the directories whose union is its rootfs, top first
+	// (one for an ACI, the layer trees of an OCI image), holding it so it
+	// cannot be removed until release is called. Waiting for another
+	// process to render it ends when ctx is done.
+	Tree(ctx context.Context, imageID string) (treeID string, lowers []string, release func() error, err error)
 	// Manifest returns a stored image's manifest.
 	Manifest(imageID string) (*schema.ImageManifest, error)
 }
@@ -80,7 +82,7 @@ func Prepare(ctx context.Context, p *Pod, cfg PrepareConfig) error {
 	if err != nil {
 		return fmt.Errorf("stage1 image %s: %w", cfg.Stage1ImageID, err)
 	}
-	s1Tree, s1Path, release, err := cfg.Trees.Tree(ctx, cfg.Stage1ImageID)
+	s1Tree, s1Lowers, release, err := cfg.Trees.Tree(ctx, cfg.Stage1ImageID)
 	if err != nil {
 		return fmt.Errorf("stage1 image %s: %w", cfg.Stage1ImageID, err)
 	}
@@ -98,18 +100,17 @@ func Prepare(ctx context.Context, p *Pod, cfg PrepareConfig) error {
 	// Where stage0 may write into the stage1 rootfs before it is mounted.
 	stage1Writable := stage1Rootfs
 	if useOverlay {
-		m := overlayMount{
-			Lower:  filepath.Join(s1Path, "rootfs"),
+		m := withLowers(overlayMount{
 			Upper:  contract.OverlayUpper("", s1Tree, ""),
 			Work:   contract.OverlayWork("", s1Tree, ""),
 			Target: contract.Stage1Rootfs(""),
-		}
+		}, s1Lowers)
 		if err := makeOverlayDirs(p, m); err != nil {
 			return err
 		}
 		rec.Mounts = append(rec.Mounts, m)
 		stage1Writable = p.File(m.Upper)
-	} else if err := copyTree(filepath.Join(s1Path, "rootfs"), stage1Rootfs); err != nil {
+	} else if err := copyLowers(ctx, s1Lowers, stage1Rootfs); err != nil {
 		return fmt.Errorf("copying the stage1 rootfs: %w", err)
 	}
 
@@ -144,7 +145,7 @@ func Prepare(ctx context.Context, p *Pod, cfg PrepareConfig) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		treeID, treePath, release, err := cfg.Trees.Tree(ctx, id)
+		treeID, lowers, release, err := cfg.Trees.Tree(ctx, id)
 		if err != nil {
 			return fmt.Errorf("app %s: image %s: %w", name, id, err)
 		}
@@ -159,18 +160,22 @@ func Prepare(ctx context.Context, p *Pod, cfg PrepareConfig) error {
 		if err := os.MkdirAll(filepath.Join(stage1Writable, appRootfs), 0o755); err != nil {
 			return err
 		}
-		if useOverlay {
-			m := overlayMount{
-				Lower:  filepath.Join(treePath, "rootfs"),
-				Upper:  contract.OverlayUpper("", treeID, name),
-				Work:   contract.OverlayWork("", treeID, name),
-				Target: contract.InStage1("", appRootfs),
-			}
+		m := withLowers(overlayMount{
+			Upper:  contract.OverlayUpper("", treeID, name),
+			Work:   contract.OverlayWork("", treeID, name),
+			Target: contract.InStage1("", appRootfs),
+		}, lowers)
+		appOverlay := useOverlay
+		if why := overlayFits(lowers, p.File(m.Upper), p.File(m.Work)); appOverlay && why != "" {
+			log.Warn("app rootfs cannot be an overlay; flattening its layers into the pod instead", "app", name, "reason", why)
+			appOverlay = false
+		}
+		if appOverlay {
 			if err := makeOverlayDirs(p, m); err != nil {
 				return err
 			}
 			rec.Mounts = append(rec.Mounts, m)
-		} else if err := copyTree(filepath.Join(treePath, "rootfs"), filepath.Join(stage1Writable, appRootfs)); err != nil {
+		} else if err := copyLowers(ctx, lowers, filepath.Join(stage1Writable, appRootfs)); err != nil {
 			return fmt.Errorf("app %s: copying its rootfs: %w", name, err)
 		}
 		if err := writeJSON(filepath.Join(stage1Writable, contract.Stage1AppManifest(name)), im); err != nil {

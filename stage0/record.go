@@ -25,9 +25,11 @@ type podRecord struct {
 }
 
 // overlayMount is one overlayfs mount of a pod: paths relative to the pod
-// directory, except Lower which is the absolute tree path in the store.
+// directory, except the lower directories, which are absolute paths in the
+// store: Lowers, top first (an OCI image's layer trees), or Lower alone.
 type overlayMount struct {
-	Lower  string `json:"lower"`
+	Lower  string   `json:"lower,omitempty"`
+	Lowers []string `json:"lowers,omitempty"`
 	Upper  string `json:"upper"`
 	Work   string `json:"work"`
 	Target string `json:"target"`

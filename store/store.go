@@ -101,6 +101,10 @@ type ImportOptions struct {
 	// already with a Signer upgrades its record; importing it Unverified
 	// keeps the signer it had, since its content is the same.
 	Signer string
+	// Layers make the image a layered (OCI) image: its rootfs is these
+	// layers' trees (see LayerTree), lowest first, whose blobs must be
+	// stored, and its ACI holds only its manifest.
+	Layers []LayerRef
 }
 
 // checkSigner accepts Unverified, SignerBuiltin and a lowercase hex

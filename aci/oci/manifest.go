@@ -38,6 +38,10 @@ const (
 	// AnnotationLayers lists the layers' digests, space separated, lowest
 	// first: what the store keeps layer blobs for.
 	AnnotationLayers = "orbit.dev/oci/layers"
+	// AnnotationDiffIDs lists the layers' diff IDs (their uncompressed
+	// digests), space separated, lowest first: the layer trees the
+	// image's rootfs is made of.
+	AnnotationDiffIDs = "orbit.dev/oci/diffids"
 )
 
 // Info says what an image is called and where it came from.
@@ -56,6 +60,8 @@ type Info struct {
 	ManifestDigest, ConfigDigest string
 	// Layers are the layers' digests, lowest first.
 	Layers []string
+	// DiffIDs are the layers' diff IDs, lowest first.
+	DiffIDs []string
 }
 
 // Manifest builds the image manifest of an OCI image from its config.
@@ -130,6 +136,7 @@ func Manifest(cfg *v1.ConfigFile, info Info, userDB map[string][]byte) (*schema.
 	set(AnnotationManifestHash, info.ManifestDigest)
 	set(AnnotationSource, info.Source)
 	set(AnnotationLayers, strings.Join(info.Layers, " "))
+	set(AnnotationDiffIDs, strings.Join(info.DiffIDs, " "))
 	if info.Name != name {
 		set(AnnotationOriginalName, info.Name)
 	}

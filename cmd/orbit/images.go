@@ -77,13 +77,13 @@ type storeTrees struct {
 
 func newStoreTrees(s *store.Store) storeTrees { return storeTrees{s: s, used: new([]string)} }
 
-func (t storeTrees) Tree(ctx context.Context, imageID string) (string, string, func() error, error) {
+func (t storeTrees) Tree(ctx context.Context, imageID string) (string, []string, func() error, error) {
 	tr, err := t.s.Tree(ctx, imageID)
 	if err != nil {
-		return "", "", nil, err
+		return "", nil, nil, err
 	}
 	*t.used = append(*t.used, imageID)
-	return tr.ID, tr.Path, tr.Release, nil
+	return tr.ID, tr.Lowers, tr.Release, nil
 }
 
 // touchUsed records the use of every image the pod took, in one index

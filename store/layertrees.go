@@ -1,0 +1,423 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/orbit-containers/orbit/aci"
+	"github.com/orbit-containers/orbit/aci/oci"
+	"github.com/orbit-containers/orbit/internal/atomicfile"
+	"github.com/orbit-containers/orbit/internal/errdefs"
+	"github.com/orbit-containers/orbit/internal/flock"
+)
+
+// Layered images. An OCI image is stored as a small ACI (its manifest and
+// an empty rootfs) whose index record lists its layers, lowest first, by
+// blob digest and diff ID. Each layer is extracted once, by diff ID, into
+// cas/layertrees/<hex>/rootfs (whiteouts as overlayfs's), shared by every
+// image that has it; an app's rootfs is an overlay with the layer trees as
+// lower directories. A layer tree is complete once its .extracted marker
+// exists. Blobs and layer trees are each guarded by a lock file,
+// cas/locks/layer-<hex>.lock (the blob's digest or the diff ID): a command
+// that needs one holds it shared until its image is indexed or its tree
+// rendered, and gc removes one only while holding it exclusively and after
+// finding, then, that no image record and no rendered tree lists it.
+
+const (
+	extractedMarker = ".extracted"
+	extractPrefix   = ".extract-"
+	// treeLayersFile lists, in a rendered tree of a layered image, the
+	// diff IDs of its layers, top first.
+	treeLayersFile = "layers"
+)
+
+// LayerRef names one layer of a layered image.
+type LayerRef struct {
+	Digest string `json:"digest"` // the blob's, as served (compressed)
+	DiffID string `json:"diffID"` // the uncompressed tar's
+}
+
+func (s *Store) layerTreesDir() string        { return filepath.Join(s.dir, "layertrees") }
+func (s *Store) layerTreePath(hex string) string { return filepath.Join(s.layerTreesDir(), hex) }
+func (s *Store) layerLockPath(hex string) string {
+	return filepath.Join(s.locksDir(), "layer-"+hex+".lock")
+}
+
+// Held is a set of layer locks a command holds shared.
+type Held struct{ locks []*flock.Lock }
+
+// Release drops the locks.
+func (h *Held) Release() {
+	if h == nil {
+		return
+	}
+	for _, l := range h.locks {
+		l.Close()
+	}
+	h.locks = nil
+}
+
+// HoldLayer takes the lock of a layer blob (by its digest) or tree (by
+// its diff ID) shared, into h, so that gc leaves it alone until h is
+// released.
+func (s *Store) HoldLayer(ctx context.Context, digest string, h *Held) error {
+	hex, err := layerHex(digest)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(s.locksDir(), 0o755); err != nil {
+		return err
+	}
+	l, err := flock.Acquire(ctx, s.layerLockPath(hex), flock.Shared)
+	if err != nil {
+		return fmt.Errorf("layer %s: %w", digest, err)
+	}
+	h.locks = append(h.locks, l)
+	return nil
+}
+
+// LayerTree returns the root filesystem of the layer tree of ref,
+// extracting it from the stored blob first if no process has. The tree's
+// lock is held shared in h. extracted says whether this call extracted it.
+func (s *Store) LayerTree(ctx context.Context, ref LayerRef, h *Held) (path string, extracted bool, err error) {
+	hex, err := layerHex(ref.DiffID)
+	if err != nil {
+		return "", false, err
+	}
+	dir := s.layerTreePath(hex)
+	rootfs := filepath.Join(dir, aci.RootfsName)
+	complete := func() bool {
+		_, err := os.Lstat(filepath.Join(dir, extractedMarker))
+		return err == nil
+	}
+	if err := os.MkdirAll(s.locksDir(), 0o755); err != nil {
+		return "", false, err
+	}
+	for range treeAttempts {
+		l, err := flock.Acquire(ctx, s.layerLockPath(hex), flock.Shared)
+		if err != nil {
+			return "", false, fmt.Errorf("layer %s: %w", ref.DiffID, err)
+		}
+		if complete() {
+			h.locks = append(h.locks, l)
+			return rootfs, extracted, nil
+		}
+		l.Close()
+		l, err = flock.Acquire(ctx, s.layerLockPath(hex), flock.Exclusive)
+		if err != nil {
+			return "", false, fmt.Errorf("layer %s: %w", ref.DiffID, err)
+		}
+		if !complete() {
+			if err := s.extractLayer(ctx, ref, hex); err != nil {
+				l.Close()
+				return "", false, err
+			}
+			extracted = true
+		}
+		l.Close() // taken again shared: gc may come in between
+	}
+	return "", false, fmt.Errorf("layer %s keeps being removed while extracted: %w", ref.DiffID, errdefs.ErrBusy)
+}
+
+// extractLayer extracts a layer tree from its blob into a temp dir beside
+// it, checking the diff ID, and renames it into place once complete. The
+// caller holds the tree's lock exclusively.
+func (s *Store) extractLayer(ctx context.Context, ref LayerRef, hex string) error {
+	blob, err := s.Layer(ref.Digest)
+	if err != nil {
+		return fmt.Errorf("layer %s: the blob is not in the store (fetch the image again): %w", ref.Digest, err)
+	}
+	if err := os.MkdirAll(s.layerTreesDir(), 0o755); err != nil {
+		return err
+	}
+	dir := s.layerTreePath(hex)
+	// A tree without the marker is what a crash left.
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp(s.layerTreesDir(), extractPrefix+hex+"-")
+	if err != nil {
+		return err
+	}
+	done := false
+	defer func() {
+		if !done {
+			os.RemoveAll(tmp)
+		}
+	}()
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return err
+	}
+	rc, err := oci.OpenBlob(blob)
+	if err != nil {
+		return fmt.Errorf("layer %s: %w", ref.Digest, err)
+	}
+	defer rc.Close()
+	diffID, err := v1.NewHash(ref.DiffID)
+	if err != nil {
+		return fmt.Errorf("layer %s: diff ID: %w: %w", ref.Digest, err, errdefs.ErrInvalid)
+	}
+	checked, err := oci.CheckedLayer(readerLayer{rc}, diffID).Uncompressed()
+	if err != nil {
+		return err
+	}
+	if err := oci.ExtractLayer(ctx, checked, tmp, s.limits.maxImageSize()); err != nil {
+		return fmt.Errorf("layer %s: %w", ref.DiffID, err)
+	}
+	if err := syncFS(tmp); err != nil {
+		return err
+	}
+	if err := writeSynced(filepath.Join(tmp, extractedMarker), []byte(ref.DiffID+"\n"), 0o444); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return err
+	}
+	done = true
+	return atomicfile.SyncDir(s.layerTreesDir())
+}
+
+// readerLayer is an oci.Layer read once.
+type readerLayer struct{ r io.Reader }
+
+func (l readerLayer) Uncompressed() (io.ReadCloser, error) { return io.NopCloser(l.r), nil }
+
+// layerRefs returns the layers an image record lists; nil for an ACI.
+func (s *Store) layerRefs(id string) ([]LayerRef, error) {
+	var refs []LayerRef
+	err := s.view(func(tx *bolt.Tx) error {
+		rec, ok, err := getRecord(tx, id)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errNotIndexed(id)
+		}
+		refs = rec.Layers
+		return nil
+	})
+	return refs, err
+}
+
+// LayerTrees returns the layer trees of a layered image, top first (as
+// overlayfs takes lower directories), extracting any that is missing, with
+// their locks held shared in h; nil for an ACI.
+func (s *Store) LayerTrees(ctx context.Context, id string, h *Held) ([]string, error) {
+	refs, err := s.layerRefs(id)
+	if err != nil || len(refs) == 0 {
+		return nil, err
+	}
+	lowers := make([]string, len(refs))
+	for i, ref := range refs {
+		p, _, err := s.LayerTree(ctx, ref, h)
+		if err != nil {
+			return nil, err
+		}
+		lowers[len(refs)-1-i] = p
+	}
+	return lowers, nil
+}
+
+// layersInUse lists the blob digests and diff IDs (hex) that image
+// records and rendered trees (complete or not) list.
+func (s *Store) layersInUse(tx *bolt.Tx) (map[string]bool, error) {
+	used := map[string]bool{}
+	err := forEachRecord(tx, func(_ string, rec record) error {
+		for _, l := range rec.Layers {
+			used[strings.TrimPrefix(l.Digest, "sha256:")] = true
+			used[strings.TrimPrefix(l.DiffID, "sha256:")] = true
+		}
+		for _, d := range legacyLayers(rec) {
+			used[strings.TrimPrefix(d, "sha256:")] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	entries, err := os.ReadDir(s.treesDir())
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	for _, e := range entries {
+		data, err := os.ReadFile(filepath.Join(s.treesDir(), e.Name(), treeLayersFile))
+		if err != nil {
+			continue
+		}
+		for _, d := range strings.Fields(string(data)) {
+			used[strings.TrimPrefix(d, "sha256:")] = true
+		}
+	}
+	return used, nil
+}
+
+// gcLayerFiles removes layer blobs and layer trees that no image and no
+// rendered tree lists and that no command holds; only, when only is not
+// nil, those it names (hex). Each is checked again once its lock is held
+// exclusively, since a fetch indexes its image before it lets go.
+func (s *Store) gcLayerFiles(rep *GCReport, only map[string]bool) error {
+	type cand struct{ hex, path, kind string }
+	var cands []cand
+	if files, err := os.ReadDir(s.layersDir()); err == nil {
+		for _, f := range files {
+			cands = append(cands, cand{f.Name(), filepath.Join(s.layersDir(), f.Name()), "blob"})
+		}
+	}
+	if dirs, err := os.ReadDir(s.layerTreesDir()); err == nil {
+		for _, d := range dirs {
+			name := d.Name()
+			if rest, ok := strings.CutPrefix(name, extractPrefix); ok {
+				// An extraction's temp dir: the hex is before the last "-".
+				if i := strings.LastIndex(rest, "-"); i > 0 {
+					cands = append(cands, cand{rest[:i], filepath.Join(s.layerTreesDir(), name), "temp"})
+				}
+				continue
+			}
+			cands = append(cands, cand{name, filepath.Join(s.layerTreesDir(), name), "tree"})
+		}
+	}
+	var errs []error
+	for _, c := range cands {
+		if _, err := layerHex("sha256:" + c.hex); err != nil || (only != nil && !only[c.hex]) {
+			continue
+		}
+		l, err := flock.TryAcquire(s.layerLockPath(c.hex), flock.Exclusive)
+		if err != nil {
+			continue // held: in use now
+		}
+		var used bool
+		err = s.view(func(tx *bolt.Tx) error {
+			inUse, err := s.layersInUse(tx)
+			used = inUse[c.hex]
+			return err
+		})
+		if err != nil || (used && c.kind != "temp") {
+			l.Close()
+			if err != nil {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		switch c.kind {
+		case "blob":
+			err = s.update(func(*bolt.Tx) error {
+				if err := os.Remove(c.path); err != nil {
+					return err
+				}
+				return atomicfile.SyncDir(s.layersDir())
+			}, nil)
+			if err == nil {
+				rep.BlobsRemoved = append(rep.BlobsRemoved, filepath.Join("layers", "sha256", c.hex))
+			}
+		case "tree":
+			// Unmarked first: a removal cut short leaves a plainly
+			// incomplete tree.
+			if rerr := os.Remove(filepath.Join(c.path, extractedMarker)); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+				err = rerr
+			} else if err = os.RemoveAll(c.path); err == nil {
+				rep.TreesRemoved = append(rep.TreesRemoved, filepath.Join("layertrees", c.hex))
+			}
+		case "temp":
+			if err = os.RemoveAll(c.path); err == nil {
+				rep.TempRemoved = append(rep.TempRemoved, filepath.Join("layertrees", filepath.Base(c.path)))
+			}
+		}
+		if err != nil {
+			errs = append(errs, err)
+		} else if !used {
+			l.Remove()
+		}
+		l.Close()
+	}
+	return errors.Join(errs...)
+}
+
+// treeLowers reads a rendered tree's layer list: the layer trees' root
+// filesystems, top first; nil for a tree of ACIs.
+func (s *Store) treeLowers(treePath string) ([]string, error) {
+	data, err := os.ReadFile(filepath.Join(treePath, treeLayersFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var lowers []string
+	for _, d := range strings.Fields(string(data)) {
+		hex, err := layerHex(d)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", filepath.Join(treePath, treeLayersFile), err)
+		}
+		lowers = append(lowers, filepath.Join(s.layerTreePath(hex), aci.RootfsName))
+	}
+	return lowers, nil
+}
+
+// renderLayered renders the tree of a layered image into tmp: its
+// manifest and the list of its layers, top first, whose trees (extracted
+// now if missing) are held shared in h until the tree is complete.
+func (s *Store) renderLayered(ctx context.Context, img Image, refs []LayerRef, tmp string, h *Held) error {
+	diffIDs := make([]string, len(refs))
+	for i, ref := range refs {
+		if _, _, err := s.LayerTree(ctx, ref, h); err != nil {
+			return err
+		}
+		diffIDs[len(refs)-1-i] = ref.DiffID
+	}
+	if err := os.Mkdir(filepath.Join(tmp, aci.RootfsName), 0o755); err != nil {
+		return err
+	}
+	if err := writeManifestIfMissing(tmp, img.Manifest); err != nil {
+		return err
+	}
+	return writeSynced(filepath.Join(tmp, treeLayersFile), []byte(strings.Join(diffIDs, "\n")+"\n"), 0o444)
+}
+
+// layeredInChain refuses a chain in which a layered image is a dependency:
+// its rootfs is its layer trees, which ACI rendering does not lay down.
+func (s *Store) layeredInChain(chain []string) error {
+	for _, id := range chain[1:] {
+		refs, err := s.layerRefs(id)
+		if err != nil {
+			return err
+		}
+		if len(refs) > 0 {
+			return fmt.Errorf("image %s is an OCI image, which cannot be a dependency of another image: %w", id, errdefs.ErrInvalid)
+		}
+	}
+	return nil
+}
+
+// FlattenLayered writes a layered image into dest as an extracted ACI:
+// dest/manifest and dest/rootfs, its layer trees flattened (see
+// oci.Flatten). It returns false, having written nothing, for an ACI.
+func (s *Store) FlattenLayered(ctx context.Context, id, dest string) (bool, error) {
+	img, err := s.Get(id)
+	if err != nil {
+		return false, err
+	}
+	var h Held
+	defer h.Release()
+	lowers, err := s.LayerTrees(ctx, img.ID, &h)
+	if err != nil || lowers == nil {
+		return false, err
+	}
+	if err := writeManifestIfMissing(dest, img.Manifest); err != nil {
+		return true, err
+	}
+	return true, oci.Flatten(ctx, lowers, filepath.Join(dest, aci.RootfsName))
+}
+
+// Layered says whether an image is a layered (OCI) image.
+func (s *Store) Layered(id string) (bool, error) {
+	refs, err := s.layerRefs(id)
+	return len(refs) > 0, err
+}
