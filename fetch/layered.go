@@ -21,6 +21,19 @@ import (
 // tree is held from before it is looked at until the image is indexed, so
 // a concurrent gc cannot take one away in between.
 func (f *Fetcher) storeLayered(ctx context.Context, img v1.Image, info oci.Info, signer string, get func(d v1.Descriptor, i, n int) (string, error)) (store.Image, error) {
+	var refs []store.LayerRef
+	stored, err := f.storeLayers(ctx, img, info, signer, get, &refs)
+	if err != nil && len(refs) > 0 {
+		// Nothing of a failed fetch stays: the layers it stored that no
+		// other image lists go again.
+		if derr := f.cfg.Store.DropLayers(refs); derr != nil {
+			f.log.Debug("removing the layers of a failed fetch", "err", derr)
+		}
+	}
+	return stored, err
+}
+
+func (f *Fetcher) storeLayers(ctx context.Context, img v1.Image, info oci.Info, signer string, get func(d v1.Descriptor, i, n int) (string, error), out *[]store.LayerRef) (store.Image, error) {
 	raw, err := img.RawConfigFile()
 	if err != nil {
 		return store.Image{}, registryError(err)
@@ -53,6 +66,7 @@ func (f *Fetcher) storeLayered(ctx context.Context, img v1.Image, info oci.Info,
 	var held store.Held
 	defer held.Release()
 	refs := make([]store.LayerRef, len(m.Layers))
+	*out = refs
 	lowers := make([]string, len(m.Layers))
 	for i, d := range m.Layers {
 		ref := store.LayerRef{Digest: d.Digest.String(), DiffID: cfg.RootFS.DiffIDs[i].String()}

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/appc/spec/schema/types"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
@@ -374,4 +375,37 @@ func (f *Fetcher) importOCI(ctx context.Context, img v1.Image, info oci.Info, si
 	return f.storeLayered(ctx, img, info, signer, func(d v1.Descriptor, _, _ int) (string, error) {
 		return f.storeLocalLayer(img, d)
 	})
+}
+
+// OCIStoredName says, for an OCI reference (docker://, oci:, oci-archive:,
+// docker-archive:), the appc name and version label the image is stored
+// under once fetched (a docker archive's name is read from the archive, so
+// only its fallback is known). ok is false for any other reference.
+func OCIStoredName(s string) (appName, version string, ok bool) {
+	r, ok, err := parseOCIRef(s)
+	if !ok || err != nil {
+		return "", "", false
+	}
+	version = r.tag
+	var n string
+	switch r.transport {
+	case transportDocker:
+		n = r.ref.Context().Name()
+		if t, isTag := r.ref.(name.Tag); isTag {
+			version = t.TagStr()
+		}
+	case transportOCI:
+		n = "oci/" + sanitizeBase(r.path)
+	case transportOCIArchive:
+		n = "oci-archive/" + sanitizeBase(r.path)
+	case transportDockerArchive:
+		n = "docker-archive/" + sanitizeBase(r.path)
+	}
+	if clean, err := types.SanitizeACIdentifier(n); err == nil {
+		n = clean
+	}
+	if version == "" {
+		version = "latest"
+	}
+	return n, version, true
 }

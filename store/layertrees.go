@@ -421,3 +421,14 @@ func (s *Store) Layered(id string) (bool, error) {
 	refs, err := s.layerRefs(id)
 	return len(refs) > 0, err
 }
+
+// DropLayers removes the blobs and trees of refs that no image or rendered
+// tree lists and no command holds: what a fetch that failed had stored.
+func (s *Store) DropLayers(refs []LayerRef) error {
+	only := map[string]bool{}
+	for _, l := range refs {
+		only[strings.TrimPrefix(l.Digest, "sha256:")] = true
+		only[strings.TrimPrefix(l.DiffID, "sha256:")] = true
+	}
+	return s.gcLayerFiles(&GCReport{}, only)
+}
