@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/orbit-containers/orbit/aci/oci"
 	"github.com/orbit-containers/orbit/internal/errdefs"
@@ -21,19 +23,12 @@ import (
 // tree is held from before it is looked at until the image is indexed, so
 // a concurrent gc cannot take one away in between.
 func (f *Fetcher) storeLayered(ctx context.Context, img v1.Image, info oci.Info, signer string, get func(d v1.Descriptor, i, n int) (string, error)) (store.Image, error) {
-	var refs []store.LayerRef
-	stored, err := f.storeLayers(ctx, img, info, signer, get, &refs)
-	if err != nil && len(refs) > 0 {
-		// Nothing of a failed fetch stays: the layers it stored that no
-		// other image lists go again.
-		if derr := f.cfg.Store.DropLayers(refs); derr != nil {
-			f.log.Debug("removing the layers of a failed fetch", "err", derr)
-		}
-	}
-	return stored, err
+	// A layer stored before the fetch failed stays, checked and complete,
+	// for the next attempt (gc removes it if none comes).
+	return f.storeLayers(ctx, img, info, signer, get)
 }
 
-func (f *Fetcher) storeLayers(ctx context.Context, img v1.Image, info oci.Info, signer string, get func(d v1.Descriptor, i, n int) (string, error), out *[]store.LayerRef) (store.Image, error) {
+func (f *Fetcher) storeLayers(ctx context.Context, img v1.Image, info oci.Info, signer string, get func(d v1.Descriptor, i, n int) (string, error)) (store.Image, error) {
 	raw, err := img.RawConfigFile()
 	if err != nil {
 		return store.Image{}, registryError(err)
@@ -63,37 +58,59 @@ func (f *Fetcher) storeLayers(ctx context.Context, img v1.Image, info oci.Info, 
 			return store.Image{}, fmt.Errorf("image layers are larger than the limit of %s: %w", store.FormatSize(limit), errdefs.ErrInvalid)
 		}
 	}
-	var held store.Held
-	defer held.Release()
 	refs := make([]store.LayerRef, len(m.Layers))
-	*out = refs
-	lowers := make([]string, len(m.Layers))
 	for i, d := range m.Layers {
-		ref := store.LayerRef{Digest: d.Digest.String(), DiffID: cfg.RootFS.DiffIDs[i].String()}
-		refs[i] = ref
-		info.Layers = append(info.Layers, ref.Digest)
-		info.DiffIDs = append(info.DiffIDs, ref.DiffID)
-		if err := f.cfg.Store.HoldLayer(ctx, ref.Digest, &held); err != nil {
-			return store.Image{}, err
+		refs[i] = store.LayerRef{Digest: d.Digest.String(), DiffID: cfg.RootFS.DiffIDs[i].String()}
+		info.Layers = append(info.Layers, refs[i].Digest)
+		info.DiffIDs = append(info.DiffIDs, refs[i].DiffID)
+	}
+	// Layers are fetched side by side: one layer's download overlaps
+	// others' extraction. Downloads take turns, lowest layer first, so
+	// that a terminal shows one progress line at a time and a registry
+	// sees the requests it would see one by one.
+	turns := make([]chan struct{}, len(m.Layers)+1)
+	for i := range turns {
+		turns[i] = make(chan struct{})
+	}
+	close(turns[0])
+	helds := make([]store.Held, len(m.Layers))
+	defer func() {
+		for i := range helds {
+			helds[i].Release()
 		}
-		if _, err := f.cfg.Store.Layer(ref.Digest); errors.Is(err, errdefs.ErrNotFound) {
-			if _, err := get(d, i, len(m.Layers)); err != nil {
-				return store.Image{}, err
+	}()
+	lowers := make([]string, len(m.Layers))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(maxParallelLayers)
+	for i, d := range m.Layers {
+		g.Go(func() error {
+			// The turn passes once this layer's blob is stored (or found
+			// stored), never before the layers below have had theirs.
+			var once sync.Once
+			pass := func() { once.Do(func() { close(turns[i+1]) }) }
+			defer pass()
+			p, err := f.storeLayer(gctx, refs[i], func(download bool) error {
+				select {
+				case <-turns[i]:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+				defer pass()
+				if download {
+					_, err := get(d, i, len(m.Layers))
+					return err
+				}
+				return nil
+			}, &helds[i])
+			if err != nil {
+				return fmt.Errorf("layer %d: %w", i+1, err)
 			}
-		} else if err != nil {
-			return store.Image{}, err
-		}
-		start := time.Now()
-		p, extracted, err := f.cfg.Store.LayerTree(ctx, ref, &held)
-		if err != nil {
-			return store.Image{}, fmt.Errorf("layer %d: %w", i+1, err)
-		}
-		if extracted {
-			f.log.Debug("extracted layer", "diffID", ref.DiffID, "took", time.Since(start))
-		} else {
-			f.log.Debug("layer already extracted", "diffID", ref.DiffID)
-		}
-		lowers[len(m.Layers)-1-i] = p
+			lowers[len(m.Layers)-1-i] = p
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return store.Image{}, err
 	}
 	info.ConfigDigest = m.Config.Digest.String()
 	userDB, err := oci.UserDB(lowers)
@@ -113,6 +130,37 @@ func (f *Fetcher) storeLayers(ctx context.Context, img v1.Image, info oci.Info, 
 	}
 	f.log.Info("stored OCI image", "image", info.Source, "id", stored.ID)
 	return stored, nil
+}
+
+// maxParallelLayers is how many layers of an image are fetched at once.
+const maxParallelLayers = 3
+
+// storeLayer makes sure a layer's blob and its tree are in the store, held
+// in h, and returns the tree's rootfs. blob is called with whether the
+// blob must be downloaded (and then stores it) before the tree is looked
+// at; the caller turns that into the layer's turn to download.
+func (f *Fetcher) storeLayer(ctx context.Context, ref store.LayerRef, blob func(download bool) error, h *store.Held) (string, error) {
+	if err := f.cfg.Store.HoldLayer(ctx, ref.Digest, h); err != nil {
+		return "", err
+	}
+	_, err := f.cfg.Store.Layer(ref.Digest)
+	if err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+		return "", err
+	}
+	if err := blob(err != nil); err != nil {
+		return "", err
+	}
+	start := time.Now()
+	p, extracted, err := f.cfg.Store.LayerTree(ctx, ref, h)
+	if err != nil {
+		return "", err
+	}
+	if extracted {
+		f.log.Debug("extracted layer", "diffID", ref.DiffID, "took", time.Since(start))
+	} else {
+		f.log.Debug("layer already extracted", "diffID", ref.DiffID)
+	}
+	return p, nil
 }
 
 // storeLocalLayer stores a layer of a local image (an OCI layout, an OCI

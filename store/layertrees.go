@@ -45,7 +45,7 @@ type LayerRef struct {
 	DiffID string `json:"diffID"` // the uncompressed tar's
 }
 
-func (s *Store) layerTreesDir() string        { return filepath.Join(s.dir, "layertrees") }
+func (s *Store) layerTreesDir() string           { return filepath.Join(s.dir, "layertrees") }
 func (s *Store) layerTreePath(hex string) string { return filepath.Join(s.layerTreesDir(), hex) }
 func (s *Store) layerLockPath(hex string) string {
 	return filepath.Join(s.locksDir(), "layer-"+hex+".lock")
@@ -420,15 +420,4 @@ func (s *Store) FlattenLayered(ctx context.Context, id, dest string) (bool, erro
 func (s *Store) Layered(id string) (bool, error) {
 	refs, err := s.layerRefs(id)
 	return len(refs) > 0, err
-}
-
-// DropLayers removes the blobs and trees of refs that no image or rendered
-// tree lists and no command holds: what a fetch that failed had stored.
-func (s *Store) DropLayers(refs []LayerRef) error {
-	only := map[string]bool{}
-	for _, l := range refs {
-		only[strings.TrimPrefix(l.Digest, "sha256:")] = true
-		only[strings.TrimPrefix(l.DiffID, "sha256:")] = true
-	}
-	return s.gcLayerFiles(&GCReport{}, only)
 }
