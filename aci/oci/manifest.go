@@ -1,8 +1,9 @@
 // Package oci converts OCI and Docker images into what orbit's stages
-// run: an ACI whose manifest carries the image config's Entrypoint and
-// Cmd, Env, WorkingDir, User, ExposedPorts, Volumes and labels, and whose
-// rootfs is the image's layers flattened with whiteouts and opaque
-// directories applied. The conversion lives here and nowhere else.
+// run: an image manifest carrying the image config's Entrypoint and Cmd,
+// Env, WorkingDir, User, ExposedPorts, Volumes and labels, and layer
+// trees, each layer extracted on its own with its whiteouts and opaque
+// directories turned into overlayfs's, whose union (an overlay, or
+// Flatten) is the rootfs. The conversion lives here and nowhere else.
 package oci
 
 import (

@@ -1,0 +1,106 @@
+package oci
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+
+	"github.com/orbit-containers/orbit/internal/errdefs"
+)
+
+const (
+	whiteoutPrefix = ".wh."
+	// opaqueMarker in a directory hides everything lower layers put in it.
+	opaqueMarker = ".wh..wh..opq"
+	// maxUserDBSize bounds how much of /etc/passwd and /etc/group is kept
+	// to resolve the image's user.
+	maxUserDBSize = 1 << 20
+)
+
+// cleanLayerName validates a path from a layer (an entry's name, a hard
+// link's target, what a whiteout names) and returns it relative to the
+// root, cleaned. "" is the root itself.
+func cleanLayerName(raw string) (string, error) {
+	name := strings.TrimPrefix(raw, "./")
+	switch {
+	case strings.HasPrefix(name, "/"):
+		return "", fmt.Errorf("layer entry %q: absolute name: %w", raw, errdefs.ErrInvalid)
+	case strings.ContainsRune(name, 0):
+		return "", fmt.Errorf("layer entry %q: name contains a NUL byte: %w", raw, errdefs.ErrInvalid)
+	}
+	for _, c := range strings.Split(name, "/") {
+		if c == ".." {
+			return "", fmt.Errorf("layer entry %q: path escapes the image root: %w", raw, errdefs.ErrInvalid)
+		}
+	}
+	name = path.Clean(name)
+	if name == "." {
+		return "", nil
+	}
+	return name, nil
+}
+
+func entryKind(hdr *tar.Header) (byte, error) {
+	if hdr.Typeflag == tar.TypeGNUSparse {
+		return 0, fmt.Errorf("layer entry %q: sparse files are not supported: %w", hdr.Name, errdefs.ErrInvalid)
+	}
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return 0, fmt.Errorf("layer entry %q: sparse files are not supported: %w", hdr.Name, errdefs.ErrInvalid)
+		}
+	}
+	switch hdr.Typeflag {
+	case tar.TypeReg:
+		return tar.TypeReg, nil
+	case tar.TypeDir, tar.TypeSymlink, tar.TypeLink, tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+		return hdr.Typeflag, nil
+	}
+	return 0, fmt.Errorf("layer entry %q: unsupported entry type %q: %w", hdr.Name, hdr.Typeflag, errdefs.ErrInvalid)
+}
+
+// budget counts uncompressed bytes read against the image size limit.
+type budget struct {
+	ctx   context.Context
+	left  int64
+	limit int64
+}
+
+type budgetReader struct {
+	b *budget
+	r io.Reader
+}
+
+func (r budgetReader) Read(p []byte) (int, error) {
+	if err := r.b.ctx.Err(); err != nil {
+		return 0, err
+	}
+	n, err := r.r.Read(p)
+	r.b.left -= int64(n)
+	if r.b.left < 0 {
+		return n, fmt.Errorf("image is larger than the limit of %s uncompressed: %w", formatSize(r.b.limit), errdefs.ErrInvalid)
+	}
+	return n, err
+}
+
+func formatSize(n int64) string {
+	const gib = 1 << 30
+	if n%gib == 0 {
+		return fmt.Sprintf("%dGiB", n/gib)
+	}
+	return fmt.Sprintf("%dMiB", n>>20)
+}
+
+func tarError(err error) error {
+	if errors.Is(err, errdefs.ErrInvalid) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	if errors.Is(err, tar.ErrHeader) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, tar.ErrFieldTooLong) {
+		return fmt.Errorf("reading layer: %w: %w", err, errdefs.ErrInvalid)
+	}
+	return fmt.Errorf("reading layer: %w", err)
+}
+
