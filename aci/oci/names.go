@@ -103,4 +103,3 @@ func tarError(err error) error {
 	}
 	return fmt.Errorf("reading layer: %w", err)
 }
-
