@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -408,4 +409,39 @@ func TestOCILayersPodManifestReference(t *testing.T) {
 	if out := e.mustRun("list", "--no-legend").Stdout; out != "" {
 		t.Fatalf("a pod was made: %s", out)
 	}
+}
+
+// TestOCILayersNspawn runs both images in one nspawn pod: two overlays on
+// the one base layer tree. A sandbox's added app, which is copied into the
+// pod, gets the layers flattened, whiteouts honoured.
+func TestOCILayersNspawn(t *testing.T) {
+	t.Parallel()
+	requireTool(t, "systemd-nspawn", "systemd-container")
+	pair := ociLayersImages(t)
+	e := newEnv(t)
+	ids := make([]string, 2)
+	for i, img := range []v1.Image{pair.a, pair.b} {
+		ref := "oci:" + ociWriteLayout(t, img, "v1") + ":v1"
+		ids[i] = strings.TrimSpace(e.mustRun("fetch", "--insecure-options=image", ref).Stdout)
+	}
+	r := e.mustRun("run", ids[0], "--name=a", ids[1], "--name=b")
+	for _, want := range []string{ociLayersWantA, ociLayersWantB} {
+		for _, line := range strings.Split(strings.TrimSpace(want), "\n") {
+			if !strings.Contains(r.Stdout, line) {
+				t.Fatalf("nspawn pod: want %q in\n%s", line, r)
+			}
+		}
+	}
+	uuid := appSandbox(t, e)
+	logFile := filepath.Join(t.TempDir(), "a.log")
+	e.mustRun("app", "add", uuid, ids[0], "--name=a", "--log="+logFile)
+	e.mustRun("app", "start", uuid, "--app=a")
+	for range 100 {
+		if data, _ := os.ReadFile(logFile); strings.Contains(string(data), ociLayersWantA) {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	data, _ := os.ReadFile(logFile)
+	t.Fatalf("sandbox app: want %q in its log, have %q", ociLayersWantA, data)
 }
