@@ -80,6 +80,10 @@ func (f *Fetcher) storeLayers(ctx context.Context, img v1.Image, info oci.Info, 
 		}
 	}()
 	lowers := make([]string, len(m.Layers))
+	sizes := make([]int64, len(m.Layers))
+	// The layers this image extracts are held to the maximum image size
+	// together.
+	budget := oci.NewBudget(limit)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(maxParallelLayers)
 	for i, d := range m.Layers {
@@ -89,7 +93,7 @@ func (f *Fetcher) storeLayers(ctx context.Context, img v1.Image, info oci.Info, 
 			var once sync.Once
 			pass := func() { once.Do(func() { close(turns[i+1]) }) }
 			defer pass()
-			p, err := f.storeLayer(gctx, refs[i], func(download bool) error {
+			t, err := f.storeLayer(gctx, refs[i], func(download bool) error {
 				select {
 				case <-turns[i]:
 				case <-gctx.Done():
@@ -101,11 +105,12 @@ func (f *Fetcher) storeLayers(ctx context.Context, img v1.Image, info oci.Info, 
 					return err
 				}
 				return nil
-			}, &helds[i])
+			}, &helds[i], budget)
 			if err != nil {
 				return fmt.Errorf("layer %d: %w", i+1, err)
 			}
-			lowers[len(m.Layers)-1-i] = p
+			lowers[len(m.Layers)-1-i] = t.Path
+			sizes[i] = t.Size
 			return nil
 		})
 	}
@@ -123,7 +128,11 @@ func (f *Fetcher) storeLayers(ctx context.Context, img v1.Image, info oci.Info, 
 	}
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(oci.WriteLayeredACI(pw, im, cfg.Created.Time)) }()
-	stored, err := f.cfg.Store.Import(pr, store.ImportOptions{Latest: info.Tag == "" || info.Tag == "latest", Signer: signer, Layers: refs})
+	var layersSize int64
+	for _, n := range sizes {
+		layersSize += n
+	}
+	stored, err := f.cfg.Store.Import(pr, store.ImportOptions{Latest: info.Tag == "" || info.Tag == "latest", Signer: signer, Layers: refs, LayersSize: layersSize})
 	pr.Close()
 	if err != nil {
 		return store.Image{}, err
@@ -139,28 +148,29 @@ const maxParallelLayers = 3
 // in h, and returns the tree's rootfs. blob is called with whether the
 // blob must be downloaded (and then stores it) before the tree is looked
 // at; the caller turns that into the layer's turn to download.
-func (f *Fetcher) storeLayer(ctx context.Context, ref store.LayerRef, blob func(download bool) error, h *store.Held) (string, error) {
+func (f *Fetcher) storeLayer(ctx context.Context, ref store.LayerRef, blob func(download bool) error, h *store.Held, b *oci.Budget) (store.LayerTreeInfo, error) {
+	var none store.LayerTreeInfo
 	if err := f.cfg.Store.HoldLayer(ctx, ref.Digest, h); err != nil {
-		return "", err
+		return none, err
 	}
 	_, err := f.cfg.Store.Layer(ref.Digest)
 	if err != nil && !errors.Is(err, errdefs.ErrNotFound) {
-		return "", err
+		return none, err
 	}
 	if err := blob(err != nil); err != nil {
-		return "", err
+		return none, err
 	}
 	start := time.Now()
-	p, extracted, err := f.cfg.Store.LayerTree(ctx, ref, h)
+	t, err := f.cfg.Store.LayerTree(ctx, ref, h, b)
 	if err != nil {
-		return "", err
+		return none, err
 	}
-	if extracted {
+	if t.Extracted {
 		f.log.Debug("extracted layer", "diffID", ref.DiffID, "took", time.Since(start))
 	} else {
 		f.log.Debug("layer already extracted", "diffID", ref.DiffID)
 	}
-	return p, nil
+	return t, nil
 }
 
 // storeLocalLayer stores a layer of a local image (an OCI layout, an OCI

@@ -87,7 +87,7 @@ func (s *Store) Import(r io.Reader, opts ImportOptions) (Image, error) {
 		}
 		rec.Name = manifest.Name
 		rec.Labels = manifest.Labels
-		rec.Size = size
+		rec.Size = size + max(opts.LayersSize, 0)
 		rec.Manifest = manifestJSON
 		if len(opts.Layers) > 0 {
 			rec.Layers = opts.Layers

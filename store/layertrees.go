@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -84,53 +85,82 @@ func (s *Store) HoldLayer(ctx context.Context, digest string, h *Held) error {
 	return nil
 }
 
-// LayerTree returns the root filesystem of the layer tree of ref,
-// extracting it from the stored blob first if no process has. The tree's
-// lock is held shared in h. extracted says whether this call extracted it.
-func (s *Store) LayerTree(ctx context.Context, ref LayerRef, h *Held) (path string, extracted bool, err error) {
+// LayerTreeInfo describes a layer tree.
+type LayerTreeInfo struct {
+	// Path is the tree's root filesystem.
+	Path string
+	// Size is the layer's uncompressed size.
+	Size int64
+	// Extracted says whether the call that returned it extracted it.
+	Extracted bool
+}
+
+// LayerTree returns the layer tree of ref, extracting it from the stored
+// blob first if no process has, taking what it reads from b (nil: a budget
+// of the maximum image size of its own). The tree's lock is held shared
+// in h.
+func (s *Store) LayerTree(ctx context.Context, ref LayerRef, h *Held, b *oci.Budget) (info LayerTreeInfo, err error) {
 	hex, err := layerHex(ref.DiffID)
 	if err != nil {
-		return "", false, err
+		return info, err
+	}
+	if b == nil {
+		b = oci.NewBudget(s.limits.maxImageSize())
 	}
 	dir := s.layerTreePath(hex)
-	rootfs := filepath.Join(dir, aci.RootfsName)
+	info.Path = filepath.Join(dir, aci.RootfsName)
 	complete := func() bool {
-		_, err := os.Lstat(filepath.Join(dir, extractedMarker))
-		return err == nil
+		size, ok := readExtracted(dir)
+		info.Size = size
+		return ok
 	}
 	if err := os.MkdirAll(s.locksDir(), 0o755); err != nil {
-		return "", false, err
+		return info, err
 	}
 	for range treeAttempts {
 		l, err := flock.Acquire(ctx, s.layerLockPath(hex), flock.Shared)
 		if err != nil {
-			return "", false, fmt.Errorf("layer %s: %w", ref.DiffID, err)
+			return info, fmt.Errorf("layer %s: %w", ref.DiffID, err)
 		}
 		if complete() {
 			h.locks = append(h.locks, l)
-			return rootfs, extracted, nil
+			return info, nil
 		}
 		l.Close()
 		l, err = flock.Acquire(ctx, s.layerLockPath(hex), flock.Exclusive)
 		if err != nil {
-			return "", false, fmt.Errorf("layer %s: %w", ref.DiffID, err)
+			return info, fmt.Errorf("layer %s: %w", ref.DiffID, err)
 		}
 		if !complete() {
-			if err := s.extractLayer(ctx, ref, hex); err != nil {
+			if err := s.extractLayer(ctx, ref, hex, b); err != nil {
 				l.Close()
-				return "", false, err
+				return info, err
 			}
-			extracted = true
+			info.Extracted = true
 		}
 		l.Close() // taken again shared: gc may come in between
 	}
-	return "", false, fmt.Errorf("layer %s keeps being removed while extracted: %w", ref.DiffID, errdefs.ErrBusy)
+	return info, fmt.Errorf("layer %s keeps being removed while extracted: %w", ref.DiffID, errdefs.ErrBusy)
+}
+
+// readExtracted reads a layer tree's marker: the diff ID and the layer's
+// uncompressed size. ok is false for an incomplete tree.
+func readExtracted(dir string) (size int64, ok bool) {
+	data, err := os.ReadFile(filepath.Join(dir, extractedMarker))
+	if err != nil {
+		return 0, false
+	}
+	f := strings.Fields(string(data))
+	if len(f) > 1 {
+		size, _ = strconv.ParseInt(f[1], 10, 64)
+	}
+	return size, true
 }
 
 // extractLayer extracts a layer tree from its blob into a temp dir beside
 // it, checking the diff ID, and renames it into place once complete. The
 // caller holds the tree's lock exclusively.
-func (s *Store) extractLayer(ctx context.Context, ref LayerRef, hex string) error {
+func (s *Store) extractLayer(ctx context.Context, ref LayerRef, hex string, b *oci.Budget) error {
 	blob, err := s.Layer(ref.Digest)
 	if err != nil {
 		return fmt.Errorf("layer %s: the blob is not in the store (fetch the image again): %w", ref.Digest, err)
@@ -165,17 +195,21 @@ func (s *Store) extractLayer(ctx context.Context, ref LayerRef, hex string) erro
 	if err != nil {
 		return fmt.Errorf("layer %s: diff ID: %w: %w", ref.Digest, err, errdefs.ErrInvalid)
 	}
-	checked, err := oci.CheckedLayer(readerLayer{rc}, diffID).Uncompressed()
+	if err := checkFree(s.layerTreesDir(), 0); err != nil {
+		return err
+	}
+	checked, err := oci.CheckedLayer(readerLayer{&freeReader{r: rc, dir: s.layerTreesDir(), next: freeCheckPeriod}}, diffID).Uncompressed()
 	if err != nil {
 		return err
 	}
-	if err := oci.ExtractLayer(ctx, checked, tmp, s.limits.maxImageSize()); err != nil {
+	size, err := oci.ExtractLayer(ctx, checked, tmp, b)
+	if err != nil {
 		return fmt.Errorf("layer %s: %w", ref.DiffID, err)
 	}
 	if err := syncFS(tmp); err != nil {
 		return err
 	}
-	if err := writeSynced(filepath.Join(tmp, extractedMarker), []byte(ref.DiffID+"\n"), 0o444); err != nil {
+	if err := writeSynced(filepath.Join(tmp, extractedMarker), []byte(fmt.Sprintf("%s %d\n", ref.DiffID, size)), 0o444); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, dir); err != nil {
@@ -183,6 +217,27 @@ func (s *Store) extractLayer(ctx context.Context, ref LayerRef, hex string) erro
 	}
 	done = true
 	return atomicfile.SyncDir(s.layerTreesDir())
+}
+
+// freeReader fails once the filesystem of dir runs short of space, checked
+// every freeCheckPeriod bytes read: what is read is written out.
+type freeReader struct {
+	r    io.Reader
+	dir  string
+	n    int64
+	next int64
+}
+
+func (f *freeReader) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	f.n += int64(n)
+	if f.n >= f.next {
+		f.next += freeCheckPeriod
+		if ferr := checkFree(f.dir, freeCheckPeriod); ferr != nil {
+			return n, ferr
+		}
+	}
+	return n, err
 }
 
 // readerLayer is an oci.Layer read once.
@@ -217,11 +272,11 @@ func (s *Store) LayerTrees(ctx context.Context, id string, h *Held) ([]string, e
 	}
 	lowers := make([]string, len(refs))
 	for i, ref := range refs {
-		p, _, err := s.LayerTree(ctx, ref, h)
+		info, err := s.LayerTree(ctx, ref, h, nil)
 		if err != nil {
 			return nil, err
 		}
-		lowers[len(refs)-1-i] = p
+		lowers[len(refs)-1-i] = info.Path
 	}
 	return lowers, nil
 }
@@ -367,7 +422,7 @@ func (s *Store) treeLowers(treePath string) ([]string, error) {
 func (s *Store) renderLayered(ctx context.Context, img Image, refs []LayerRef, tmp string, h *Held) error {
 	diffIDs := make([]string, len(refs))
 	for i, ref := range refs {
-		if _, _, err := s.LayerTree(ctx, ref, h); err != nil {
+		if _, err := s.LayerTree(ctx, ref, h, nil); err != nil {
 			return err
 		}
 		diffIDs[len(refs)-1-i] = ref.DiffID

@@ -63,7 +63,8 @@ type Image struct {
 	ID     string
 	Name   types.ACIdentifier
 	Labels types.Labels
-	// Size is the size of the stored, uncompressed ACI in bytes.
+	// Size is the size of the stored, uncompressed ACI in bytes; for a
+	// layered (OCI) image, with its layers' uncompressed size.
 	Size       int64
 	ImportedAt time.Time
 	LastUsed   time.Time
@@ -103,8 +104,10 @@ type ImportOptions struct {
 	Signer string
 	// Layers make the image a layered (OCI) image: its rootfs is these
 	// layers' trees (see LayerTree), lowest first, whose blobs must be
-	// stored, and its ACI holds only its manifest.
-	Layers []LayerRef
+	// stored, and its ACI holds only its manifest. LayersSize, their
+	// uncompressed size, is added to the image's Size.
+	Layers     []LayerRef
+	LayersSize int64
 }
 
 // checkSigner accepts Unverified, SignerBuiltin and a lowercase hex

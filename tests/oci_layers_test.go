@@ -179,6 +179,19 @@ func TestOCILayersShared(t *testing.T) {
 	if after := ociLayersStat(t, e, pair.base); after != before {
 		t.Fatalf("the base layer's tree was made again: inode and mtime %v, then %v", before, after)
 	}
+	// image list counts an OCI image's layers in its size.
+	var listed []struct {
+		ID   string `json:"id"`
+		Size int64  `json:"size"`
+	}
+	if err := json.Unmarshal([]byte(e.mustRun("image", "list", "--format=json").Stdout), &listed); err != nil {
+		t.Fatal(err)
+	}
+	for _, img := range listed {
+		if img.Size < 500<<10 {
+			t.Fatalf("image list: %s is %d bytes, less than its busybox layer", img.ID, img.Size)
+		}
+	}
 	trees, blobs := ociLayersStored(t, e)
 	if len(trees) != 4 || len(blobs) != 4 || !ociLayersHas(trees, append(append([]string{pair.base}, pair.aOnly...), pair.bOnly...)...) {
 		t.Fatalf("want the 4 distinct layers stored once each, have trees %v and blobs %v", trees, blobs)

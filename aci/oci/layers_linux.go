@@ -34,14 +34,14 @@ import (
 const OpaqueXattr = "trusted.overlay.opaque"
 
 // ExtractLayer extracts a layer's uncompressed tar stream into dest (which
-// gets dest/rootfs), converting whiteouts. It reads r to its end, so that
-// a checked layer (CheckedLayer) compares its diff ID; at most limit bytes
-// are read. Entries escaping the root, whiteouts naming nothing, "." or
-// "..", sparse files and hard links to other layers are refused with
-// errdefs.ErrInvalid.
-func ExtractLayer(ctx context.Context, r io.Reader, dest string, limit int64) error {
-	b := &budget{ctx: ctx, left: limit, limit: limit}
-	br := budgetReader{b: b, r: r}
+// gets dest/rootfs), converting whiteouts, and returns the stream's size.
+// It reads r to its end, so that a checked layer (CheckedLayer) compares
+// its diff ID; what it reads is taken from b. Entries escaping the root,
+// whiteouts naming nothing, "." or "..", sparse files and hard links to
+// other layers are refused with errdefs.ErrInvalid.
+func ExtractLayer(ctx context.Context, r io.Reader, dest string, b *Budget) (int64, error) {
+	var size int64
+	br := budgetReader{ctx: ctx, b: b, r: r, n: &size}
 	written := map[string]bool{}
 	var opaques []string
 	rewrite := func(hdr *tar.Header) (*tar.Header, error) {
@@ -86,18 +86,18 @@ func ExtractLayer(ctx context.Context, r io.Reader, dest string, limit int64) er
 		return hdr, nil
 	}
 	if err := aci.ExtractLayer(br, dest, rewrite); err != nil {
-		return err
+		return size, err
 	}
 	// The end-of-archive padding is part of the layer, and of its digest.
 	if _, err := io.Copy(io.Discard, br); err != nil {
-		return tarError(err)
+		return size, tarError(err)
 	}
 	if len(opaques) == 0 {
-		return nil
+		return size, nil
 	}
 	root, err := inroot.OpenRoot(filepath.Join(dest, aci.RootfsName))
 	if err != nil {
-		return err
+		return size, err
 	}
 	defer root.Close()
 	for _, o := range opaques {
@@ -107,15 +107,15 @@ func ExtractLayer(ctx context.Context, r io.Reader, dest string, limit int64) er
 			fd, err = root.Open(o, unix.O_RDONLY|unix.O_DIRECTORY)
 		}
 		if err != nil {
-			return fmt.Errorf("layer: opaque directory %q: %w", o, err)
+			return size, fmt.Errorf("layer: opaque directory %q: %w", o, err)
 		}
 		err = unix.Fsetxattr(fd, OpaqueXattr, []byte("y"), 0)
 		unix.Close(fd)
 		if err != nil {
-			return fmt.Errorf("layer: marking %q opaque (the store's filesystem must take trusted.* attributes): %w", o, err)
+			return size, fmt.Errorf("layer: marking %q opaque (the store's filesystem must take trusted.* attributes): %w", o, err)
 		}
 	}
-	return nil
+	return size, nil
 }
 
 // isWhiteout says whether a layer tree's entry is an overlayfs whiteout.

@@ -66,7 +66,7 @@ func extractAll(t *testing.T, layers ...[]byte) ([]string, error) {
 	lowers := make([]string, len(layers))
 	for i, l := range layers {
 		dir := filepath.Join(t.TempDir(), "tree")
-		if err := ExtractLayer(context.Background(), bytes.NewReader(l), dir, 1<<30); err != nil {
+		if _, err := ExtractLayer(context.Background(), bytes.NewReader(l), dir, NewBudget(1<<30)); err != nil {
 			return nil, err
 		}
 		lowers[len(layers)-1-i] = filepath.Join(dir, "rootfs")
@@ -223,7 +223,7 @@ func TestExtractLayerRefuses(t *testing.T) {
 		layer(t, "up->../../.."),
 	} {
 		dir := filepath.Join(t.TempDir(), "tree")
-		err := ExtractLayer(context.Background(), bytes.NewReader(l), dir, 1<<30)
+		_, err := ExtractLayer(context.Background(), bytes.NewReader(l), dir, NewBudget(1<<30))
 		if !errors.Is(err, errdefs.ErrInvalid) {
 			t.Errorf("want ErrInvalid, got %v", err)
 		}
@@ -232,9 +232,26 @@ func TestExtractLayerRefuses(t *testing.T) {
 
 func TestExtractLayerSizeLimit(t *testing.T) {
 	big := layer(t, strings.Repeat("x", 10000))
-	err := ExtractLayer(context.Background(), bytes.NewReader(big), filepath.Join(t.TempDir(), "tree"), 4096)
+	_, err := ExtractLayer(context.Background(), bytes.NewReader(big), filepath.Join(t.TempDir(), "tree"), NewBudget(4096))
 	if !errors.Is(err, errdefs.ErrInvalid) || !strings.Contains(err.Error(), "larger than the limit") {
 		t.Fatalf("got %v", err)
+	}
+	// The layers of one image share their budget.
+	b := NewBudget(16 << 10)
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: "f", Typeflag: tar.TypeReg, Mode: 0o644, Size: 4000})
+	tw.Write(bytes.Repeat([]byte("y"), 4000))
+	tw.Close()
+	small := buf.Bytes()
+	for i := range 3 {
+		n, err := ExtractLayer(context.Background(), bytes.NewReader(small), filepath.Join(t.TempDir(), "tree"), b)
+		if i < 2 && (err != nil || n != int64(len(small))) {
+			t.Fatalf("layer %d: %d bytes, %v", i, n, err)
+		}
+		if i == 2 && !errors.Is(err, errdefs.ErrInvalid) {
+			t.Fatalf("the third layer passed the shared limit: %v", err)
+		}
 	}
 }
 

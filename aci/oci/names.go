@@ -1,6 +1,7 @@
 package oci
 
 import (
+	"sync/atomic"
 	"archive/tar"
 	"context"
 	"errors"
@@ -62,25 +63,35 @@ func entryKind(hdr *tar.Header) (byte, error) {
 	return 0, fmt.Errorf("layer entry %q: unsupported entry type %q: %w", hdr.Name, hdr.Typeflag, errdefs.ErrInvalid)
 }
 
-// budget counts uncompressed bytes read against the image size limit.
-type budget struct {
-	ctx   context.Context
-	left  int64
+// Budget is how many uncompressed bytes the layers extracted for one image
+// may still take, against the store's maximum image size. The layers of an
+// image are extracted side by side: it is safe for concurrent use.
+type Budget struct {
+	left  atomic.Int64
 	limit int64
 }
 
+// NewBudget returns a budget of limit bytes.
+func NewBudget(limit int64) *Budget {
+	b := &Budget{limit: limit}
+	b.left.Store(limit)
+	return b
+}
+
 type budgetReader struct {
-	b *budget
-	r io.Reader
+	ctx context.Context
+	b   *Budget
+	r   io.Reader
+	n   *int64 // bytes read
 }
 
 func (r budgetReader) Read(p []byte) (int, error) {
-	if err := r.b.ctx.Err(); err != nil {
+	if err := r.ctx.Err(); err != nil {
 		return 0, err
 	}
 	n, err := r.r.Read(p)
-	r.b.left -= int64(n)
-	if r.b.left < 0 {
+	*r.n += int64(n)
+	if r.b.left.Add(-int64(n)) < 0 {
 		return n, fmt.Errorf("image is larger than the limit of %s uncompressed: %w", formatSize(r.b.limit), errdefs.ErrInvalid)
 	}
 	return n, err
