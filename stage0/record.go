@@ -30,9 +30,9 @@ type podRecord struct {
 type overlayMount struct {
 	Lower  string   `json:"lower,omitempty"`
 	Lowers []string `json:"lowers,omitempty"`
-	Upper  string `json:"upper"`
-	Work   string `json:"work"`
-	Target string `json:"target"`
+	Upper  string   `json:"upper"`
+	Work   string   `json:"work"`
+	Target string   `json:"target"`
 }
 
 const recordFile = "orbit.json"

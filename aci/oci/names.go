@@ -1,7 +1,6 @@
 package oci
 
 import (
-	"sync/atomic"
 	"archive/tar"
 	"context"
 	"errors"
@@ -9,6 +8,7 @@ import (
 	"io"
 	"path"
 	"strings"
+	"sync/atomic"
 
 	"github.com/orbit-containers/orbit/internal/errdefs"
 )
