@@ -3,6 +3,7 @@ package stage0
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -24,17 +25,55 @@ func overlayOptions(lowers []string, upper, work string) string {
 	return fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", strings.Join(esc, ":"), escapeOverlayPath(upper), escapeOverlayPath(work))
 }
 
+// fdPathWidth is the longest "/proc/self/fd/N" a lower directory is
+// named by when the paths themselves do not fit (see mountOptions).
+const fdPathWidth = len("/proc/self/fd/99999")
+
 // overlayFits says why an overlay of lowers cannot be mounted, or "" if
 // it can: overlayfs stacks at most maxOverlayLowers directories, and the
-// mount's option string must fit in a page.
+// mount's option string must fit in a page, with the lower directories
+// named by descriptor if need be.
 func overlayFits(lowers []string, upper, work string) string {
 	if len(lowers) > maxOverlayLowers {
 		return fmt.Sprintf("%d layers are more than overlayfs stacks (%d)", len(lowers), maxOverlayLowers)
 	}
-	if n, page := len(overlayOptions(lowers, upper, work)), unix.Getpagesize(); n >= page {
-		return fmt.Sprintf("the overlay's %d layer paths take %d bytes of options, more than a page (%d)", len(lowers), n, page)
+	short := make([]string, len(lowers))
+	for i := range short {
+		short[i] = strings.Repeat("x", fdPathWidth)
+	}
+	if n, page := len(overlayOptions(short, upper, work)), unix.Getpagesize(); n >= page {
+		return fmt.Sprintf("the overlay of %d layers takes %d bytes of options, more than a page (%d)", len(lowers), n, page)
 	}
 	return ""
+}
+
+// mountOptions returns the option string to mount an overlay of lowers
+// with: their paths, or, when those do not fit in a page (an image of
+// many layers), /proc/self/fd/N of a descriptor opened on each, which the
+// kernel resolves while mounting; done closes the descriptors once the
+// mount is made.
+func mountOptions(lowers []string, upper, work string) (opts string, done func(), err error) {
+	opts = overlayOptions(lowers, upper, work)
+	if len(opts) < unix.Getpagesize() {
+		return opts, func() {}, nil
+	}
+	var fds []int
+	done = func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}
+	byFd := make([]string, len(lowers))
+	for i, l := range lowers {
+		fd, err := unix.Open(l, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			done()
+			return "", nil, &os.PathError{Op: "open", Path: l, Err: err}
+		}
+		fds = append(fds, fd)
+		byFd[i] = fmt.Sprintf("/proc/self/fd/%d", fd)
+	}
+	return overlayOptions(byFd, upper, work), done, nil
 }
 
 // copyLowers makes dst the union of lowers (top first) as plain files: a

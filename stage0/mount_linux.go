@@ -39,8 +39,13 @@ func mountPod(p *Pod, rec *podRecord) error {
 		if len(lowers) == 0 {
 			lowers = []string{m.Lower}
 		}
-		opts := overlayOptions(lowers, p.File(m.Upper), p.File(m.Work))
-		if err := unix.Mount("overlay", target, "overlay", 0, opts); err != nil {
+		opts, done, err := mountOptions(lowers, p.File(m.Upper), p.File(m.Work))
+		if err != nil {
+			return fmt.Errorf("mounting overlay on %s: %w", target, err)
+		}
+		err = unix.Mount("overlay", target, "overlay", 0, opts)
+		done()
+		if err != nil {
 			return fmt.Errorf("mounting overlay on %s: %w", target, err)
 		}
 	}

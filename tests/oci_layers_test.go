@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -457,4 +458,42 @@ func TestOCILayersNspawn(t *testing.T) {
 	}
 	data, _ := os.ReadFile(logFile)
 	t.Fatalf("sandbox app: want %q in its log, have %q", ociLayersWantA, data)
+}
+
+// ociLayersMany is an image of n layers, each adding /many/N and deleting
+// the file the layer below added (so only the top one's stays), on busybox.
+func ociLayersMany(t testing.TB, n int) v1.Image {
+	t.Helper()
+	layers := []v1.Layer{ociDirLayer(t, busyboxRootfs(t))}
+	for i := 1; i <= n; i++ {
+		entries := []ociTarEntry{{name: "many/"}, {name: fmt.Sprintf("many/%d", i), body: fmt.Sprintf("%d\n", i)}}
+		if i > 1 {
+			entries = append(entries, ociTarEntry{name: fmt.Sprintf("many/.wh.%d", i-1)})
+		}
+		layers = append(layers, ociLayer(t, entries...))
+	}
+	return ociLayersImage(t, "ls /many", layers...)
+}
+
+// TestOCILayersManyLayers runs images of more layers than fit, by path,
+// in an overlay's option string (a page): the lower directories are then
+// named by descriptor, and the rootfs is still an overlay. Past what
+// overlayfs stacks (500), the layers are flattened, with a warning.
+func TestOCILayersManyLayers(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	for _, tc := range []struct {
+		layers  int
+		overlay bool
+	}{{80, true}, {510, false}} {
+		ref := "oci:" + ociWriteLayout(t, ociLayersMany(t, tc.layers), "v1") + ":v1"
+		id := strings.TrimSpace(e.mustRun("fetch", "--insecure-options=image", ref).Stdout)
+		r := e.mustRun("run", "--stage1-name=fly", id)
+		if got, want := strings.TrimSpace(r.Stdout), fmt.Sprint(tc.layers); got != want {
+			t.Fatalf("%d layers: /many holds %q, want only %q: %s", tc.layers, got, want, r)
+		}
+		if flattened := strings.Contains(r.Stderr, "flattening its layers"); flattened == tc.overlay {
+			t.Fatalf("%d layers: flattened %v, want %v: %s", tc.layers, flattened, !tc.overlay, r)
+		}
+	}
 }
