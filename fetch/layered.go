@@ -100,11 +100,15 @@ func (f *Fetcher) storeLayers(ctx context.Context, img v1.Image, info oci.Info, 
 					return gctx.Err()
 				}
 				defer pass()
-				if download {
-					_, err := get(d, i, len(m.Layers))
-					return err
+				if !download {
+					return nil
 				}
-				return nil
+				// An image may list a layer twice: the first stores it.
+				if _, err := f.cfg.Store.Layer(refs[i].Digest); err == nil {
+					return nil
+				}
+				_, err := get(d, i, len(m.Layers))
+				return err
 			}, &helds[i], budget)
 			if err != nil {
 				return fmt.Errorf("layer %d: %w", i+1, err)

@@ -18,6 +18,7 @@ import (
 	"github.com/orbit-containers/orbit/internal/atomicfile"
 	"github.com/orbit-containers/orbit/internal/errdefs"
 	"github.com/orbit-containers/orbit/internal/flock"
+	"github.com/orbit-containers/orbit/internal/poll"
 )
 
 // Layered images. An OCI image is stored as a small ACI (its manifest and
@@ -27,7 +28,7 @@ import (
 // image that has it; an app's rootfs is an overlay with the layer trees as
 // lower directories. A layer tree is complete once its .extracted marker
 // exists. Blobs and layer trees are each guarded by a lock file,
-// cas/locks/layer-<hex>.lock (the blob's digest or the diff ID): a command
+// cas/locks/layer-blob-<digest hex>.lock and layer-tree-<diff ID hex>.lock: a command
 // that needs one holds it shared until its image is indexed or its tree
 // rendered, and gc removes one only while holding it exclusively and after
 // finding, then, that no image record and no rendered tree lists it.
@@ -48,8 +49,12 @@ type LayerRef struct {
 
 func (s *Store) layerTreesDir() string           { return filepath.Join(s.dir, "layertrees") }
 func (s *Store) layerTreePath(hex string) string { return filepath.Join(s.layerTreesDir(), hex) }
-func (s *Store) layerLockPath(hex string) string {
-	return filepath.Join(s.locksDir(), "layer-"+hex+".lock")
+
+// layerLockPath is the lock of a layer blob (kind "blob", by digest) or
+// tree (kind "tree", by diff ID): two locks, since an uncompressed
+// layer's digest is its diff ID.
+func (s *Store) layerLockPath(kind, hex string) string {
+	return filepath.Join(s.locksDir(), "layer-"+kind+"-"+hex+".lock")
 }
 
 // Held is a set of layer locks a command holds shared.
@@ -77,7 +82,7 @@ func (s *Store) HoldLayer(ctx context.Context, digest string, h *Held) error {
 	if err := os.MkdirAll(s.locksDir(), 0o755); err != nil {
 		return err
 	}
-	l, err := flock.Acquire(ctx, s.layerLockPath(hex), flock.Shared)
+	l, err := flock.Acquire(ctx, s.layerLockPath("blob", hex), flock.Shared)
 	if err != nil {
 		return fmt.Errorf("layer %s: %w", digest, err)
 	}
@@ -118,7 +123,7 @@ func (s *Store) LayerTree(ctx context.Context, ref LayerRef, h *Held, b *oci.Bud
 		return info, err
 	}
 	for range treeAttempts {
-		l, err := flock.Acquire(ctx, s.layerLockPath(hex), flock.Shared)
+		l, err := flock.Acquire(ctx, s.layerLockPath("tree", hex), flock.Shared)
 		if err != nil {
 			return info, fmt.Errorf("layer %s: %w", ref.DiffID, err)
 		}
@@ -127,9 +132,23 @@ func (s *Store) LayerTree(ctx context.Context, ref LayerRef, h *Held, b *oci.Bud
 			return info, nil
 		}
 		l.Close()
-		l, err = flock.Acquire(ctx, s.layerLockPath(hex), flock.Exclusive)
+		// Never waiting for the exclusive lock: others hold the shared one
+		// for as long as their fetch lasts, this process included (an image
+		// may list a layer twice). Once another finished the tree, it is
+		// taken shared instead.
+		l = nil
+		err = poll.WhileBusy(ctx, func() (err error) {
+			l, err = flock.TryAcquire(s.layerLockPath("tree", hex), flock.Exclusive)
+			if errors.Is(err, errdefs.ErrBusy) && complete() {
+				return nil // l is nil
+			}
+			return err
+		})
 		if err != nil {
 			return info, fmt.Errorf("layer %s: %w", ref.DiffID, err)
+		}
+		if l == nil {
+			continue
 		}
 		if !complete() {
 			if err := s.extractLayer(ctx, ref, hex, b); err != nil {
@@ -278,7 +297,24 @@ func (s *Store) LayerTrees(ctx context.Context, id string, h *Held) ([]string, e
 		}
 		lowers[len(refs)-1-i] = info.Path
 	}
-	return lowers, nil
+	return topmost(lowers), nil
+}
+
+// topmost drops, from lowers (top first), each directory after its first
+// occurrence. overlayfs refuses a lower directory twice, and an image may
+// list a layer twice (repeated empty layers); the upper occurrence alone
+// gives the same tree: whatever the lower one provides or hides, the
+// upper one provides or hides again, over everything in between.
+func topmost(lowers []string) []string {
+	seen := map[string]bool{}
+	out := lowers[:0:0]
+	for _, l := range lowers {
+		if !seen[l] {
+			seen[l] = true
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // layersInUse lists the blob digests and diff IDs (hex) that image
@@ -344,7 +380,11 @@ func (s *Store) gcLayerFiles(rep *GCReport, only map[string]bool) error {
 		if _, err := layerHex("sha256:" + c.hex); err != nil || (only != nil && !only[c.hex]) {
 			continue
 		}
-		l, err := flock.TryAcquire(s.layerLockPath(c.hex), flock.Exclusive)
+		kind := "tree"
+		if c.kind == "blob" {
+			kind = "blob"
+		}
+		l, err := flock.TryAcquire(s.layerLockPath(kind, c.hex), flock.Exclusive)
 		if err != nil {
 			continue // held: in use now
 		}
@@ -413,7 +453,7 @@ func (s *Store) treeLowers(treePath string) ([]string, error) {
 		}
 		lowers = append(lowers, filepath.Join(s.layerTreePath(hex), aci.RootfsName))
 	}
-	return lowers, nil
+	return topmost(lowers), nil
 }
 
 // renderLayered renders the tree of a layered image into tmp: its

@@ -3,10 +3,12 @@ package tests
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -17,6 +19,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
@@ -495,5 +498,42 @@ func TestOCILayersManyLayers(t *testing.T) {
 		if flattened := strings.Contains(r.Stderr, "flattening its layers"); flattened == tc.overlay {
 			t.Fatalf("%d layers: flattened %v, want %v: %s", tc.layers, flattened, !tc.overlay, r)
 		}
+	}
+}
+
+// TestOCILayersUncompressedAndRepeated runs an image with an uncompressed
+// layer (its digest is its diff ID: the blob and the tree each have a lock
+// of their own) listed twice (as images repeat empty layers): the layer is
+// stored and extracted once, and the fetch does not wait on itself.
+func TestOCILayersUncompressedAndRepeated(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: "srv/", Typeflag: tar.TypeDir, Mode: 0o755})
+	tw.WriteHeader(&tar.Header{Name: "srv/plain", Typeflag: tar.TypeReg, Mode: 0o644, Size: 6})
+	tw.Write([]byte("plain\n"))
+	tw.Close()
+	plain := static.NewLayer(buf.Bytes(), types.OCIUncompressedLayer)
+	img := ociLayersImage(t, "cat /srv/plain", ociDirLayer(t, busyboxRootfs(t)), plain, plain)
+	e := newEnv(t)
+	ref := "oci:" + ociWriteLayout(t, img, "v1") + ":v1"
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, e.args("fetch", "--insecure-options=image", ref)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if ctx.Err() != nil {
+		t.Fatalf("fetching an image that lists a layer twice hung: %s", stderr.String())
+	}
+	if err != nil {
+		t.Fatalf("fetch: %v: %s", err, stderr.String())
+	}
+	id := strings.TrimSpace(string(out))
+	if r := e.mustRun("run", "--stage1-name=fly", id); !strings.Contains(r.Stdout, "plain\n") {
+		t.Fatalf("run: %s", r)
+	}
+	if trees, blobs := ociLayersStored(t, e); len(trees) != 2 || len(blobs) != 2 {
+		t.Fatalf("want 2 distinct layers stored once each, have trees %v and blobs %v", trees, blobs)
 	}
 }

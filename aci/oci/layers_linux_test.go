@@ -274,3 +274,29 @@ func TestReadFileThroughLayers(t *testing.T) {
 		}
 	}
 }
+
+// TestFlattenRepeatedLayerIsTopmost backs the store's dropping of a layer
+// listed twice from an overlay (which refuses a lower directory twice):
+// with its upper occurrence alone, the image is the same.
+func TestFlattenRepeatedLayerIsTopmost(t *testing.T) {
+	needRoot(t)
+	base := layer(t, "d/", "d/base", "x/", "x/under", "gone")
+	l := layer(t, "d/", "d/l", "x/", "x/.wh..wh..opq", "x/l", ".wh.gone", "f")
+	m := layer(t, "d/", "d/m", ".wh.f", "x/", "x/m", "d/.wh.l")
+	lowers, err := extractAll(t, base, l, m, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := filepath.Join(t.TempDir(), "all")
+	if err := Flatten(context.Background(), lowers, all); err != nil {
+		t.Fatal(err)
+	}
+	// lowers is top first: l, m, l, base; keep the first l only.
+	top := filepath.Join(t.TempDir(), "top")
+	if err := Flatten(context.Background(), []string{lowers[0], lowers[1], lowers[3]}, top); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := listTree(t, all), listTree(t, top); strings.Join(a, " ") != strings.Join(b, " ") {
+		t.Fatalf("with the repeat %v\nwithout it     %v", a, b)
+	}
+}
