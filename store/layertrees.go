@@ -516,3 +516,13 @@ func (s *Store) Layered(id string) (bool, error) {
 	refs, err := s.layerRefs(id)
 	return len(refs) > 0, err
 }
+
+// CheckRenderable refuses an image whose dependencies include a layered
+// (OCI) image, which ACI rendering cannot lay down (see Tree).
+func (s *Store) CheckRenderable(id string) error {
+	chain, err := aci.DependencyChain(s, id)
+	if err != nil {
+		return err
+	}
+	return s.layeredInChain(chain)
+}

@@ -22,6 +22,9 @@ a plain copy, so 'rm -rf DIR' cleans up.`,
 				if layered, err := s.FlattenLayered(cmd.Context(), id, tmp); layered || err != nil {
 					return err
 				}
+				if err := s.CheckRenderable(id); err != nil {
+					return err
+				}
 				_, err := aci.Render(s, id, tmp)
 				return err
 			})
