@@ -71,9 +71,9 @@ func (h *Held) Release() {
 	h.locks = nil
 }
 
-// HoldLayer takes the lock of a layer blob (by its digest) or tree (by
-// its diff ID) shared, into h, so that gc leaves it alone until h is
-// released.
+// HoldLayer takes the lock of a layer blob (by its digest) shared, into
+// h, so that gc leaves the blob alone until h is released. (LayerTree
+// holds a layer tree likewise.)
 func (s *Store) HoldLayer(ctx context.Context, digest string, h *Held) error {
 	hex, err := layerHex(digest)
 	if err != nil {
