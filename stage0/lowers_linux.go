@@ -76,13 +76,13 @@ func mountOptions(lowers []string, upper, work string) (opts string, done func()
 	return overlayOptions(byFd, upper, work), done, nil
 }
 
-// copyLowers makes dst the union of lowers (top first) as plain files: a
-// copy of a single tree, or the layers of an OCI image flattened.
-func copyLowers(ctx context.Context, lowers []string, dst string) error {
-	if len(lowers) == 1 {
-		return copyTree(lowers[0], dst)
+// copyLowers makes dst the union of a tree's lower directories as plain
+// files: a copy of a tree of ACIs, or an OCI image's layers flattened.
+func copyLowers(ctx context.Context, t TreeRef, dst string) error {
+	if len(t.Lowers) == 1 && !t.Layered {
+		return copyTree(t.Lowers[0], dst)
 	}
-	return oci.Flatten(ctx, lowers, dst)
+	return oci.Flatten(ctx, t.Lowers, dst)
 }
 
 // withLowers sets m's lower directories: Lower alone for one, as pods

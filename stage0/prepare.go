@@ -28,9 +28,19 @@ type Trees interface {
 	// (one for an ACI, the layer trees of an OCI image), holding it so it
 	// cannot be removed until release is called. Waiting for another
 	// process to render it ends when ctx is done.
-	Tree(ctx context.Context, imageID string) (treeID string, lowers []string, release func() error, err error)
+	Tree(ctx context.Context, imageID string) (t TreeRef, release func() error, err error)
 	// Manifest returns a stored image's manifest.
 	Manifest(imageID string) (*schema.ImageManifest, error)
+}
+
+// TreeRef is a rendered tree as Trees hands it out.
+type TreeRef struct {
+	ID string
+	// Lowers are the directories whose union is the rootfs, top first.
+	Lowers []string
+	// Layered says Lowers are an OCI image's layer trees, whose
+	// overlayfs whiteouts a copy must apply (oci.Flatten), even of one.
+	Layered bool
 }
 
 // PrepareConfig is what a pod is made of.
@@ -82,7 +92,8 @@ func Prepare(ctx context.Context, p *Pod, cfg PrepareConfig) error {
 	if err != nil {
 		return fmt.Errorf("stage1 image %s: %w", cfg.Stage1ImageID, err)
 	}
-	s1Tree, s1Lowers, release, err := cfg.Trees.Tree(ctx, cfg.Stage1ImageID)
+	s1, release, err := cfg.Trees.Tree(ctx, cfg.Stage1ImageID)
+	s1Tree, s1Lowers := s1.ID, s1.Lowers
 	if err != nil {
 		return fmt.Errorf("stage1 image %s: %w", cfg.Stage1ImageID, err)
 	}
@@ -110,7 +121,7 @@ func Prepare(ctx context.Context, p *Pod, cfg PrepareConfig) error {
 		}
 		rec.Mounts = append(rec.Mounts, m)
 		stage1Writable = p.File(m.Upper)
-	} else if err := copyLowers(ctx, s1Lowers, stage1Rootfs); err != nil {
+	} else if err := copyLowers(ctx, s1, stage1Rootfs); err != nil {
 		return fmt.Errorf("copying the stage1 rootfs: %w", err)
 	}
 
@@ -145,7 +156,8 @@ func Prepare(ctx context.Context, p *Pod, cfg PrepareConfig) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		treeID, lowers, release, err := cfg.Trees.Tree(ctx, id)
+		tree, release, err := cfg.Trees.Tree(ctx, id)
+		treeID, lowers := tree.ID, tree.Lowers
 		if err != nil {
 			return fmt.Errorf("app %s: image %s: %w", name, id, err)
 		}
@@ -175,7 +187,7 @@ func Prepare(ctx context.Context, p *Pod, cfg PrepareConfig) error {
 				return err
 			}
 			rec.Mounts = append(rec.Mounts, m)
-		} else if err := copyLowers(ctx, lowers, filepath.Join(stage1Writable, appRootfs)); err != nil {
+		} else if err := copyLowers(ctx, tree, filepath.Join(stage1Writable, appRootfs)); err != nil {
 			return fmt.Errorf("app %s: copying its rootfs: %w", name, err)
 		}
 		if err := writeJSON(filepath.Join(stage1Writable, contract.Stage1AppManifest(name)), im); err != nil {

@@ -59,17 +59,17 @@ func (f *fakeTrees) add(name string, im *schema.ImageManifest) string {
 func (f *fakeTrees) treeID(id string) string   { return "deps-" + id }
 func (f *fakeTrees) treePath(id string) string { return filepath.Join(f.dir, f.treeID(id)) }
 
-func (f *fakeTrees) Tree(_ context.Context, id string) (string, []string, func() error, error) {
+func (f *fakeTrees) Tree(_ context.Context, id string) (TreeRef, func() error, error) {
 	if err := f.treeErr[id]; err != nil {
-		return "", nil, nil, err
+		return TreeRef{}, nil, err
 	}
 	if _, ok := f.manifests[id]; !ok {
-		return "", nil, nil, fmt.Errorf("image %s: %w", id, errdefs.ErrNotFound)
+		return TreeRef{}, nil, fmt.Errorf("image %s: %w", id, errdefs.ErrNotFound)
 	}
 	f.held++
 	f.handedOut++
 	released := false
-	return f.treeID(id), []string{filepath.Join(f.treePath(id), "rootfs")}, func() error {
+	return TreeRef{ID: f.treeID(id), Lowers: []string{filepath.Join(f.treePath(id), "rootfs")}}, func() error {
 		if released {
 			f.t.Errorf("tree of %s released twice", id)
 		}

@@ -43,8 +43,10 @@ type Tree struct {
 	Manifest *schema.ImageManifest
 	// Lowers are the directories whose union is the rootfs, top first, as
 	// overlayfs takes lower directories: Path/rootfs for a tree of ACIs,
-	// the layer trees of a layered (OCI) image.
-	Lowers []string
+	// the layer trees of a layered (OCI) image (Layered), whose overlayfs
+	// whiteouts a copy must apply.
+	Lowers  []string
+	Layered bool
 
 	lock *flock.Lock
 }
@@ -195,10 +197,11 @@ func (s *Store) readTree(treeID string, chain []string) (*Tree, error) {
 	if err != nil {
 		return nil, err
 	}
-	if lowers == nil {
+	layered := lowers != nil
+	if !layered {
 		lowers = []string{filepath.Join(path, aci.RootfsName)}
 	}
-	return &Tree{ID: treeID, Path: path, Chain: chain, Manifest: &m, Lowers: lowers}, nil
+	return &Tree{ID: treeID, Path: path, Chain: chain, Manifest: &m, Lowers: lowers, Layered: layered}, nil
 }
 
 // chainSize is the total uncompressed size of the images in chain.
