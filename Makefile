@@ -156,7 +156,7 @@ cover: deps-test $(SUPERVISOR)
 
 bench: deps-test build
 	$(call apt_install,curl podman)
-	ORBIT_BINARY=$(CURDIR)/$(BIN) go test -count=1 -timeout 10m -run '^$$' -bench . -benchtime 20x ./tests/...
+	ORBIT_BINARY=$(CURDIR)/$(BIN) go test -count=1 -timeout 20m -run '^$$' -bench . -benchtime 20x ./tests/...
 
 clean:
 	rm -rf bin $(SUPERVISOR)

@@ -47,6 +47,9 @@ type extractOptions struct {
 	check bool
 	// noOpenat2 forces the component-by-component resolver.
 	noOpenat2 bool
+	// rewrite, when set, sees every header first and returns the one to
+	// write (nil skips the entry); ExtractLayer uses it.
+	rewrite func(hdr *tar.Header) (*tar.Header, error)
 }
 
 // dirTime is a directory whose times are set once all entries are written,
@@ -104,6 +107,13 @@ func extract(tarStream io.Reader, dest string, opts extractOptions) error {
 	}
 	tr := tar.NewReader(tarStream)
 	if err := walkTar(tr, func(hdr *tar.Header) error {
+		if opts.rewrite != nil {
+			h, err := opts.rewrite(hdr)
+			if err != nil || h == nil {
+				return err
+			}
+			hdr = h
+		}
 		var err error
 		var name string
 		if c != nil {

@@ -1,8 +1,6 @@
 package fetch
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -19,8 +17,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
 
 	"github.com/orbit-containers/orbit/aci/oci"
 	"github.com/orbit-containers/orbit/internal/errdefs"
@@ -115,75 +111,12 @@ func (f *Fetcher) fetchDocker(ctx context.Context, r ociRef, policy PullPolicy) 
 	return stored.ID, nil
 }
 
-// storeRemoteImage downloads the layers the store lacks, then converts
-// the image from the stored layers.
+// storeRemoteImage downloads the layers the store lacks, then stores the
+// image as a layered image.
 func (f *Fetcher) storeRemoteImage(ctx context.Context, img v1.Image, info oci.Info, signer string) (store.Image, error) {
-	raw, err := img.RawConfigFile()
-	if err != nil {
-		return store.Image{}, registryError(err)
-	}
-	if len(raw) > oci.MaxConfigSize {
-		return store.Image{}, fmt.Errorf("image config larger than %d bytes: %w", oci.MaxConfigSize, errdefs.ErrInvalid)
-	}
-	cfg, err := img.ConfigFile()
-	if err != nil {
-		return store.Image{}, fmt.Errorf("image config: %w: %w", err, errdefs.ErrInvalid)
-	}
-	m, err := img.Manifest()
-	if err != nil {
-		return store.Image{}, registryError(err)
-	}
-	if len(m.Layers) != len(cfg.RootFS.DiffIDs) {
-		return store.Image{}, fmt.Errorf("manifest lists %d layers and the config %d: %w", len(m.Layers), len(cfg.RootFS.DiffIDs), errdefs.ErrInvalid)
-	}
-	limit := f.cfg.Store.MaxImageSize()
-	var total int64
-	layers := make([]oci.Layer, len(m.Layers))
-	var files []*os.File
-	defer func() {
-		for _, file := range files {
-			file.Close()
-		}
-	}()
-	for i, d := range m.Layers {
-		total += d.Size
-		if d.Size < 0 || total > limit {
-			return store.Image{}, fmt.Errorf("image layers are larger than the limit of %s: %w", store.FormatSize(limit), errdefs.ErrInvalid)
-		}
-		info.Layers = append(info.Layers, d.Digest.String())
-		p, err := f.cfg.Store.Layer(d.Digest.String())
-		if errors.Is(err, errdefs.ErrNotFound) {
-			p, err = f.downloadLayer(ctx, img, d, i, len(m.Layers))
-		}
-		if err != nil {
-			return store.Image{}, err
-		}
-		// Held open, so that gc removing the blob cannot take it away
-		// from under the conversion.
-		file, err := os.Open(p)
-		if err != nil {
-			return store.Image{}, err
-		}
-		files = append(files, file)
-		layers[i] = oci.CheckedLayer(fileLayer{file}, cfg.RootFS.DiffIDs[i])
-	}
-	info.ConfigDigest = m.Config.Digest.String()
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		err := oci.Convert(ctx, cfg, layers, info, pw, limit)
-		pw.CloseWithError(err)
-		done <- err
-	}()
-	stored, err := f.cfg.Store.Import(contextReader{ctx, pr}, store.ImportOptions{Latest: info.Tag == "" || info.Tag == "latest", Signer: signer})
-	pr.CloseWithError(errImportStopped)
-	if convErr := <-done; convErr != nil && !errors.Is(convErr, errImportStopped) {
-		return store.Image{}, convErr
-	}
-	if err != nil {
-		return store.Image{}, err
-	}
-	return stored, nil
+	return f.storeLayered(ctx, img, info, signer, func(d v1.Descriptor, i, n int) (string, error) {
+		return f.downloadLayer(ctx, img, d, i, n)
+	})
 }
 
 // layerAttempts is how many times a layer download that broke off is
@@ -243,33 +176,6 @@ func (f *Fetcher) downloadLayerOnce(ctx context.Context, img v1.Image, d v1.Desc
 		return "", registryError(err)
 	}
 	return p, nil
-}
-
-// fileLayer reads a stored layer blob, decompressing gzip or zstd.
-type fileLayer struct{ f *os.File }
-
-func (l fileLayer) Uncompressed() (io.ReadCloser, error) {
-	st, err := l.f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	br := bufio.NewReaderSize(io.NewSectionReader(l.f, 0, st.Size()), 1<<20)
-	magic, _ := br.Peek(4)
-	switch {
-	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return nil, fmt.Errorf("layer: %w: %w", err, errdefs.ErrInvalid)
-		}
-		return zr, nil
-	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
-		if err != nil {
-			return nil, fmt.Errorf("layer: %w: %w", err, errdefs.ErrInvalid)
-		}
-		return zr.IOReadCloser(), nil
-	}
-	return io.NopCloser(br), nil
 }
 
 // registryError classifies what go-containerregistry returns: a registry

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/appc/spec/schema/types"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
@@ -369,27 +370,42 @@ func validHex(s string, hex bool) bool {
 	return true
 }
 
-// errImportStopped ends a conversion whose output the store refused.
-var errImportStopped = errors.New("import stopped")
-
-// importOCI converts img and imports it, streaming the ACI into the store.
+// importOCI stores a local image as a layered image.
 func (f *Fetcher) importOCI(ctx context.Context, img v1.Image, info oci.Info, signer string) (store.Image, error) {
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		err := oci.WriteACI(ctx, img, info, pw, f.cfg.Store.MaxImageSize())
-		pw.CloseWithError(err)
-		done <- err
-	}()
-	stored, err := f.cfg.Store.Import(contextReader{ctx, pr}, store.ImportOptions{Latest: info.Tag == "" || info.Tag == "latest", Signer: signer})
-	pr.CloseWithError(errImportStopped)
-	convErr := <-done
-	if convErr != nil && !errors.Is(convErr, errImportStopped) {
-		return store.Image{}, convErr
+	return f.storeLayered(ctx, img, info, signer, func(d v1.Descriptor, _, _ int) (string, error) {
+		return f.storeLocalLayer(img, d)
+	})
+}
+
+// OCIStoredName says, for an OCI reference (docker://, oci:, oci-archive:,
+// docker-archive:), the appc name and version label the image is stored
+// under once fetched (a docker archive's name is read from the archive, so
+// only its fallback is known). ok is false for any other reference.
+func OCIStoredName(s string) (appName, version string, ok bool) {
+	r, ok, err := parseOCIRef(s)
+	if !ok || err != nil {
+		return "", "", false
 	}
-	if err != nil {
-		return store.Image{}, err
+	version = r.tag
+	var n string
+	switch r.transport {
+	case transportDocker:
+		n = r.ref.Context().Name()
+		if t, isTag := r.ref.(name.Tag); isTag {
+			version = t.TagStr()
+		}
+	case transportOCI:
+		n = "oci/" + sanitizeBase(r.path)
+	case transportOCIArchive:
+		n = "oci-archive/" + sanitizeBase(r.path)
+	case transportDockerArchive:
+		n = "docker-archive/" + sanitizeBase(r.path)
 	}
-	f.log.Info("stored OCI image", "image", info.Source, "id", stored.ID)
-	return stored, nil
+	if clean, err := types.SanitizeACIdentifier(n); err == nil {
+		n = clean
+	}
+	if version == "" {
+		version = "latest"
+	}
+	return n, version, true
 }

@@ -179,7 +179,8 @@ func AddApp(ctx context.Context, p *Pod, cfg AddAppConfig) (string, error) {
 	}
 
 	// Lay out the app under staging names.
-	treeID, treePath, release, err := cfg.Trees.Tree(ctx, cfg.Spec.ImageID)
+	tree, release, err := cfg.Trees.Tree(ctx, cfg.Spec.ImageID)
+	treeID := tree.ID
 	if err != nil {
 		return "", fmt.Errorf("app %s: image %s: %w", name, cfg.Spec.ImageID, err)
 	}
@@ -198,7 +199,7 @@ func AddApp(ctx context.Context, p *Pod, cfg AddAppConfig) (string, error) {
 	if err := atomicfile.Write(filepath.Join(info, "treeStoreID"), []byte(treeID), 0o644); err != nil {
 		return fail(err)
 	}
-	if err := copyTree(filepath.Join(treePath, "rootfs"), filepath.Join(root, "rootfs")); err != nil {
+	if err := copyLowers(ctx, tree, filepath.Join(root, "rootfs")); err != nil {
 		return fail(fmt.Errorf("app %s: copying its rootfs: %w", name, err))
 	}
 	if err := writeJSON(filepath.Join(root, "manifest"), im); err != nil {

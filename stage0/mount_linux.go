@@ -45,12 +45,29 @@ func mountPod(p *Pod, rec *podRecord) error {
 		if err := os.MkdirAll(target, 0o755); err != nil {
 			return err
 		}
-		lower := m.Lower
-		if m.IDMappedLower != "" {
-			lower = idmapped.lower(m, p.File(m.IDMappedLower), have)
+		lowers := m.Lowers
+		if len(lowers) == 0 {
+			lowers = []string{m.Lower}
 		}
-		opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", escapeOverlayPath(lower), escapeOverlayPath(p.File(m.Upper)), escapeOverlayPath(p.File(m.Work)))
-		if err := unix.Mount("overlay", target, "overlay", 0, opts); err != nil {
+		mapped := m.IDMappedLowers
+		if len(m.Lowers) == 0 {
+			mapped = []string{m.IDMappedLower}
+		}
+		if len(mapped) == len(lowers) {
+			lowers = append([]string(nil), lowers...)
+			for i, at := range mapped {
+				if at != "" {
+					lowers[i] = idmapped.lower(lowers[i], p.File(at), have)
+				}
+			}
+		}
+		opts, done, err := mountOptions(lowers, p.File(m.Upper), p.File(m.Work))
+		if err != nil {
+			return fmt.Errorf("mounting overlay on %s: %w", target, err)
+		}
+		err = unix.Mount("overlay", target, "overlay", 0, opts)
+		done()
+		if err != nil {
 			return fmt.Errorf("mounting overlay on %s: %w", target, err)
 		}
 	}
@@ -112,15 +129,15 @@ type idmappedLowers struct {
 	failed bool // the kernel or the store's filesystem cannot
 }
 
-// lower returns the lower layer for m: at (the ID-mapped tree, mounted now
-// unless it is already) or, when the tree cannot be ID-mapped, the tree
-// itself, whose files stage1 then chowns into the overlay's upper layer.
-func (l *idmappedLowers) lower(m overlayMount, at string, mounted map[string]bool) string {
+// lower returns the lower layer for the store's tree: at (the tree ID-mapped,
+// mounted now unless it is already) or, when the tree cannot be ID-mapped,
+// the tree itself, whose files stage1 then chowns into the overlay's upper layer.
+func (l *idmappedLowers) lower(tree, at string, mounted map[string]bool) string {
 	if real, err := RealPath(at); err == nil && mounted[real] {
 		return at
 	}
 	if l.r == nil || l.failed {
-		return m.Lower
+		return tree
 	}
 	var err error
 	if l.ns == nil {
@@ -128,7 +145,7 @@ func (l *idmappedLowers) lower(m overlayMount, at string, mounted map[string]boo
 	}
 	var mnt *os.File
 	if err == nil {
-		mnt, err = idmap.Clone(m.Lower, l.ns)
+		mnt, err = idmap.Clone(tree, l.ns)
 	}
 	if err == nil {
 		err = idmap.Attach(mnt, at)
@@ -136,7 +153,7 @@ func (l *idmappedLowers) lower(m overlayMount, at string, mounted map[string]boo
 	}
 	if err != nil {
 		l.failed = true
-		return m.Lower
+		return tree
 	}
 	if real, err := RealPath(at); err == nil {
 		mounted[real] = true

@@ -24,11 +24,23 @@ import (
 // Trees is what preparing a pod needs from the image store.
 type Trees interface {
 	// Tree returns the rendered tree of an image (its dependencies
-	// included), holding it so it cannot be removed until release is called.
-	// Waiting for another process to render it ends when ctx is done.
-	Tree(ctx context.Context, imageID string) (treeID, path string, release func() error, err error)
+	// included) as the directories whose union is its rootfs, top first
+	// (one for an ACI, the layer trees of an OCI image), holding it so it
+	// cannot be removed until release is called. Waiting for another
+	// process to render it ends when ctx is done.
+	Tree(ctx context.Context, imageID string) (t TreeRef, release func() error, err error)
 	// Manifest returns a stored image's manifest.
 	Manifest(imageID string) (*schema.ImageManifest, error)
+}
+
+// TreeRef is a rendered tree as Trees hands it out.
+type TreeRef struct {
+	ID string
+	// Lowers are the directories whose union is the rootfs, top first.
+	Lowers []string
+	// Layered says Lowers are an OCI image's layer trees, whose
+	// overlayfs whiteouts a copy must apply (oci.Flatten), even of one.
+	Layered bool
 }
 
 // PrepareConfig is what a pod is made of.
@@ -92,7 +104,8 @@ func Prepare(ctx context.Context, p *Pod, cfg PrepareConfig) error {
 	if err != nil {
 		return fmt.Errorf("stage1 image %s: %w", cfg.Stage1ImageID, err)
 	}
-	s1Tree, s1Path, release, err := cfg.Trees.Tree(ctx, cfg.Stage1ImageID)
+	s1, release, err := cfg.Trees.Tree(ctx, cfg.Stage1ImageID)
+	s1Tree, s1Lowers := s1.ID, s1.Lowers
 	if err != nil {
 		return fmt.Errorf("stage1 image %s: %w", cfg.Stage1ImageID, err)
 	}
@@ -110,21 +123,20 @@ func Prepare(ctx context.Context, p *Pod, cfg PrepareConfig) error {
 	// Where stage0 may write into the stage1 rootfs before it is mounted.
 	stage1Writable := stage1Rootfs
 	if useOverlay {
-		m := overlayMount{
-			Lower:  filepath.Join(s1Path, "rootfs"),
+		m := withLowers(overlayMount{
 			Upper:  contract.OverlayUpper("", s1Tree, ""),
 			Work:   contract.OverlayWork("", s1Tree, ""),
 			Target: contract.Stage1Rootfs(""),
-		}
+		}, s1Lowers)
 		if cfg.PrivateUsers {
-			m.IDMappedLower = contract.OverlayIDMappedLower("", s1Tree)
+			m = withIDMappedLowers(m, s1Tree)
 		}
 		if err := makeOverlayDirs(p, m); err != nil {
 			return err
 		}
 		rec.Mounts = append(rec.Mounts, m)
 		stage1Writable = p.File(m.Upper)
-	} else if err := copyTree(filepath.Join(s1Path, "rootfs"), stage1Rootfs); err != nil {
+	} else if err := copyLowers(ctx, s1, stage1Rootfs); err != nil {
 		return fmt.Errorf("copying the stage1 rootfs: %w", err)
 	}
 
@@ -159,7 +171,8 @@ func Prepare(ctx context.Context, p *Pod, cfg PrepareConfig) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		treeID, treePath, release, err := cfg.Trees.Tree(ctx, id)
+		tree, release, err := cfg.Trees.Tree(ctx, id)
+		treeID, lowers := tree.ID, tree.Lowers
 		if err != nil {
 			return fmt.Errorf("app %s: image %s: %w", name, id, err)
 		}
@@ -174,21 +187,25 @@ func Prepare(ctx context.Context, p *Pod, cfg PrepareConfig) error {
 		if err := os.MkdirAll(filepath.Join(stage1Writable, appRootfs), 0o755); err != nil {
 			return err
 		}
-		if useOverlay {
-			m := overlayMount{
-				Lower:  filepath.Join(treePath, "rootfs"),
-				Upper:  contract.OverlayUpper("", treeID, name),
-				Work:   contract.OverlayWork("", treeID, name),
-				Target: contract.InStage1("", appRootfs),
-			}
-			if cfg.PrivateUsers {
-				m.IDMappedLower = contract.OverlayIDMappedLower("", treeID)
-			}
+		m := withLowers(overlayMount{
+			Upper:  contract.OverlayUpper("", treeID, name),
+			Work:   contract.OverlayWork("", treeID, name),
+			Target: contract.InStage1("", appRootfs),
+		}, lowers)
+		if cfg.PrivateUsers {
+			m = withIDMappedLowers(m, treeID)
+		}
+		appOverlay := useOverlay
+		if why := overlayFits(lowers, p.File(m.Upper), p.File(m.Work)); appOverlay && why != "" {
+			log.Warn("app rootfs cannot be an overlay; flattening its layers into the pod instead", "app", name, "reason", why)
+			appOverlay = false
+		}
+		if appOverlay {
 			if err := makeOverlayDirs(p, m); err != nil {
 				return err
 			}
 			rec.Mounts = append(rec.Mounts, m)
-		} else if err := copyTree(filepath.Join(treePath, "rootfs"), filepath.Join(stage1Writable, appRootfs)); err != nil {
+		} else if err := copyLowers(ctx, tree, filepath.Join(stage1Writable, appRootfs)); err != nil {
 			return fmt.Errorf("app %s: copying its rootfs: %w", name, err)
 		}
 		if err := writeJSON(filepath.Join(stage1Writable, contract.Stage1AppManifest(name)), im); err != nil {
@@ -227,7 +244,7 @@ func writeJSON(path string, v any) error {
 }
 
 func makeOverlayDirs(p *Pod, m overlayMount) error {
-	for _, d := range []string{m.Upper, m.Work, m.IDMappedLower} {
+	for _, d := range append([]string{m.Upper, m.Work, m.IDMappedLower}, m.IDMappedLowers...) {
 		if d == "" {
 			continue
 		}

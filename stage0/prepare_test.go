@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -58,17 +59,17 @@ func (f *fakeTrees) add(name string, im *schema.ImageManifest) string {
 func (f *fakeTrees) treeID(id string) string   { return "deps-" + id }
 func (f *fakeTrees) treePath(id string) string { return filepath.Join(f.dir, f.treeID(id)) }
 
-func (f *fakeTrees) Tree(_ context.Context, id string) (string, string, func() error, error) {
+func (f *fakeTrees) Tree(_ context.Context, id string) (TreeRef, func() error, error) {
 	if err := f.treeErr[id]; err != nil {
-		return "", "", nil, err
+		return TreeRef{}, nil, err
 	}
 	if _, ok := f.manifests[id]; !ok {
-		return "", "", nil, fmt.Errorf("image %s: %w", id, errdefs.ErrNotFound)
+		return TreeRef{}, nil, fmt.Errorf("image %s: %w", id, errdefs.ErrNotFound)
 	}
 	f.held++
 	f.handedOut++
 	released := false
-	return f.treeID(id), f.treePath(id), func() error {
+	return TreeRef{ID: f.treeID(id), Lowers: []string{filepath.Join(f.treePath(id), "rootfs")}}, func() error {
 		if released {
 			f.t.Errorf("tree of %s released twice", id)
 		}
@@ -222,7 +223,7 @@ func TestPrepareRecordsOverlays(t *testing.T) {
 		{Lower: filepath.Join(trees.treePath(app), "rootfs"), Upper: "overlay/" + trees.treeID(app) + "/upper/front", Work: "overlay/" + trees.treeID(app) + "/work/front", Target: "stage1/rootfs/opt/stage2/front/rootfs"},
 	}
 	for i, m := range rec.Mounts {
-		if m != want[i] {
+		if !reflect.DeepEqual(m, want[i]) {
 			t.Errorf("mount %d: %+v, want %+v", i, m, want[i])
 		}
 		for _, d := range []string{m.Upper, m.Work} {

@@ -29,18 +29,22 @@ type podRecord struct {
 }
 
 // overlayMount is one overlayfs mount of a pod: paths relative to the pod
-// directory, except Lower which is the absolute tree path in the store.
+// directory, except the lower directories, which are absolute paths in the
+// store: Lowers, top first (an OCI image's layer trees), or Lower alone.
 type overlayMount struct {
-	Lower  string `json:"lower"`
-	Upper  string `json:"upper"`
-	Work   string `json:"work"`
-	Target string `json:"target"`
+	Lower  string   `json:"lower,omitempty"`
+	Lowers []string `json:"lowers,omitempty"`
+	Upper  string   `json:"upper"`
+	Work   string   `json:"work"`
+	Target string   `json:"target"`
 	// IDMappedLower, for a pod with a user namespace, is where Lower is
 	// mounted ID-mapped into the pod's range to serve as the lower layer
-	// (contract.OverlayIDMappedLower); where the kernel or the store's
-	// filesystem cannot, Lower itself is, and stage1 chowns the pod's
-	// files through the overlay into its upper directory.
-	IDMappedLower string `json:"idmappedLower,omitempty"`
+	// (contract.OverlayIDMappedLower); IDMappedLowers does the same for
+	// each of Lowers, in the same order. Where the kernel or the store's
+	// filesystem cannot, the store's tree itself is the layer, and stage1
+	// chowns the pod's files through the overlay into its upper directory.
+	IDMappedLower  string   `json:"idmappedLower,omitempty"`
+	IDMappedLowers []string `json:"idmappedLowers,omitempty"`
 }
 
 const recordFile = "orbit.json"

@@ -160,3 +160,17 @@ func TestBadFormatRefused(t *testing.T) {
 		t.Fatalf("Open of an index with a bad format = %v", err)
 	}
 }
+
+// TestFormat2IsLayeredImages opens a format 1 store: the binary records
+// format 2 (layered OCI images) and leaves the images as they were.
+func TestFormat2IsLayeredImages(t *testing.T) {
+	s := newTestStore(t)
+	setFormat(t, s, 1)
+	reopened, err := Open(s.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := storeFormat(t, reopened); got != 2 {
+		t.Fatalf("format %d, want 2", got)
+	}
+}

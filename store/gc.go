@@ -49,6 +49,14 @@ func (s *Store) remove(ctx context.Context, id string, inUse InUseFunc, expiring
 	if err := checkID(id); err != nil {
 		return false, err
 	}
+	layers := map[string]bool{}
+	if img, err := s.Get(id); err == nil {
+		refs, _ := s.layerRefs(img.ID)
+		for _, l := range refs {
+			layers[strings.TrimPrefix(l.Digest, "sha256:")] = true
+			layers[strings.TrimPrefix(l.DiffID, "sha256:")] = true
+		}
+	}
 	name, err := s.removeImage(ctx, id, inUse, expiring)
 	if err != nil || name == nil {
 		return false, err
@@ -65,6 +73,12 @@ func (s *Store) remove(ctx context.Context, id string, inUse InUseFunc, expiring
 	}
 	if err := errors.Join(errs...); err != nil {
 		return true, fmt.Errorf("removed image %s, but not its trees: %w", describe(id, *name), err)
+	}
+	// Its layers, unless another image or a tree a pod uses lists them.
+	if len(layers) > 0 {
+		if err := s.gcLayerFiles(&GCReport{}, layers); err != nil {
+			return true, fmt.Errorf("removed image %s, but not its layers: %w", describe(id, *name), err)
+		}
 	}
 	return true, nil
 }
@@ -218,7 +232,7 @@ func (s *Store) GC(ctx context.Context, inUse InUseFunc) (GCReport, error) {
 	if err := s.gcBlobs(&rep); err != nil {
 		errs = append(errs, err)
 	}
-	if err := s.gcLayers(&rep); err != nil {
+	if err := s.gcLayerFiles(&rep, nil); err != nil {
 		errs = append(errs, err)
 	}
 	if images, err := s.List(); err != nil {

@@ -31,6 +31,14 @@ func (s *Store) Import(r io.Reader, opts ImportOptions) (Image, error) {
 	if err := checkSigner(opts.Signer); err != nil {
 		return Image{}, fmt.Errorf("importing image: %w", err)
 	}
+	for _, l := range opts.Layers {
+		if _, err := layerHex(l.Digest); err != nil {
+			return Image{}, fmt.Errorf("importing image: %w", err)
+		}
+		if _, err := layerHex(l.DiffID); err != nil {
+			return Image{}, fmt.Errorf("importing image: %w", err)
+		}
+	}
 	tmp, err := s.lockedTemp("import-*.aci")
 	if err != nil {
 		return Image{}, fmt.Errorf("importing image: %w", err)
@@ -79,8 +87,11 @@ func (s *Store) Import(r io.Reader, opts ImportOptions) (Image, error) {
 		}
 		rec.Name = manifest.Name
 		rec.Labels = manifest.Labels
-		rec.Size = size
+		rec.Size = size + max(opts.LayersSize, 0)
 		rec.Manifest = manifestJSON
+		if len(opts.Layers) > 0 {
+			rec.Layers = opts.Layers
+		}
 		if err := putRecord(tx, id, rec); err != nil {
 			return err
 		}

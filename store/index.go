@@ -37,6 +37,9 @@ type record struct {
 	Latest     bool               `json:"latest"`
 	Signer     string             `json:"signer,omitempty"`
 	Manifest   json.RawMessage    `json:"manifest"`
+	// Layers are a layered (OCI) image's layers, lowest first; its rootfs
+	// is their trees, not its blob's (empty) rootfs.
+	Layers []LayerRef `json:"layers,omitempty"`
 }
 
 func (r *record) image(id string) (Image, error) {

@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -21,8 +20,8 @@ import (
 // their digest, in cas/layers/sha256/<hex>: a layer two images share is
 // downloaded once. They are written like image blobs (temp file, digest
 // checked, fsync, read-only, rename, fsync of the directory) and removed
-// by gc once no stored image lists them in its orbit.dev/oci/layers
-// annotation.
+// once no stored image lists them and no command holds them (see
+// layertrees.go).
 
 func (s *Store) layersDir() string { return filepath.Join(s.dir, "layers", "sha256") }
 
@@ -79,7 +78,7 @@ func (s *Store) PutLayer(digest string, r io.Reader, limit int64) (string, error
 		return "", fmt.Errorf("layer %s is larger than the limit of %s: %w", digest, FormatSize(limit), errdefs.ErrInvalid)
 	}
 	if got := hex.EncodeToString(sum.Sum(nil)); got != h {
-		return "", fmt.Errorf("layer %s: content has digest sha256:%s: %w", digest, got, errdefs.ErrInvalid)
+		return "", fmt.Errorf("layer content has digest sha256:%s, not %s: %w", got, digest, errdefs.ErrInvalid)
 	}
 	if err := tmp.Sync(); err != nil {
 		return "", err
@@ -107,52 +106,20 @@ func (s *Store) PutLayer(digest string, r io.Reader, limit int64) (string, error
 	return dst, nil
 }
 
-// gcLayers removes layer blobs that no stored image lists.
-func (s *Store) gcLayers(rep *GCReport) error {
-	return s.update(func(tx *bolt.Tx) error {
-		files, err := os.ReadDir(s.layersDir())
-		if errors.Is(err, os.ErrNotExist) {
-			return nil
+// legacyLayers lists the layer blobs an image converted by an older
+// orbit (flattened into its ACI) names in its orbit.dev/oci/layers
+// annotation: kept as long as the image is, as before.
+func legacyLayers(rec record) []string {
+	var m struct {
+		Annotations []struct{ Name, Value string }
+	}
+	if len(rec.Layers) > 0 || len(rec.Manifest) == 0 || json.Unmarshal(rec.Manifest, &m) != nil {
+		return nil
+	}
+	for _, a := range m.Annotations {
+		if a.Name == "orbit.dev/oci/layers" {
+			return strings.Fields(a.Value)
 		}
-		if err != nil {
-			return err
-		}
-		used := map[string]bool{}
-		err = forEachRecord(tx, func(_ string, rec record) error {
-			var m struct {
-				Annotations []struct{ Name, Value string }
-			}
-			if len(rec.Manifest) > 0 {
-				if err := json.Unmarshal(rec.Manifest, &m); err != nil {
-					return nil
-				}
-			}
-			for _, a := range m.Annotations {
-				if a.Name == "orbit.dev/oci/layers" {
-					for _, d := range strings.Fields(a.Value) {
-						used[strings.TrimPrefix(d, "sha256:")] = true
-					}
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		var errs []error
-		for _, f := range files {
-			// A layer just stored belongs to a fetch that has not yet
-			// indexed its image.
-			info, err := f.Info()
-			if used[f.Name()] || err != nil || s.now().Sub(info.ModTime()) < s.tmpMinAge {
-				continue
-			}
-			if err := os.Remove(filepath.Join(s.layersDir(), f.Name())); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			rep.BlobsRemoved = append(rep.BlobsRemoved, filepath.Join("layers", "sha256", f.Name()))
-		}
-		return errors.Join(errs...)
-	}, nil)
+	}
+	return nil
 }

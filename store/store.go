@@ -63,7 +63,8 @@ type Image struct {
 	ID     string
 	Name   types.ACIdentifier
 	Labels types.Labels
-	// Size is the size of the stored, uncompressed ACI in bytes.
+	// Size is the size of the stored, uncompressed ACI in bytes; for a
+	// layered (OCI) image, with its layers' uncompressed size.
 	Size       int64
 	ImportedAt time.Time
 	LastUsed   time.Time
@@ -101,6 +102,12 @@ type ImportOptions struct {
 	// already with a Signer upgrades its record; importing it Unverified
 	// keeps the signer it had, since its content is the same.
 	Signer string
+	// Layers make the image a layered (OCI) image: its rootfs is these
+	// layers' trees (see LayerTree), lowest first, whose blobs must be
+	// stored, and its ACI holds only its manifest. LayersSize, their
+	// uncompressed size, is added to the image's Size.
+	Layers     []LayerRef
+	LayersSize int64
 }
 
 // checkSigner accepts Unverified, SignerBuiltin and a lowercase hex

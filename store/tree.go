@@ -41,6 +41,12 @@ type Tree struct {
 	Path     string
 	Chain    []string // the image IDs it is made of, the image first
 	Manifest *schema.ImageManifest
+	// Lowers are the directories whose union is the rootfs, top first, as
+	// overlayfs takes lower directories: Path/rootfs for a tree of ACIs,
+	// the layer trees of a layered (OCI) image (Layered), whose overlayfs
+	// whiteouts a copy must apply.
+	Lowers  []string
+	Layered bool
 
 	lock *flock.Lock
 }
@@ -116,7 +122,7 @@ func (s *Store) lockedTree(ctx context.Context, img Image, treeID string, chain 
 		return nil, err
 	}
 	if t == nil {
-		if err := s.render(img, treeID, chain); err != nil {
+		if err := s.render(ctx, img, treeID, chain); err != nil {
 			l.Close()
 			return nil, err
 		}
@@ -187,7 +193,15 @@ func (s *Store) readTree(treeID string, chain []string) (*Tree, error) {
 	if err := json.Unmarshal(data, &m); err != nil {
 		return nil, fmt.Errorf("%s: %w: %v", filepath.Join(path, aci.ManifestName), errdefs.ErrInvalid, err)
 	}
-	return &Tree{ID: treeID, Path: path, Chain: chain, Manifest: &m}, nil
+	lowers, err := s.treeLowers(path)
+	if err != nil {
+		return nil, err
+	}
+	layered := lowers != nil
+	if !layered {
+		lowers = []string{filepath.Join(path, aci.RootfsName)}
+	}
+	return &Tree{ID: treeID, Path: path, Chain: chain, Manifest: &m, Lowers: lowers, Layered: layered}, nil
 }
 
 // chainSize is the total uncompressed size of the images in chain.
@@ -220,10 +234,20 @@ func readMarker(treePath string) ([]string, error) {
 
 // render builds tree treeID into a temp dir beside it and renames it into
 // place once complete. The caller holds the tree's lock exclusively.
-func (s *Store) render(img Image, treeID string, chain []string) error {
+func (s *Store) render(ctx context.Context, img Image, treeID string, chain []string) error {
+	if err := s.layeredInChain(chain); err != nil {
+		return err
+	}
+	refs, err := s.layerRefs(img.ID)
+	if err != nil {
+		return err
+	}
 	// Checked before anything is written: the tree is at most as large as
 	// the images it is made of.
 	total, err := s.chainSize(chain)
+	if len(refs) > 0 {
+		total = 0 // its layers are extracted already, or now, once
+	}
 	if err != nil {
 		return err
 	}
@@ -251,13 +275,21 @@ func (s *Store) render(img Image, treeID string, chain []string) error {
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return err
 	}
-	// Render checks every blob against its ID before laying it down.
-	got, err := aci.Render(s, img.ID, tmp)
-	if err != nil {
-		return fmt.Errorf("rendering: %w", err)
-	}
-	if !slices.Equal(got, chain) {
-		return fmt.Errorf("the images it depends on changed while it was rendered: %w", errdefs.ErrBusy)
+	if len(refs) > 0 {
+		var held Held
+		defer held.Release() // once the tree, which lists them, is complete
+		if err := s.renderLayered(ctx, img, refs, tmp, &held); err != nil {
+			return fmt.Errorf("rendering: %w", err)
+		}
+	} else {
+		// Render checks every blob against its ID before laying it down.
+		got, err := aci.Render(s, img.ID, tmp)
+		if err != nil {
+			return fmt.Errorf("rendering: %w", err)
+		}
+		if !slices.Equal(got, chain) {
+			return fmt.Errorf("the images it depends on changed while it was rendered: %w", errdefs.ErrBusy)
+		}
 	}
 	if err := writeManifestIfMissing(tmp, img.Manifest); err != nil {
 		return err

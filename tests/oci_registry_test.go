@@ -40,7 +40,7 @@ type ociRegistryOptions struct {
 
 // ociStartRegistry starts a registry in a new network namespace; both go
 // when the test ends.
-func ociStartRegistry(t *testing.T, o ociRegistryOptions) *ociRegistry {
+func ociStartRegistry(t testing.TB, o ociRegistryOptions) *ociRegistry {
 	t.Helper()
 	reg := requireTool(t, "docker-registry", "docker-registry")
 	requireTool(t, "ip", "iproute2")
@@ -97,7 +97,7 @@ func ociStartRegistry(t *testing.T, o ociRegistryOptions) *ociRegistry {
 }
 
 // ociTestCerts makes a CA and a server certificate for 127.0.0.1.
-func ociTestCerts(t *testing.T, dir, caFile string) (string, string) {
+func ociTestCerts(t testing.TB, dir, caFile string) (string, string) {
 	t.Helper()
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "orbit test CA"},
@@ -125,7 +125,7 @@ func ociTestCerts(t *testing.T, dir, caFile string) (string, string) {
 }
 
 // push copies an OCI layout's image into the registry with skopeo.
-func (r *ociRegistry) push(t *testing.T, layout, repo string, creds ...string) {
+func (r *ociRegistry) push(t testing.TB, layout, repo string, creds ...string) {
 	t.Helper()
 	skopeo := requireTool(t, "skopeo", "skopeo")
 	args := []string{"netns", "exec", r.ns, skopeo, "copy", "--dest-tls-verify=false"}

@@ -1,8 +1,9 @@
 // Package oci converts OCI and Docker images into what orbit's stages
-// run: an ACI whose manifest carries the image config's Entrypoint and
-// Cmd, Env, WorkingDir, User, ExposedPorts, Volumes and labels, and whose
-// rootfs is the image's layers flattened with whiteouts and opaque
-// directories applied. The conversion lives here and nowhere else.
+// run: an image manifest carrying the image config's Entrypoint and Cmd,
+// Env, WorkingDir, User, ExposedPorts, Volumes and labels, and layer
+// trees, each layer extracted on its own with its whiteouts and opaque
+// directories turned into overlayfs's, whose union (an overlay, or
+// Flatten) is the rootfs. The conversion lives here and nowhere else.
 package oci
 
 import (
@@ -38,6 +39,10 @@ const (
 	// AnnotationLayers lists the layers' digests, space separated, lowest
 	// first: what the store keeps layer blobs for.
 	AnnotationLayers = "orbit.dev/oci/layers"
+	// AnnotationDiffIDs lists the layers' diff IDs (their uncompressed
+	// digests), space separated, lowest first: the layer trees the
+	// image's rootfs is made of.
+	AnnotationDiffIDs = "orbit.dev/oci/diffids"
 )
 
 // Info says what an image is called and where it came from.
@@ -56,6 +61,8 @@ type Info struct {
 	ManifestDigest, ConfigDigest string
 	// Layers are the layers' digests, lowest first.
 	Layers []string
+	// DiffIDs are the layers' diff IDs, lowest first.
+	DiffIDs []string
 }
 
 // Manifest builds the image manifest of an OCI image from its config.
@@ -130,6 +137,7 @@ func Manifest(cfg *v1.ConfigFile, info Info, userDB map[string][]byte) (*schema.
 	set(AnnotationManifestHash, info.ManifestDigest)
 	set(AnnotationSource, info.Source)
 	set(AnnotationLayers, strings.Join(info.Layers, " "))
+	set(AnnotationDiffIDs, strings.Join(info.DiffIDs, " "))
 	if info.Name != name {
 		set(AnnotationOriginalName, info.Name)
 	}

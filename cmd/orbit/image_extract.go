@@ -35,6 +35,9 @@ func newImageExtractCommand(g *globalOptions) *cobra.Command {
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runImageToDir(g, o, args[0], args[1], "extracting", func(s *store.Store, id, tmp string) error {
+				if layered, err := s.FlattenLayered(cmd.Context(), id, tmp); layered || err != nil {
+					return err
+				}
 				blob, err := s.OpenBlob(id)
 				if err != nil {
 					return err

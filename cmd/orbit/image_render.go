@@ -19,6 +19,12 @@ a plain copy, so 'rm -rf DIR' cleans up.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runImageToDir(g, o, args[0], args[1], "rendering", func(s *store.Store, id, tmp string) error {
+				if layered, err := s.FlattenLayered(cmd.Context(), id, tmp); layered || err != nil {
+					return err
+				}
+				if err := s.CheckRenderable(id); err != nil {
+					return err
+				}
 				_, err := aci.Render(s, id, tmp)
 				return err
 			})

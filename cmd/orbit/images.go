@@ -15,6 +15,7 @@ import (
 
 	"github.com/orbit-containers/orbit/fetch"
 	"github.com/orbit-containers/orbit/internal/errdefs"
+	"github.com/orbit-containers/orbit/stage0"
 	"github.com/orbit-containers/orbit/store"
 )
 
@@ -77,13 +78,13 @@ type storeTrees struct {
 
 func newStoreTrees(s *store.Store) storeTrees { return storeTrees{s: s, used: new([]string)} }
 
-func (t storeTrees) Tree(ctx context.Context, imageID string) (string, string, func() error, error) {
+func (t storeTrees) Tree(ctx context.Context, imageID string) (stage0.TreeRef, func() error, error) {
 	tr, err := t.s.Tree(ctx, imageID)
 	if err != nil {
-		return "", "", nil, err
+		return stage0.TreeRef{}, nil, err
 	}
 	*t.used = append(*t.used, imageID)
-	return tr.ID, tr.Path, tr.Release, nil
+	return stage0.TreeRef{ID: tr.ID, Lowers: tr.Lowers, Layered: tr.Layered}, tr.Release, nil
 }
 
 // touchUsed records the use of every image the pod took, in one index

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -313,6 +314,9 @@ func loadPodManifest(path string) (*schema.PodManifest, error) {
 	if len(data) > stage0.MaxPodManifestSize {
 		return nil, fmt.Errorf("--pod-manifest %s: larger than %d MiB: %w", path, stage0.MaxPodManifestSize>>20, errdefs.ErrInvalid)
 	}
+	if err := refuseOCIReferences(data); err != nil {
+		return nil, fmt.Errorf("--pod-manifest %s: %w", path, err)
+	}
 	pm, err := stage0.ParsePodManifest(data)
 	if err != nil {
 		return nil, fmt.Errorf("--pod-manifest %s: %w", path, err)
@@ -580,4 +584,31 @@ func checkDeclaredPorts(trees storeTrees, spec stage0.PodSpec) error {
 	}
 	_, err := network.PortMappings(spec.Ports, declared)
 	return err
+}
+
+// refuseOCIReferences explains the one mistake a pod manifest's image name
+// cannot otherwise report well: an OCI reference (docker://...), which an
+// appc image name, an identifier without ":", cannot hold. The image must
+// be fetched first and named as the store knows it.
+func refuseOCIReferences(data []byte) error {
+	var pm struct {
+		Apps []struct {
+			Name  string `json:"name"`
+			Image struct {
+				Name string `json:"name"`
+			} `json:"image"`
+		} `json:"apps"`
+	}
+	if json.Unmarshal(data, &pm) != nil {
+		return nil // the appc decoder says what is wrong
+	}
+	for _, a := range pm.Apps {
+		name, version, ok := fetch.OCIStoredName(a.Image.Name)
+		if !ok {
+			continue
+		}
+		return fmt.Errorf("app %s: image %q is an OCI reference, which a pod manifest cannot hold (image names are appc identifiers); fetch it first and name it as stored: {\"name\": %q, \"labels\": [{\"name\": \"version\", \"value\": %q}]}: %w",
+			a.Name, a.Image.Name, name, version, errdefs.ErrInvalid)
+	}
+	return nil
 }
