@@ -433,3 +433,67 @@ func TestUsernsChownFallback(t *testing.T) {
 		t.Errorf("gc left the pod and its chowned copies: %v", left)
 	}
 }
+
+// TestUsernsLayeredOCIImage: a layered OCI image's pod in a user namespace
+// sees every layer as its own users' (each layer tree ID-mapped, or the
+// files chowned into the overlay's upper layer), with the layers'
+// whiteouts honoured, and the store's layer trees stay root's.
+func TestUsernsLayeredOCIImage(t *testing.T) {
+	t.Parallel()
+	requireNspawn(t)
+	pair := ociLayersImages(t)
+	e := newEnv(t)
+	ref := "oci:" + ociWriteLayout(t, pair.a, "v1") + ":v1"
+	id := strings.TrimSpace(e.mustRun("fetch", "--insecure-options=image", ref).Stdout)
+	cmd, uuidOf := usernsStart(t, e, "--private-users", id, "--exec=/bin/sh", "--",
+		"-c", ociLayersCmdA+"; echo owner=$(stat -c %u /bin/busybox) uid=$(id -u); exec sleep 7002")
+	pid := usernsFindProcess(t, "sleep 7002", 60*time.Second)
+	uuid := uuidOf()
+	shift, _ := usernsRange(t, e, uuid)
+	if uid, _ := usernsIDs(t, pid); uid != shift {
+		t.Errorf("the app runs as %d on the host, want the range's root %d", uid, shift)
+	}
+	// Each of the image's three layer trees is its own ID-mapped lower
+	// layer where the store's filesystem allows it.
+	if usernsIDMappable(t, e.Dir, shift) {
+		mounts, _ := os.ReadFile("/proc/self/mountinfo")
+		layers := 0
+		for _, line := range strings.Split(string(mounts), "\n") {
+			if f := strings.Fields(line); len(f) > 5 && strings.Contains(f[4], uuid+"/overlay/layer-") &&
+				strings.HasSuffix(f[4], "/lower-idmapped") && strings.Contains(","+f[5]+",", ",idmapped,") {
+				layers++
+			}
+		}
+		if layers != 3 {
+			t.Errorf("%d ID-mapped layer trees mounted for the pod, want 3", layers)
+		}
+	}
+	e.mustRun("stop", uuid)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the pod did not stop")
+	}
+	out := fmt.Sprint(cmd.Stdout)
+	for _, line := range strings.Split(strings.TrimSpace(ociLayersWantA), "\n") {
+		if !strings.Contains(out, line) {
+			t.Fatalf("want %q in the app's output:\n%s", line, out)
+		}
+	}
+	if !strings.Contains(out, "owner=0 uid=0") {
+		t.Errorf("the app's files are not its root's inside its user namespace:\n%s", out)
+	}
+	e.mustRun("gc", "--grace-period=0s")
+	trees, _ := filepath.Glob(filepath.Join(e.Dir, "cas", "layertrees", "*", "rootfs", "bin", "busybox"))
+	if len(trees) == 0 {
+		t.Fatal("found no layer tree to check")
+	}
+	for _, f := range trees {
+		var st syscall.Stat_t
+		if err := syscall.Lstat(f, &st); err != nil || st.Uid != 0 {
+			t.Errorf("the store's %s is owned by %d (%v)", f, st.Uid, err)
+		}
+	}
+}
