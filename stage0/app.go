@@ -109,12 +109,15 @@ func runAppEntrypoint(p *Pod, s1 *Stage1, e contract.Entrypoint, app string, cfg
 		if i := strings.LastIndexByte(msg, '\n'); i >= 0 {
 			msg = msg[i+1:]
 		}
+		// The entrypoint's line ends with its error class, as orbit's
+		// own do; the class is kept, and said once.
 		class := errdefs.ErrInvalid
-		switch {
-		case strings.HasSuffix(msg, errdefs.ErrNotFound.Error()):
-			class = errdefs.ErrNotFound
-		case strings.HasSuffix(msg, errdefs.ErrBusy.Error()):
-			class = errdefs.ErrBusy
+		for _, c := range []error{errdefs.ErrNotFound, errdefs.ErrBusy, errdefs.ErrInvalid} {
+			if strings.HasSuffix(msg, ": "+c.Error()) {
+				class = c
+				msg = strings.TrimSuffix(msg, ": "+c.Error())
+				break
+			}
 		}
 		return fmt.Errorf("pod %s: stage1 %s: %s: %w", p.UUID, e, msg, class)
 	}

@@ -479,3 +479,38 @@ func TestAppLogsWithoutFiles(t *testing.T) {
 		t.Errorf("orbit logs --app of an app without a log file: %s", r)
 	}
 }
+
+// TestAppChangeWhileItsPostStopRuns: once an app has exited (app list says
+// so, from its recorded status) its post-stop handler may still run; app
+// rm and app start of that app wait for the handler instead of refusing
+// the app as running.
+func TestAppChangeWhileItsPostStopRuns(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	m := imageManifest("example.com/slowstop", "/bin/sh", "-c", "echo ran >> /runs; exit 4")
+	app := m["app"].(map[string]any)
+	app["eventHandlers"] = []map[string]any{
+		{"name": "post-stop", "exec": []string{"/bin/sh", "-c", "sleep 2; echo post >> /runs"}},
+	}
+	aci := writeACI(t, filepath.Join(t.TempDir(), "slowstop.aci"), busyboxRootfs(t), m)
+	uuid := appSandbox(t, e)
+	for _, op := range []string{"start", "rm"} {
+		name := "slow-" + op
+		e.mustRun("app", "add", "--insecure-options=image", uuid, aci, "--name="+name)
+		e.mustRun("app", "start", uuid, "--app="+name)
+		if a := appWaitState(t, e, uuid, name, "exited"); a.ExitCode == nil || *a.ExitCode != 4 {
+			t.Fatalf("app %s: %+v", name, a)
+		}
+		// The post-stop handler sleeps now; the change must wait for it.
+		switch op {
+		case "start":
+			e.mustRun("app", "start", uuid, "--app="+name)
+			appWaitState(t, e, uuid, name, "exited")
+		case "rm":
+			e.mustRun("app", "rm", uuid, "--app="+name)
+			if _, ok := appList(t, e, uuid)[name]; ok {
+				t.Fatalf("app %s is still listed after app rm", name)
+			}
+		}
+	}
+}

@@ -36,6 +36,11 @@ var errStopped = errors.New("pod is stopping")
 func (p *pod) runApp(spec AppSpec) result {
 	name := spec.App.Name
 	res := result{name: name}
+	defer func() {
+		p.mu.Lock()
+		delete(p.ended, name)
+		p.mu.Unlock()
+	}()
 	fail := func(err error) result {
 		p.log.Error("app failed to start", "app", name, "err", err)
 		now := time.Now()
@@ -101,6 +106,9 @@ func (p *pod) runApp(spec AppSpec) result {
 		st.OOMKilled = oom
 	}
 	p.record(name, *st)
+	p.mu.Lock()
+	p.ended[name] = true
+	p.mu.Unlock()
 	if p.cfg.StatusDir != "" {
 		// Gone once the status is recorded: a reader that finds neither
 		// file knows the app has not run (since it was added).

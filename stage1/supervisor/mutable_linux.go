@@ -56,8 +56,10 @@ type ctlOp struct {
 // mutablePod is the state of runMutable's loop.
 type mutablePod struct {
 	*pod
-	apps     map[string]*mApp
-	results  chan result
+	apps    map[string]*mApp
+	results chan result
+	// later takes back requests that waited for an app's run to end.
+	later    chan ctlOp
 	live     int // apps running
 	stopping bool
 }
@@ -84,7 +86,7 @@ func (p *pod) runMutable(ctx context.Context, sigs chan os.Signal) (int, error) 
 			p.log.Warn("notifying readiness", "err", err)
 		}
 	}
-	m := &mutablePod{pod: p, apps: map[string]*mApp{}, results: make(chan result)}
+	m := &mutablePod{pod: p, apps: map[string]*mApp{}, results: make(chan result), later: make(chan ctlOp)}
 	for _, spec := range p.cfg.Apps {
 		m.apps[spec.App.Name] = &mApp{spec: spec, state: stateCreated}
 		m.start(spec.App.Name)
@@ -104,6 +106,8 @@ func (p *pod) runMutable(ctx context.Context, sigs chan os.Signal) (int, error) 
 		case r := <-m.results:
 			m.finished(r)
 		case o := <-ops:
+			m.handle(o)
+		case o := <-m.later:
 			m.handle(o)
 		case sig := <-sigs:
 			p.onSignal(sig, stop)
@@ -150,6 +154,9 @@ func (m *mutablePod) finished(r result) {
 // handle answers a request, or hands it to a goroutine that answers once
 // the change is done.
 func (m *mutablePod) handle(o ctlOp) {
+	if m.waitForEnd(o) {
+		return
+	}
 	var resp *contract.ControlResponse
 	switch o.req.Op {
 	case contract.OpState:
@@ -190,6 +197,35 @@ func (m *mutablePod) handle(o ctlOp) {
 		closeFiles(o.files)
 	}
 	o.reply <- resp
+}
+
+// waitForEnd holds back a request to add, start or remove an app whose
+// process has exited (its status is recorded, so to the pod directory's
+// readers it has exited) while its run still ends, its post-stop handlers
+// first: the request is handled once the run is over, rather than refused
+// as if the app were running.
+func (m *mutablePod) waitForEnd(o ctlOp) bool {
+	switch o.req.Op {
+	case contract.OpAdd, contract.OpStart, contract.OpRemove:
+	default:
+		return false
+	}
+	a := m.apps[o.req.App]
+	if a == nil || a.state != stateRunning || a.done == nil {
+		return false
+	}
+	m.mu.Lock()
+	ended := m.ended[o.req.App]
+	m.mu.Unlock()
+	if !ended {
+		return false
+	}
+	done := a.done
+	go func() {
+		<-done
+		m.later <- o
+	}()
+	return true
 }
 
 func notFound(name string) *contract.ControlResponse {

@@ -80,6 +80,10 @@ type pod struct {
 	// started has its process running (or gave up).
 	logs       map[string][2]*os.File
 	launchWait map[string]chan struct{}
+	// ended marks, under mu, the apps whose process has exited and whose
+	// status is recorded, while their run still finishes (post-stop
+	// handlers, leftovers killed, the app's cgroup removed).
+	ended map[string]bool
 }
 
 // appStarted marks the app as past starting (idempotent).
@@ -130,7 +134,7 @@ func run(ctx context.Context, cfg Config) (int, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	p := &pod{cfg: cfg, log: log, running: map[string]*proc{}, sockets: activation.Files(true), logs: map[string][2]*os.File{}, launchWait: map[string]chan struct{}{}, journal: openJournal(cfg.JournalSocket)}
+	p := &pod{cfg: cfg, log: log, running: map[string]*proc{}, sockets: activation.Files(true), logs: map[string][2]*os.File{}, launchWait: map[string]chan struct{}{}, ended: map[string]bool{}, journal: openJournal(cfg.JournalSocket)}
 	if cfg.StatusDir != "" {
 		if fi, err := os.Stat(cfg.StatusDir); err != nil || !fi.IsDir() {
 			return 0, fmt.Errorf("status directory %s: not a directory (%v): %w", cfg.StatusDir, err, errdefs.ErrInvalid)
