@@ -32,7 +32,7 @@ var dirs = []struct {
 }
 
 // Build writes a newc cpio archive to w: init as /init (mode 0755), the
-// directories the guest needs, /dev/console, and k's modules (decompressed)
+// directories the guest needs, /dev/console and /dev/null, and k's modules (decompressed)
 // in kernel.ModuleDir with their load order in kernel.ModuleOrder. The
 // archive is the same for the same input: owners root, times zero.
 func Build(w io.Writer, init []byte, k *kernel.Kernel) error {
@@ -44,8 +44,11 @@ func Build(w io.Writer, init []byte, k *kernel.Kernel) error {
 		cw.write(entry{name: d.name, mode: modeDir | d.mode})
 	}
 	// The kernel opens /dev/console for init's standard streams before
-	// devtmpfs is mounted.
+	// devtmpfs is mounted; when that fails (the console's driver is a
+	// module not loaded yet), Go's runtime opens /dev/null for them
+	// instead, and gives up without it.
 	cw.write(entry{name: "dev/console", mode: modeChar | 0o600, rdevMajor: 5, rdevMinor: 1})
+	cw.write(entry{name: "dev/null", mode: modeChar | 0o666, rdevMajor: 1, rdevMinor: 3})
 	cw.write(entry{name: "init", mode: modeReg | 0o755, data: init})
 	if k != nil && len(k.Modules) > 0 {
 		dir := strings.TrimPrefix(kernel.ModuleDir, "/")

@@ -71,6 +71,9 @@ func TestBuildWithoutModules(t *testing.T) {
 	if e := entries["dev/console"]; e.mode != 0o020600 || e.rdev != [2]int{5, 1} {
 		t.Errorf("dev/console: %o %v", e.mode, e.rdev)
 	}
+	if e := entries["dev/null"]; e.mode != 0o020666 || e.rdev != [2]int{1, 3} {
+		t.Errorf("dev/null: %o %v", e.mode, e.rdev)
+	}
 	for _, d := range []string{"dev", "proc", "sys", "run", "tmp"} {
 		if e, ok := entries[d]; !ok || e.mode&0o170000 != 0o040000 {
 			t.Errorf("directory %s: %o", d, e.mode)

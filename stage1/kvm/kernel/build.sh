@@ -32,8 +32,12 @@ done_dir=$cache/$key
 
 publish() {
 	mkdir -p "$(dirname "$output")"
-	cp "$done_dir/vmlinux" "$output.tmp" && mv -f "$output.tmp" "$output"
-	cp "$done_dir/config" "$output.config.tmp" && mv -f "$output.config.tmp" "$output.config"
+	local f
+	for f in vmlinux config; do
+		local dst=$output
+		[ "$f" = vmlinux ] || dst=$output.$f
+		cmp -s "$done_dir/$f" "$dst" || { cp "$done_dir/$f" "$dst.tmp" && mv -f "$dst.tmp" "$dst"; }
+	done
 	ln -sfn "$key" "$cache/current.tmp" && mv -Tf "$cache/current.tmp" "$cache/current"
 	echo "kvm-kernel: $output (cached in $done_dir)"
 }

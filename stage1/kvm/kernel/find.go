@@ -40,17 +40,30 @@ type Finder struct {
 	ModulesDir string
 }
 
-// DefaultFinder searches, in order: beside the orbit binary as installed
-// (<bindir>/../lib/orbit/kvm) and as built in the tree (<bindir>/kvm), the
-// installed locations /usr/local/lib/orbit/kvm and /usr/lib/orbit/kvm, the
-// build cache's latest build; then Debian's packaged kernels in /boot.
+// DefaultFinder is FinderFor the running program.
 func DefaultFinder() Finder {
+	exe, err := os.Executable()
+	if err == nil {
+		exe, err = filepath.EvalSymlinks(exe)
+	}
+	if err != nil {
+		exe = ""
+	}
+	return FinderFor(exe)
+}
+
+// FinderFor searches for the small kernel beside the orbit binary exe, as
+// installed (<bindir>/../lib/orbit/kvm) and as built in the tree
+// (<bindir>/kvm), then in the installed locations /usr/local/lib/orbit/kvm
+// and /usr/lib/orbit/kvm, then in the build cache's latest build; then for
+// Debian's packaged kernels in /boot. An empty exe skips the first two.
+// The kvm flavour finds its kernel in orbit's own process (stage0): a
+// stage1 runs from a copy of the binary in the store, beside nothing.
+func FinderFor(exe string) Finder {
 	var dirs []string
-	if exe, err := os.Executable(); err == nil {
-		if exe, err = filepath.EvalSymlinks(exe); err == nil {
-			bin := filepath.Dir(exe)
-			dirs = append(dirs, filepath.Join(bin, "..", "lib", "orbit", "kvm"), filepath.Join(bin, "kvm"))
-		}
+	if exe != "" {
+		bin := filepath.Dir(exe)
+		dirs = append(dirs, filepath.Join(bin, "..", "lib", "orbit", "kvm"), filepath.Join(bin, "kvm"))
 	}
 	dirs = append(dirs, "/usr/local/lib/orbit/kvm", "/usr/lib/orbit/kvm", filepath.Join(CacheDir, "current"))
 	return Finder{SmallDirs: dirs, BootDir: "/boot", ModulesDir: "/lib/modules"}
@@ -96,6 +109,7 @@ func (f Finder) user(path string) (*Kernel, error) {
 		return nil, fmt.Errorf("guest kernel %s: %w", path, err)
 	}
 	k := &Kernel{Path: path, Kind: User, Version: version}
+	k.ACPI = f.acpi(k)
 	// A kernel with modules installed for its release gets those it needs;
 	// one without has them built in, or the guest will say what it lacks.
 	if version != UnknownVersion {
@@ -121,7 +135,9 @@ func (f Finder) small() (*Kernel, error) {
 		if err != nil {
 			return nil, fmt.Errorf("small guest kernel %s: %w", path, err)
 		}
-		return &Kernel{Path: path, Kind: Small, Version: version}, nil
+		k := &Kernel{Path: path, Kind: Small, Version: version}
+		k.ACPI = f.acpi(k)
+		return k, nil
 	}
 	return nil, nil
 }
@@ -146,7 +162,9 @@ func (f Finder) packaged() (*Kernel, error) {
 		if err != nil {
 			return nil, fmt.Errorf("packaged kernel %s: %w", image, err)
 		}
-		return &Kernel{Path: image, Kind: Packaged, Version: release, Modules: modules}, nil
+		k := &Kernel{Path: image, Kind: Packaged, Version: release, Modules: modules}
+		k.ACPI = f.acpi(k)
+		return k, nil
 	}
 	return nil, nil
 }
@@ -193,4 +211,26 @@ func splitNumbers(s string) []int {
 		nums = append(nums, n)
 	}
 	return nums
+}
+
+// acpi reads CONFIG_ACPI from the kernel's configuration: <image>.config
+// (as `make kvm-kernel` leaves it), else <BootDir>/config-<release>.
+func (f Finder) acpi(k *Kernel) bool {
+	configs := []string{k.Path + ".config"}
+	if k.Version != UnknownVersion {
+		configs = append(configs, filepath.Join(f.BootDir, "config-"+k.Version))
+	}
+	for _, c := range configs {
+		data, err := os.ReadFile(c)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if line == "CONFIG_ACPI=y" {
+				return true
+			}
+		}
+		return false
+	}
+	return k.Kind != Small
 }

@@ -44,6 +44,15 @@ type Kernel struct {
 	// guest loads, in load order: each after those it depends on. None
 	// for the small kernel, which has everything built in.
 	Modules []string
+	// ACPI says whether QEMU's microvm should give the guest ACPI tables
+	// (-M microvm,acpi=on). A guest with ACPI finds its virtio-mmio devices
+	// there (Debian's kernel must: it cannot read them from the command
+	// line); without, it reads them from the virtio_mmio.device= arguments
+	// microvm appends only when ACPI is off (the small kernel, which has no
+	// ACPI and boots faster for it). From the kernel's configuration when
+	// orbit finds it (beside the image as <image>.config, or
+	// /boot/config-<release>), else true for all but the small kernel.
+	ACPI bool
 }
 
 // Describe says which kernel this is, for orbit to report.
