@@ -36,9 +36,9 @@ publish() {
 	for f in vmlinux config; do
 		local dst=$output
 		[ "$f" = vmlinux ] || dst=$output.$f
-		cmp -s "$done_dir/$f" "$dst" || { cp "$done_dir/$f" "$dst.tmp" && mv -f "$dst.tmp" "$dst"; }
+		cmp -s "$done_dir/$f" "$dst" || { cp "$done_dir/$f" "$dst.tmp$$" && mv -f "$dst.tmp$$" "$dst"; }
 	done
-	ln -sfn "$key" "$cache/current.tmp" && mv -Tf "$cache/current.tmp" "$cache/current"
+	ln -sfn "$key" "$cache/current.tmp$$" && mv -Tf "$cache/current.tmp$$" "$cache/current"
 	echo "kvm-kernel: $output (cached in $done_dir)"
 }
 
