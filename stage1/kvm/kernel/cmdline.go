@@ -23,11 +23,13 @@ func TCGArgs() ([]string, error) {
 	return []string{"tsc=reliable", "tsc_early_khz=" + strconv.Itoa(khz)}, nil
 }
 
-// TCGArgs is the package's TCGArgs for this kernel: with its HZ known, it
-// adds lpj= (loops per jiffy: with a TSC-based delay loop, TSC cycles per
-// timer tick), so that no CPU calibrates its delay loop, which under TCG
-// takes a quarter of a second per secondary CPU on an idle host and
-// several seconds on a loaded one.
+// TCGArgs is the package's TCGArgs for this kernel, and more: noapictimer,
+// since under TCG the local APIC timer fails the kernel's verification
+// after a fifth of a second of calibrating it and the kernel falls back on
+// the PIT anyway; and, with the kernel's HZ known, lpj= (loops per jiffy:
+// with a TSC-based delay loop, TSC cycles per timer tick), so that no CPU
+// calibrates its delay loop, which under TCG takes a quarter of a second
+// per secondary CPU on an idle host and several seconds on a loaded one.
 func (k *Kernel) TCGArgs() ([]string, error) {
 	khz, err := HostTSCkHz()
 	if err != nil {
@@ -37,7 +39,7 @@ func (k *Kernel) TCGArgs() ([]string, error) {
 }
 
 func (k *Kernel) tcgArgs(khz int) []string {
-	args := []string{"tsc=reliable", "tsc_early_khz=" + strconv.Itoa(khz)}
+	args := []string{"tsc=reliable", "tsc_early_khz=" + strconv.Itoa(khz), "noapictimer"}
 	if k.HZ > 0 {
 		args = append(args, "lpj="+strconv.Itoa(khz*1000/k.HZ))
 	}

@@ -160,7 +160,7 @@ func TestFinderSearchOrder(t *testing.T) {
 	if k, _ = f.Find(""); !k.ACPI || k.HZ != 250 {
 		t.Errorf("packaged kernel configured with ACPI and HZ 250: %+v", k)
 	}
-	if args := k.tcgArgs(2599998); !reflect.DeepEqual(args, []string{"tsc=reliable", "tsc_early_khz=2599998", "lpj=10399992"}) {
+	if args := k.tcgArgs(2599998); !reflect.DeepEqual(args, []string{"tsc=reliable", "tsc_early_khz=2599998", "noapictimer", "lpj=10399992"}) {
 		t.Errorf("TCG arguments: %v", args)
 	}
 	if d := k.Describe(); !strings.Contains(d, "packaged kernel 6.1.0-57-amd64") || !strings.Contains(d, "13 modules") {
@@ -172,7 +172,7 @@ func TestFinderSearchOrder(t *testing.T) {
 	if k, err = f.Find(""); err != nil || k.Kind != Small || k.Path != filepath.Join(root, "tree", "vmlinux") || len(k.Modules) != 0 || k.ACPI || k.HZ != 0 {
 		t.Fatalf("small in tree: %+v, %v", k, err)
 	}
-	if args := k.tcgArgs(1000); len(args) != 2 {
+	if args := k.tcgArgs(1000); len(args) != 3 {
 		t.Errorf("TCG arguments without HZ: %v", args)
 	}
 	writeFile(t, filepath.Join(root, "tree", "vmlinux.config"), "CONFIG_ACPI=y\n")
