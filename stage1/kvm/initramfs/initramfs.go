@@ -20,15 +20,19 @@ import (
 	"github.com/orbit-containers/orbit/stage1/kvm/kernel"
 )
 
-// dirs are the directories the guest needs before it mounts anything, with
-// their modes.
-var dirs = []struct {
+type dir struct {
 	name string
 	mode uint32
-}{
-	{"dev", 0o755}, {"dev/pts", 0o755}, {"dev/shm", 0o1777}, {"proc", 0o555},
-	{"sys", 0o555}, {"run", 0o755}, {"tmp", 0o1777}, {"mnt", 0o755},
-	{"root", 0o700}, {"etc", 0o755}, {"lib", 0o755}, {"lib/modules", 0o755},
+}
+
+// dirs are the directories the guest needs before it mounts anything, with
+// their modes.
+func dirs() []dir {
+	return []dir{
+		{"dev", 0o755}, {"dev/pts", 0o755}, {"dev/shm", 0o1777}, {"proc", 0o555},
+		{"sys", 0o555}, {"run", 0o755}, {"tmp", 0o1777}, {"mnt", 0o755},
+		{"root", 0o700}, {"etc", 0o755}, {"lib", 0o755}, {"lib/modules", 0o755},
+	}
 }
 
 // Build writes a newc cpio archive to w: init as /init (mode 0755), the
@@ -40,7 +44,7 @@ func Build(w io.Writer, init []byte, k *kernel.Kernel) error {
 		return fmt.Errorf("initramfs: empty init")
 	}
 	cw := &newcWriter{w: w}
-	for _, d := range dirs {
+	for _, d := range dirs() {
 		cw.write(entry{name: d.name, mode: modeDir | d.mode})
 	}
 	// The kernel opens /dev/console for init's standard streams before

@@ -28,12 +28,11 @@ const (
 	modeChar = 0o020000
 )
 
-var zeros [4]byte
-
 func (w *newcWriter) write(e entry) error {
 	if w.err != nil {
 		return w.err
 	}
+	var zeros [4]byte
 	w.inode++
 	nlink := 1
 	if e.mode&0o170000 == modeDir {

@@ -25,9 +25,11 @@ const CacheDir = "/var/cache/orbit/kvm-kernel"
 // module name: the virtio-mmio transport, the console and control ports,
 // entropy, the network, the 9p share of the pod's filesystems and overlay.
 // What they depend on comes from the kernel's modules.dep.
-var GuestModules = []string{
-	"virtio_mmio", "virtio_console", "virtio_rng", "virtio_net",
-	"9pnet_virtio", "9p", "overlay",
+func GuestModules() []string {
+	return []string{
+		"virtio_mmio", "virtio_console", "virtio_rng", "virtio_net",
+		"9pnet_virtio", "9p", "overlay",
+	}
 }
 
 // Finder is Find's search, with its places spelt out (tests point them at
@@ -116,7 +118,7 @@ func (f Finder) user(path string) (*Kernel, error) {
 	if version != UnknownVersion {
 		dir := filepath.Join(f.ModulesDir, version)
 		if _, err := os.Stat(filepath.Join(dir, "modules.dep")); err == nil {
-			if k.Modules, err = ResolveModules(dir, GuestModules); err != nil {
+			if k.Modules, err = ResolveModules(dir, GuestModules()); err != nil {
 				return nil, fmt.Errorf("guest kernel %s: %w", path, err)
 			}
 		}
@@ -159,7 +161,7 @@ func (f Finder) packaged() (*Kernel, error) {
 		if _, err := os.Stat(filepath.Join(dir, "modules.dep")); err != nil {
 			continue
 		}
-		modules, err := ResolveModules(dir, GuestModules)
+		modules, err := ResolveModules(dir, GuestModules())
 		if err != nil {
 			return nil, fmt.Errorf("packaged kernel %s: %w", image, err)
 		}

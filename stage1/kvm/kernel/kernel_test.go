@@ -48,7 +48,7 @@ func fakeModules(t *testing.T, dir string) {
 func TestResolveModulesOrdersDependenciesFirst(t *testing.T) {
 	dir := t.TempDir()
 	fakeModules(t, dir)
-	got, err := ResolveModules(dir, GuestModules)
+	got, err := ResolveModules(dir, GuestModules())
 	if err != nil {
 		t.Fatal(err)
 	}
