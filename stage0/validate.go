@@ -120,6 +120,9 @@ func CheckNet(nets []string, flavour builtin.Flavour) error {
 	if flavour == builtin.Fly && len(reqs) > 0 && !network.IsHost(reqs) {
 		return fmt.Errorf("--net=%q: the fly flavour runs pods in the host's network only; want --net=host or no --net: %w", strings.Join(nets, ","), errdefs.ErrInvalid)
 	}
+	if flavour == builtin.KVM && network.IsHost(reqs) {
+		return fmt.Errorf("--net=host: a kvm pod is a VM with its own kernel and network stack, it cannot share the host's network; use --net=default or --net=none: %w", errdefs.ErrInvalid)
+	}
 	return nil
 }
 
@@ -132,7 +135,7 @@ func CheckNetworks(nets []string, flavour builtin.Flavour, cfg network.Config, f
 	if err := CheckNet(nets, flavour); err != nil {
 		return err
 	}
-	if flavour != builtin.Nspawn {
+	if flavour != builtin.Nspawn && flavour != builtin.KVM {
 		return nil
 	}
 	reqs, _ := network.ParseRequests(nets)

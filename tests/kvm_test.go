@@ -13,7 +13,7 @@ import (
 func (e *env) kvmRun(args ...string) (result, string) {
 	e.t.Helper()
 	uuidFile := filepath.Join(e.t.TempDir(), "uuid")
-	pre := []string{"run", "--stage1-name=kvm", "--insecure-options=image", "--uuid-file-save=" + uuidFile}
+	pre := []string{"run", "--stage1-name=kvm", "--stage1-kvm-accel=tcg", "--insecure-options=image", "--uuid-file-save=" + uuidFile}
 	if !givesNet(args) && e.NetNS == "" {
 		pre = append(pre, "--net=none")
 	}

@@ -93,7 +93,7 @@ func probe(qemu string, b *boot) bool {
 	host, guest := os.NewFile(uintptr(fds[0]), "probe"), os.NewFile(uintptr(fds[1]), "probe-guest")
 	defer host.Close()
 	args := []string{
-		"-M", "microvm,pit=on,pic=on,rtc=on,isa-serial=off",
+		"-M", "microvm,pit=on,pic=on,rtc=on,isa-serial=off,acpi=" + onOff(b.acpi),
 		"-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
 		"-accel", accelKVM, "-cpu", cpuModel(accelKVM), "-m", "256M",
 		"-kernel", b.kernel, "-initrd", b.initrd, "-append", b.cmdline(true, false),

@@ -1,7 +1,6 @@
 package kvm
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +8,9 @@ import (
 	"strings"
 
 	"github.com/orbit-containers/orbit/internal/errdefs"
+	"github.com/orbit-containers/orbit/stage1/contract"
+	"github.com/orbit-containers/orbit/stage1/kvm/initramfs"
+	"github.com/orbit-containers/orbit/stage1/kvm/kernel"
 	"github.com/orbit-containers/orbit/stage1/pod"
 	"github.com/orbit-containers/orbit/stage1/supervisor"
 )
@@ -62,10 +64,11 @@ func sizeOf(cfg *supervisor.Config) vmSize {
 // the console to a log file in the pod directory, the stage1 rootfs and
 // the other shares over virtio-9p, and the pod's NIC, if any.
 func (v *vm) args(cmdline string, ports []string) []string {
-	machine := "microvm,pit=on,pic=on,rtc=on,isa-serial=off"
-	if v.debug {
-		// The kernel's messages from the first on, on a serial port.
-		machine = "microvm,pit=on,pic=on,rtc=on"
+	machine := "microvm,pit=on,pic=on,rtc=on,acpi=" + onOff(v.boot.acpi)
+	if !v.debug {
+		// With --debug the kernel's messages from the first on go to a
+		// serial port, the console log.
+		machine += ",isa-serial=off"
 	}
 	a := []string{
 		"-M", machine,
@@ -110,6 +113,13 @@ func fsdev(id, path, tag string, readOnly bool) []string {
 	return []string{"-fsdev", opts, "-device", "virtio-9p-device,fsdev=" + id + ",mount_tag=" + tag}
 }
 
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}
+
 // qemuEscape doubles the commas QEMU's option syntax splits on.
 func qemuEscape(s string) string { return strings.ReplaceAll(s, ",", ",,") }
 
@@ -123,8 +133,9 @@ func cpuModel(accel string) string {
 // boot is what the VM boots.
 type boot struct {
 	kernel, initrd string
-	kind           string // the kernel's kind: small, packaged or user
-	version        string
+	acpi           bool
+	tcgArgs        []string
+	describe       string
 }
 
 // cmdline is the kernel command line: the console on the first
@@ -136,35 +147,12 @@ func (b *boot) cmdline(probe, debug bool) string {
 	if debug {
 		c = []string{"console=ttyS0"}
 	}
-	c = append(c, "reboot=t", "panic=-1", "tsc=reliable", "rcupdate.rcu_expedited=1")
-	if khz := hostTSCkHz(); khz > 0 {
-		c = append(c, "tsc_early_khz="+strconv.Itoa(khz))
-	}
+	c = append(c, "reboot=t", "panic=-1", "rcupdate.rcu_expedited=1")
+	c = append(c, b.tcgArgs...)
 	if probe {
 		c = append(c, supervisor.GuestProbeArg)
 	}
 	return strings.Join(c, " ")
-}
-
-// hostTSCkHz is the host CPU's clock in kHz, from /proc/cpuinfo (0 when
-// unknown).
-func hostTSCkHz() int {
-	f, err := os.Open("/proc/cpuinfo")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if ok && strings.TrimSpace(k) == "cpu MHz" {
-			mhz, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			if err == nil && mhz > 0 {
-				return int(mhz * 1000)
-			}
-		}
-	}
-	return 0
 }
 
 // cacheDir is where the flavour caches initramfs images and probe results:
@@ -181,9 +169,13 @@ func cacheDir(p *pod.Pod) (string, error) {
 // prepareBoot finds the kernel and builds (or finds cached) the initramfs
 // with the supervisor from the stage1 image as /init.
 func prepareBoot(p *pod.Pod) (*boot, error) {
-	k, err := findKernel(os.Getenv(EnvKernel))
+	k, err := kernel.Find(os.Getenv(contract.KVMKernelEnv))
 	if err != nil {
 		return nil, err
+	}
+	if kind := os.Getenv(contract.KVMKernelKindEnv); kind != "" {
+		// stage0 found it (beside the orbit binary, say) and says what it is.
+		k.Kind = kernel.Kind(kind)
 	}
 	init, err := os.ReadFile(filepath.Join(p.Stage1Rootfs(), "kvm", "supervisor"))
 	if err != nil {
@@ -193,9 +185,9 @@ func prepareBoot(p *pod.Pod) (*boot, error) {
 	if err != nil {
 		return nil, err
 	}
-	initrd, err := buildInitramfs(dir, init, k)
+	initrd, err := initramfs.Cached(dir, init, k)
 	if err != nil {
 		return nil, fmt.Errorf("building the initramfs: %w", err)
 	}
-	return &boot{kernel: k.Path, initrd: initrd, kind: k.Kind, version: k.Version}, nil
+	return &boot{kernel: k.Path, initrd: initrd, acpi: k.ACPI, describe: k.Describe()}, nil
 }

@@ -26,18 +26,10 @@ import (
 	"github.com/orbit-containers/orbit/internal/atomicfile"
 	"github.com/orbit-containers/orbit/internal/errdefs"
 	"github.com/orbit-containers/orbit/stage1/contract"
+	"github.com/orbit-containers/orbit/stage1/kvm/kernel"
 	"github.com/orbit-containers/orbit/stage1/nspawn"
 	"github.com/orbit-containers/orbit/stage1/pod"
 	"github.com/orbit-containers/orbit/stage1/supervisor"
-)
-
-// Environment variables through which stage0 hands the run entrypoint
-// its kvm settings (the stage1 contract's run flags have none).
-const (
-	// EnvAccel is the accelerator: auto (the default), kvm or tcg.
-	EnvAccel = "ORBIT_KVM_ACCEL"
-	// EnvKernel is a kernel of the user's own to boot.
-	EnvKernel = "ORBIT_KVM_KERNEL"
 )
 
 // qemuBinary is the QEMU system emulator the flavour runs.
@@ -111,9 +103,17 @@ func run(args []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	accel, err := chooseAccel(qemu, boot, os.Getenv(EnvAccel))
+	accel, err := chooseAccel(qemu, boot, os.Getenv(contract.KVMAccelEnv))
 	if err != nil {
 		return 0, err
+	}
+	if accel == accelTCG {
+		if boot.tcgArgs, err = kernel.TCGArgs(); err != nil {
+			return 0, err
+		}
+	}
+	if flags.Debug {
+		fmt.Fprintf(os.Stderr, "stage1 kvm: booting the %s under %s\n", boot.describe, accel)
 	}
 	if err := atomicfile.Write(filepath.Join(p.Dir, runPidFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
 		return 0, err

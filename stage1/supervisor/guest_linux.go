@@ -18,6 +18,7 @@ import (
 
 	"github.com/orbit-containers/orbit/internal/errdefs"
 	"github.com/orbit-containers/orbit/stage1/contract"
+	"github.com/orbit-containers/orbit/stage1/kvm/kernel"
 )
 
 // guestRoot is where, in the initramfs, the shared stage1 rootfs is
@@ -62,7 +63,9 @@ func guestMain(code *int) (*os.File, error) {
 		return nil, err
 	}
 	guestStdio()
-	loadModules()
+	if err := kernel.LoadModules(); err != nil {
+		return nil, err
+	}
 	ports, err := guestPorts([]string{GuestPortControl, GuestPortStdout, GuestPortStderr, GuestPortStdin})
 	if err != nil {
 		return nil, err
