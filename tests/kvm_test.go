@@ -2,10 +2,18 @@ package tests
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
+
+// kvmArgs are the flags every kvm test run gets: this machine's KVM does
+// not boot guests, so the tests ask for TCG rather than probe each time
+// (TestKVMAccelAutoFallsBack probes).
+var kvmArgs = []string{"--stage1-name=kvm", "--stage1-kvm-accel=tcg"}
 
 // kvmRun runs images in the kvm flavour without signature checks and
 // without networking unless the arguments ask for some, saving the pod's
@@ -13,7 +21,8 @@ import (
 func (e *env) kvmRun(args ...string) (result, string) {
 	e.t.Helper()
 	uuidFile := filepath.Join(e.t.TempDir(), "uuid")
-	pre := []string{"run", "--stage1-name=kvm", "--stage1-kvm-accel=tcg", "--insecure-options=image", "--uuid-file-save=" + uuidFile}
+	pre := append([]string{"run"}, kvmArgs...)
+	pre = append(pre, "--insecure-options=image", "--uuid-file-save="+uuidFile)
 	if !givesNet(args) && e.NetNS == "" {
 		pre = append(pre, "--net=none")
 	}
@@ -23,31 +32,175 @@ func (e *env) kvmRun(args ...string) (result, string) {
 }
 
 // requireKVM is the prerequisite of every test that runs the kvm flavour:
-// QEMU and a guest kernel.
+// QEMU and a guest kernel (the small one or Debian's).
 func requireKVM(t testing.TB) {
 	t.Helper()
 	requireTool(t, "qemu-system-x86_64", "qemu-system-x86")
 	kernels, _ := filepath.Glob("/boot/vmlinuz-*")
-	require(t, len(kernels) > 0, "no guest kernel: install linux-image-amd64")
+	small, _ := filepath.Glob("/var/cache/orbit/kvm-kernel/current/vmlinux")
+	require(t, len(kernels)+len(small) > 0, "no guest kernel: install linux-image-amd64 or run make kvm-kernel")
 }
+
+// kvmFlavour is one flavour the shared pod tests run under.
+type kvmFlavour struct {
+	name    string
+	require func(testing.TB)
+	// run runs a pod without signature checks, returning its UUID.
+	run func(e *env, args ...string) (result, string)
+	// start starts a pod whose app prints "ready", and waits for it.
+	start func(t *testing.T, e *env, aci string) (*exec.Cmd, *lifecycleBuffer, string)
+}
+
+// kvmPodFlavours are the flavours that run pods alike (one supervisor as
+// PID 1, in a container or a VM): the tests that take this table check
+// that each behaves as the other.
+func kvmPodFlavours() []kvmFlavour {
+	return []kvmFlavour{
+		{name: "nspawn", require: requireNspawn, run: (*env).nsRun, start: lifecycleStart},
+		{name: "kvm", require: requireKVM, run: (*env).kvmRun, start: kvmStart},
+	}
+}
+
+// kvmStart is lifecycleStart for the kvm flavour.
+func kvmStart(t *testing.T, e *env, aci string) (*exec.Cmd, *lifecycleBuffer, string) {
+	t.Helper()
+	uuidFile := filepath.Join(t.TempDir(), "uuid")
+	args := append([]string{"run"}, kvmArgs...)
+	args = append(args, "--net=none", "--insecure-options=image", "--uuid-file-save="+uuidFile, aci)
+	cmd := e.command(args...)
+	f, err := os.Create(filepath.Join(t.TempDir(), "stdout"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	out := &lifecycleBuffer{f: f}
+	cmd.Stdout = f
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	// A VM under TCG on a busy machine takes a while to boot.
+	deadline := time.Now().Add(kvmBootTimeout)
+	for !strings.Contains(out.String(), "ready") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the pod's app never said it was ready: %q", out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	data, err := os.ReadFile(uuidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cmd, out, strings.TrimSpace(string(data))
+}
+
+// kvmBootTimeout bounds the wait for a VM's app to start.
+const kvmBootTimeout = 120 * time.Second
 
 func TestKVMRunExitStatus(t *testing.T) {
 	t.Parallel()
 	requireKVM(t)
 	e := newEnv(t)
-	aci := busyboxACI(t, "example.com/kvm-hello", "/bin/sh", "-c", "echo hello from the vm; echo to-stderr >&2; exit 3")
+	aci := busyboxACI(t, "example.com/kvm-hello", "/bin/sh", "-c", "echo hello from $(cat /proc/1/cmdline | tr '\\0' ' '); echo host=$(hostname); echo to-stderr >&2; exit 3")
 	r, uuid := e.kvmRun(aci)
 	if r.Code != 3 {
 		t.Fatalf("want the app's exit status 3: %s", r)
 	}
-	if !strings.Contains(r.Stdout, "hello from the vm\n") || strings.Contains(r.Stdout, "to-stderr") {
-		t.Errorf("the app's stdout is not passed through alone:\n%s", r)
+	if !strings.Contains(r.Stdout, "hello from /init") || strings.Contains(r.Stdout, "to-stderr") {
+		t.Errorf("the app's stdout is not passed through alone, or PID 1 is not the supervisor as the VM's init:\n%s", r)
 	}
 	if !strings.Contains(r.Stderr, "to-stderr\n") {
 		t.Errorf("the app's stderr is not passed through:\n%s", r)
 	}
+	if !strings.Contains(r.Stdout, "host=orbit-"+uuid+"\n") {
+		t.Errorf("the VM's host name is not orbit-<uuid>:\n%s", r)
+	}
 	st := e.mustRun("status", uuid).Stdout
-	if !strings.Contains(st, "app-kvm-hello=3") {
+	if !strings.Contains(st, "app-kvm-hello=3") || !strings.Contains(st, "state=exited") {
 		t.Errorf("status does not record the app's exit status:\n%s", st)
 	}
+	// Nothing of the VM is left.
+	if out, _ := exec.Command("pgrep", "-f", uuid).Output(); len(out) > 0 {
+		t.Errorf("processes of the pod outlived it: %s", out)
+	}
+}
+
+func TestKVMRefusesHostNetworkAndBadFlags(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	aci := busyboxACI(t, "example.com/kvm-refused", "/bin/true")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--stage1-name=kvm", "--net=host"}, "--net=host: a kvm pod"},
+		{[]string{"--stage1-name=coreos.com/rkt/stage1-kvm", "--net=host"}, "--net=host: a kvm pod"},
+		{[]string{"--stage1-name=kvm", "--stage1-kvm-accel=fast", "--net=none"}, "--stage1-kvm-accel=fast"},
+		{[]string{"--stage1-name=kvm", "--stage1-kvm-kernel=/nonexistent/vmlinuz", "--net=none"}, "--stage1-kvm-kernel"},
+	} {
+		r := e.run(append(append([]string{"run", "--insecure-options=image"}, tc.args...), aci)...)
+		if r.Code != 254 || !strings.Contains(r.Stderr, tc.want) || strings.Count(strings.TrimSpace(r.Stderr), "\n") > 1 {
+			t.Errorf("%v: want one line about %q: %s", tc.args, tc.want, r)
+		}
+	}
+	if out := e.mustRun("list", "--no-legend").Stdout; strings.TrimSpace(out) != "" {
+		t.Errorf("a refused run made a pod:\n%s", out)
+	}
+}
+
+func TestKVMPrepareAndRunPrepared(t *testing.T) {
+	t.Parallel()
+	requireKVM(t)
+	e := newEnv(t)
+	aci := busyboxACI(t, "example.com/kvm-prepared", "/bin/sh", "-c", "echo prepared-ran; exit 5")
+	uuid := strings.TrimSpace(e.mustRun("prepare", "--quiet", "--stage1-name=coreos.com/rkt/stage1-kvm", "--insecure-options=image", aci).Stdout)
+	r := e.run("run-prepared", "--stage1-kvm-accel=tcg", "--net=none", uuid)
+	if r.Code != 5 || !strings.Contains(r.Stdout, "prepared-ran") {
+		t.Fatalf("run-prepared: %s", r)
+	}
+	if r := e.run("run-prepared", "--net=host", uuid); r.Code == 0 {
+		t.Errorf("an exited pod ran again: %s", r)
+	}
+}
+
+func TestKVMStopForceAndSIGTERM(t *testing.T) {
+	t.Parallel()
+	requireKVM(t)
+	e := newEnv(t)
+	aci := busyboxACI(t, "example.com/kvm-daemon", "/bin/sh", "-c", "trap 'echo got-term; exit 0' TERM; echo ready; while true; do sleep 0.1; done")
+	for _, how := range []string{"sigterm", "stop", "force"} {
+		cmd, out, uuid := kvmStart(t, e, aci)
+		switch how {
+		case "sigterm":
+			cmd.Process.Signal(syscall.SIGTERM)
+		case "stop":
+			e.mustRun("stop", uuid)
+		case "force":
+			e.mustRun("stop", "--force", uuid)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(60 * time.Second):
+			cmd.Process.Kill()
+			t.Fatalf("%s: the pod did not stop", how)
+		}
+		want, code := "app-kvm-daemon=0", 0
+		if how == "force" {
+			want, code = "app-kvm-daemon=137", 137
+		} else if !strings.Contains(out.String(), "got-term") {
+			t.Errorf("%s: SIGTERM did not reach the app: %q", how, out.String())
+		}
+		if got := cmd.ProcessState.ExitCode(); got != code {
+			t.Errorf("%s: orbit run exited %d, want %d", how, got, code)
+		}
+		if st := e.mustRun("status", uuid).Stdout; !strings.Contains(st, "state=exited") || !strings.Contains(st, want) {
+			t.Errorf("%s: want %s: %s", how, want, st)
+		}
+		if out, _ := exec.Command("pgrep", "-f", uuid).Output(); len(out) > 0 {
+			t.Errorf("%s: processes of the pod outlived it: %s", how, out)
+		}
+	}
+	e.mustRun("gc", "--grace-period=0s")
 }

@@ -20,6 +20,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -36,6 +37,14 @@ import (
 const qemuBinary = "qemu-system-x86_64"
 
 var errNoQEMU = fmt.Errorf("QEMU is not installed; on Debian install the package qemu-system-x86: %w", errdefs.ErrNotFound)
+
+// forceSignal, sent to the run entrypoint (by the stop entrypoint's
+// --force), kills the pod's processes at once; forceGrace later, the VM is
+// killed if it has not ended.
+const (
+	forceSignal = unix.SIGUSR1
+	forceGrace  = 10 * time.Second
+)
 
 // Files the flavour keeps in the pod directory.
 const (
@@ -234,7 +243,7 @@ func (v *vm) run() (int, error) {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, v.nic.tap)
 	}
 	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
+	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP, forceSignal)
 	defer signal.Stop(sigs)
 	if err := v.start(cmd); err != nil {
 		for _, f := range guest {
@@ -275,15 +284,27 @@ func (v *vm) run() (int, error) {
 	}
 	ctl := host[supervisor.GuestPortControl]
 	var ctlMu sync.Mutex
+	var killTimer *time.Timer
 	stopRelay := pod.Relay(func(sig os.Signal) {
 		ctlMu.Lock()
 		defer ctlMu.Unlock()
-		fmt.Fprintln(ctl, supervisor.GuestStop)
+		if sig != forceSignal {
+			fmt.Fprintln(ctl, supervisor.GuestStop)
+			return
+		}
+		fmt.Fprintln(ctl, supervisor.GuestKill)
+		// A guest that does not end promptly is ended with its VM.
+		if killTimer == nil {
+			killTimer = time.AfterFunc(forceGrace, func() { cmd.Process.Kill() })
+		}
 	}, sigs)
 	exit := make(chan int, 1)
 	go func() { exit <- readExit(ctl) }()
 	werr := cmd.Wait()
 	stopRelay()
+	if killTimer != nil {
+		killTimer.Stop()
+	}
 	copies.Wait()
 	code := <-exit
 	if code >= 0 {

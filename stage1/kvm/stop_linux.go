@@ -18,8 +18,9 @@ import (
 
 // Stop is the stop entrypoint: SIGTERM to the run entrypoint's process,
 // which asks the guest's supervisor over the control port to stop the apps
-// in order; with --force, SIGKILL to QEMU: the VM is gone at once, and the
-// run entrypoint reports the pod failed.
+// in order; with --force, forceSignal, and the guest kills every process of
+// the pod at once, so the supervisor still records their statuses (137).
+// A VM whose run entrypoint is gone is killed.
 func Stop(args []string) int { return pod.Main("stage1 kvm stop", args, stop) }
 
 func stop(args []string) (int, error) {
@@ -27,14 +28,15 @@ func stop(args []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	sig := unix.SIGTERM
 	if a.Force {
-		if pid, ok := podProcess(qemuPidFile, a.UUID); ok {
-			return 0, ignoreGone(unix.Kill(pid, unix.SIGKILL))
-		}
-		return 0, nil
+		sig = forceSignal
 	}
 	if pid, ok := podProcess(runPidFile, a.UUID); ok {
-		return 0, ignoreGone(unix.Kill(pid, unix.SIGTERM))
+		return 0, ignoreGone(unix.Kill(pid, sig))
+	}
+	if pid, ok := podProcess(qemuPidFile, a.UUID); ok {
+		return 0, ignoreGone(unix.Kill(pid, unix.SIGKILL))
 	}
 	return 0, nil
 }

@@ -39,3 +39,14 @@ func PlanGuest(p *pod.Pod, flags *contract.RunOptions, hostname string) (*superv
 	}
 	return &pl.config, binds, nil
 }
+
+// SetupNetwork gives the pod the networks the run flags ask for, as this
+// flavour does (and turns DNS servers a network gives into the pod's
+// resolv.conf unless a --dns flag chose one, updating flags), and returns
+// the path of its network namespace ("" for the host's network).
+func SetupNetwork(p *pod.Pod, flags *contract.RunOptions) (string, error) {
+	return setupNetwork(p, flags)
+}
+
+// TeardownNetwork undoes the pod's networks once it has ended.
+func TeardownNetwork(p *pod.Pod) { teardownNetwork(p) }

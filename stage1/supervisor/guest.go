@@ -31,6 +31,9 @@ const (
 // when the pod is done, just before it powers off.
 const (
 	GuestStop = "stop"
+	// GuestKill kills every process of the pod at once (stop --force):
+	// the supervisor records the apps as killed and the pod ends.
+	GuestKill = "kill"
 	GuestExit = "exit "
 	// GuestMaxLine bounds a control line either side reads.
 	GuestMaxLine = 256

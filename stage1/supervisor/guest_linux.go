@@ -125,13 +125,19 @@ func guestMain(code *int) (*os.File, error) {
 }
 
 // guestControl reads the host's requests: a stop ends ctx, which stops
-// the pod in order.
+// the pod in order; a kill also kills every process of the pod.
 func guestControl(ctl *os.File, stop func()) {
 	sc := bufio.NewScanner(ctl)
 	sc.Buffer(make([]byte, GuestMaxLine), GuestMaxLine)
 	for sc.Scan() {
-		if sc.Text() == GuestStop {
+		switch sc.Text() {
+		case GuestStop:
 			stop()
+		case GuestKill:
+			stop()
+			// Every process but this one, PID 1: the apps, their
+			// handlers and whatever they started.
+			_ = unix.Kill(-1, unix.SIGKILL)
 		}
 	}
 }
