@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -203,4 +204,49 @@ func TestKVMStopForceAndSIGTERM(t *testing.T) {
 		}
 	}
 	e.mustRun("gc", "--grace-period=0s")
+}
+
+// TestKVMNetwork: a kvm pod on the default network is reached at its
+// address and through a forwarded port, reaches the host, and shows its
+// address in list, as an nspawn pod does; nothing is left behind.
+func TestKVMNetwork(t *testing.T) {
+	requireKVM(t)
+	e, ns := networkEnv(t)
+	networkOutside(t, ns) // gives the namespace networkTestAddr
+	before := networkSnapshot(t, ns)
+	hostSrv := networkServe(t, ns, "0.0.0.0:0", "hello from the host\n")
+	_, hostPort, _ := net.SplitHostPort(hostSrv)
+	server := networkACI(t, "example.com/kvm-server", "get 172.16.28.1 "+hostPort+" > /srv/host.txt; exec httpd -f -p 80 -h /srv")
+	uuid := networkStart(t, e, append(append([]string{}, kvmArgs...), "--port=http:8080", server)...)
+	ip := networkPodIP(t, e, uuid)
+	if !strings.HasPrefix(ip, "172.16.28.") {
+		t.Fatalf("pod address %s is not in the default subnet 172.16.28.0/24", ip)
+	}
+	if r := e.mustRun("list", "--no-legend"); !strings.Contains(r.Stdout, "default:ip4="+ip) {
+		t.Errorf("list does not show default:ip4=%s:\n%s", ip, r.Stdout)
+	}
+	// The VM boots after the network is set up: wait for its server.
+	deadline := time.Now().Add(kvmBootTimeout)
+	for {
+		body, err := networkGet(t, ns, "http://"+ip+":80/")
+		if err == nil && body == "hello from the pod\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the pod's server never answered at %s: %q, %v", ip, body, err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	for _, c := range []struct{ url, want string }{
+		{"http://" + networkTestAddr + ":8080/", "hello from the pod\n"},
+		{"http://" + ip + ":80/host.txt", "hello from the host\n"},
+	} {
+		if body, err := networkGet(t, ns, c.url); err != nil || body != c.want {
+			t.Errorf("GET %s: %q, %v; want %q", c.url, body, err, c.want)
+		}
+	}
+	e.mustRun("stop", uuid)
+	e.mustRun("status", "--wait=60s", uuid)
+	e.mustRun("gc", "--grace-period=0s")
+	networkNoLeaks(t, e, ns, before)
 }
