@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -249,4 +250,70 @@ func TestKVMNetwork(t *testing.T) {
 	e.mustRun("status", "--wait=60s", uuid)
 	e.mustRun("gc", "--grace-period=0s")
 	networkNoLeaks(t, e, ns, before)
+}
+
+func TestKVMEnter(t *testing.T) {
+	t.Parallel()
+	requireKVM(t)
+	e := newEnv(t)
+	aci := busyboxACI(t, "example.com/kvm-enter", "/bin/sh", "-c", "echo app-secret > /tmp/app-file; echo ready; while true; do sleep 0.1; done")
+	cmd, _, uuid := kvmStart(t, e, aci)
+	r := e.runIn(strings.NewReader("from-stdin\n"), "enter", uuid, "/bin/sh", "-c", "echo in=$(hostname) app=$AC_APP_NAME; cat /tmp/app-file; read line; echo got=$line; echo err-line >&2; exit 7")
+	if r.Code != 7 {
+		t.Fatalf("enter: want the command's exit status 7: %s", r)
+	}
+	for _, want := range []string{"in=orbit-" + uuid, "app=kvm-enter", "app-secret", "got=from-stdin"} {
+		if !strings.Contains(r.Stdout, want) {
+			t.Errorf("enter: stdout lacks %q: %s", want, r)
+		}
+	}
+	if !strings.Contains(r.Stderr, "err-line") || strings.Contains(r.Stdout, "err-line") {
+		t.Errorf("enter: stderr not kept apart: %s", r)
+	}
+	if r := e.run("enter", "--app=nosuch", uuid, "/bin/true"); r.Code == 0 {
+		t.Errorf("enter into a missing app succeeded: %s", r)
+	}
+	e.mustRun("stop", uuid)
+	cmd.Wait()
+}
+
+// TestKVMSettings: what a run's flags set inside an nspawn pod holds
+// inside a kvm pod's VM: the app's user and environment, the host name,
+// DNS and hosts entries, and --memory and --cpu both sizing the VM and
+// limiting the app through the guest's cgroups.
+func TestKVMSettings(t *testing.T) {
+	t.Parallel()
+	requireKVM(t)
+	e := newEnv(t)
+	aci := busyboxACI(t, "example.com/kvm-settings", "/bin/sh", "-c", strings.Join([]string{
+		"echo id=$(id -u):$(id -g) env=$GREETING host=$(hostname)",
+		"grep -h nameserver /etc/resolv.conf",
+		"grep -h 'db' /etc/hosts",
+		"echo cpus=$(grep -c ^processor /proc/cpuinfo)",
+		"echo memtotal=$(grep MemTotal /proc/meminfo | tr -s ' ' | cut -d' ' -f2)",
+		"cg=$(cut -d: -f3 /proc/self/cgroup); echo memmax=$(cat /sys/fs/cgroup$cg/memory.max) cpumax=$(cat /sys/fs/cgroup$cg/cpu.max)",
+	}, "; "))
+	r, _ := e.kvmRun("--hostname=kvm-host", "--dns=192.0.2.53", "--hosts-entry=192.0.2.1=db",
+		aci, "--user=1000", "--group=1000", "--set-env=GREETING=hello", "--memory=96M", "--cpu=1500")
+	if r.Code != 0 {
+		t.Fatalf("run: %s", r)
+	}
+	for _, want := range []string{
+		"id=1000:1000 env=hello host=kvm-host\n", "nameserver 192.0.2.53\n", "192.0.2.1\tdb", "cpus=2\n",
+		"memmax=100663296 cpumax=150000 100000\n",
+	} {
+		if !strings.Contains(r.Stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, r)
+		}
+	}
+	// The VM has the app's memory and an overhead, not the host's.
+	var kb int
+	for _, line := range strings.Split(r.Stdout, "\n") {
+		if v, ok := strings.CutPrefix(line, "memtotal="); ok {
+			kb, _ = strconv.Atoi(v)
+		}
+	}
+	if kb < 96<<10 || kb > 512<<10 {
+		t.Errorf("the VM's memory is %d kB, want the app's 96 MiB and an overhead", kb)
+	}
 }

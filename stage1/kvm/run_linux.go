@@ -215,7 +215,7 @@ type vm struct {
 // run starts QEMU, passes the apps' output through, turns signals into an
 // orderly stop, and returns the pod's exit status as the guest reported it.
 func (v *vm) run() (int, error) {
-	ports := []string{supervisor.GuestPortControl, supervisor.GuestPortStdout, supervisor.GuestPortStderr}
+	ports := []string{supervisor.GuestPortControl, supervisor.GuestPortStdout, supervisor.GuestPortStderr, supervisor.GuestPortEnter}
 	if v.interactive {
 		ports = append(ports, supervisor.GuestPortStdin)
 	}
@@ -282,6 +282,13 @@ func (v *vm) run() (int, error) {
 			unix.Shutdown(int(in.Fd()), unix.SHUT_WR)
 		}()
 	}
+	broker, err := listenEnter(host[supervisor.GuestPortEnter])
+	if err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return 0, err
+	}
+	defer broker.close()
 	ctl := host[supervisor.GuestPortControl]
 	var ctlMu sync.Mutex
 	var killTimer *time.Timer

@@ -71,3 +71,30 @@ type GuestNetwork struct {
 	// Gateway is the default route's next hop ("" for none).
 	Gateway string `json:"gateway,omitempty"`
 }
+
+// Enter: the host's enter requests travel over their own port, one at a
+// time, as frames: a type byte, a big-endian uint32 length, the payload
+// (at most GuestMaxFrame bytes). The host sends GuestFrameRequest (a JSON
+// GuestEnterRequest), then GuestFrameStdin data and GuestFrameStdinEOF;
+// the guest answers with GuestFrameStdout and GuestFrameStderr data and
+// ends with GuestFrameExit (the decimal exit status).
+const (
+	GuestPortEnter = "orbit.enter"
+
+	GuestFrameRequest  = 'R'
+	GuestFrameStdin    = 'I'
+	GuestFrameStdinEOF = 'i'
+	GuestFrameStdout   = 'O'
+	GuestFrameStderr   = 'E'
+	GuestFrameExit     = 'X'
+
+	GuestMaxFrame = 64 << 10
+)
+
+// GuestEnterRequest is a command to run beside a running app.
+type GuestEnterRequest struct {
+	App     string   `json:"app"`
+	Command []string `json:"command"`
+	// Term is the caller's TERM, if it has one.
+	Term string `json:"term,omitempty"`
+}

@@ -66,7 +66,7 @@ func guestMain(code *int) (*os.File, error) {
 	if err := kernel.LoadModules(); err != nil {
 		return nil, err
 	}
-	ports, err := guestPorts([]string{GuestPortControl, GuestPortStdout, GuestPortStderr, GuestPortStdin})
+	ports, err := guestPorts([]string{GuestPortControl, GuestPortStdout, GuestPortStderr, GuestPortStdin, GuestPortEnter})
 	if err != nil {
 		return nil, err
 	}
@@ -113,6 +113,9 @@ func guestMain(code *int) (*os.File, error) {
 	}
 	cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("component", "supervisor")
 	cfg.Stdout, cfg.Stderr = os.Stdout, os.Stderr
+	if f := ports[GuestPortEnter]; f != nil {
+		cfg.GuestEnter = f
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go guestControl(ctl, cancel)
