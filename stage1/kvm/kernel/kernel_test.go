@@ -149,14 +149,29 @@ func TestFinderSearchOrder(t *testing.T) {
 		!strings.HasPrefix(k.Modules[0], filepath.Join(f.ModulesDir, "6.1.0-57-amd64")) {
 		t.Fatalf("packaged: %+v", k)
 	}
+	if !k.ACPI {
+		t.Errorf("packaged kernel without a configuration: ACPI off")
+	}
+	writeFile(t, filepath.Join(f.BootDir, "config-6.1.0-57-amd64"), "CONFIG_64BIT=y\n# CONFIG_ACPI is not set\n")
+	if k, _ = f.Find(""); k.ACPI {
+		t.Errorf("packaged kernel configured without ACPI: ACPI on")
+	}
+	writeFile(t, filepath.Join(f.BootDir, "config-6.1.0-57-amd64"), "CONFIG_64BIT=y\nCONFIG_ACPI=y\n")
+	if k, _ = f.Find(""); !k.ACPI {
+		t.Errorf("packaged kernel configured with ACPI: ACPI off")
+	}
 	if d := k.Describe(); !strings.Contains(d, "packaged kernel 6.1.0-57-amd64") || !strings.Contains(d, "13 modules") {
 		t.Errorf("Describe: %q", d)
 	}
 
 	// The small kernel, in the later directory, then the earlier.
 	writeFile(t, filepath.Join(root, "tree", "vmlinux"), "Linux version 6.1.192 (x) #1")
-	if k, err = f.Find(""); err != nil || k.Kind != Small || k.Path != filepath.Join(root, "tree", "vmlinux") || len(k.Modules) != 0 {
+	if k, err = f.Find(""); err != nil || k.Kind != Small || k.Path != filepath.Join(root, "tree", "vmlinux") || len(k.Modules) != 0 || k.ACPI {
 		t.Fatalf("small in tree: %+v, %v", k, err)
+	}
+	writeFile(t, filepath.Join(root, "tree", "vmlinux.config"), "CONFIG_ACPI=y\n")
+	if k, err = f.Find(""); err != nil || !k.ACPI {
+		t.Fatalf("small kernel configured with ACPI: %+v, %v", k, err)
 	}
 	writeFile(t, filepath.Join(root, "installed", "vmlinux"), "Linux version 6.1.193 (x) #1")
 	if k, err = f.Find(""); err != nil || k.Kind != Small || k.Version != "6.1.193" {
@@ -229,5 +244,20 @@ func TestLoadModulesInOrder(t *testing.T) {
 	writeFile(t, list, "c.ko\n")
 	if err := loadModules(list, func(*os.File) error { return nil }); err == nil {
 		t.Fatal("a missing module loaded")
+	}
+}
+
+func TestFinderForSearchesBesideTheBinary(t *testing.T) {
+	f := FinderFor("/opt/orbit/bin/orbit")
+	want := []string{"/opt/orbit/lib/orbit/kvm", "/opt/orbit/bin/kvm", "/usr/local/lib/orbit/kvm", "/usr/lib/orbit/kvm", CacheDir + "/current"}
+	var got []string
+	for _, d := range f.SmallDirs {
+		got = append(got, filepath.Clean(d))
+	}
+	if !reflect.DeepEqual(got, want) || f.BootDir != "/boot" || f.ModulesDir != "/lib/modules" {
+		t.Fatalf("FinderFor: %+v", f)
+	}
+	if f := FinderFor(""); len(f.SmallDirs) != 3 {
+		t.Fatalf("FinderFor without a binary: %v", f.SmallDirs)
 	}
 }
