@@ -11,7 +11,7 @@ BIN := bin/orbit
 GO_SOURCES := $(shell find . -name '*.go' -not -path './.git/*') go.mod go.sum
 
 # Debian packages: what running orbit needs, and what the tests need besides.
-RUN_PACKAGES := busybox-static systemd-container xz-utils bzip2 ca-certificates util-linux containernetworking-plugins iptables
+RUN_PACKAGES := busybox-static systemd-container xz-utils bzip2 ca-certificates util-linux containernetworking-plugins iptables iproute2
 TEST_PACKAGES := $(RUN_PACKAGES) gnupg iproute2 nftables docker-registry skopeo debootstrap
 
 # The kvm flavour runs QEMU with a guest kernel: orbit's small one (built by

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/orbit-containers/orbit/stage1/kvm/kernel"
 )
 
 // kvmArgs are the flags every kvm test run gets: this machine's KVM does
@@ -294,7 +296,7 @@ func TestKVMSettings(t *testing.T) {
 		"cg=$(cut -d: -f3 /proc/self/cgroup); echo memmax=$(cat /sys/fs/cgroup$cg/memory.max) cpumax=$(cat /sys/fs/cgroup$cg/cpu.max)",
 	}, "; "))
 	r, _ := e.kvmRun("--hostname=kvm-host", "--dns=192.0.2.53", "--hosts-entry=192.0.2.1=db",
-		aci, "--user=1000", "--group=1000", "--set-env=GREETING=hello", "--memory=96M", "--cpu=1500")
+		aci, "--user=1000", "--group=1000", "--set-env=GREETING=hello", "--memory=96M", "--cpu=1500m")
 	if r.Code != 0 {
 		t.Fatalf("run: %s", r)
 	}
@@ -316,4 +318,33 @@ func TestKVMSettings(t *testing.T) {
 	if kb < 96<<10 || kb > 512<<10 {
 		t.Errorf("the VM's memory is %d kB, want the app's 96 MiB and an overhead", kb)
 	}
+}
+
+// BenchmarkStartupKVM times `orbit run` of a stored image whose app is
+// /bin/true in the kvm flavour under TCG, with the small guest kernel,
+// against the same with Debian's packaged kernel, and against the nspawn
+// and fly flavours: the ratios are what booting a VM costs over a
+// container and over a chroot.
+func BenchmarkStartupKVM(b *testing.B) {
+	requireKVM(b)
+	requireNspawn(b)
+	small := kvmkernelFind(b, kernel.Small)
+	packaged := kvmkernelFind(b, kernel.Packaged)
+	e, id, _ := benchTrueImage(b)
+	kvm := func(k *kernel.Kernel) []string {
+		return []string{"run", "--insecure-options=image", "--stage1-name=kvm", "--stage1-kvm-accel=tcg", "--stage1-kvm-kernel=" + k.Path, "--net=none", id}
+	}
+	nspawn := []string{"run", "--insecure-options=image", id}
+	fly := []string{"run", "--insecure-options=image", "--stage1-name=fly", id}
+	for _, run := range [][]string{kvm(small), kvm(packaged), nspawn, fly} {
+		benchOrbit(b, e, run...) // warm: stage1 images, trees, initramfs
+	}
+	gc := func(int) { benchOrbit(b, e, "gc", "--grace-period=0s", "--expire-prepared=0s") }
+	gc(0)
+	benchCompare(b, gc,
+		benchSide{"orbit-kvm-small", func(int) { benchOrbit(b, e, kvm(small)...) }},
+		benchSide{"kvm-packaged", func(int) { benchOrbit(b, e, kvm(packaged)...) }},
+		benchSide{"nspawn", func(int) { benchOrbit(b, e, nspawn...) }},
+		benchSide{"fly", func(int) { benchOrbit(b, e, fly...) }},
+	)
 }

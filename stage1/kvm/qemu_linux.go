@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 
@@ -34,7 +35,7 @@ type vmSize struct {
 // sizeOf sizes the VM from the apps' limits: their memory limits plus an
 // overhead (each app is still limited inside the guest by its cgroup),
 // and enough vCPUs for their CPU limits, rounded up; one vCPU when none
-// has a limit.
+// has a limit. There are never more vCPUs than host CPUs.
 func sizeOf(cfg *supervisor.Config) vmSize {
 	var mem, milli int64
 	allMem := true
@@ -53,7 +54,7 @@ func sizeOf(cfg *supervisor.Config) vmSize {
 		s.memoryMiB = (mem + memoryOverhead + (1<<20 - 1)) >> 20
 	}
 	if milli > 0 {
-		s.cpus = int((milli + 999) / 1000)
+		s.cpus = int(min((milli+999)/1000, int64(runtime.NumCPU())))
 	}
 	return s
 }
