@@ -65,6 +65,11 @@ func sizeOf(cfg *supervisor.Config) vmSize {
 // the console to a log file in the pod directory, the stage1 rootfs and
 // the other shares over virtio-9p, and the pod's NIC, if any.
 func (v *vm) args(cmdline string, ports []string) []string {
+	return v.argsFor(v.pod.Dir, v.pod.Stage1Rootfs(), cmdline, ports)
+}
+
+// argsFor is args for a pod directory and its stage1 rootfs.
+func (v *vm) argsFor(podDir, rootfs, cmdline string, ports []string) []string {
 	machine := "microvm,pit=on,pic=on,rtc=on,acpi=" + onOff(v.boot.acpi)
 	if !v.debug {
 		// With --debug the kernel's messages from the first on go to a
@@ -80,7 +85,7 @@ func (v *vm) args(cmdline string, ports []string) []string {
 		"-kernel", v.boot.kernel, "-initrd", v.boot.initrd,
 		"-append", cmdline,
 		"-device", "virtio-serial-device,max_ports=8",
-		"-chardev", "file,id=console,path=" + qemuEscape(filepath.Join(v.pod.Dir, consoleLog)),
+		"-chardev", "file,id=console,path=" + qemuEscape(filepath.Join(podDir, consoleLog)),
 	}
 	if v.debug {
 		a = append(a, "-serial", "chardev:console")
@@ -92,7 +97,7 @@ func (v *vm) args(cmdline string, ports []string) []string {
 		a = append(a, "-chardev", "socket,id="+id+",fd="+strconv.Itoa(3+i),
 			"-device", "virtserialport,chardev="+id+",name="+name)
 	}
-	a = append(a, fsdev("root", v.pod.Stage1Rootfs(), supervisor.GuestRootTag, false)...)
+	a = append(a, fsdev("root", rootfs, supervisor.GuestRootTag, false)...)
 	for i, s := range v.shares {
 		a = append(a, fsdev("share"+strconv.Itoa(i), s.host, s.Tag, s.ReadOnly)...)
 	}
