@@ -302,7 +302,7 @@ func TestKVMSettings(t *testing.T) {
 	}
 	for _, want := range []string{
 		"id=1000:1000 env=hello host=kvm-host\n", "nameserver 192.0.2.53\n", "192.0.2.1\tdb", "cpus=2\n",
-		"memmax=100663296 cpumax=150000 100000\n",
+		"memmax=95997952 cpumax=150000 100000\n",
 	} {
 		if !strings.Contains(r.Stdout, want) {
 			t.Errorf("output lacks %q:\n%s", want, r)
@@ -347,4 +347,38 @@ func BenchmarkStartupKVM(b *testing.B) {
 		benchSide{"nspawn", func(int) { benchOrbit(b, e, nspawn...) }},
 		benchSide{"fly", func(int) { benchOrbit(b, e, fly...) }},
 	)
+}
+
+// TestKVMAccelAutoFallsBack: without --stage1-kvm-accel the pod still runs
+// where KVM cannot boot the guest (as on the machines these tests were
+// written on): orbit probes once, caches the answer in the store, and says
+// so in one line when it falls back to TCG.
+func TestKVMAccelAutoFallsBack(t *testing.T) {
+	t.Parallel()
+	requireKVM(t)
+	e := newEnv(t)
+	aci := busyboxACI(t, "example.com/kvm-auto", "/bin/sh", "-c", "echo auto-ran")
+	for i := 0; i < 2; i++ {
+		r := e.run("run", "--stage1-name=kvm", "--net=none", "--insecure-options=image", aci)
+		if r.Code != 0 || !strings.Contains(r.Stdout, "auto-ran") {
+			t.Fatalf("run %d: %s", i, r)
+		}
+		var warnings []string
+		for _, line := range strings.Split(strings.TrimSpace(r.Stderr), "\n") {
+			if strings.Contains(line, "TCG") {
+				warnings = append(warnings, line)
+			}
+		}
+		if len(warnings) > 1 {
+			t.Errorf("run %d: more than one line about the fallback: %s", i, r)
+		}
+		if _, err := os.Stat("/dev/kvm"); err != nil && len(warnings) != 1 {
+			t.Errorf("run %d: no /dev/kvm and no warning about TCG: %s", i, r)
+		}
+	}
+	if _, err := os.Stat("/dev/kvm"); err == nil {
+		if cached, _ := filepath.Glob(filepath.Join(e.Dir, "cas", "kvm", "accel-*")); len(cached) != 1 {
+			t.Errorf("the probe's answer is not cached once: %v", cached)
+		}
+	}
 }
