@@ -152,15 +152,16 @@ func TestKVMRefusesHostNetworkAndBadFlags(t *testing.T) {
 	}
 }
 
-func TestKVMPrepareAndRunPrepared(t *testing.T) {
+func TestKVMPrepareRunPreparedInteractive(t *testing.T) {
 	t.Parallel()
 	requireKVM(t)
 	e := newEnv(t)
-	aci := busyboxACI(t, "example.com/kvm-prepared", "/bin/sh", "-c", "echo prepared-ran; exit 5")
+	aci := busyboxACI(t, "example.com/kvm-prepared", "/bin/sh", "-c", "read line; echo prepared-ran $line; exit 5")
 	uuid := strings.TrimSpace(e.mustRun("prepare", "--quiet", "--stage1-name=coreos.com/rkt/stage1-kvm", "--insecure-options=image", aci).Stdout)
-	r := e.run("run-prepared", "--stage1-kvm-accel=tcg", "--net=none", uuid)
-	if r.Code != 5 || !strings.Contains(r.Stdout, "prepared-ran") {
-		t.Fatalf("run-prepared: %s", r)
+	// --interactive: the app reads orbit's stdin.
+	r := e.runIn(strings.NewReader("typed-in\n"), "run-prepared", "--interactive", "--stage1-kvm-accel=tcg", "--net=none", uuid)
+	if r.Code != 5 || !strings.Contains(r.Stdout, "prepared-ran typed-in") {
+		t.Fatalf("run-prepared --interactive: %s", r)
 	}
 	if r := e.run("run-prepared", "--net=host", uuid); r.Code == 0 {
 		t.Errorf("an exited pod ran again: %s", r)

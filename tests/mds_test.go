@@ -500,7 +500,7 @@ func TestMDSACEValidator(t *testing.T) {
 	mainACI, sidekickACI := mdsACIs(t)
 	// The default network is what a run without --net gets, as rkt ran
 	// the validator.
-	for network, netFlags := range map[string][]string{"host": {"--net=host"}, "default": nil, "kvm-default": append([]string(nil), kvmArgs...)} {
+	for network, netFlags := range map[string][]string{"host": {"--net=host"}, "default": nil, "kvm-default": append(append([]string(nil), kvmArgs...), "--net=default")} {
 		t.Run(network, func(t *testing.T) {
 			if network == "kvm-default" {
 				requireKVM(t)

@@ -59,10 +59,6 @@ func setupNetwork(p *pod.Pod, flags *contract.RunOptions) (string, *nic, error) 
 
 func teardownNetwork(p *pod.Pod) { nspawn.TeardownNetwork(p) }
 
-// inNetNS is not needed: QEMU gets the tap's descriptor and stays in the
-// host's namespaces.
-func inNetNS(_ string, start func() error) error { return start() }
-
 // joinNetNS finds the CNI interface in the namespace, makes the tap and the
 // redirections, and returns the tap with the guest's settings.
 func joinNetNS(netns string) (*nic, error) {

@@ -172,16 +172,33 @@ func cacheDir(p *pod.Pod) (string, error) {
 	return dir, os.MkdirAll(dir, 0o700)
 }
 
-// prepareBoot finds the kernel and builds (or finds cached) the initramfs
-// with the supervisor from the stage1 image as /init.
-func prepareBoot(p *pod.Pod) (*boot, error) {
-	k, err := kernel.Find(os.Getenv(contract.KVMKernelEnv))
+// findKernel finds the kernel stage0 chose: path is one it found, of the
+// kind given, or the user's. The small kernel is looked for where stage0
+// found it, so it is taken for what it is (no ACPI, no modules).
+func findKernel(path string, kind kernel.Kind) (*kernel.Kernel, error) {
+	if path == "" || kind == kernel.User || kind == "" {
+		return kernel.Find(path)
+	}
+	if kind == kernel.Small {
+		f := kernel.Finder{SmallDirs: []string{filepath.Dir(path)}}
+		if k, err := f.Find(""); err == nil && k.Kind == kernel.Small && k.Path == filepath.Clean(path) {
+			return k, nil
+		}
+	}
+	k, err := kernel.Find(path)
 	if err != nil {
 		return nil, err
 	}
-	if kind := os.Getenv(contract.KVMKernelKindEnv); kind != "" {
-		// stage0 found it (beside the orbit binary, say) and says what it is.
-		k.Kind = kernel.Kind(kind)
+	k.Kind = kind
+	return k, nil
+}
+
+// prepareBoot finds the kernel and builds (or finds cached) the initramfs
+// with the supervisor from the stage1 image as /init.
+func prepareBoot(p *pod.Pod) (*boot, error) {
+	k, err := findKernel(os.Getenv(contract.KVMKernelEnv), kernel.Kind(os.Getenv(contract.KVMKernelKindEnv)))
+	if err != nil {
+		return nil, err
 	}
 	init, err := os.ReadFile(filepath.Join(p.Stage1Rootfs(), "kvm", "supervisor"))
 	if err != nil {

@@ -65,6 +65,11 @@ func run(args []string) (int, error) {
 	// inherit it, and dies with this process.
 	lock := contract.TakeLock()
 	defer runtime.KeepAlive(lock)
+	// From the start: a stop that arrives while the VM is being prepared
+	// is passed on once it runs.
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP, forceSignal)
+	defer signal.Stop(sigs)
 	qemu, err := exec.LookPath(qemuBinary)
 	if err != nil {
 		return 0, errNoQEMU
@@ -130,7 +135,7 @@ func run(args []string) (int, error) {
 	vm := &vm{
 		qemu: qemu, boot: boot, accel: accel, pod: p, shares: shares,
 		size: sizeOf(cfg), interactive: flags.Interactive, debug: flags.Debug,
-		netns: netns, nic: nic,
+		nic: nic, sigs: sigs,
 	}
 	return vm.run()
 }
@@ -208,8 +213,8 @@ type vm struct {
 	size        vmSize
 	interactive bool
 	debug       bool
-	netns       string
 	nic         *nic
+	sigs        chan os.Signal
 }
 
 // run starts QEMU, passes the apps' output through, turns signals into an
@@ -242,10 +247,7 @@ func (v *vm) run() (int, error) {
 	if v.nic != nil {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, v.nic.tap)
 	}
-	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP, forceSignal)
-	defer signal.Stop(sigs)
-	if err := v.start(cmd); err != nil {
+	if err := cmd.Start(); err != nil {
 		for _, f := range guest {
 			f.Close()
 		}
@@ -304,7 +306,7 @@ func (v *vm) run() (int, error) {
 		if killTimer == nil {
 			killTimer = time.AfterFunc(forceGrace, func() { cmd.Process.Kill() })
 		}
-	}, sigs)
+	}, v.sigs)
 	exit := make(chan int, 1)
 	go func() { exit <- readExit(ctl) }()
 	werr := cmd.Wait()
@@ -343,14 +345,6 @@ func readExit(ctl io.Reader) int {
 	// guest never blocks on it.
 	io.Copy(io.Discard, ctl)
 	return code
-}
-
-// start starts QEMU, in the pod's network namespace when it has one.
-func (v *vm) start(cmd *exec.Cmd) error {
-	if v.netns == "" {
-		return cmd.Start()
-	}
-	return inNetNS(v.netns, cmd.Start)
 }
 
 // share is a host directory shared with the guest.
