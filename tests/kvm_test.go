@@ -218,7 +218,9 @@ func TestKVMNetwork(t *testing.T) {
 	e, ns := networkEnv(t)
 	networkOutside(t, ns) // gives the namespace networkTestAddr
 	before := networkSnapshot(t, ns)
-	hostSrv := networkServe(t, ns, "0.0.0.0:0", "hello from the host\n")
+	// More than a frame's worth, so the host's segments must reach the VM.
+	big := strings.Repeat("hello from the host ", 1000) + "\n"
+	hostSrv := networkServe(t, ns, "0.0.0.0:0", big)
 	_, hostPort, _ := net.SplitHostPort(hostSrv)
 	server := networkACI(t, "example.com/kvm-server", "get 172.16.28.1 "+hostPort+" > /srv/host.txt; exec httpd -f -p 80 -h /srv")
 	uuid := networkStart(t, e, append(append([]string{}, kvmArgs...), "--port=http:8080", server)...)
@@ -243,7 +245,7 @@ func TestKVMNetwork(t *testing.T) {
 	}
 	for _, c := range []struct{ url, want string }{
 		{"http://" + networkTestAddr + ":8080/", "hello from the pod\n"},
-		{"http://" + ip + ":80/host.txt", "hello from the host\n"},
+		{"http://" + ip + ":80/host.txt", big},
 	} {
 		if body, err := networkGet(t, ns, c.url); err != nil || body != c.want {
 			t.Errorf("GET %s: %q, %v; want %q", c.url, body, err, c.want)

@@ -494,17 +494,13 @@ func mdsACIs(t *testing.T) (main, sidekick string) {
 }
 
 // appc's ACE validator passes completely on the nspawn flavour, run as rkt
-// ran it, with the metadata service on its default port, on each network,
-// and on the kvm flavour on the default network.
+// ran it, with the metadata service on its default port, on each network.
 func TestMDSACEValidator(t *testing.T) {
 	mainACI, sidekickACI := mdsACIs(t)
 	// The default network is what a run without --net gets, as rkt ran
 	// the validator.
-	for network, netFlags := range map[string][]string{"host": {"--net=host"}, "default": nil, "kvm-default": append(append([]string(nil), kvmArgs...), "--net=default")} {
+	for network, netFlags := range map[string][]string{"host": {"--net=host"}, "default": nil} {
 		t.Run(network, func(t *testing.T) {
-			if network == "kvm-default" {
-				requireKVM(t)
-			}
 			// One at a time: the validator gives the service a few
 			// seconds, which two validator pods at once on a loaded
 			// machine can exceed.

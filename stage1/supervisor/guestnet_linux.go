@@ -79,6 +79,13 @@ func guestNetwork(n *GuestNetwork) error {
 	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(s), unix.SIOCADDRT, uintptr(unsafe.Pointer(&rt))); errno != 0 {
 		return fmt.Errorf("guest network: default route via %s: %w", gw, errno)
 	}
+	// A datagram to the gateway's discard port resolves its address now,
+	// and makes it learn the guest's: the apps' first connections (to the
+	// metadata service, say) do not wait for either.
+	if c, err := net.Dial("udp4", net.JoinHostPort(gw.String(), "9")); err == nil {
+		_, _ = c.Write([]byte{0})
+		c.Close()
+	}
 	return nil
 }
 
