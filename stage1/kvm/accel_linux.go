@@ -27,7 +27,7 @@ const (
 )
 
 // probeTimeout bounds a probe boot under KVM.
-const probeTimeout = 15 * time.Second
+const probeTimeout = 10 * time.Second
 
 // chooseAccel picks the accelerator: kvm or tcg as asked, or, for auto,
 // KVM when /dev/kvm is there and a probe boot of this kernel under it
