@@ -335,7 +335,11 @@ func BenchmarkStartupKVM(b *testing.B) {
 	packaged := kvmkernelFind(b, kernel.Packaged)
 	e, id, _ := benchTrueImage(b)
 	kvm := func(k *kernel.Kernel) []string {
-		return []string{"run", "--insecure-options=image", "--stage1-name=kvm", "--stage1-kvm-accel=tcg", "--stage1-kvm-kernel=" + k.Path, "--net=none", id}
+		run := []string{"run", "--insecure-options=image", "--stage1-name=kvm", "--stage1-kvm-accel=tcg", "--net=none", id}
+		if k.Kind != kernel.Small { // the small kernel is orbit's default
+			run = append(run[:len(run)-1], "--stage1-kvm-kernel="+k.Path, id)
+		}
+		return run
 	}
 	nspawn := []string{"run", "--insecure-options=image", id}
 	fly := []string{"run", "--insecure-options=image", "--stage1-name=fly", id}
