@@ -180,9 +180,10 @@ cover: deps-test $(SUPERVISOR) kvm-kernel
 	@./.ci/cover-by-package < $(COVER)/functional.out
 	@echo "total: unit $$(go tool cover -func=$(COVER)/unit.out | tail -1 | awk '{print $$NF}'), functional $$(go tool cover -func=$(COVER)/functional.out | tail -1 | awk '{print $$NF}')"
 
+# The kvm guests' boots (20 of each kernel under TCG) need the longer timeout.
 bench: deps-test build kvm-kernel
 	$(call apt_install,curl podman)
-	ORBIT_BINARY=$(CURDIR)/$(BIN) go test -count=1 -timeout 10m -run '^$$' -bench . -benchtime 20x ./tests/...
+	ORBIT_BINARY=$(CURDIR)/$(BIN) go test -count=1 -timeout 20m -run '^$$' -bench . -benchtime 20x ./tests/...
 
 clean:
 	rm -rf bin $(SUPERVISOR)

@@ -82,7 +82,7 @@ func kvmkernelBoot(t testing.TB, k *kernel.Kernel, initrd, token string) kvmkern
 	if token != "" {
 		writeFile(t, filepath.Join(share, "token"), token)
 	}
-	tcg, err := kernel.TCGArgs()
+	tcg, err := k.TCGArgs()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,9 +36,9 @@ publish() {
 	for f in vmlinux config; do
 		local dst=$output
 		[ "$f" = vmlinux ] || dst=$output.$f
-		cmp -s "$done_dir/$f" "$dst" || { cp "$done_dir/$f" "$dst.tmp" && mv -f "$dst.tmp" "$dst"; }
+		cmp -s "$done_dir/$f" "$dst" || { cp "$done_dir/$f" "$dst.tmp$$" && mv -f "$dst.tmp$$" "$dst"; }
 	done
-	ln -sfn "$key" "$cache/current.tmp" && mv -Tf "$cache/current.tmp" "$cache/current"
+	ln -sfn "$key" "$cache/current.tmp$$" && mv -Tf "$cache/current.tmp$$" "$cache/current"
 	echo "kvm-kernel: $output (cached in $done_dir)"
 }
 
@@ -70,10 +70,18 @@ make -s -C "$tree" O="$out" tinyconfig >/dev/null
 "$tree/scripts/kconfig/merge_config.sh" -m -O "$out" "$out/.config" "$fragment" >/dev/null
 make -s -C "$tree" O="$out" olddefconfig >/dev/null
 
-# tinyconfig silently drops an option whose dependencies are missing: every
-# option the fragment asks for must be in the final configuration as asked.
-missing=$(grep -E '^CONFIG_[A-Z0-9_]+=' "$fragment" | while read -r want; do
-	grep -qxF "$want" "$out/.config" || echo "$want"
+# tinyconfig silently drops an option whose dependencies are missing, and
+# another option may select one the fragment turns off: every option the
+# fragment sets must be in the final configuration as asked.
+missing=$(grep -E '^CONFIG_[A-Z0-9_]+=|^# CONFIG_[A-Z0-9_]+ is not set$' "$fragment" | while read -r want; do
+	case $want in
+	"# "*)
+		opt=${want#\# }
+		opt=${opt% is not set}
+		! grep -qE "^$opt=" "$out/.config" || echo "$opt=n"
+		;;
+	*) grep -qxF "$want" "$out/.config" || echo "$want" ;;
+	esac
 done)
 if [ -n "$missing" ]; then
 	echo "kvm-kernel: $fragment asks for options the configuration did not keep:" $missing >&2

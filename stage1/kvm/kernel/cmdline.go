@@ -23,6 +23,29 @@ func TCGArgs() ([]string, error) {
 	return []string{"tsc=reliable", "tsc_early_khz=" + strconv.Itoa(khz)}, nil
 }
 
+// TCGArgs is the package's TCGArgs for this kernel, and more: noapictimer,
+// since under TCG the local APIC timer fails the kernel's verification
+// after a fifth of a second of calibrating it and the kernel falls back on
+// the PIT anyway; and, with the kernel's HZ known, lpj= (loops per jiffy:
+// with a TSC-based delay loop, TSC cycles per timer tick), so that no CPU
+// calibrates its delay loop, which under TCG takes a quarter of a second
+// per secondary CPU on an idle host and several seconds on a loaded one.
+func (k *Kernel) TCGArgs() ([]string, error) {
+	khz, err := HostTSCkHz()
+	if err != nil {
+		return nil, err
+	}
+	return k.tcgArgs(khz), nil
+}
+
+func (k *Kernel) tcgArgs(khz int) []string {
+	args := []string{"tsc=reliable", "tsc_early_khz=" + strconv.Itoa(khz), "noapictimer"}
+	if k.HZ > 0 {
+		args = append(args, "lpj="+strconv.Itoa(khz*1000/k.HZ))
+	}
+	return args
+}
+
 // HostTSCkHz is the host's TSC frequency in kHz: from sysfs where the
 // kernel publishes it, else from /proc/cpuinfo's "cpu MHz", which is the
 // TSC's rate on CPUs with a constant TSC.

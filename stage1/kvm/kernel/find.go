@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/orbit-containers/orbit/internal/errdefs"
@@ -109,7 +110,7 @@ func (f Finder) user(path string) (*Kernel, error) {
 		return nil, fmt.Errorf("guest kernel %s: %w", path, err)
 	}
 	k := &Kernel{Path: path, Kind: User, Version: version}
-	k.ACPI = f.acpi(k)
+	f.configure(k)
 	// A kernel with modules installed for its release gets those it needs;
 	// one without has them built in, or the guest will say what it lacks.
 	if version != UnknownVersion {
@@ -136,7 +137,7 @@ func (f Finder) small() (*Kernel, error) {
 			return nil, fmt.Errorf("small guest kernel %s: %w", path, err)
 		}
 		k := &Kernel{Path: path, Kind: Small, Version: version}
-		k.ACPI = f.acpi(k)
+		f.configure(k)
 		return k, nil
 	}
 	return nil, nil
@@ -163,7 +164,7 @@ func (f Finder) packaged() (*Kernel, error) {
 			return nil, fmt.Errorf("packaged kernel %s: %w", image, err)
 		}
 		k := &Kernel{Path: image, Kind: Packaged, Version: release, Modules: modules}
-		k.ACPI = f.acpi(k)
+		f.configure(k)
 		return k, nil
 	}
 	return nil, nil
@@ -213,9 +214,11 @@ func splitNumbers(s string) []int {
 	return nums
 }
 
-// acpi reads CONFIG_ACPI from the kernel's configuration: <image>.config
-// (as `make kvm-kernel` leaves it), else <BootDir>/config-<release>.
-func (f Finder) acpi(k *Kernel) bool {
+// configure sets what k's configuration says (ACPI, HZ), read from
+// <image>.config (as `make kvm-kernel` leaves it), else
+// <BootDir>/config-<release>. Without either, ACPI is on for all but the
+// small kernel and HZ unknown.
+func (f Finder) configure(k *Kernel) {
 	configs := []string{k.Path + ".config"}
 	if k.Version != UnknownVersion {
 		configs = append(configs, filepath.Join(f.BootDir, "config-"+k.Version))
@@ -227,10 +230,12 @@ func (f Finder) acpi(k *Kernel) bool {
 		}
 		for _, line := range strings.Split(string(data), "\n") {
 			if line == "CONFIG_ACPI=y" {
-				return true
+				k.ACPI = true
+			} else if v, ok := strings.CutPrefix(line, "CONFIG_HZ="); ok {
+				k.HZ, _ = strconv.Atoi(v)
 			}
 		}
-		return false
+		return
 	}
-	return k.Kind != Small
+	k.ACPI = k.Kind != Small
 }

@@ -53,6 +53,9 @@ type Kernel struct {
 	// orbit finds it (beside the image as <image>.config, or
 	// /boot/config-<release>), else true for all but the small kernel.
 	ACPI bool
+	// HZ is the kernel's timer frequency (CONFIG_HZ) from the same
+	// configuration, 0 when unknown.
+	HZ int
 }
 
 // Describe says which kernel this is, for orbit to report.

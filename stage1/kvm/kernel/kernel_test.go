@@ -156,9 +156,12 @@ func TestFinderSearchOrder(t *testing.T) {
 	if k, _ = f.Find(""); k.ACPI {
 		t.Errorf("packaged kernel configured without ACPI: ACPI on")
 	}
-	writeFile(t, filepath.Join(f.BootDir, "config-6.1.0-57-amd64"), "CONFIG_64BIT=y\nCONFIG_ACPI=y\n")
-	if k, _ = f.Find(""); !k.ACPI {
-		t.Errorf("packaged kernel configured with ACPI: ACPI off")
+	writeFile(t, filepath.Join(f.BootDir, "config-6.1.0-57-amd64"), "CONFIG_64BIT=y\nCONFIG_ACPI=y\nCONFIG_HZ_250=y\nCONFIG_HZ=250\n")
+	if k, _ = f.Find(""); !k.ACPI || k.HZ != 250 {
+		t.Errorf("packaged kernel configured with ACPI and HZ 250: %+v", k)
+	}
+	if args := k.tcgArgs(2599998); !reflect.DeepEqual(args, []string{"tsc=reliable", "tsc_early_khz=2599998", "noapictimer", "lpj=10399992"}) {
+		t.Errorf("TCG arguments: %v", args)
 	}
 	if d := k.Describe(); !strings.Contains(d, "packaged kernel 6.1.0-57-amd64") || !strings.Contains(d, "13 modules") {
 		t.Errorf("Describe: %q", d)
@@ -166,8 +169,11 @@ func TestFinderSearchOrder(t *testing.T) {
 
 	// The small kernel, in the later directory, then the earlier.
 	writeFile(t, filepath.Join(root, "tree", "vmlinux"), "Linux version 6.1.192 (x) #1")
-	if k, err = f.Find(""); err != nil || k.Kind != Small || k.Path != filepath.Join(root, "tree", "vmlinux") || len(k.Modules) != 0 || k.ACPI {
+	if k, err = f.Find(""); err != nil || k.Kind != Small || k.Path != filepath.Join(root, "tree", "vmlinux") || len(k.Modules) != 0 || k.ACPI || k.HZ != 0 {
 		t.Fatalf("small in tree: %+v, %v", k, err)
+	}
+	if args := k.tcgArgs(1000); len(args) != 3 {
+		t.Errorf("TCG arguments without HZ: %v", args)
 	}
 	writeFile(t, filepath.Join(root, "tree", "vmlinux.config"), "CONFIG_ACPI=y\n")
 	if k, err = f.Find(""); err != nil || !k.ACPI {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -23,6 +24,15 @@ const (
 )
 
 func main() {
+	// A crash's report goes to the kernel's log, which the console shows
+	// even when the guest stops at once (output written to the console
+	// through its tty may still be buffered then).
+	if err := unix.Mount("devtmpfs", "/dev", "devtmpfs", 0, ""); err == nil || err == unix.EBUSY {
+		if kmsg, err := os.OpenFile("/dev/kmsg", os.O_WRONLY, 0); err == nil {
+			debug.SetCrashOutput(kmsg, debug.CrashOptions{})
+			kmsg.Close()
+		}
+	}
 	if err := check(); err != nil {
 		fmt.Printf("kvmkernel: FAIL: %v\n", err)
 		exit(codeFailed)
@@ -43,14 +53,6 @@ func check() error {
 		return err
 	}
 	loaded := time.Since(start)
-	// The packaged kernel's console (hvc0) exists only now that its module
-	// is loaded: the kernel could not give init its standard streams.
-	if con, err := os.OpenFile("/dev/console", os.O_RDWR, 0); err == nil {
-		for fd := 0; fd < 3; fd++ {
-			unix.Dup2(int(con.Fd()), fd)
-		}
-		con.Close()
-	}
 
 	// The control port: a virtserialport named by the host. Ports are
 	// announced by the host after the driver probes, so wait a little.
@@ -71,6 +73,15 @@ func check() error {
 	}
 	if _, err := os.Stat("/dev/" + port); err != nil {
 		return fmt.Errorf("port device: %v", err)
+	}
+	// The console (hvc0) is the first port the host announces: with the
+	// packaged kernel it exists only now, its driver a module loaded
+	// above, and the kernel could not give init its standard streams.
+	if con, err := os.OpenFile("/dev/console", os.O_RDWR, 0); err == nil {
+		for fd := 0; fd < 3; fd++ {
+			unix.Dup2(int(con.Fd()), fd)
+		}
+		con.Close()
 	}
 
 	if err := os.MkdirAll("/mnt/share", 0o755); err != nil {
