@@ -142,6 +142,7 @@ type boot struct {
 	acpi           bool
 	tcgArgs        []string
 	describe       string
+	kern           *kernel.Kernel
 }
 
 // cmdline is the kernel command line: the console on the first
@@ -212,5 +213,5 @@ func prepareBoot(p *pod.Pod) (*boot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("building the initramfs: %w", err)
 	}
-	return &boot{kernel: k.Path, initrd: initrd, acpi: k.ACPI, describe: k.Describe()}, nil
+	return &boot{kernel: k.Path, initrd: initrd, acpi: k.ACPI, describe: k.Describe(), kern: k}, nil
 }

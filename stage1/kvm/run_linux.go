@@ -27,7 +27,6 @@ import (
 	"github.com/orbit-containers/orbit/internal/atomicfile"
 	"github.com/orbit-containers/orbit/internal/errdefs"
 	"github.com/orbit-containers/orbit/stage1/contract"
-	"github.com/orbit-containers/orbit/stage1/kvm/kernel"
 	"github.com/orbit-containers/orbit/stage1/nspawn"
 	"github.com/orbit-containers/orbit/stage1/pod"
 	"github.com/orbit-containers/orbit/stage1/supervisor"
@@ -122,7 +121,8 @@ func run(args []string) (int, error) {
 		return 0, err
 	}
 	if accel == accelTCG {
-		if boot.tcgArgs, err = kernel.TCGArgs(); err != nil {
+		// The kernel's own: no timer or delay-loop calibration either.
+		if boot.tcgArgs, err = boot.kern.TCGArgs(); err != nil {
 			return 0, err
 		}
 	}
