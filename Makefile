@@ -11,8 +11,8 @@ BIN := bin/orbit
 GO_SOURCES := $(shell find . -name '*.go' -not -path './.git/*') go.mod go.sum
 
 # Debian packages: what running orbit needs, and what the tests need besides.
-RUN_PACKAGES := busybox-static systemd-container xz-utils bzip2 ca-certificates util-linux containernetworking-plugins iptables
-TEST_PACKAGES := $(RUN_PACKAGES) gnupg iproute2 nftables docker-registry skopeo debootstrap e2fsprogs
+RUN_PACKAGES := busybox-static systemd-container xz-utils bzip2 ca-certificates util-linux containernetworking-plugins iptables iproute2
+TEST_PACKAGES := $(RUN_PACKAGES) gnupg nftables docker-registry skopeo debootstrap e2fsprogs
 
 # The kvm flavour runs QEMU with a guest kernel: orbit's small one (built by
 # `make kvm-kernel` from Debian's kernel source, which needs the build

@@ -12,7 +12,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/orbit-containers/orbit/internal/errdefs"
+	"github.com/orbit-containers/orbit/stage1/builtin"
 	"github.com/orbit-containers/orbit/stage1/contract"
+	"github.com/orbit-containers/orbit/stage1/kvm/kernel"
 )
 
 // RunConfig is how stage1 is asked to run a pod.
@@ -32,9 +34,59 @@ type RunConfig struct {
 	DisableSeccomp                 bool
 	// Mutable runs a sandbox, whose apps change while it runs.
 	Mutable bool
+	// KVM are the kvm flavour's settings (see contract.KVMAccelEnv).
+	KVM KVMConfig
 
 	dnsConfMode  string // worked out from DNS by Run
 	privateUsers string // the pod's user namespace range, from its record
+}
+
+// KVMConfig is what the kvm flavour takes besides the run flags: the
+// accelerator ("" for auto) and the guest kernel ("" for the one stage1
+// finds) with its kind.
+type KVMConfig struct {
+	Accel, Kernel, KernelKind string
+}
+
+// findKernel finds the guest kernel here, where orbit's own binary is
+// (the small kernel may be beside it), unless one is given: the user's.
+func (k *KVMConfig) findKernel() error {
+	exe, err := os.Executable()
+	if err != nil {
+		exe = ""
+	}
+	user := k.Kernel
+	if user == "" {
+		user = os.Getenv(contract.KVMKernelEnv)
+	}
+	kern, err := kernel.FinderFor(exe).Find(user)
+	if err != nil {
+		return err
+	}
+	k.Kernel, k.KernelKind = kern.Path, string(kern.Kind)
+	return nil
+}
+
+// env sets the kvm settings that are given in an environment, replacing
+// those there (the variables may also be set by the user, as settings).
+func (k KVMConfig) env(env []string) []string {
+	set := map[string]string{}
+	for _, s := range []struct{ name, value string }{{contract.KVMAccelEnv, k.Accel}, {contract.KVMKernelEnv, k.Kernel}, {contract.KVMKernelKindEnv, k.KernelKind}} {
+		if s.value != "" {
+			set[s.name] = s.value
+		}
+	}
+	out := env[:0:0]
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		if _, ok := set[name]; !ok {
+			out = append(out, kv)
+		}
+	}
+	for name, value := range set {
+		out = append(out, name+"="+value)
+	}
+	return out
 }
 
 // Stage1 is a pod's stage1 image manifest and where its rootfs is.
@@ -115,7 +167,7 @@ func Run(p *Pod, cfg RunConfig) error {
 		return err
 	}
 	argv := append([]string{entry}, args...)
-	env := append(os.Environ(), contract.LockFDEnvVar(fd))
+	env := append(cfg.KVM.env(os.Environ()), contract.LockFDEnvVar(fd))
 	err = unix.Exec(entry, argv, env)
 	return fmt.Errorf("starting stage1 %s: %w", entry, err)
 }
@@ -132,6 +184,10 @@ func startStage1(p *Pod, cfg *RunConfig) (string, []string, error) {
 		return "", nil, fmt.Errorf("pod %s: %w", p.UUID, err)
 	} else if err := cfg.Check(flavourOf(rec.Stage1Flavour)); err != nil {
 		return "", nil, err
+	} else if flavourOf(rec.Stage1Flavour) == builtin.KVM {
+		if err := cfg.KVM.findKernel(); err != nil {
+			return "", nil, err
+		}
 	}
 	if s1, err := Stage1Of(p); err != nil {
 		return "", nil, err

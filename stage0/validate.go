@@ -120,6 +120,9 @@ func CheckNet(nets []string, flavour builtin.Flavour) error {
 	if flavour == builtin.Fly && len(reqs) > 0 && !network.IsHost(reqs) {
 		return fmt.Errorf("--net=%q: the fly flavour runs pods in the host's network only; want --net=host or no --net: %w", strings.Join(nets, ","), errdefs.ErrInvalid)
 	}
+	if flavour == builtin.KVM && network.IsHost(reqs) {
+		return fmt.Errorf("--net=host: a kvm pod is a VM with its own kernel and network stack, it cannot share the host's network; use --net=default or --net=none: %w", errdefs.ErrInvalid)
+	}
 	return nil
 }
 
@@ -132,7 +135,7 @@ func CheckNetworks(nets []string, flavour builtin.Flavour, cfg network.Config, f
 	if err := CheckNet(nets, flavour); err != nil {
 		return err
 	}
-	if flavour != builtin.Nspawn {
+	if flavour != builtin.Nspawn && flavour != builtin.KVM {
 		return nil
 	}
 	reqs, _ := network.ParseRequests(nets)
@@ -171,7 +174,8 @@ func (cfg RunConfig) Check(flavour builtin.Flavour) error {
 
 // CheckIPC refuses an --ipc mode the flavour cannot give: fly always
 // leaves the apps in the host's IPC namespace, and the stage1 interface
-// has no flag to ask a stage1 that is not orbit's. nspawn gives either.
+// has no flag to ask a stage1 that is not orbit's. nspawn gives either;
+// a kvm pod's apps always have the VM's own.
 func CheckIPC(mode string, flavour builtin.Flavour) error {
 	switch mode {
 	case "", "auto":
@@ -183,7 +187,11 @@ func CheckIPC(mode string, flavour builtin.Flavour) error {
 	switch {
 	case flavour == builtin.Fly && mode == "private":
 		return fmt.Errorf("--ipc=private: the fly flavour runs apps in the host's IPC namespace; use --ipc=auto or the nspawn flavour: %w", errdefs.ErrInvalid)
-	case flavour == 0 || flavour == builtin.KVM:
+	case flavour == builtin.KVM && mode == "private":
+		return nil // a VM has an IPC namespace of its own
+	case flavour == builtin.KVM:
+		return fmt.Errorf("--ipc=parent: the kvm flavour runs apps in a virtual machine, which cannot share the host's IPC namespace; use --ipc=auto: %w", errdefs.ErrInvalid)
+	case flavour == 0:
 		return fmt.Errorf("--ipc=%s: the stage1 interface has no IPC flag, so only orbit's own flavours honour --ipc; use --ipc=auto: %w", mode, errdefs.ErrInvalid)
 	}
 	return nil

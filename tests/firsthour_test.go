@@ -83,6 +83,7 @@ func firsthourNetns(t *testing.T) string {
 // tree where `make demo` has built the example image.
 func TestFirsthourTour(t *testing.T) {
 	requireTool(t, "systemd-nspawn", "systemd-container")
+	requireKVM(t) // the tour's kvm pod
 	requireTool(t, "nsenter", "util-linux")
 	requireTool(t, "busybox", "busybox-static")
 	tour := firsthourTourBlock(t)

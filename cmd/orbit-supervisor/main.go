@@ -2,7 +2,8 @@
 // static binary that stage1 images run as the pod's PID 1 (in a container
 // or a VM) instead of the whole orbit binary. Started as
 // ".../stage2/launch" (as stage2.Command re-executes it) it is the stage2
-// launcher.
+// launcher; started by a kernel as /init (a kvm pod's initramfs) it is the
+// VM's init, in the supervisor's guest mode.
 //
 //	CGO_ENABLED=0 go build -trimpath -ldflags=-s ./cmd/orbit-supervisor
 package main
@@ -18,6 +19,9 @@ import (
 func main() {
 	if strings.HasSuffix(os.Args[0], stage2.LauncherName) {
 		os.Exit(stage2.Main(os.Args[1:]))
+	}
+	if os.Getpid() == 1 && os.Args[0] == "/init" {
+		supervisor.GuestMain()
 	}
 	os.Exit(supervisor.Main(os.Args[1:]))
 }

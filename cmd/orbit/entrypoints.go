@@ -7,6 +7,7 @@ import (
 	"github.com/orbit-containers/orbit/stage1/builtin"
 	"github.com/orbit-containers/orbit/stage1/contract"
 	"github.com/orbit-containers/orbit/stage1/fly"
+	"github.com/orbit-containers/orbit/stage1/kvm"
 	"github.com/orbit-containers/orbit/stage1/nspawn"
 	"github.com/orbit-containers/orbit/stage1/supervisor"
 	"github.com/orbit-containers/orbit/stage2"
@@ -48,6 +49,12 @@ func entrypoints() map[string]func(args []string) int {
 			contract.AppStart: nspawn.AppStart,
 			contract.AppStop:  nspawn.AppStop,
 			contract.AppRm:    nspawn.AppRm,
+		},
+		builtin.KVM: {
+			contract.Run:   kvm.Run,
+			contract.Enter: kvm.Enter,
+			contract.GC:    kvm.GC,
+			contract.Stop:  kvm.Stop,
 		},
 	}
 	m := map[string]func([]string) int{

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,6 +24,7 @@ import (
 	"github.com/orbit-containers/orbit/internal/insecure"
 	"github.com/orbit-containers/orbit/stage0"
 	"github.com/orbit-containers/orbit/stage1/builtin"
+	"github.com/orbit-containers/orbit/stage1/contract"
 	"github.com/orbit-containers/orbit/stage1/network"
 	"github.com/orbit-containers/orbit/store"
 )
@@ -359,6 +361,8 @@ type stage1RunFlags struct {
 	dns         stage0.DNSConfig
 	mdsRegister bool
 	ipc         string
+	kvmAccel    string
+	kvmKernel   string
 }
 
 func (r *stage1RunFlags) addFlags(fs *pflag.FlagSet) {
@@ -371,6 +375,8 @@ func (r *stage1RunFlags) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&r.dns.Domain, "dns-domain", "", "the DNS domain for the pod's /etc/resolv.conf")
 	fs.StringSliceVar(&r.dns.Hosts, "hosts-entry", nil, "/etc/hosts entries IP=HOSTNAME for the pod (comma-separated or repeated), or \"host\" for the host's file")
 	fs.StringVar(&r.ipc, "ipc", "auto", "the pod's IPC namespace: auto (the flavour's: nspawn a private one, fly the host's), private or parent (the host's; nspawn and fly)")
+	fs.StringVar(&r.kvmAccel, "stage1-kvm-accel", "", "the kvm flavour's accelerator: auto (KVM when it boots the guest, else TCG emulation), kvm or tcg (default auto, or $"+contract.KVMAccelEnv+")")
+	fs.StringVar(&r.kvmKernel, "stage1-kvm-kernel", "", "the kvm flavour's guest kernel: a kernel image of your own (default: orbit's small kernel when built, else Debian's packaged one, or $"+contract.KVMKernelEnv+")")
 	fs.BoolVar(&r.mdsRegister, "mds-register", false, "register the pod with the metadata service (orbit metadata-service) and give its apps AC_METADATA_URL")
 }
 
@@ -398,6 +404,19 @@ func (r *stage1RunFlags) check(cmd *cobra.Command, flavour builtin.Flavour) erro
 	}
 	if err := stage0.CheckIPC(r.ipc, ipcFlavour); err != nil {
 		return err
+	}
+	if r.kvmAccel != "" && !slices.Contains(contract.KVMAccelerators(), r.kvmAccel) {
+		return fmt.Errorf("--stage1-kvm-accel=%s: want auto, kvm or tcg: %w", r.kvmAccel, errdefs.ErrInvalid)
+	}
+	if r.kvmKernel != "" {
+		abs, err := filepath.Abs(r.kvmKernel)
+		if err != nil {
+			return err
+		}
+		if fi, err := os.Stat(abs); err != nil || !fi.Mode().IsRegular() {
+			return fmt.Errorf("--stage1-kvm-kernel=%s: not a kernel image file: %w", r.kvmKernel, errdefs.ErrNotFound)
+		}
+		r.kvmKernel = abs
 	}
 	return stage0.CheckNet(r.net, flavour)
 }
@@ -463,6 +482,7 @@ func (r *stage1RunFlags) config(g *globalOptions) stage0.RunConfig {
 		DisableCapabilitiesRestriction: g.Insecure.Has(insecure.Capabilities),
 		DisablePaths:                   g.Insecure.Has(insecure.Paths),
 		DisableSeccomp:                 g.Insecure.Has(insecure.Seccomp),
+		KVM:                            stage0.KVMConfig{Accel: r.kvmAccel, Kernel: r.kvmKernel},
 	}
 }
 

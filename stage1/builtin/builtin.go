@@ -50,7 +50,7 @@ func (f Flavour) String() string {
 }
 
 // Available reports whether this orbit implements the flavour.
-func (f Flavour) Available() bool { return f == Fly || f == Nspawn }
+func (f Flavour) Available() bool { return f == Fly || f == Nspawn || f == KVM }
 
 // namePrefix is the image name of a built-in stage1 without its flavour.
 const namePrefix = "orbit.dev/stage1-"
@@ -179,10 +179,19 @@ func (f Flavour) Entries(exe string, supervisor []byte) []Entry {
 			e = append(e, Entry{Path: d, Dir: true, Mode: 0o755})
 		}
 		e = append(e, Entry{Path: "/etc/os-release", Content: []byte("ID=orbit-stage1\nNAME=\"orbit stage1\"\n"), Mode: 0o644})
+	}
+	if f == Nspawn || f == KVM {
+		// The pod's PID 1: in the container, or the VM's /init.
 		if supervisor != nil {
 			e = append(e, Entry{Path: dir + "/supervisor", Content: supervisor, Mode: 0o755})
 		} else {
 			e = append(e, Entry{Path: dir + "/supervisor", Link: "../orbit"})
+		}
+	}
+	if f == KVM {
+		// The directories the stage1 rootfs needs as the VM's root.
+		for _, d := range []string{"/proc", "/sys", "/dev", "/tmp", "/run", "/etc", "/opt", contract.Stage1AppsDir, "/rkt", contract.Stage1StatusDir, contract.Stage1EnvDir, contract.Stage1VolumesDir, "/orbit-pod"} {
+			e = append(e, Entry{Path: d, Dir: true, Mode: 0o755})
 		}
 	}
 	return e

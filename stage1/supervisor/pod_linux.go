@@ -160,6 +160,9 @@ func run(ctx context.Context, cfg Config) (int, error) {
 	}
 	p.reaper = newReaper(log)
 	defer p.reaper.close()
+	if cfg.GuestEnter != nil {
+		go p.serveGuestEnter(cfg.GuestEnter)
+	}
 	if cfg.Mutable {
 		return p.runMutable(ctx, sigs)
 	}

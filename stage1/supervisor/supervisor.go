@@ -92,6 +92,9 @@ type Config struct {
 	Stderr io.Writer `json:"-"`
 	// Log receives the supervisor's own diagnostics (discarded when nil).
 	Log *slog.Logger `json:"-"`
+	// GuestEnter, in a VM's supervisor (guest mode), is the enter port,
+	// over which the host asks for commands beside the apps.
+	GuestEnter io.ReadWriter `json:"-"`
 }
 
 // DefaultStopGracePeriod is the grace period when Config leaves it zero.
