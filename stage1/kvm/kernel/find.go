@@ -217,11 +217,12 @@ func splitNumbers(s string) []int {
 }
 
 // configure sets what k's configuration says (ACPI, HZ), read from
-// <image>.config (as `make kvm-kernel` leaves it), else
+// <image>.config (as `make kvm-kernel` leaves it beside its copy), the
+// image's directory's "config" (its build cache's), else
 // <BootDir>/config-<release>. Without either, ACPI is on for all but the
 // small kernel and HZ unknown.
 func (f Finder) configure(k *Kernel) {
-	configs := []string{k.Path + ".config"}
+	configs := []string{k.Path + ".config", filepath.Join(filepath.Dir(k.Path), "config")}
 	if k.Version != UnknownVersion {
 		configs = append(configs, filepath.Join(f.BootDir, "config-"+k.Version))
 	}

@@ -179,6 +179,13 @@ func TestFinderSearchOrder(t *testing.T) {
 	if k, err = f.Find(""); err != nil || !k.ACPI {
 		t.Fatalf("small kernel configured with ACPI: %+v, %v", k, err)
 	}
+	// A user pointing at the build cache's image: its "config" says it
+	// has no ACPI.
+	writeFile(t, filepath.Join(root, "cache", "vmlinux"), "Linux version 6.1.192 (x) #1")
+	writeFile(t, filepath.Join(root, "cache", "config"), "# CONFIG_ACPI is not set\nCONFIG_HZ=100\n")
+	if k, err := f.Find(filepath.Join(root, "cache", "vmlinux")); err != nil || k.ACPI || k.HZ != 100 {
+		t.Fatalf("the cache's small kernel named by the user: %+v, %v", k, err)
+	}
 	writeFile(t, filepath.Join(root, "installed", "vmlinux"), "Linux version 6.1.193 (x) #1")
 	if k, err = f.Find(""); err != nil || k.Kind != Small || k.Version != "6.1.193" {
 		t.Fatalf("small installed: %+v, %v", k, err)
