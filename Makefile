@@ -12,7 +12,7 @@ GO_SOURCES := $(shell find . -name '*.go' -not -path './.git/*') go.mod go.sum
 
 # Debian packages: what running orbit needs, and what the tests need besides.
 RUN_PACKAGES := busybox-static systemd-container xz-utils bzip2 ca-certificates util-linux containernetworking-plugins iptables
-TEST_PACKAGES := $(RUN_PACKAGES) gnupg iproute2 nftables docker-registry skopeo debootstrap
+TEST_PACKAGES := $(RUN_PACKAGES) gnupg iproute2 nftables docker-registry skopeo debootstrap strace
 
 # Tools built from the Go module proxy, pinned, into a folder of the tree.
 STATICCHECK_VERSION := v0.8.2

@@ -16,7 +16,6 @@ import (
 	"github.com/google/uuid"
 	"golang.org/x/sys/unix"
 
-	"github.com/orbit-containers/orbit/internal/atomicfile"
 	"github.com/orbit-containers/orbit/internal/errdefs"
 	"github.com/orbit-containers/orbit/internal/flock"
 )
@@ -93,8 +92,9 @@ func NewPod(podsDir string) (*Pod, error) {
 	return p, nil
 }
 
-// move renames the pod's directory into another state directory and syncs
-// both parents, so the new state survives a crash.
+// move renames the pod's directory into another state directory. The
+// rename is atomic, not durable: a pod does not outlive the machine's
+// uptime (see "What is durable" in Documentation/design.md).
 func (p *Pod) move(to stateDir) error {
 	from := p.Path()
 	dst := filepath.Join(p.podsDir, string(to), p.UUID)
@@ -104,10 +104,6 @@ func (p *Pod) move(to stateDir) error {
 		}
 		return fmt.Errorf("moving pod %s to %s: %w", p.UUID, to, err)
 	}
-	// Best effort: the rename happened; a failed sync only weakens
-	// durability across a power loss.
-	atomicfile.SyncDir(filepath.Dir(from))
-	atomicfile.SyncDir(filepath.Dir(dst))
 	p.dir = to
 	return nil
 }

@@ -62,7 +62,7 @@ func makeTrackingGroup(p *pod.Pod) *trackingGroup {
 	}
 	// Recorded before anything runs in it, so stop and gc always find it.
 	data := []byte(strings.Join(g.Dirs(), "\n") + "\n")
-	if err := atomicfile.Write(contract.CgroupsFile(p.Dir), data, 0o644); err != nil {
+	if err := atomicfile.Replace(contract.CgroupsFile(p.Dir), data, 0o644); err != nil {
 		_ = l.RemoveDirs(g.Dirs())
 		return nil
 	}
