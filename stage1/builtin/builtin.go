@@ -157,11 +157,25 @@ type Entry struct {
 
 // Entries lays out a flavour's rootfs: the orbit binary at /orbit (from
 // exe), links naming the entrypoints and the stage2 launcher, and what the
-// flavour needs besides. supervisor, when not nil, is a small standalone
-// pod supervisor binary to use instead of the orbit binary as the pod's
-// PID 1.
-func (f Flavour) Entries(exe string, supervisor []byte) []Entry {
+// flavour needs besides. small, when not nil, is the flavour's small
+// standalone binary, used instead of the orbit binary: for nspawn the pod
+// supervisor (the pod's PID 1); for fly the fly entrypoints and the stage2
+// launcher, at /fly/orbit-fly, in which case the image holds no /orbit.
+func (f Flavour) Entries(exe string, small []byte) []Entry {
 	dir := "/" + f.String()
+	supervisor := small
+	if f == Fly && small != nil {
+		e := []Entry{
+			{Path: dir, Dir: true, Mode: 0o755},
+			{Path: dir + "/orbit-fly", Content: small, Mode: 0o755},
+			{Path: "/stage2", Dir: true, Mode: 0o755},
+			{Path: "/stage2/launch", Link: "../fly/orbit-fly"},
+		}
+		for _, ep := range f.Entrypoints() {
+			e = append(e, Entry{Path: f.EntrypointPath(ep), Link: "orbit-fly"})
+		}
+		return e
+	}
 	e := []Entry{
 		{Path: "/orbit", Source: exe, Mode: 0o755},
 		{Path: dir, Dir: true, Mode: 0o755},
