@@ -259,7 +259,7 @@ func load(podsDir, id string) (*Pod, error) {
 
 // List returns every pod, oldest first.
 func List(podsDir string) ([]*Pod, error) {
-	var pods []*Pod
+	var ids []string
 	seen := map[string]bool{}
 	for _, d := range allStateDirs() {
 		ents, err := os.ReadDir(filepath.Join(podsDir, string(d)))
@@ -273,18 +273,32 @@ func List(podsDir string) ([]*Pod, error) {
 			if seen[e.Name()] || uuid.Validate(e.Name()) != nil {
 				continue
 			}
-			p, err := load(podsDir, e.Name())
-			if err != nil {
-				if errors.Is(err, errdefs.ErrNotFound) {
-					continue // removed while we looked
-				}
-				return nil, err
-			}
 			seen[e.Name()] = true
-			pods = append(pods, p)
+			ids = append(ids, e.Name())
 		}
 	}
-	sort.SliceStable(pods, func(i, j int) bool { return pods[i].CreatedAt().Before(pods[j].CreatedAt()) })
+	// Each load is a few system calls (a lock test, and the pod's cgroups
+	// for one in run): several at once.
+	loaded, errs := make([]*Pod, len(ids)), make([]error, len(ids))
+	created := make([]time.Time, len(ids))
+	inParallel(len(ids), func(i int) {
+		if loaded[i], errs[i] = load(podsDir, ids[i]); errs[i] == nil {
+			created[i] = loaded[i].CreatedAt()
+		}
+	})
+	var pods []*Pod
+	when := map[*Pod]time.Time{}
+	for i, p := range loaded {
+		if err := errs[i]; err != nil {
+			if errors.Is(err, errdefs.ErrNotFound) {
+				continue // removed while we looked
+			}
+			return nil, err
+		}
+		pods = append(pods, p)
+		when[p] = created[i]
+	}
+	sort.SliceStable(pods, func(i, j int) bool { return when[pods[i]].Before(when[pods[j]]) })
 	return pods, nil
 }
 
