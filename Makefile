@@ -160,9 +160,15 @@ cover: deps-test $(SUPERVISOR) $(FLY)
 	@./.ci/cover-by-package < $(COVER)/functional.out
 	@echo "total: unit $$(go tool cover -func=$(COVER)/unit.out | tail -1 | awk '{print $$NF}'), functional $$(go tool cover -func=$(COVER)/functional.out | tail -1 | awk '{print $$NF}')"
 
+# One table (stdout and bin/bench.txt, and bin/bench.json): each operation's median against
+# a reference measured in the same invocation (tests/benchtable_test.go;
+# Documentation/benchmarks.md says how to add rows). The older Go
+# benchmarks still run with `go test -run '^$$' -bench . ./tests/`.
 bench: deps-test build
-	$(call apt_install,curl podman)
-	ORBIT_BINARY=$(CURDIR)/$(BIN) go test -count=1 -timeout 10m -run '^$$' -bench . -benchtime 20x ./tests/...
+	$(call apt_install,curl podman crun)
+	ORBIT_BENCH=1 ORBIT_BENCH_JSON=$(CURDIR)/bin/bench.json ORBIT_BENCH_TEXT=$(CURDIR)/bin/bench.txt \
+		ORBIT_BINARY=$(CURDIR)/$(BIN) go test -count=1 -timeout 15m -run '^TestBenchTable$$' ./tests/
+	@cat bin/bench.txt
 
 clean:
 	rm -rf bin $(SUPERVISOR) $(FLY)
