@@ -7,9 +7,9 @@ import (
 
 // assets holds files that the build puts beside this package before
 // compiling orbit (see the Makefile): the small standalone pod supervisor,
-// assets/orbit-supervisor, and the fly flavour's small stage1 binary,
-// assets/orbit-fly. A build without them falls back to running the orbit
-// binary itself as the supervisor and as the fly entrypoints.
+// assets/orbit-supervisor, and the built-in flavours' small stage1
+// binary, assets/orbit-stage1. A build without them falls back to running
+// the orbit binary itself as the supervisor and as the entrypoints.
 //
 //go:embed assets
 var assets embed.FS
@@ -24,23 +24,13 @@ func Supervisor() []byte {
 	return data
 }
 
-// FlyBinary returns the embedded standalone fly stage1 binary (the fly
-// entrypoints and the stage2 launcher), or nil when this build has none.
-func FlyBinary() []byte {
-	data, err := fs.ReadFile(assets, "assets/orbit-fly")
+// Stage1Binary returns the embedded standalone stage1 binary (the built-in
+// flavours' entrypoints, nspawn's exec helper and the stage2 launcher), or
+// nil when this build has none.
+func Stage1Binary() []byte {
+	data, err := fs.ReadFile(assets, "assets/orbit-stage1")
 	if err != nil || len(data) == 0 {
 		return nil
 	}
 	return data
-}
-
-// small is the flavour's small standalone binary, if this build has one.
-func small(f Flavour) []byte {
-	switch f {
-	case Nspawn:
-		return Supervisor()
-	case Fly:
-		return FlyBinary()
-	}
-	return nil
 }
