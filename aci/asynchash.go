@@ -4,13 +4,13 @@ import (
 	"hash"
 )
 
-// asyncHash is an io.Writer that hashes what is written to it on a
+// AsyncHash is an io.Writer that hashes what is written to it on a
 // goroutine of its own, so that hashing a stream overlaps with what the
 // writer's caller does with it (parsing a tar and writing its files):
 // SHA-512 of a large image costs about as much as extracting it, and the
 // two then run on two cores instead of one after the other. Writes are
 // batched into large buffers; Sum waits for the hasher to finish.
-type asyncHash struct {
+type AsyncHash struct {
 	h    hash.Hash
 	buf  []byte
 	work chan []byte
@@ -23,8 +23,10 @@ const (
 	asyncHashDepth = 4
 )
 
-func newAsyncHash(h hash.Hash) *asyncHash {
-	a := &asyncHash{
+// NewAsyncHash returns an AsyncHash feeding h. Call Sum, or Stop when the
+// stream is abandoned, or its goroutine lives on.
+func NewAsyncHash(h hash.Hash) *AsyncHash {
+	a := &AsyncHash{
 		h:    h,
 		work: make(chan []byte, asyncHashDepth),
 		free: make(chan []byte, asyncHashDepth+1),
@@ -44,7 +46,7 @@ func newAsyncHash(h hash.Hash) *asyncHash {
 	return a
 }
 
-func (a *asyncHash) Write(p []byte) (int, error) {
+func (a *AsyncHash) Write(p []byte) (int, error) {
 	n := len(p)
 	for len(p) > 0 {
 		c := copy(a.buf[len(a.buf):cap(a.buf)], p)
@@ -58,8 +60,8 @@ func (a *asyncHash) Write(p []byte) (int, error) {
 }
 
 // Sum hands over what is buffered, waits for the hasher and returns the
-// hash, whose Sum the caller reads. The asyncHash takes no writes after.
-func (a *asyncHash) Sum() hash.Hash {
+// hash, whose Sum the caller reads. The AsyncHash takes no writes after.
+func (a *AsyncHash) Sum() hash.Hash {
 	if a.buf != nil {
 		if len(a.buf) > 0 {
 			a.work <- a.buf
@@ -71,8 +73,8 @@ func (a *asyncHash) Sum() hash.Hash {
 	return a.h
 }
 
-// stop ends the hasher, whether or not Sum was called.
-func (a *asyncHash) stop() {
+// Stop ends the hasher, whether or not Sum was called.
+func (a *AsyncHash) Stop() {
 	if a.buf != nil {
 		a.buf = nil
 		close(a.work)

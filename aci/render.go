@@ -281,11 +281,11 @@ func (pl *planner) visible(name string, typ byte, wls []*whitelist) bool {
 }
 
 // verifiedBlob reads an image's blob while hashing it, the hashing on a
-// goroutine of its own (asyncHash).
+// goroutine of its own (AsyncHash).
 type verifiedBlob struct {
 	id string
 	rc io.ReadCloser
-	h  *asyncHash
+	h  *AsyncHash
 	r  io.Reader
 }
 
@@ -294,7 +294,7 @@ func openVerified(reg Registry, id string) (*verifiedBlob, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := newAsyncHash(sha512.New())
+	h := NewAsyncHash(sha512.New())
 	return &verifiedBlob{id: id, rc: rc, h: h, r: io.TeeReader(bufio.NewReaderSize(rc, 1<<20), h)}, nil
 }
 
@@ -311,7 +311,7 @@ func (b *verifiedBlob) finish() error {
 
 // close closes the blob and ends its hasher.
 func (b *verifiedBlob) close() {
-	b.h.stop()
+	b.h.Stop()
 	b.rc.Close()
 }
 
