@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"crypto/sha512"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -95,8 +96,14 @@ func (s *Store) findByName(name types.ACIdentifier, labels types.Labels) (Image,
 		want = append(want, l)
 	}
 	var best, bestLatest *candidate
-	err := s.view(func(tx *bolt.Tx) error {
-		return forEachRecord(tx, func(id string, rec record) error {
+	// A record holds its name as putRecord's encoding/json wrote it.
+	quoted, err := json.Marshal(string(name))
+	if err != nil {
+		return Image{}, err
+	}
+	needle := append([]byte(`"name":`), quoted...)
+	err = s.view(func(tx *bolt.Tx) error {
+		return forEachRecordHolding(tx, needle, func(id string, rec record) error {
 			if rec.Name != name || !hasLabels(rec.Labels, want) {
 				return nil
 			}
