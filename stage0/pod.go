@@ -232,8 +232,20 @@ func Get(podsDir, idOrPrefix string) (*Pod, error) {
 
 // load finds a pod by its full UUID, following it if it moves while we look.
 func load(podsDir, id string) (*Pod, error) {
+	return loadSeenIn(podsDir, id, "")
+}
+
+// loadSeenIn is load for a pod just seen in state directory seen, which
+// is looked in first (a listing of many pods then makes one open per pod
+// rather than one per state directory before it); when the pod has moved
+// on, the state directories are looked through in order, as load does.
+func loadSeenIn(podsDir, id string, seen stateDir) (*Pod, error) {
+	dirs := allStateDirs()
+	if seen != "" {
+		dirs = append([]stateDir{seen}, dirs...)
+	}
 	for attempt := 0; attempt < 3; attempt++ {
-		for _, d := range allStateDirs() {
+		for _, d := range dirs {
 			path := filepath.Join(podsDir, string(d), id)
 			locked, err := lockedByOther(path)
 			if err != nil {
@@ -260,6 +272,7 @@ func load(podsDir, id string) (*Pod, error) {
 // List returns every pod, oldest first.
 func List(podsDir string) ([]*Pod, error) {
 	var ids []string
+	var in []stateDir
 	seen := map[string]bool{}
 	for _, d := range allStateDirs() {
 		ents, err := os.ReadDir(filepath.Join(podsDir, string(d)))
@@ -274,7 +287,7 @@ func List(podsDir string) ([]*Pod, error) {
 				continue
 			}
 			seen[e.Name()] = true
-			ids = append(ids, e.Name())
+			ids, in = append(ids, e.Name()), append(in, d)
 		}
 	}
 	// Each load is a few system calls (a lock test, and the pod's cgroups
@@ -282,7 +295,7 @@ func List(podsDir string) ([]*Pod, error) {
 	loaded, errs := make([]*Pod, len(ids)), make([]error, len(ids))
 	created := make([]time.Time, len(ids))
 	inParallel(len(ids), func(i int) {
-		if loaded[i], errs[i] = load(podsDir, ids[i]); errs[i] == nil {
+		if loaded[i], errs[i] = loadSeenIn(podsDir, ids[i], in[i]); errs[i] == nil {
 			created[i] = loaded[i].CreatedAt()
 		}
 	})
