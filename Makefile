@@ -12,7 +12,7 @@ GO_SOURCES := $(shell find . -name '*.go' -not -path './.git/*') go.mod go.sum
 
 # Debian packages: what running orbit needs, and what the tests need besides.
 RUN_PACKAGES := busybox-static systemd-container xz-utils bzip2 ca-certificates util-linux containernetworking-plugins iptables iproute2
-TEST_PACKAGES := $(RUN_PACKAGES) gnupg nftables docker-registry skopeo debootstrap e2fsprogs
+TEST_PACKAGES := $(RUN_PACKAGES) gnupg nftables docker-registry skopeo debootstrap e2fsprogs strace
 
 # The kvm flavour runs QEMU with a guest kernel: orbit's small one (built by
 # `make kvm-kernel` from Debian's kernel source, which needs the build
@@ -49,13 +49,20 @@ KVMLIBDIR := $(DESTDIR)$(PREFIX)/lib/orbit/kvm
 build: $(BIN)
 
 SUPERVISOR := stage1/builtin/assets/orbit-supervisor
+STAGE1 := stage1/builtin/assets/orbit-stage1
 
 # The small standalone pod supervisor is built first: orbit embeds it into
 # the nspawn stage1 image as the pod's PID 1.
 $(SUPERVISOR): $(GO_SOURCES)
 	go build -trimpath -ldflags '-s -w' -o $@ ./cmd/orbit-supervisor
 
-$(BIN): $(GO_SOURCES) $(SUPERVISOR)
+# So is the built-in flavours' small stage1 binary (their entrypoints,
+# nspawn's exec helper and the stage2 launcher), which a pod starts
+# instead of the whole CLI.
+$(STAGE1): $(GO_SOURCES)
+	go build -trimpath -ldflags '-s -w' -o $@ ./cmd/orbit-stage1
+
+$(BIN): $(GO_SOURCES) $(SUPERVISOR) $(STAGE1)
 	go build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/orbit
 
 # The kvm flavour's small guest kernel: linux-source's tinyconfig with
@@ -157,7 +164,7 @@ tidy:
 
 # Unit tests run with the race detector, which needs cgo; the binaries
 # orbit ships stay static (CGO_ENABLED=0 above).
-unit: $(SUPERVISOR)
+unit: $(SUPERVISOR) $(STAGE1)
 	CGO_ENABLED=1 go test -race -count=1 -timeout 10m $$(go list ./... | grep -v /tests)
 
 functional: build kvm-kernel
@@ -168,7 +175,7 @@ test: deps-test fmt vet tidy lint unit functional
 # Coverage of the unit tests and of the functional tests, which drive an
 # orbit binary built with -cover; both reports go to bin/cover/.
 COVER := $(CURDIR)/bin/cover
-cover: deps-test $(SUPERVISOR) kvm-kernel
+cover: deps-test $(SUPERVISOR) $(STAGE1) kvm-kernel
 	rm -rf $(COVER) && mkdir -p $(COVER)/functional
 	go test -count=1 -timeout 10m -coverprofile=$(COVER)/unit.out $$(go list ./... | grep -v /tests) >/dev/null
 	go build -cover -coverpkg=./... -trimpath -ldflags '$(LDFLAGS)' -o $(COVER)/orbit ./cmd/orbit
@@ -180,13 +187,20 @@ cover: deps-test $(SUPERVISOR) kvm-kernel
 	@./.ci/cover-by-package < $(COVER)/functional.out
 	@echo "total: unit $$(go tool cover -func=$(COVER)/unit.out | tail -1 | awk '{print $$NF}'), functional $$(go tool cover -func=$(COVER)/functional.out | tail -1 | awk '{print $$NF}')"
 
-# The kvm guests' boots (20 of each kernel under TCG) need the longer timeout.
+# One table (stdout and bin/bench.txt, and bin/bench.json): each operation's median against
+# a reference measured in the same invocation (tests/benchtable_test.go;
+# Documentation/benchmarks.md says how to add rows). Then the pulls of a
+# layered OCI image against skopeo and podman, and the kvm guests' boots,
+# which the table does not hold yet.
 bench: deps-test build kvm-kernel
-	$(call apt_install,curl podman)
-	ORBIT_BINARY=$(CURDIR)/$(BIN) go test -count=1 -timeout 20m -run '^$$' -bench . -benchtime 20x ./tests/...
+	$(call apt_install,curl podman crun)
+	ORBIT_BENCH=1 ORBIT_BENCH_JSON=$(CURDIR)/bin/bench.json ORBIT_BENCH_TEXT=$(CURDIR)/bin/bench.txt \
+		ORBIT_BINARY=$(CURDIR)/$(BIN) go test -count=1 -timeout 15m -run '^TestBenchTable$$' ./tests/
+	@cat bin/bench.txt
+	ORBIT_BINARY=$(CURDIR)/$(BIN) go test -count=1 -timeout 20m -run '^$$' -bench 'OCIPull|KVM' -benchtime 5x ./tests/
 
 clean:
-	rm -rf bin $(SUPERVISOR)
+	rm -rf bin $(SUPERVISOR) $(STAGE1)
 
 # The Debian 12 root the systemd tests (tests/systemd_test.go) boot with
 # systemd-nspawn -b, built once with debootstrap and cached in

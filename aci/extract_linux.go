@@ -441,17 +441,3 @@ func setXattrs(fd int, hdr *tar.Header) {
 func allowedXattr(name string) bool {
 	return strings.HasPrefix(name, "user.") || name == "security.capability"
 }
-
-// syncTree makes everything written below dir durable: one syncfs of its
-// filesystem rather than an fsync per file.
-func syncTree(dir string) error {
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return &os.PathError{Op: "open", Path: dir, Err: err}
-	}
-	defer unix.Close(fd)
-	if err := unix.Syncfs(fd); err != nil {
-		return &os.PathError{Op: "syncfs", Path: dir, Err: err}
-	}
-	return nil
-}

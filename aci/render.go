@@ -2,9 +2,9 @@ package aci
 
 import (
 	"archive/tar"
+	"bufio"
 	"crypto/sha512"
 	"fmt"
-	"hash"
 	"io"
 	"path"
 	"strings"
@@ -280,11 +280,12 @@ func (pl *planner) visible(name string, typ byte, wls []*whitelist) bool {
 	return true
 }
 
-// verifiedBlob reads an image's blob while hashing it.
+// verifiedBlob reads an image's blob while hashing it, the hashing on a
+// goroutine of its own (AsyncHash).
 type verifiedBlob struct {
 	id string
 	rc io.ReadCloser
-	h  hash.Hash
+	h  *AsyncHash
 	r  io.Reader
 }
 
@@ -293,8 +294,8 @@ func openVerified(reg Registry, id string) (*verifiedBlob, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := sha512.New()
-	return &verifiedBlob{id: id, rc: rc, h: h, r: io.TeeReader(rc, h)}, nil
+	h := NewAsyncHash(sha512.New())
+	return &verifiedBlob{id: id, rc: rc, h: h, r: io.TeeReader(bufio.NewReaderSize(rc, 1<<20), h)}, nil
 }
 
 // finish reads the rest of the blob and compares its hash with its ID.
@@ -302,10 +303,16 @@ func (b *verifiedBlob) finish() error {
 	if _, err := io.Copy(io.Discard, b.r); err != nil {
 		return err
 	}
-	if got := ImageID(b.h); got != b.id {
+	if got := ImageID(b.h.Sum()); got != b.id {
 		return fmt.Errorf("stored data hashes to %s: %w", got, errdefs.ErrInvalid)
 	}
 	return nil
+}
+
+// close closes the blob and ends its hasher.
+func (b *verifiedBlob) close() {
+	b.h.Stop()
+	b.rc.Close()
 }
 
 // Render renders the image id and its dependencies into dest: dest/manifest
@@ -314,10 +321,13 @@ func (b *verifiedBlob) finish() error {
 // order); a lower image's entry below a path that an upper image holds as
 // a non-directory is dropped. An entry shows only if the pathWhitelist of
 // its own image and of every image above it allow it (directories above a
-// whitelisted path are allowed). Every blob is hashed and must match its
-// ID before anything of it is written, and again while it is extracted.
+// whitelisted path are allowed). Every blob is hashed while it is
+// extracted, on a goroutine of its own, and must match its ID: a blob that
+// does not fails the render.
 // It returns the chain, as DependencyChain does. dest should be a fresh
-// directory; on error it holds a partial tree the caller removes.
+// directory; on error it holds a partial tree the caller removes. Nothing
+// is made durable: a caller that needs the tree to survive a crash (the
+// store's rendered trees) syncs it before it marks it complete.
 func Render(reg Registry, id string, dest string) (chain []string, err error) {
 	tree, err := dependencyTree(reg, id)
 	if err != nil {
@@ -331,15 +341,16 @@ func Render(reg Registry, id string, dest string) (chain []string, err error) {
 		for j := i; j >= 0; j = tree[j].parent {
 			wls = append(wls, newWhitelist(tree[j].manifest.PathWhitelist))
 		}
-		b, err := openVerified(reg, tree[i].id)
+		// Planning reads the tar without hashing it: what it decides only
+		// routes entries of the extraction pass below, which hashes what
+		// it writes and fails, leaving dest for the caller to remove, if
+		// that differs from the ID.
+		rc, err := reg.OpenBlob(tree[i].id)
 		if err != nil {
 			return nil, fmt.Errorf("image %s: %w", tree[i].id, err)
 		}
-		plans[i], err = pl.plan(tar.NewReader(b.r), i == 0, wls)
-		if err == nil {
-			err = b.finish()
-		}
-		b.rc.Close()
+		plans[i], err = pl.plan(tar.NewReader(bufio.NewReaderSize(rc, 1<<20)), i == 0, wls)
+		rc.Close()
 		if err != nil {
 			return nil, fmt.Errorf("image %s: %w", tree[i].id, err)
 		}
@@ -353,13 +364,10 @@ func Render(reg Registry, id string, dest string) (chain []string, err error) {
 		if err == nil {
 			err = b.finish()
 		}
-		b.rc.Close()
+		b.close()
 		if err != nil {
 			return nil, fmt.Errorf("rendering image %s: %w", tree[i].id, err)
 		}
-	}
-	if err := syncTree(dest); err != nil {
-		return nil, err
 	}
 	chain = make([]string, len(tree))
 	for i, l := range tree {

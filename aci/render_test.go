@@ -283,9 +283,9 @@ func TestRenderVerifiesBlobs(t *testing.T) {
 	reg.blobs[base] = tampered
 	dest := t.TempDir()
 	_, err := Render(reg, a, dest)
+	// Hashed while extracted: the render fails, and its callers (the
+	// store's trees, image render) remove the partial tree in dest.
 	wantInvalid(t, err, base, "hashes to")
-	mustNotExist(t, filepath.Join(dest, "rootfs/payload"))
-	mustNotExist(t, filepath.Join(dest, "rootfs/a")) // checked before anything is written
 
 	_, err = Render(reg, "sha512-short", t.TempDir())
 	wantInvalid(t, err)

@@ -199,7 +199,7 @@ func AddApp(ctx context.Context, p *Pod, cfg AddAppConfig) (string, error) {
 	if err := writeJSON(filepath.Join(info, "manifest"), im); err != nil {
 		return fail(err)
 	}
-	if err := atomicfile.Write(filepath.Join(info, "treeStoreID"), []byte(treeID), 0o644); err != nil {
+	if err := atomicfile.Replace(filepath.Join(info, "treeStoreID"), []byte(treeID), 0o644); err != nil {
 		return fail(err)
 	}
 	if err := copyLowers(ctx, tree, filepath.Join(root, "rootfs")); err != nil {
@@ -220,8 +220,6 @@ func AddApp(ctx context.Context, p *Pod, cfg AddAppConfig) (string, error) {
 		forgetApp(p, name.String())
 		return fail(err)
 	}
-	atomicfile.SyncDir(contract.AppsInfo(p.Path()))
-	atomicfile.SyncDir(contract.InStage1(p.Path(), contract.Stage1AppsDir))
 	if err := writeJSON(contract.PodManifest(p.Path()), &next); err != nil {
 		forgetApp(p, name.String())
 		return "", err

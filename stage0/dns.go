@@ -158,7 +158,7 @@ func writeDNSFiles(stage1Rootfs string, d DNSConfig) (string, error) {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return "", err
 		}
-		if err := atomicfile.Write(path, []byte(f.data), 0o644); err != nil {
+		if err := atomicfile.Replace(path, []byte(f.data), 0o644); err != nil {
 			return "", err
 		}
 	}

@@ -9,12 +9,10 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"time"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/orbit-containers/orbit/internal/atomicfile"
 	"github.com/orbit-containers/orbit/internal/errdefs"
 	"github.com/orbit-containers/orbit/internal/flock"
 	"github.com/orbit-containers/orbit/stage1/contract"
@@ -225,7 +223,6 @@ func Destroy(p *Pod, cfg GCConfig) error {
 	if err := os.RemoveAll(p.Path()); err != nil {
 		return fmt.Errorf("removing pod %s: %w", p.UUID, err)
 	}
-	atomicfile.SyncDir(filepath.Dir(p.Path()))
 	return nil
 }
 
@@ -248,6 +245,12 @@ func runStage1GC(p *Pod, cfg GCConfig) error {
 		if err := mountPod(p, &podRecord{Mounts: rec.Mounts[:1]}); err != nil {
 			return err
 		}
+	}
+	if _, err := os.Lstat(entry); errors.Is(err, fs.ErrNotExist) {
+		// The stage1 rootfs was never laid out (a prepare killed before
+		// it recorded its mounts), so stage1 never ran: nothing to undo.
+		cfg.Log.Debug("no stage1 gc entrypoint in the pod", "pod", p.UUID, "entrypoint", entry)
+		return nil
 	}
 	args := contract.GCArgs{Debug: cfg.Debug, UUID: p.UUID}
 	cmd := exec.Command(entry, args.Args()...)

@@ -16,7 +16,6 @@ import (
 	"github.com/google/uuid"
 	"golang.org/x/sys/unix"
 
-	"github.com/orbit-containers/orbit/internal/atomicfile"
 	"github.com/orbit-containers/orbit/internal/errdefs"
 	"github.com/orbit-containers/orbit/internal/flock"
 )
@@ -93,8 +92,9 @@ func NewPod(podsDir string) (*Pod, error) {
 	return p, nil
 }
 
-// move renames the pod's directory into another state directory and syncs
-// both parents, so the new state survives a crash.
+// move renames the pod's directory into another state directory. The
+// rename is atomic, not durable: a pod does not outlive the machine's
+// uptime (see "What is durable" in Documentation/design.md).
 func (p *Pod) move(to stateDir) error {
 	from := p.Path()
 	dst := filepath.Join(p.podsDir, string(to), p.UUID)
@@ -104,10 +104,6 @@ func (p *Pod) move(to stateDir) error {
 		}
 		return fmt.Errorf("moving pod %s to %s: %w", p.UUID, to, err)
 	}
-	// Best effort: the rename happened; a failed sync only weakens
-	// durability across a power loss.
-	atomicfile.SyncDir(filepath.Dir(from))
-	atomicfile.SyncDir(filepath.Dir(dst))
 	p.dir = to
 	return nil
 }
@@ -236,8 +232,20 @@ func Get(podsDir, idOrPrefix string) (*Pod, error) {
 
 // load finds a pod by its full UUID, following it if it moves while we look.
 func load(podsDir, id string) (*Pod, error) {
+	return loadSeenIn(podsDir, id, "")
+}
+
+// loadSeenIn is load for a pod just seen in state directory seen, which
+// is looked in first (a listing of many pods then makes one open per pod
+// rather than one per state directory before it); when the pod has moved
+// on, the state directories are looked through in order, as load does.
+func loadSeenIn(podsDir, id string, seen stateDir) (*Pod, error) {
+	dirs := allStateDirs()
+	if seen != "" {
+		dirs = append([]stateDir{seen}, dirs...)
+	}
 	for attempt := 0; attempt < 3; attempt++ {
-		for _, d := range allStateDirs() {
+		for _, d := range dirs {
 			path := filepath.Join(podsDir, string(d), id)
 			locked, err := lockedByOther(path)
 			if err != nil {
@@ -263,7 +271,8 @@ func load(podsDir, id string) (*Pod, error) {
 
 // List returns every pod, oldest first.
 func List(podsDir string) ([]*Pod, error) {
-	var pods []*Pod
+	var ids []string
+	var in []stateDir
 	seen := map[string]bool{}
 	for _, d := range allStateDirs() {
 		ents, err := os.ReadDir(filepath.Join(podsDir, string(d)))
@@ -277,18 +286,32 @@ func List(podsDir string) ([]*Pod, error) {
 			if seen[e.Name()] || uuid.Validate(e.Name()) != nil {
 				continue
 			}
-			p, err := load(podsDir, e.Name())
-			if err != nil {
-				if errors.Is(err, errdefs.ErrNotFound) {
-					continue // removed while we looked
-				}
-				return nil, err
-			}
 			seen[e.Name()] = true
-			pods = append(pods, p)
+			ids, in = append(ids, e.Name()), append(in, d)
 		}
 	}
-	sort.SliceStable(pods, func(i, j int) bool { return pods[i].CreatedAt().Before(pods[j].CreatedAt()) })
+	// Each load is a few system calls (a lock test, and the pod's cgroups
+	// for one in run): several at once.
+	loaded, errs := make([]*Pod, len(ids)), make([]error, len(ids))
+	created := make([]time.Time, len(ids))
+	inParallel(len(ids), func(i int) {
+		if loaded[i], errs[i] = loadSeenIn(podsDir, ids[i], in[i]); errs[i] == nil {
+			created[i] = loaded[i].CreatedAt()
+		}
+	})
+	var pods []*Pod
+	when := map[*Pod]time.Time{}
+	for i, p := range loaded {
+		if err := errs[i]; err != nil {
+			if errors.Is(err, errdefs.ErrNotFound) {
+				continue // removed while we looked
+			}
+			return nil, err
+		}
+		pods = append(pods, p)
+		when[p] = created[i]
+	}
+	sort.SliceStable(pods, func(i, j int) bool { return when[pods[i]].Before(when[pods[j]]) })
 	return pods, nil
 }
 

@@ -113,7 +113,7 @@ func Prepare(ctx context.Context, p *Pod, cfg PrepareConfig) error {
 	if err := writeJSON(contract.Stage1Manifest(p.Path()), s1Manifest); err != nil {
 		return err
 	}
-	if err := atomicfile.Write(contract.Stage1TreeStoreID(p.Path()), []byte(s1Tree), 0o644); err != nil {
+	if err := atomicfile.Replace(contract.Stage1TreeStoreID(p.Path()), []byte(s1Tree), 0o644); err != nil {
 		return err
 	}
 	stage1Rootfs := contract.Stage1Rootfs(p.Path())
@@ -180,7 +180,7 @@ func Prepare(ctx context.Context, p *Pod, cfg PrepareConfig) error {
 		if err := writeJSON(contract.AppImageManifest(p.Path(), name), im); err != nil {
 			return err
 		}
-		if err := atomicfile.Write(contract.AppTreeStoreID(p.Path(), name), []byte(treeID), 0o644); err != nil {
+		if err := atomicfile.Replace(contract.AppTreeStoreID(p.Path(), name), []byte(treeID), 0o644); err != nil {
 			return err
 		}
 		appRootfs := contract.Stage1AppRootfs(name)
@@ -218,7 +218,7 @@ func Prepare(ctx context.Context, p *Pod, cfg PrepareConfig) error {
 		}
 	}
 	if useOverlay {
-		if err := atomicfile.Write(contract.OverlayPrepared(p.Path()), nil, 0o644); err != nil {
+		if err := atomicfile.Replace(contract.OverlayPrepared(p.Path()), nil, 0o644); err != nil {
 			return err
 		}
 	}
@@ -240,7 +240,7 @@ func writeJSON(path string, v any) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	return atomicfile.Write(path, data, 0o644)
+	return atomicfile.Replace(path, data, 0o644)
 }
 
 func makeOverlayDirs(p *Pod, m overlayMount) error {

@@ -66,5 +66,5 @@ func (p *Pod) writeRecord(r *podRecord) error {
 	if err != nil {
 		return err
 	}
-	return atomicfile.Write(p.File(recordFile), data, 0o644)
+	return atomicfile.Replace(p.File(recordFile), data, 0o644)
 }

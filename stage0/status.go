@@ -126,7 +126,8 @@ func parsePid(b []byte) (int, error) {
 // ReadStatus gathers the pod's status.
 func (p *Pod) ReadStatus() (*Status, error) {
 	st := &Status{UUID: p.UUID, State: p.State, CreatedAt: p.CreatedAt()}
-	if rec, err := p.record(); err == nil {
+	rec, recErr := p.record()
+	if recErr == nil {
 		st.StartedAt = rec.StartedAt
 	}
 	st.Networks, _ = network.ReadNetInfo(p.Path())
@@ -155,9 +156,16 @@ func (p *Pod) ReadStatus() (*Status, error) {
 		return nil, err
 	}
 	st.Manifest = pm
+	// The stage1 files' directory, worked out once for all apps.
+	stage1Dir := contract.Stage1Rootfs(p.Path())
+	if recErr == nil && rec.Overlay {
+		if tree, err := os.ReadFile(contract.Stage1TreeStoreID(p.Path())); err == nil {
+			stage1Dir = contract.OverlayUpper(p.Path(), strings.TrimSpace(string(tree)), "")
+		}
+	}
 	for _, ra := range pm.Apps {
 		as := AppStatus{Name: ra.Name.String(), ImageID: ra.Image.ID.String()}
-		path := p.stage1Data(contract.Stage1AppStatus(as.Name))
+		path := filepath.Join(stage1Dir, contract.Stage1AppStatus(as.Name))
 		if data, err := os.ReadFile(path); err == nil {
 			if code, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil {
 				as.ExitCode = &code

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -177,11 +178,22 @@ func putRecord(tx *bolt.Tx, id string, rec record) error {
 
 // forEachRecord calls fn for every indexed image, in ID order.
 func forEachRecord(tx *bolt.Tx, fn func(id string, rec record) error) error {
+	return forEachRecordHolding(tx, nil, fn)
+}
+
+// forEachRecordHolding is forEachRecord for the records whose encoding
+// holds needle (all of them when needle is nil): a look-up by name skips
+// the JSON decoding of every other image's record, which is most of the
+// cost of a look-up in a store of many images.
+func forEachRecordHolding(tx *bolt.Tx, needle []byte, fn func(id string, rec record) error) error {
 	b := tx.Bucket(bucketImages)
 	if b == nil {
 		return nil
 	}
 	return b.ForEach(func(k, v []byte) error {
+		if needle != nil && !bytes.Contains(v, needle) {
+			return nil
+		}
 		var rec record
 		if err := json.Unmarshal(v, &rec); err != nil {
 			return fmt.Errorf("image %s: bad index entry: %w: %v", k, errdefs.ErrInvalid, err)

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"crypto/sha512"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -57,7 +58,7 @@ func (s *Store) Get(idOrPrefix string) (Image, error) {
 		} else if !indexed {
 			return Image{}, fmt.Errorf("image %s: %w", idOrPrefix, errdefs.ErrNotFound)
 		}
-		return found.image(matches[0])
+		return s.imageOf(found, matches[0])
 	}
 	return Image{}, fmt.Errorf("image ID prefix %s matches %d images: %w", idOrPrefix, len(matches), errdefs.ErrAmbiguous)
 }
@@ -95,8 +96,14 @@ func (s *Store) findByName(name types.ACIdentifier, labels types.Labels) (Image,
 		want = append(want, l)
 	}
 	var best, bestLatest *candidate
-	err := s.view(func(tx *bolt.Tx) error {
-		return forEachRecord(tx, func(id string, rec record) error {
+	// A record holds its name as putRecord's encoding/json wrote it.
+	quoted, err := json.Marshal(string(name))
+	if err != nil {
+		return Image{}, err
+	}
+	needle := append([]byte(`"name":`), quoted...)
+	err = s.view(func(tx *bolt.Tx) error {
+		return forEachRecordHolding(tx, needle, func(id string, rec record) error {
 			if rec.Name != name || !hasLabels(rec.Labels, want) {
 				return nil
 			}
@@ -117,7 +124,7 @@ func (s *Store) findByName(name types.ACIdentifier, labels types.Labels) (Image,
 	if best == nil {
 		return Image{}, fmt.Errorf("image %s: %w", FormatName(name, labels), errdefs.ErrNotFound)
 	}
-	return best.rec.image(best.id)
+	return s.imageOf(best.rec, best.id)
 }
 
 type candidate struct {
@@ -158,7 +165,7 @@ func (s *Store) List() ([]Image, error) {
 	var images []Image
 	err := s.view(func(tx *bolt.Tx) error {
 		return forEachRecord(tx, func(id string, rec record) error {
-			img, err := rec.image(id)
+			img, err := s.imageOf(rec, id)
 			if err != nil {
 				return err
 			}
@@ -231,7 +238,7 @@ func (s *Store) Manifest(id string) (*schema.ImageManifest, error) {
 		if !ok {
 			return errNotIndexed(id)
 		}
-		img, err = rec.image(id)
+		img, err = s.imageOf(rec, id)
 		return err
 	})
 	if err != nil {

@@ -219,12 +219,23 @@ func TestTouch(t *testing.T) {
 	s, clock := newClockedStore(t)
 	img := mustImport(t, s, testImage{name: "example.com/a"}.build(t), ImportOptions{})
 	clock.Advance(time.Second)
+	index, err := os.ReadFile(s.indexPath())
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := s.Touch(img.ID); err != nil {
 		t.Fatal(err)
 	}
 	got, _ := s.Get(img.ID)
 	if !got.LastUsed.After(img.LastUsed) {
 		t.Fatal("Touch did not move the last-use time")
+	}
+	if all, err := s.List(); err != nil || len(all) != 1 || !all[0].LastUsed.Equal(got.LastUsed) {
+		t.Fatalf("List after Touch = %+v, %v; want last use %v", all, err, got.LastUsed)
+	}
+	// The hot path of a run writes no index transaction.
+	if after, err := os.ReadFile(s.indexPath()); err != nil || !bytes.Equal(after, index) {
+		t.Fatalf("Touch rewrote the index (%v)", err)
 	}
 	if err := s.Touch(idOf([]byte("nothing"))); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Fatalf("Touch of a missing image = %v", err)

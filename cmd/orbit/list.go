@@ -23,10 +23,10 @@ func newListCommand(g *globalOptions) *cobra.Command {
 				return err
 			}
 			var statuses []*stage0.Status
-			for _, p := range pods {
-				st, err := p.ReadStatus()
-				if err != nil {
-					g.Log.Warn("skipping pod", "pod", p.UUID, "err", err)
+			all, errs := stage0.ReadStatuses(pods)
+			for i, st := range all {
+				if errs[i] != nil {
+					g.Log.Warn("skipping pod", "pod", pods[i].UUID, "err", errs[i])
 					continue
 				}
 				statuses = append(statuses, st)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"strings"
@@ -13,14 +14,16 @@ import (
 // read them.
 type table struct {
 	w      io.Writer
+	out    *bufio.Writer // w, buffered: tabwriter writes a cell at a time
 	tw     *tabwriter.Writer
 	script bool
 }
 
 func newTable(w io.Writer, header []string, noLegend bool) *table {
-	t := &table{w: w, script: noLegend}
+	out := bufio.NewWriterSize(w, 64<<10)
+	t := &table{w: out, out: out, script: noLegend}
 	if !noLegend {
-		t.tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+		t.tw = tabwriter.NewWriter(out, 0, 8, 2, ' ', 0)
 		t.row(header...)
 	}
 	return t
@@ -35,8 +38,10 @@ func (t *table) row(cells ...string) {
 }
 
 func (t *table) flush() error {
-	if t.tw == nil {
-		return nil
+	if t.tw != nil {
+		if err := t.tw.Flush(); err != nil {
+			return err
+		}
 	}
-	return t.tw.Flush()
+	return t.out.Flush()
 }

@@ -2,6 +2,12 @@
 // content or the new, never a part, and the new content survives a crash:
 // a temp file in the same directory, fsync, rename, fsync of the directory.
 //
+// Replace and ReplaceModTime keep the first half of that promise only: the
+// rename, without either fsync. They are for files that need not outlive
+// the machine's uptime (a pod's files: see "What is durable" in
+// Documentation/design.md), where a killed process must leave whole files
+// but a power loss may leave a missing or empty one.
+//
 // SyncDir, the last of those steps, is here too for the other changes to a
 // directory that must survive a crash (a rename or unlink done without
 // Write): it is one system call's worth of the same discipline, not a
@@ -30,10 +36,27 @@ func Write(path string, data []byte, mode os.FileMode) error {
 // something (when an app exited, say): the new file has mtime from the
 // moment it appears. A zero mtime leaves the time of writing.
 func WriteModTime(path string, data []byte, mode os.FileMode, mtime time.Time) error {
-	return create(path, mode, true, mtime, func(w io.Writer) error {
+	return create(path, mode, true, true, mtime, writeAll(data))
+}
+
+// Replace replaces path with data, with the given mode, atomically but not
+// durably: a reader, or a process that starts after the writer was killed,
+// sees the old content or the new; after a power loss the file may be
+// missing or empty. It costs no disk flush.
+func Replace(path string, data []byte, mode os.FileMode) error {
+	return ReplaceModTime(path, data, mode, time.Time{})
+}
+
+// ReplaceModTime is Replace with the modification time of WriteModTime.
+func ReplaceModTime(path string, data []byte, mode os.FileMode, mtime time.Time) error {
+	return create(path, mode, true, false, mtime, writeAll(data))
+}
+
+func writeAll(data []byte) func(io.Writer) error {
+	return func(w io.Writer) error {
 		_, err := w.Write(data)
 		return err
-	})
+	}
 }
 
 // SyncDir makes the entries of dir (a rename into it, an unlink from it)
@@ -59,10 +82,10 @@ func SyncDir(dir string) error {
 // rename, so a file that appears meanwhile is not replaced either). If
 // fill fails, nothing is left behind.
 func Create(path string, mode os.FileMode, overwrite bool, fill func(io.Writer) error) error {
-	return create(path, mode, overwrite, time.Time{}, fill)
+	return create(path, mode, overwrite, true, time.Time{}, fill)
 }
 
-func create(path string, mode os.FileMode, overwrite bool, mtime time.Time, fill func(io.Writer) error) error {
+func create(path string, mode os.FileMode, overwrite, durable bool, mtime time.Time, fill func(io.Writer) error) error {
 	if !overwrite {
 		if _, err := os.Lstat(path); err == nil {
 			return fmt.Errorf("%s: %w", path, errdefs.ErrAlreadyExists)
@@ -83,9 +106,11 @@ func create(path string, mode os.FileMode, overwrite bool, mtime time.Time, fill
 		f.Close()
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
+	if durable {
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return err
+		}
 	}
 	if err := f.Close(); err != nil {
 		return err
@@ -102,7 +127,7 @@ func create(path string, mode os.FileMode, overwrite bool, mtime time.Time, fill
 	} else if err != nil {
 		err = &os.LinkError{Op: "rename", Old: tmp, New: path, Err: err}
 	}
-	if err != nil {
+	if err != nil || !durable {
 		return err
 	}
 	return SyncDir(dir)

@@ -99,3 +99,35 @@ func TestSyncDir(t *testing.T) {
 		t.Fatalf("SyncDir of a missing directory: %v", err)
 	}
 }
+
+func TestReplaceIsAtomicLikeWrite(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "f")
+	mtime := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, content := range []string{"one", "two, longer", ""} {
+		if err := ReplaceModTime(path, []byte(content), 0o604, mtime); err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(path)
+		if err != nil || string(got) != content {
+			t.Fatalf("read %q, %v; want %q", got, err, content)
+		}
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o604 || !fi.ModTime().Equal(mtime) {
+		t.Fatalf("mode %v mtime %v", fi.Mode(), fi.ModTime())
+	}
+	if err := Replace(path, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 1 {
+		t.Fatalf("temp files left: %v", ents)
+	}
+	if err := Replace(filepath.Join(dir, "missing", "f"), nil, 0o644); err == nil {
+		t.Fatal("replacing into a missing directory succeeded")
+	}
+}

@@ -155,21 +155,28 @@ type Entry struct {
 	Mode    int64
 }
 
-// Entries lays out a flavour's rootfs: the orbit binary at /orbit (from
-// exe), links naming the entrypoints and the stage2 launcher, and what the
-// flavour needs besides. supervisor, when not nil, is a small standalone
-// pod supervisor binary to use instead of the orbit binary as the pod's
-// PID 1.
-func (f Flavour) Entries(exe string, supervisor []byte) []Entry {
+// Entries lays out a flavour's rootfs: the binary that serves as its
+// entrypoints and the stage2 launcher, links naming them, and what the
+// flavour needs besides. That binary is stage1, the small standalone
+// stage1 binary (cmd/orbit-stage1), at /orbit-stage1 when not nil, and
+// otherwise the orbit binary itself (from exe) at /orbit. supervisor, when
+// not nil, is the small standalone pod supervisor to use instead as the
+// nspawn pod's PID 1.
+func (f Flavour) Entries(exe string, supervisor, stage1 []byte) []Entry {
 	dir := "/" + f.String()
-	e := []Entry{
-		{Path: "/orbit", Source: exe, Mode: 0o755},
-		{Path: dir, Dir: true, Mode: 0o755},
-		{Path: "/stage2", Dir: true, Mode: 0o755},
-		{Path: "/stage2/launch", Link: "../orbit"},
+	bin, e := "orbit", []Entry{{Path: "/orbit", Source: exe, Mode: 0o755}}
+	// (nspawn without the standalone supervisor runs /orbit as PID 1, so
+	// it keeps /orbit for everything.)
+	if stage1 != nil && (f != Nspawn || supervisor != nil) {
+		bin, e = "orbit-stage1", []Entry{{Path: "/orbit-stage1", Content: stage1, Mode: 0o755}}
 	}
+	e = append(e,
+		Entry{Path: dir, Dir: true, Mode: 0o755},
+		Entry{Path: "/stage2", Dir: true, Mode: 0o755},
+		Entry{Path: "/stage2/launch", Link: "../" + bin},
+	)
 	for _, ep := range f.Entrypoints() {
-		e = append(e, Entry{Path: f.EntrypointPath(ep), Link: "../orbit"})
+		e = append(e, Entry{Path: f.EntrypointPath(ep), Link: "../" + bin})
 	}
 	if f == Nspawn {
 		// systemd-nspawn wants something that looks like an OS tree.
@@ -185,7 +192,7 @@ func (f Flavour) Entries(exe string, supervisor []byte) []Entry {
 		if supervisor != nil {
 			e = append(e, Entry{Path: dir + "/supervisor", Content: supervisor, Mode: 0o755})
 		} else {
-			e = append(e, Entry{Path: dir + "/supervisor", Link: "../orbit"})
+			e = append(e, Entry{Path: dir + "/supervisor", Link: "../" + bin})
 		}
 	}
 	if f == KVM {

@@ -63,7 +63,7 @@ func Install(ctx context.Context, st Store, f Flavour, version string) (string, 
 	}
 	pr, pw := io.Pipe()
 	go func() {
-		pw.CloseWithError(WriteACI(pw, f, version, build, f.Entries(exe, Supervisor())))
+		pw.CloseWithError(WriteACI(pw, f, version, build, f.Entries(exe, Supervisor(), Stage1Binary())))
 	}()
 	img, err := st.Import(pr, store.ImportOptions{Signer: store.SignerBuiltin})
 	pr.CloseWithError(err)

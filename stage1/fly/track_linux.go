@@ -27,7 +27,8 @@ import (
 //     the app's processes leave behind is re-parented to it rather than to
 //     the host's init, and run kills it all when the app ends.
 //   - The app is started in a cgroup of its own, orbit/<uuid> below run's
-//     cgroup in each hierarchy, used only to find the pod's processes
+//     cgroup in the cgroup2 tree (in each v1 hierarchy on a host without
+//     one), used only to find the pod's processes
 //     (no limits). Its directories are recorded in the pod's contract.CgroupsFile,
 //     so that stop finds the processes even after run was killed, and gc
 //     removes the group.
@@ -56,13 +57,21 @@ func makeTrackingGroup(p *pod.Pod) *trackingGroup {
 	if err != nil {
 		return nil
 	}
+	if l.Unified != nil {
+		// One hierarchy is enough to find the pod's processes. The app is
+		// cloned straight into a cgroup2 group, while joining each v1
+		// hierarchy means moving the starting thread in and out, a cgroup
+		// migration (milliseconds each, under the kernel's global
+		// threadgroup lock) per hierarchy and direction.
+		l.V1 = nil
+	}
 	g, err := l.Create(podCgroup(p.UUID), cgroup.Limits{})
 	if err != nil {
 		return nil
 	}
 	// Recorded before anything runs in it, so stop and gc always find it.
 	data := []byte(strings.Join(g.Dirs(), "\n") + "\n")
-	if err := atomicfile.Write(contract.CgroupsFile(p.Dir), data, 0o644); err != nil {
+	if err := atomicfile.Replace(contract.CgroupsFile(p.Dir), data, 0o644); err != nil {
 		_ = l.RemoveDirs(g.Dirs())
 		return nil
 	}

@@ -90,7 +90,7 @@ func planSandbox(p *pod.Pod, flags *contract.RunOptions, pl *plan) error {
 	if err != nil {
 		return err
 	}
-	return atomicfile.Write(filepath.Join(p.Stage1Rootfs(), sandboxFile), b, 0o600)
+	return atomicfile.Replace(filepath.Join(p.Stage1Rootfs(), sandboxFile), b, 0o600)
 }
 
 // sandboxHostBinds binds every host volume of the pod into the container
@@ -165,7 +165,7 @@ func addApp(p *pod.Pod, name string) error {
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.Write(filepath.Join(p.Stage1Rootfs(), appSpecDir, name+".json"), b, 0o600); err != nil {
+	if err := atomicfile.Replace(filepath.Join(p.Stage1Rootfs(), appSpecDir, name+".json"), b, 0o600); err != nil {
 		return err
 	}
 	req := contract.ControlRequest{Op: contract.OpAdd, App: name}

@@ -131,7 +131,7 @@ func dnsFromNetwork(p *pod.Pod, mode string, dns *network.DNS) (string, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return "", err
 	}
-	if err := atomicfile.Write(path, []byte(b.String()), 0o644); err != nil {
+	if err := atomicfile.Replace(path, []byte(b.String()), 0o644); err != nil {
 		return "", err
 	}
 	return "resolv=stage0,hosts=" + hosts, nil

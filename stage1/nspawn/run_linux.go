@@ -160,7 +160,7 @@ func run(args []string) (int, error) {
 	if err := start(); err != nil {
 		return 0, fmt.Errorf("starting systemd-nspawn: %w", err)
 	}
-	if err := atomicfile.Write(filepath.Join(p.Dir, nspawnPidFile), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644); err != nil {
+	if err := atomicfile.Replace(filepath.Join(p.Dir, nspawnPidFile), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644); err != nil {
 		cmd.Process.Kill()
 		cmd.Wait()
 		return 0, fmt.Errorf("recording systemd-nspawn's pid: %w", err)
@@ -248,7 +248,7 @@ func makePodCgroup(p *pod.Pod, pl *plan) (*cgroup.Group, error) {
 				dirs = append(dirs, filepath.Join(h.Mountpoint, podCgroup(p.UUID)))
 			}
 		}
-		err = atomicfile.Write(contract.CgroupsFile(p.Dir), []byte(strings.Join(dirs, "\n")+"\n"), 0o644)
+		err = atomicfile.Replace(contract.CgroupsFile(p.Dir), []byte(strings.Join(dirs, "\n")+"\n"), 0o644)
 	}
 	if err != nil {
 		if g != nil {

@@ -68,7 +68,7 @@ func (p *Pod) ImageManifest(app types.ACName) (*schema.ImageManifest, error) {
 
 // WritePid records the PID that the enter entrypoint is given.
 func (p *Pod) WritePid(pid int) error {
-	return atomicfile.Write(contract.PidFile(p.Dir), []byte(strconv.Itoa(pid)), 0o644)
+	return atomicfile.Replace(contract.PidFile(p.Dir), []byte(strconv.Itoa(pid)), 0o644)
 }
 
 // StatusDir is where apps' exit statuses go.
@@ -79,7 +79,7 @@ func (p *Pod) WriteStatus(app types.ACName, code int) error {
 	if err := os.MkdirAll(p.StatusDir(), 0o755); err != nil {
 		return err
 	}
-	return atomicfile.Write(contract.InStage1(p.Dir, contract.Stage1AppStatus(app.String())), []byte(strconv.Itoa(code)), 0o644)
+	return atomicfile.Replace(contract.InStage1(p.Dir, contract.Stage1AppStatus(app.String())), []byte(strconv.Itoa(code)), 0o644)
 }
 
 // ProcessEnv reads a running process's environment, as enter entrypoints

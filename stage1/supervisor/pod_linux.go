@@ -182,6 +182,14 @@ func run(ctx context.Context, cfg Config) (int, error) {
 			}
 		}()
 	}
+	go func() {
+		p.starting.Wait()
+		// Once the apps have started, and again when what followed their
+		// start (the launchers' exits, output copiers) is over.
+		settle(log)
+		time.Sleep(settleAgain)
+		settle(log)
+	}()
 	results := make(chan result, len(cfg.Apps))
 	for _, spec := range cfg.Apps {
 		go func() {

@@ -60,11 +60,18 @@ func newReaper(log *slog.Logger) *reaper {
 	return r
 }
 
+// reaperSafetyNet is how often the reaper looks for exited children
+// without being told.
+const reaperSafetyNet = time.Minute
+
 func (r *reaper) loop() {
 	defer close(r.done)
 	// The periodic pass is a safety net only: SIGCHLD notifications
-	// coalesce, but every pass reaps all that is there.
-	tick := time.NewTicker(time.Second)
+	// coalesce, but every pass reaps all that is there, and a child that
+	// exits after a pass's last wait4 sends a SIGCHLD of its own. It is
+	// rare, so that an idle pod's PID 1 does not wake up every second
+	// (each wake-up faults pages of the binary back in: see settle).
+	tick := time.NewTicker(reaperSafetyNet)
 	defer tick.Stop()
 	for {
 		select {

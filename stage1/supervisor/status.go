@@ -27,7 +27,7 @@ func writeStatus(dir, name string, st Status) error {
 // writeFileAtomic writes dir/name durably, with mtime as its modification
 // time from the moment it appears.
 func writeFileAtomic(dir, name string, data []byte, mtime time.Time) error {
-	if err := atomicfile.WriteModTime(filepath.Join(dir, name), data, 0o644, mtime); err != nil {
+	if err := atomicfile.ReplaceModTime(filepath.Join(dir, name), data, 0o644, mtime); err != nil {
 		return fmt.Errorf("writing status %s: %w", name, err)
 	}
 	return nil
