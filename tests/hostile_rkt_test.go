@@ -1,10 +1,12 @@
 package tests
 
 import (
+	"archive/tar"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,6 +17,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/gzip"
 )
 
 // Functional tests of export, resumed downloads, the filling of a
@@ -289,5 +293,242 @@ func TestHostileRktFetchConcurrentSameURL(t *testing.T) {
 	}
 	if p := rktPartials(e); len(p) != 0 {
 		t.Errorf("kept download left: %v", p)
+	}
+}
+
+// hostileRktExportPod runs an image whose app runs script as root, with
+// the flavour fl, and returns the exited pod's UUID.
+func hostileRktExportPod(t *testing.T, e *env, fl, name, script string, rootfs func(dir string), manifest func(m map[string]any)) string {
+	t.Helper()
+	if manifest == nil {
+		manifest = func(map[string]any) {}
+	}
+	if rootfs == nil {
+		rootfs = func(string) {}
+	}
+	img := rktImageFromRootfs(t, name, rootfs, manifest, "/bin/sh", "-c", script)
+	uuidFile := filepath.Join(t.TempDir(), "uuid")
+	e.mustRun("run", "--insecure-options=image", fl, "--uuid-file-save="+uuidFile, img)
+	return readTrimmed(t, uuidFile)
+}
+
+// hostileRktTar reads a gzip-compressed ACI's entries.
+func hostileRktTar(t *testing.T, path string) map[string]*tar.Header {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	gz, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(gz)
+	hdrs := map[string]*tar.Header{}
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return hdrs
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		hdrs[strings.TrimSuffix(h.Name, "/")] = h
+	}
+}
+
+// What a hostile app leaves in its root filesystem is exported as what it
+// is and never followed or read from the host: links to host paths stay
+// links (and stay inside the root once fetched and run again), a hard
+// link is a link to the other name, a FIFO and a device node are nodes
+// (neither is opened, so the export does not hang or read a device),
+// sockets are left out, a set-user-ID file keeps its mode, and names with
+// control characters are kept as names.
+func TestHostileRktExportHostileRootfs(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	secret := filepath.Join(t.TempDir(), "host-secret")
+	writeFile(t, secret, "host secret\n")
+	script := "ln -s " + secret + " /hostlink; ln -s ../../../../../../../.." + secret + " /etc/uplink; " +
+		"echo shared > /f1; ln /f1 /f2; mkfifo /fifo; mknod /zero c 1 5; " +
+		"cp /bin/busybox /suid; chmod 4755 /suid; touch \"$(printf 'bad\\033[31mname\\nx')\"; " +
+		"nc -lk -s 127.0.0.1 -p 1 >/dev/null 2>&1 & true"
+	for _, fl := range rktFlavours(t) {
+		uuid := hostileRktExportPod(t, e, fl, "example.com/hostile-export", script, nil, nil)
+		// A relative link out of the root would make an image no fetch
+		// takes (and a careless reader follows): refused, in one line.
+		destDir := t.TempDir()
+		out := filepath.Join(destDir, "out.aci")
+		r := hostileRktRunFor(t, e, 60*time.Second, "export", uuid, out)
+		if r.Code == 0 || !strings.Contains(r.Stderr, "rootfs/etc/uplink") || !strings.Contains(r.Stderr, "escapes the image root") {
+			t.Errorf("%s: export of a link out of the root: %s", fl, r)
+		}
+		if left := hostileRktLeftovers(e, destDir, uuid); len(left) != 0 {
+			t.Errorf("%s: the refused export left %v", fl, left)
+		}
+		e.mustRun("rm", uuid)
+		uuid = hostileRktExportPod(t, e, fl, "example.com/hostile-export", strings.Replace(strings.Replace(script, "/etc/uplink", "/uplink", 1), "ln -s ../", "ln -s /../", 1), nil, nil)
+		if r := hostileRktRunFor(t, e, 60*time.Second, "export", uuid, out); r.Code != 0 {
+			t.Errorf("%s: export: %s", fl, r)
+			continue
+		}
+		h := hostileRktTar(t, out)
+		check := func(name string, typ byte, link string) {
+			t.Helper()
+			if got := h["rootfs/"+name]; got == nil || got.Typeflag != typ || got.Linkname != link || (typ != tar.TypeReg && got.Size != 0) {
+				t.Errorf("%s: %s: want type %c link %q: %+v", fl, name, typ, link, got)
+			}
+		}
+		check("hostlink", tar.TypeSymlink, secret)
+		check("uplink", tar.TypeSymlink, "/../../../../../../../.."+secret)
+		check("f1", tar.TypeReg, "")
+		check("f2", tar.TypeLink, "rootfs/f1")
+		check("fifo", tar.TypeFifo, "")
+		check("bad\x1b[31mname\nx", tar.TypeReg, "")
+		if z := h["rootfs/zero"]; z != nil {
+			check("zero", tar.TypeChar, "")
+		}
+		if s := h["rootfs/suid"]; s == nil || s.Mode&0o7777 != 0o4755 {
+			t.Errorf("%s: the set-user-ID file: %+v", fl, s)
+		}
+		for name, hdr := range h {
+			if hdr.Typeflag == tar.TypeReg && hdr.Size == int64(len("host secret\n")) {
+				t.Errorf("%s: %q has the size of the host file the app linked to", fl, name)
+			}
+		}
+		// Fetched and run again, the links are resolved inside the root.
+		e.mustRun("fetch", "--insecure-options=image", out)
+		r = e.run("run", "--insecure-options=image", rktFly, out, "--exec=/bin/sh", "--", "-c",
+			"cat /hostlink /uplink /etc/uplink 2>&1 || echo not-found; cat /f2")
+		if r.Code != 0 || strings.Contains(r.Stdout, "host secret") || !strings.HasSuffix(r.Stdout, "shared\n") {
+			t.Errorf("%s: running the export: %s", fl, r)
+		}
+		e.mustRun("rm", uuid)
+	}
+	if got, _ := os.ReadFile(secret); string(got) != "host secret\n" {
+		t.Errorf("the host file changed: %q", got)
+	}
+}
+
+// The exported manifest leaves out the image's dependencies and path
+// whitelist: the rootfs is the rendered tree already, so what the app
+// removed of a dependency's files stays removed and what it made outside
+// the whitelist is kept, when the export is fetched and run again.
+func TestHostileRktExportManifestDropsDependencies(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	app := filepath.Join(t.TempDir(), "app")
+	writeFile(t, filepath.Join(app, "app-file"), "app\n")
+	m := imageManifest("example.com/hostile-export-dependent", "/bin/sh", "-c", "rm /etc/from-base; echo made > /made")
+	m["pathWhitelist"] = []string{"/app-file", "/bin", "/bin/sh", "/bin/busybox", "/etc", "/etc/from-base"}
+	// The base's rootfs has a file the app then removes.
+	baseRoot := busyboxRootfs(t)
+	writeFile(t, filepath.Join(baseRoot, "etc/from-base"), "base\n")
+	base2 := writeACI(t, filepath.Join(t.TempDir(), "base2.aci"), baseRoot, imageManifest("example.com/hostile-export-base2"))
+	e.mustRun("fetch", "--insecure-options=image", base2)
+	m["dependencies"] = []map[string]any{{"imageName": "example.com/hostile-export-base2"}}
+	img := writeACI(t, filepath.Join(t.TempDir(), "app.aci"), app, m)
+	uuidFile := filepath.Join(t.TempDir(), "uuid")
+	e.mustRun("run", "--insecure-options=image", rktFly, "--uuid-file-save="+uuidFile, img)
+	uuid := readTrimmed(t, uuidFile)
+	out := filepath.Join(t.TempDir(), "out.aci")
+	e.mustRun("export", uuid, out)
+	h := hostileRktTar(t, out)
+	if h["manifest"] == nil {
+		t.Fatal("no manifest in the export")
+	}
+	r := e.run("run", "--insecure-options=image", rktFly, out, "--exec=/bin/sh", "--", "-c",
+		"cat /app-file /made; test -e /etc/from-base && echo resurrected || echo removed")
+	if r.Code != 0 || r.Stdout != "app\nmade\nremoved\n" {
+		t.Errorf("the export run again: want the app's changes kept: %s", r)
+	}
+	im := e.mustRun("image", "cat-manifest", strings.TrimSpace(e.mustRun("fetch", "--insecure-options=image", out).Stdout)).Stdout
+	if strings.Contains(im, "dependencies") || strings.Contains(im, "pathWhitelist") {
+		t.Errorf("the exported manifest keeps dependencies or a whitelist: %s", im)
+	}
+}
+
+// hostileRktPodDir finds a pod's directory, whatever its state.
+func hostileRktPodDir(e *env, uuid string) string {
+	m, _ := filepath.Glob(filepath.Join(e.Dir, "pods", "*", uuid))
+	if len(m) == 0 {
+		return ""
+	}
+	return m[0]
+}
+
+// hostileRktLeftovers lists what an export may leave: temporary files
+// beside FILE.aci, and mount points in the pod's directory.
+func hostileRktLeftovers(e *env, destDir, uuid string) []string {
+	var left []string
+	ents, _ := os.ReadDir(destDir)
+	for _, d := range ents {
+		left = append(left, d.Name())
+	}
+	if dir := hostileRktPodDir(e, uuid); dir != "" {
+		m, _ := filepath.Glob(filepath.Join(dir, "export-*"))
+		left = append(left, m...)
+	}
+	return left
+}
+
+// An app that leaves a huge sparse file cannot make export write an image
+// larger than the store would take: export refuses at once, in one line,
+// leaving nothing. Interrupted (Ctrl-C), export stops at once and leaves no
+// file, temporary file or mount; while it runs the pod is locked, so rm
+// and gc leave it be.
+func TestHostileRktExportHugeSparseAndInterrupt(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	uuid := hostileRktExportPod(t, e, rktFly, "example.com/hostile-sparse", "echo kept > /kept; truncate -s 64G /sparse", nil, nil)
+	destDir := t.TempDir()
+	out := filepath.Join(destDir, "out.aci")
+	r := hostileRktRunFor(t, e, 30*time.Second, "export", uuid, out)
+	if r.Code == 0 || !strings.Contains(r.Stderr, "16GiB") || strings.Count(strings.TrimSpace(r.Stderr), "\n") != 0 {
+		t.Errorf("export of a 64G sparse file: want a one-line refusal naming the limit: %s", r)
+	}
+	if left := hostileRktLeftovers(e, destDir, uuid); len(left) != 0 {
+		t.Errorf("export left %v", left)
+	}
+
+	// Within a raised limit the export reads zeroes for a while: stop it.
+	cmd := e.command("export", uuid, out)
+	cmd.Env = append(cmd.Env, "ORBIT_MAX_IMAGE_SIZE=128G")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	time.Sleep(1500 * time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("export ended before it was interrupted: %v %s", err, stderr.String())
+	default:
+	}
+	// The pod is locked: rm and gc do not remove it meanwhile.
+	e.run("rm", uuid)
+	e.run("gc", "--grace-period=0s", "--expire-prepared=0s")
+	if hostileRktPodDir(e, uuid) == "" {
+		t.Error("the pod was removed while it was being exported")
+	}
+	cmd.Process.Signal(os.Interrupt)
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Errorf("interrupted export exited 0: %s", stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Error("export did not stop within 10s of SIGINT")
+	}
+	if left := hostileRktLeftovers(e, destDir, uuid); len(left) != 0 {
+		t.Errorf("interrupted export left %v", left)
+	}
+	if r := e.run("rm", uuid); r.Code != 0 {
+		t.Errorf("rm after the export: %s", r)
 	}
 }
