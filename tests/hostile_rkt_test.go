@@ -532,3 +532,57 @@ func TestHostileRktExportHugeSparseAndInterrupt(t *testing.T) {
 		t.Errorf("rm after the export: %s", r)
 	}
 }
+
+// A converted Docker image cannot make the filling of a new volume write
+// more than the image holds: hard links in the image stay hard links in
+// the volume (a file linked a hundred times is not copied a hundred
+// times). A mount point whose path climbs with ".." is resolved inside the
+// app's root, and a host volume is never filled.
+func TestHostileRktDockerVolumeFillBounded(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	root := busyboxRootfs(t)
+	big := make([]byte, 2<<20)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	if err := os.MkdirAll(filepath.Join(root, "data"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "data/big"), big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		if err := os.Link(filepath.Join(root, "data/big"), filepath.Join(root, "data", fmt.Sprintf("l%02d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeFile(t, filepath.Join(root, "etc/image-marker"), "image\n")
+	m := imageManifest("example.com/hostile-docker-links", "/bin/sh", "-c",
+		"echo links=$(stat -c %h /data/l42) kib=$(du -sk /data | cut -f1); ls /etc | grep -c -e image-marker -e debian_version")
+	m["app"].(map[string]any)["mountPoints"] = []map[string]any{
+		{"name": "data", "path": "/data"},
+		{"name": "dots", "path": "/../../../../etc"},
+	}
+	m["annotations"] = []map[string]string{{"name": "appc.io/docker/repository", "value": "library/links"}}
+	data, _ := json.Marshal(m)
+	manifest := filepath.Join(t.TempDir(), "manifest")
+	writeFile(t, manifest, string(data))
+	img := filepath.Join(t.TempDir(), "links.aci")
+	e.mustRun("image", "build", root, manifest, img)
+	for _, fl := range rktFlavours(t) {
+		r := e.run("run", "--insecure-options=image", fl, img)
+		var links, kib, marks int
+		fmt.Sscanf(r.Stdout, "links=%d kib=%d\n%d", &links, &kib, &marks)
+		if r.Code != 0 || links != 101 || kib > 4096 || marks != 1 {
+			t.Errorf("%s: the filled volume: want 101 links to one file of 2MiB, and the image's /etc: %s", fl, r)
+		}
+		host := t.TempDir()
+		if r := e.run("run", "--insecure-options=image", fl, "--volume=data,kind=host,source="+host, img); r.Code != 0 {
+			t.Errorf("%s: with a host volume: %s", fl, r)
+		}
+		if ents, _ := os.ReadDir(host); len(ents) != 0 {
+			t.Errorf("%s: the host volume was filled from the image: %d entries", fl, len(ents))
+		}
+	}
+}
