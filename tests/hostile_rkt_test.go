@@ -586,3 +586,118 @@ func TestHostileRktDockerVolumeFillBounded(t *testing.T) {
 		}
 	}
 }
+
+// Under --ipc=parent the descriptor of the host's IPC namespace stage1
+// hands in reaches no process of the pod: not the supervisor, not any app,
+// not an entered command (a namespace descriptor would let an app setns
+// into the host's namespace). Apps hold the same descriptors with and
+// without it.
+func TestHostileRktIPCParentDescriptorNotLeaked(t *testing.T) {
+	t.Parallel()
+	requireNspawn(t)
+	e := newEnv(t)
+	// Every namespace descriptor any process in the pod holds, and the
+	// app shell's own descriptors.
+	show := `echo nsfds=$(ls -l /proc/[0-9]*/fd/ 2>/dev/null | grep -cE '(ipc|mnt|net|pid|uts|user|cgroup|time):\['); `
+	// The other app's descriptors, as a long-running app holds them.
+	other := `sleep 1; for p in /proc/[0-9]*; do if [ "$(cat $p/comm)" = sleep ]; then echo own=$(for f in $p/fd/*; do echo -n "${f##*/}>$(readlink $f | sed 's/\[[0-9]*\]//') "; done); fi; done`
+	a := rktImage(t, "example.com/ipcleak-a", nil, "/bin/sh", "-c", show+"exec sleep 3")
+	b := rktImage(t, "example.com/ipcleak-b", nil, "/bin/sh", "-c", show+other)
+	own := map[string]string{}
+	for _, mode := range []string{"--ipc=parent", "--ipc=private"} {
+		r := e.run("run", "--insecure-options=image", rktNspawn, mode, a, b)
+		if r.Code != 0 || strings.Count(r.Stdout, "nsfds=0\n") != 2 {
+			t.Errorf("%s: want no namespace descriptor in any process of the pod, seen by both apps: %s", mode, r)
+		}
+		for _, l := range strings.Split(r.Stdout, "\n") {
+			if _, rest, ok := strings.Cut(l, "own="); ok {
+				own[mode] = rest
+			}
+		}
+	}
+	if own["--ipc=parent"] == "" || own["--ipc=parent"] != own["--ipc=private"] {
+		t.Errorf("an app's descriptors differ with --ipc=parent: %q, without: %q", own["--ipc=parent"], own["--ipc=private"])
+	}
+	// Seen from the host, which may look into every process: the
+	// supervisor, both apps and an entered command.
+	sleeper := rktImage(t, "example.com/ipcleak-sleep", nil, "/bin/sh", "-c", "sleep 30")
+	uuidFile := filepath.Join(t.TempDir(), "uuid")
+	cmd := e.command("run", "--net=host", "--insecure-options=image", rktNspawn, "--ipc=parent", "--uuid-file-save="+uuidFile, sleeper, a)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	uuid := waitRunning(t, e, uuidFile)
+	defer e.run("stop", "--force", uuid)
+	enter := e.command("enter", "--app=ipcleak-sleep", uuid, "/bin/sh", "-c", "exec sleep 5")
+	if err := enter.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer enter.Wait()
+	time.Sleep(1500 * time.Millisecond)
+	procs, leaks := hostileRktPodDescriptors(t, cmd.Process.Pid)
+	if procs < 4 {
+		t.Errorf("found %d processes in the pod, want the supervisor, two apps and the entered command", procs)
+	}
+	for _, l := range leaks {
+		t.Errorf("a process of the pod holds a namespace descriptor: %s", l)
+	}
+}
+
+// hostileRktPodDescriptors looks, from the host, at the descriptors of
+// every process in the PID namespace of the pod that the orbit process
+// runPid runs, and returns how many processes it saw and the namespace
+// descriptors they hold.
+func hostileRktPodDescriptors(t *testing.T, runPid int) (int, []string) {
+	t.Helper()
+	hostNS, _ := os.Readlink("/proc/self/ns/pid")
+	parent := func(pid string) string {
+		data, _ := os.ReadFile("/proc/" + pid + "/status")
+		for _, l := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(l, "PPid:"); ok {
+				return strings.TrimSpace(v)
+			}
+		}
+		return ""
+	}
+	ents, _ := os.ReadDir("/proc")
+	var podNS string
+	for _, d := range ents {
+		pid := d.Name()
+		if _, err := strconv.Atoi(pid); err != nil {
+			continue
+		}
+		ns, _ := os.Readlink("/proc/" + pid + "/ns/pid")
+		if ns == "" || ns == hostNS {
+			continue
+		}
+		for p := parent(pid); p != "" && p != "0"; p = parent(p) {
+			if p == strconv.Itoa(runPid) {
+				podNS = ns
+			}
+		}
+	}
+	if podNS == "" {
+		t.Fatal("no process of the pod found")
+	}
+	procs := 0
+	var leaks []string
+	for _, d := range ents {
+		pid := d.Name()
+		if ns, _ := os.Readlink("/proc/" + pid + "/ns/pid"); ns != podNS {
+			continue
+		}
+		procs++
+		fds, _ := os.ReadDir("/proc/" + pid + "/fd")
+		for _, fd := range fds {
+			l, _ := os.Readlink("/proc/" + pid + "/fd/" + fd.Name())
+			for _, kind := range []string{"ipc:[", "mnt:[", "net:[", "pid:[", "uts:[", "user:[", "cgroup:["} {
+				if strings.HasPrefix(l, kind) {
+					comm, _ := os.ReadFile("/proc/" + pid + "/comm")
+					leaks = append(leaks, fmt.Sprintf("%s (%s) fd %s: %s", pid, strings.TrimSpace(string(comm)), fd.Name(), l))
+				}
+			}
+		}
+	}
+	return procs, leaks
+}
