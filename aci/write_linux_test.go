@@ -207,3 +207,39 @@ func TestWriteSkipsSocketsWhenAsked(t *testing.T) {
 		t.Errorf("entries: %q", names)
 	}
 }
+
+func TestWriteBoundsSizeAndStopsWithContext(t *testing.T) {
+	root := t.TempDir()
+	f, err := os.Create(filepath.Join(root, "sparse"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(1 << 40); err != nil {
+		t.Skip(err)
+	}
+	f.Close()
+	im := mustManifest(t, manifestJSON(t, "example.com/sparse", nil))
+	err = Write(context.Background(), io.Discard, im, root, WriteOptions{MaxSize: 1 << 20})
+	if !errors.Is(err, ErrTooLarge) || !errors.Is(err, errdefs.ErrInvalid) {
+		t.Errorf("a 1TiB sparse file within 1MiB: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := Write(ctx, io.Discard, im, root, WriteOptions{}); !errors.Is(err, context.Canceled) {
+		t.Errorf("a cancelled write: %v", err)
+	}
+}
+
+func TestWriteRefusesLinkOutOfRoot(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "a"), 0o755)
+	os.Symlink("../../etc/shadow", filepath.Join(root, "a", "out"))
+	os.Symlink("/../../etc/shadow", filepath.Join(root, "abs"))
+	os.Symlink("../b", filepath.Join(root, "a", "in"))
+	im := mustManifest(t, manifestJSON(t, "example.com/links", nil))
+	wantInvalid(t, Write(context.Background(), io.Discard, im, root, WriteOptions{}), "rootfs/a/out")
+	os.Remove(filepath.Join(root, "a", "out"))
+	if err := Write(context.Background(), io.Discard, im, root, WriteOptions{}); err != nil {
+		t.Errorf("absolute and inner links: %v", err)
+	}
+}
