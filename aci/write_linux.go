@@ -290,9 +290,10 @@ func readXattrs(p string) (map[string]string, error) {
 	return recs, nil
 }
 
-// WriteFile writes an ACI (see Write) to path atomically: into a temporary
-// file in the same directory, synced, then renamed into place, and the
-// directory synced. Unless overwrite is set, an existing path is left alone
+// WriteFile writes an ACI (see Write) to path atomically: into an unnamed
+// file in the same directory, synced, then linked (or renamed) into place,
+// and the directory synced, so that a write cut short, even by a kill,
+// leaves nothing under any name. Unless overwrite is set, an existing path is left alone
 // and ErrAlreadyExists returned.
 func WriteFile(ctx context.Context, path string, manifest *schema.ImageManifest, rootfs string, opts WriteOptions, overwrite bool) error {
 	if inside, err := within(filepath.Dir(path), rootfs); err != nil {
@@ -300,7 +301,7 @@ func WriteFile(ctx context.Context, path string, manifest *schema.ImageManifest,
 	} else if inside {
 		return fmt.Errorf("%s: the image cannot be written inside its own rootfs %s: %w", path, rootfs, errdefs.ErrInvalid)
 	}
-	return atomicfile.Create(path, 0o644, overwrite, func(w io.Writer) error {
+	return atomicfile.CreateUnnamed(path, 0o644, overwrite, func(w io.Writer) error {
 		return Write(ctx, w, manifest, rootfs, opts)
 	})
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -528,8 +529,30 @@ func TestHostileRktExportHugeSparseAndInterrupt(t *testing.T) {
 	if left := hostileRktLeftovers(e, destDir, uuid); len(left) != 0 {
 		t.Errorf("interrupted export left %v", left)
 	}
+
+	// Killed (SIGKILL), it can clean nothing up itself: it leaves no file
+	// under any name, and rm unmounts and removes what it left in the pod.
+	cmd = e.command("export", uuid, out)
+	cmd.Env = append(cmd.Env, "ORBIT_MAX_IMAGE_SIZE=128G")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	cmd.Process.Kill()
+	cmd.Wait()
+	if ents, _ := os.ReadDir(destDir); len(ents) != 0 {
+		out, _ := exec.Command("ls", "-la", destDir).CombinedOutput()
+		t.Errorf("a killed export left %v beside FILE.aci: %s", ents, out)
+	}
+	podDir := hostileRktPodDir(e, uuid)
 	if r := e.run("rm", uuid); r.Code != 0 {
 		t.Errorf("rm after the export: %s", r)
+	}
+	if mi, _ := os.ReadFile("/proc/self/mountinfo"); podDir == "" || strings.Contains(string(mi), podDir) {
+		t.Errorf("a mount below the removed pod %s is left", podDir)
+	}
+	if hostileRktPodDir(e, uuid) != "" {
+		t.Error("the pod is still there after rm")
 	}
 }
 
