@@ -3,6 +3,7 @@ package aci
 import (
 	"archive/tar"
 	"context"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -106,7 +107,7 @@ func Write(ctx context.Context, w io.Writer, manifest *schema.ImageManifest, roo
 		}
 		return tw2.add(p, name)
 	}); err != nil {
-		return err
+		return quotePathError(err, rootfs)
 	}
 	if err := tw.Close(); err != nil {
 		return err
@@ -203,7 +204,7 @@ func (t *treeWriter) add(p, name string) error {
 		hdr.PAXRecords = xattrs
 	}
 	if err := t.tw.WriteHeader(hdr); err != nil {
-		return fmt.Errorf("%s: %w", p, err)
+		return fmt.Errorf("%q: %w", name, err)
 	}
 	if hdr.Typeflag != tar.TypeReg {
 		return nil
@@ -229,6 +230,22 @@ func (t *treeWriter) add(p, name string) error {
 		return fmt.Errorf("%q: changed while being written: %w", p, err)
 	}
 	return nil
+}
+
+// quotePathError rewrites an error about a file of rootfs to name the file
+// as the image does and quoted: the names come from whoever made the tree
+// (an app, for an export), and a control character or escape sequence in
+// one must not reach the user's terminal.
+func quotePathError(err error, rootfs string) error {
+	var pe *fs.PathError
+	if !errors.As(err, &pe) {
+		return err
+	}
+	name := pe.Path
+	if rel, rerr := filepath.Rel(rootfs, pe.Path); rerr == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+		name = RootfsName + "/" + filepath.ToSlash(rel)
+	}
+	return fmt.Errorf("%s %q: %w", pe.Op, name, pe.Err)
 }
 
 // ErrTooLarge is returned by Write for a rootfs whose files come to more

@@ -724,3 +724,20 @@ func hostileRktPodDescriptors(t *testing.T, runPid int) (int, []string) {
 	}
 	return procs, leaks
 }
+
+// An app that nests directories deeper than a path can name, with escape
+// sequences in their names, makes its own export fail, in one line that
+// writes no control character to the user's terminal.
+func TestHostileRktExportErrorQuotesNames(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	script := `n=$(printf 'e\033]0;pwned\007\033[31m%0200d' 0); i=0; while [ $i -lt 25 ]; do mkdir "$n" && cd "$n" 2>/dev/null || break; i=$((i+1)); done; true`
+	uuid := hostileRktExportPod(t, e, rktFly, "example.com/hostile-deep", script, nil, nil)
+	r := hostileRktRunFor(t, e, 60*time.Second, "export", uuid, filepath.Join(t.TempDir(), "out.aci"))
+	if r.Code == 0 || strings.ContainsAny(r.Stderr, "\x1b\x07") {
+		t.Errorf("export of a too deep tree: want a failure without control characters: %.300q", r.Stderr)
+	}
+	if strings.Count(strings.TrimSpace(r.Stderr), "\n") != 0 {
+		t.Errorf("want one line: %.300q", r.Stderr)
+	}
+}
