@@ -3,8 +3,8 @@ package aci
 import (
 	"archive/tar"
 	"context"
-	"errors"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
