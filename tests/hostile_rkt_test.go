@@ -581,11 +581,20 @@ func TestHostileRktDockerVolumeFillBounded(t *testing.T) {
 		}
 	}
 	writeFile(t, filepath.Join(root, "etc/image-marker"), "image\n")
+	// A link above a mount point names a host directory with files of its
+	// own; the image has that path too.
+	hostDir := filepath.Join(t.TempDir(), "host-above")
+	writeFile(t, filepath.Join(hostDir, "vol/host-file"), "host\n")
+	writeFile(t, filepath.Join(root, hostDir, "vol/in-image"), "image\n")
+	if err := os.Symlink(hostDir, filepath.Join(root, "up")); err != nil {
+		t.Fatal(err)
+	}
 	m := imageManifest("example.com/hostile-docker-links", "/bin/sh", "-c",
-		"echo links=$(stat -c %h /data/l42) kib=$(du -sk /data | cut -f1); ls /etc | grep -c -e image-marker -e debian_version")
+		"echo links=$(stat -c %h /data/l42) kib=$(du -sk /data | cut -f1); ls /etc | grep -c -e image-marker -e debian_version; echo above=$(ls /up/vol)")
 	m["app"].(map[string]any)["mountPoints"] = []map[string]any{
 		{"name": "data", "path": "/data"},
 		{"name": "dots", "path": "/../../../../etc"},
+		{"name": "above", "path": "/up/vol"},
 	}
 	m["annotations"] = []map[string]string{{"name": "appc.io/docker/repository", "value": "library/links"}}
 	data, _ := json.Marshal(m)
@@ -597,7 +606,7 @@ func TestHostileRktDockerVolumeFillBounded(t *testing.T) {
 		r := e.run("run", "--insecure-options=image", fl, img)
 		var links, kib, marks int
 		fmt.Sscanf(r.Stdout, "links=%d kib=%d\n%d", &links, &kib, &marks)
-		if r.Code != 0 || links != 101 || kib > 4096 || marks != 1 {
+		if r.Code != 0 || links != 101 || kib > 4096 || marks != 1 || !strings.HasSuffix(r.Stdout, "above=in-image\n") {
 			t.Errorf("%s: the filled volume: want 101 links to one file of 2MiB, and the image's /etc: %s", fl, r)
 		}
 		host := t.TempDir()
@@ -607,6 +616,9 @@ func TestHostileRktDockerVolumeFillBounded(t *testing.T) {
 		if ents, _ := os.ReadDir(host); len(ents) != 0 {
 			t.Errorf("%s: the host volume was filled from the image: %d entries", fl, len(ents))
 		}
+	}
+	if ents, _ := os.ReadDir(filepath.Join(hostDir, "vol")); len(ents) != 1 {
+		t.Errorf("the host directory a link above a mount point names was changed: %v", ents)
 	}
 }
 
