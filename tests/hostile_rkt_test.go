@@ -2,11 +2,13 @@ package tests
 
 import (
 	"archive/tar"
+	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -751,5 +753,55 @@ func TestHostileRktExportErrorQuotesNames(t *testing.T) {
 	}
 	if strings.Count(strings.TrimSpace(r.Stderr), "\n") != 0 {
 		t.Errorf("want one line: %.300q", r.Stderr)
+	}
+}
+
+// With socket activation, --ipc=parent's descriptor, handed in after the
+// sockets, is taken off before the sockets are handed on: the app gets
+// LISTEN_FDS=1 and its socket as descriptor 3, as without it.
+func TestHostileRktIPCParentWithSocketActivation(t *testing.T) {
+	t.Parallel()
+	requireNspawn(t)
+	aci := sockAppACI(t)
+	e := newEnv(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	lf, err := l.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lf.Close()
+	args := e.args("run", "--insecure-options=image", rktNspawn, "--ipc=parent", aci)
+	cmd := exec.Command("/bin/sh", append([]string{"-c", `LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@"`, binary}, args...)...)
+	cmd.ExtraFiles = []*os.File{lf}
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	conn, err := net.DialTimeout("tcp", l.Addr().String(), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.SetDeadline(time.Now().Add(20 * time.Second))
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	conn.Close()
+	if err != nil || line != "hello from sockapp\n" {
+		t.Errorf("the app did not serve on the activation socket: %q %v; output:\n%s", line, err, out.String())
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("run: %v\n%s", err, out.String())
+		}
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Error("orbit run did not end")
 	}
 }
