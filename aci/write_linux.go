@@ -2,7 +2,9 @@ package aci
 
 import (
 	"archive/tar"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -30,16 +32,22 @@ type WriteOptions struct {
 	// for a root filesystem an app has run in, whose sockets mean nothing
 	// once it has exited. Without it a socket is an error.
 	SkipSockets bool
+	// MaxSize, when positive, bounds the total size of rootfs's regular
+	// files (each hard-linked file counted once): a larger tree is
+	// refused as soon as its files come to more, before their bytes are
+	// read.
+	MaxSize int64
 }
 
-// Write writes an ACI made of manifest and the directory rootfs to w. The
+// Write writes an ACI made of manifest and the directory rootfs to w,
+// stopping with ctx's error once ctx is done. The
 // output is deterministic: the manifest first, then rootfs walked in
 // lexical order; owners as numbers without user or group names; times to
 // the second (all set to opts.ModTime if given, the manifest's to rootfs's
 // own otherwise); no access or change times. Files that are hard links of
 // one another are stored once and linked. Extended attributes in the user
 // and trusted namespaces and file capabilities are kept.
-func Write(w io.Writer, manifest *schema.ImageManifest, rootfs string, opts WriteOptions) error {
+func Write(ctx context.Context, w io.Writer, manifest *schema.ImageManifest, rootfs string, opts WriteOptions) error {
 	data, err := json.Marshal(manifest)
 	if err != nil {
 		return fmt.Errorf("image manifest: %w: %w", err, errdefs.ErrInvalid)
@@ -81,9 +89,12 @@ func Write(w io.Writer, manifest *schema.ImageManifest, rootfs string, opts Writ
 		return err
 	}
 
-	tw2 := &treeWriter{tw: tw, modTime: opts.ModTime, skipSockets: opts.SkipSockets, links: make(map[inode]string)}
+	tw2 := &treeWriter{ctx: ctx, tw: tw, modTime: opts.ModTime, skipSockets: opts.SkipSockets, maxSize: opts.MaxSize, links: make(map[inode]string)}
 	if err := filepath.WalkDir(rootfs, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
 			return err
 		}
 		rel, err := filepath.Rel(rootfs, p)
@@ -96,7 +107,7 @@ func Write(w io.Writer, manifest *schema.ImageManifest, rootfs string, opts Writ
 		}
 		return tw2.add(p, name)
 	}); err != nil {
-		return err
+		return quotePathError(err, rootfs)
 	}
 	if err := tw.Close(); err != nil {
 		return err
@@ -111,7 +122,10 @@ type inode struct{ dev, ino uint64 }
 
 // treeWriter adds files to a tar, remembering hard-linked inodes.
 type treeWriter struct {
+	ctx         context.Context
 	tw          *tar.Writer
+	maxSize     int64
+	size        int64 // of the regular files written so far
 	modTime     *time.Time
 	skipSockets bool
 	links       map[inode]string // inode -> the first name written for it
@@ -145,6 +159,12 @@ func (t *treeWriter) add(p, name string) error {
 		if err != nil {
 			return err
 		}
+		// A relative link leading out of the root is refused here as
+		// it is on import: the image could not be fetched again, and a
+		// less careful reader would follow it out of the root.
+		if err := checkSymlink(name, target); err != nil {
+			return err
+		}
 		hdr.Typeflag, hdr.Linkname = tar.TypeSymlink, target
 	case unix.S_IFCHR, unix.S_IFBLK:
 		hdr.Typeflag = tar.TypeChar
@@ -160,7 +180,7 @@ func (t *treeWriter) add(p, name string) error {
 		}
 		fallthrough
 	default:
-		return fmt.Errorf("%s: file type %#o cannot be stored in an image: %w", p, st.Mode&unix.S_IFMT, errdefs.ErrInvalid)
+		return fmt.Errorf("%q: file type %#o cannot be stored in an image: %w", p, st.Mode&unix.S_IFMT, errdefs.ErrInvalid)
 	}
 	if hdr.Typeflag != tar.TypeDir && st.Nlink > 1 {
 		key := inode{dev: st.Dev, ino: st.Ino}
@@ -170,6 +190,12 @@ func (t *treeWriter) add(p, name string) error {
 		}
 		t.links[key] = name
 	}
+	if hdr.Typeflag == tar.TypeReg {
+		t.size += hdr.Size
+		if t.maxSize > 0 && t.size > t.maxSize {
+			return fmt.Errorf("%q: the files come to more than %d bytes: %w", p, t.maxSize, ErrTooLarge)
+		}
+	}
 	if hdr.Typeflag == tar.TypeReg || hdr.Typeflag == tar.TypeDir {
 		xattrs, err := readXattrs(p)
 		if err != nil {
@@ -178,20 +204,65 @@ func (t *treeWriter) add(p, name string) error {
 		hdr.PAXRecords = xattrs
 	}
 	if err := t.tw.WriteHeader(hdr); err != nil {
-		return fmt.Errorf("%s: %w", p, err)
+		return fmt.Errorf("%q: %w", name, err)
 	}
 	if hdr.Typeflag != tar.TypeReg {
 		return nil
 	}
-	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	// Not following a link, not waiting on a FIFO, and only the file
+	// that was looked at: a name changed since is an error, not read.
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	if _, err := io.CopyN(t.tw, f, hdr.Size); err != nil {
-		return fmt.Errorf("%s: changed while being written: %w", p, err)
+	var fst unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &fst); err != nil {
+		return err
+	}
+	if fst.Mode&unix.S_IFMT != unix.S_IFREG || fst.Dev != st.Dev || fst.Ino != st.Ino {
+		return fmt.Errorf("%q: changed while being written: %w", p, errdefs.ErrInvalid)
+	}
+	if _, err := io.CopyN(t.tw, ctxReader{t.ctx, f}, hdr.Size); err != nil {
+		if cerr := t.ctx.Err(); cerr != nil {
+			return cerr
+		}
+		return fmt.Errorf("%q: changed while being written: %w", p, err)
 	}
 	return nil
+}
+
+// quotePathError rewrites an error about a file of rootfs to name the file
+// as the image does and quoted: the names come from whoever made the tree
+// (an app, for an export), and a control character or escape sequence in
+// one must not reach the user's terminal.
+func quotePathError(err error, rootfs string) error {
+	var pe *fs.PathError
+	if !errors.As(err, &pe) {
+		return err
+	}
+	name := pe.Path
+	if rel, rerr := filepath.Rel(rootfs, pe.Path); rerr == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+		name = RootfsName + "/" + filepath.ToSlash(rel)
+	}
+	return fmt.Errorf("%s %q: %w", pe.Op, name, pe.Err)
+}
+
+// ErrTooLarge is returned by Write for a rootfs whose files come to more
+// than WriteOptions.MaxSize.
+var ErrTooLarge = fmt.Errorf("too large: %w", errdefs.ErrInvalid)
+
+// ctxReader reads from r until ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(b []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(b)
 }
 
 // keptXattr reports whether an extended attribute belongs in an image:
@@ -236,18 +307,19 @@ func readXattrs(p string) (map[string]string, error) {
 	return recs, nil
 }
 
-// WriteFile writes an ACI (see Write) to path atomically: into a temporary
-// file in the same directory, synced, then renamed into place, and the
-// directory synced. Unless overwrite is set, an existing path is left alone
+// WriteFile writes an ACI (see Write) to path atomically: into an unnamed
+// file in the same directory, synced, then linked (or renamed) into place,
+// and the directory synced, so that a write cut short, even by a kill,
+// leaves nothing under any name. Unless overwrite is set, an existing path is left alone
 // and ErrAlreadyExists returned.
-func WriteFile(path string, manifest *schema.ImageManifest, rootfs string, opts WriteOptions, overwrite bool) error {
+func WriteFile(ctx context.Context, path string, manifest *schema.ImageManifest, rootfs string, opts WriteOptions, overwrite bool) error {
 	if inside, err := within(filepath.Dir(path), rootfs); err != nil {
 		return err
 	} else if inside {
 		return fmt.Errorf("%s: the image cannot be written inside its own rootfs %s: %w", path, rootfs, errdefs.ErrInvalid)
 	}
-	return atomicfile.Create(path, 0o644, overwrite, func(w io.Writer) error {
-		return Write(w, manifest, rootfs, opts)
+	return atomicfile.CreateUnnamed(path, 0o644, overwrite, func(w io.Writer) error {
+		return Write(ctx, w, manifest, rootfs, opts)
 	})
 }
 

@@ -3,6 +3,7 @@ package aci
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"os"
@@ -48,7 +49,7 @@ func TestWriteRoundTrip(t *testing.T) {
 	for _, c := range []Compression{CompressionNone, CompressionGzip} {
 		t.Run(c.String(), func(t *testing.T) {
 			var buf bytes.Buffer
-			if err := Write(&buf, im, root, WriteOptions{Compression: c}); err != nil {
+			if err := Write(context.Background(), &buf, im, root, WriteOptions{Compression: c}); err != nil {
 				t.Fatal(err)
 			}
 			rc, err := Decompress(bytes.NewReader(buf.Bytes()))
@@ -119,7 +120,7 @@ func TestWriteIsDeterministic(t *testing.T) {
 		root := testRootfs(t) // made anew, so times differ
 		time.Sleep(10 * time.Millisecond)
 		var buf bytes.Buffer
-		if err := Write(&buf, im, root, WriteOptions{Compression: CompressionGzip, ModTime: &fixed}); err != nil {
+		if err := Write(context.Background(), &buf, im, root, WriteOptions{Compression: CompressionGzip, ModTime: &fixed}); err != nil {
 			t.Fatal(err)
 		}
 		outs = append(outs, buf.Bytes())
@@ -131,10 +132,10 @@ func TestWriteIsDeterministic(t *testing.T) {
 	// Without ModTime, writing the same tree twice still gives the same bytes.
 	root := testRootfs(t)
 	var a, b bytes.Buffer
-	if err := Write(&a, im, root, WriteOptions{}); err != nil {
+	if err := Write(context.Background(), &a, im, root, WriteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := Write(&b, im, root, WriteOptions{}); err != nil {
+	if err := Write(context.Background(), &b, im, root, WriteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(a.Bytes(), b.Bytes()) {
@@ -146,18 +147,18 @@ func TestWriteFile(t *testing.T) {
 	root := testRootfs(t)
 	im := mustManifest(t, manifestJSON(t, "example.com/file", nil))
 	out := filepath.Join(t.TempDir(), "out.aci")
-	if err := WriteFile(out, im, root, WriteOptions{Compression: CompressionGzip}, false); err != nil {
+	if err := WriteFile(context.Background(), out, im, root, WriteOptions{Compression: CompressionGzip}, false); err != nil {
 		t.Fatal(err)
 	}
 	first := readFile(t, out)
-	err := WriteFile(out, im, root, WriteOptions{Compression: CompressionNone}, false)
+	err := WriteFile(context.Background(), out, im, root, WriteOptions{Compression: CompressionNone}, false)
 	if !errors.Is(err, errdefs.ErrAlreadyExists) {
 		t.Fatalf("second write without overwrite: %v", err)
 	}
 	if readFile(t, out) != first {
 		t.Fatal("refused write changed the file")
 	}
-	if err := WriteFile(out, im, root, WriteOptions{Compression: CompressionNone}, true); err != nil {
+	if err := WriteFile(context.Background(), out, im, root, WriteOptions{Compression: CompressionNone}, true); err != nil {
 		t.Fatal(err)
 	}
 	if readFile(t, out) == first {
@@ -167,7 +168,7 @@ func TestWriteFile(t *testing.T) {
 	if len(entries) != 1 {
 		t.Errorf("temporary files left: %v", entries)
 	}
-	err = WriteFile(filepath.Join(root, "inside.aci"), im, root, WriteOptions{}, false)
+	err = WriteFile(context.Background(), filepath.Join(root, "inside.aci"), im, root, WriteOptions{}, false)
 	wantInvalid(t, err, "inside")
 }
 
@@ -177,7 +178,7 @@ func TestWriteRefusesSockets(t *testing.T) {
 		t.Skip(err)
 	}
 	im := mustManifest(t, manifestJSON(t, "example.com/sock", nil))
-	wantInvalid(t, Write(io.Discard, im, root, WriteOptions{}), "sock")
+	wantInvalid(t, Write(context.Background(), io.Discard, im, root, WriteOptions{}), "sock")
 }
 
 func TestWriteSkipsSocketsWhenAsked(t *testing.T) {
@@ -190,7 +191,7 @@ func TestWriteSkipsSocketsWhenAsked(t *testing.T) {
 	}
 	im := mustManifest(t, manifestJSON(t, "example.com/sock", nil))
 	var buf bytes.Buffer
-	if err := Write(&buf, im, root, WriteOptions{SkipSockets: true}); err != nil {
+	if err := Write(context.Background(), &buf, im, root, WriteOptions{SkipSockets: true}); err != nil {
 		t.Fatal(err)
 	}
 	tr := tar.NewReader(&buf)
@@ -204,5 +205,41 @@ func TestWriteSkipsSocketsWhenAsked(t *testing.T) {
 	}
 	if strings.Contains(strings.Join(names, " "), "sock") || !strings.Contains(strings.Join(names, " "), "rootfs/kept") {
 		t.Errorf("entries: %q", names)
+	}
+}
+
+func TestWriteBoundsSizeAndStopsWithContext(t *testing.T) {
+	root := t.TempDir()
+	f, err := os.Create(filepath.Join(root, "sparse"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(1 << 40); err != nil {
+		t.Skip(err)
+	}
+	f.Close()
+	im := mustManifest(t, manifestJSON(t, "example.com/sparse", nil))
+	err = Write(context.Background(), io.Discard, im, root, WriteOptions{MaxSize: 1 << 20})
+	if !errors.Is(err, ErrTooLarge) || !errors.Is(err, errdefs.ErrInvalid) {
+		t.Errorf("a 1TiB sparse file within 1MiB: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := Write(ctx, io.Discard, im, root, WriteOptions{}); !errors.Is(err, context.Canceled) {
+		t.Errorf("a cancelled write: %v", err)
+	}
+}
+
+func TestWriteRefusesLinkOutOfRoot(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "a"), 0o755)
+	os.Symlink("../../etc/shadow", filepath.Join(root, "a", "out"))
+	os.Symlink("/../../etc/shadow", filepath.Join(root, "abs"))
+	os.Symlink("../b", filepath.Join(root, "a", "in"))
+	im := mustManifest(t, manifestJSON(t, "example.com/links", nil))
+	wantInvalid(t, Write(context.Background(), io.Discard, im, root, WriteOptions{}), "rootfs/a/out")
+	os.Remove(filepath.Join(root, "a", "out"))
+	if err := Write(context.Background(), io.Discard, im, root, WriteOptions{}); err != nil {
+		t.Errorf("absolute and inner links: %v", err)
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/orbit-containers/orbit/internal/errdefs"
 	"github.com/orbit-containers/orbit/internal/insecure"
+	"github.com/orbit-containers/orbit/store"
 )
 
 // maxRedirects bounds a chain of redirects.
@@ -183,6 +184,21 @@ func (d *download) Close() {
 	}
 }
 
+// maxDownload bounds the bytes of one image download: the store's limit
+// on an image's uncompressed size, with room for a compressed image of
+// incompressible files to be a little larger than its contents.
+func (f *Fetcher) maxDownload() int64 {
+	limit := f.maxImageSize()
+	return limit + limit/64 + 1<<20
+}
+
+func (f *Fetcher) maxImageSize() int64 {
+	if f.cfg.Store == nil {
+		return store.DefaultMaxImageSize
+	}
+	return f.cfg.Store.MaxImageSize()
+}
+
 // downloadImage GETs an image into a file, asking the server whether it
 // changed since etag when etag is set. A download is kept in the store when
 // it is cut short, and the next downloadImage of the URL asks only for the
@@ -216,7 +232,7 @@ func (f *Fetcher) downloadImage(ctx context.Context, u *url.URL, etag string) (*
 	if err != nil {
 		return nil, err
 	}
-	if err := f.receive(u, resp, file, 0, resp.ContentLength); err != nil {
+	if err := f.receive(u, resp, file, 0, resp.ContentLength, -1); err != nil {
 		cleanup()
 		return nil, err
 	}
@@ -249,7 +265,7 @@ func (f *Fetcher) resumeImage(ctx context.Context, u *url.URL, p *partial) (*dow
 		if err != nil {
 			return nil, err
 		}
-		total := resp.ContentLength
+		total, span := resp.ContentLength, int64(-1)
 		switch {
 		case resp.StatusCode == http.StatusOK:
 			if offset > 0 {
@@ -275,7 +291,7 @@ func (f *Fetcher) resumeImage(ctx context.Context, u *url.URL, p *partial) (*dow
 				continue
 			}
 			f.log.Debug("resuming a cut download", "url", u.Redacted(), "from", offset)
-			total = size
+			total, span = size, last-first+1
 		case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable && offset > 0 && attempt == 0:
 			resp.Body.Close()
 			p.reset()
@@ -284,7 +300,7 @@ func (f *Fetcher) resumeImage(ctx context.Context, u *url.URL, p *partial) (*dow
 			defer resp.Body.Close()
 			return nil, statusError(u, resp)
 		}
-		err = f.receive(u, resp, p.file, offset, total)
+		err = f.receive(u, resp, p.file, offset, total, span)
 		resp.Body.Close()
 		if err != nil {
 			if fi, serr := p.file.Stat(); serr == nil {
@@ -301,9 +317,27 @@ func (f *Fetcher) resumeImage(ctx context.Context, u *url.URL, p *partial) (*dow
 }
 
 // receive writes resp's body into file from offset on, expecting the file
-// to be total bytes long in the end (when total >= 0), and leaves the file
-// at its start.
-func (f *Fetcher) receive(u *url.URL, resp *http.Response, file *os.File, offset, total int64) error {
+// to be total bytes long in the end (when total >= 0) and the body to be
+// at most span bytes (when span >= 0, the length a Content-Range gave),
+// and leaves the file at its start. Whatever the server announces, no
+// more than maxDownload bytes in all are written: a body that goes on
+// (an endless one, or a Content-Range that lies) is cut there and is
+// ErrInvalid.
+func (f *Fetcher) receive(u *url.URL, resp *http.Response, file *os.File, offset, total, span int64) error {
+	maxSize := f.maxDownload()
+	tooLarge := func() error {
+		return fmt.Errorf("downloading %s: larger than the image size limit of %s: %w", u.Redacted(), store.FormatSize(f.maxImageSize()), errdefs.ErrInvalid)
+	}
+	if total > maxSize || offset > maxSize {
+		return tooLarge()
+	}
+	limit := maxSize
+	if total >= 0 {
+		limit = total
+	}
+	if span >= 0 {
+		limit = min(limit, offset+span)
+	}
 	if err := file.Truncate(offset); err != nil {
 		return err
 	}
@@ -316,9 +350,16 @@ func (f *Fetcher) receive(u *url.URL, resp *http.Response, file *os.File, offset
 		p.done = offset // a resumed download counts from its start
 		w = io.MultiWriter(file, p)
 	}
-	n, err := io.Copy(w, resp.Body)
+	n, err := io.Copy(w, io.LimitReader(resp.Body, limit-offset+1))
 	if err != nil {
 		return fmt.Errorf("downloading %s: %w", u.Redacted(), err)
+	}
+	if offset+n > limit {
+		file.Truncate(offset)
+		if limit == maxSize {
+			return tooLarge()
+		}
+		return fmt.Errorf("downloading %s: the server sent more bytes than it announced: %w", u.Redacted(), errdefs.ErrInvalid)
 	}
 	if total >= 0 && offset+n != total {
 		return fmt.Errorf("downloading %s: got %d of %d bytes: %w", u.Redacted(), offset+n, total, errdefs.ErrInvalid)

@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 	"net/url"
@@ -14,7 +16,10 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/orbit-containers/orbit/internal/atomicfile"
+	"github.com/orbit-containers/orbit/internal/errdefs"
 	"github.com/orbit-containers/orbit/internal/flock"
 	"github.com/orbit-containers/orbit/store"
 )
@@ -64,13 +69,15 @@ func (f *Fetcher) openPartial(u *url.URL) *partial {
 		return nil
 	}
 	dir := f.cfg.Store.PartialDir()
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := ensurePrivateDir(dir); err != nil {
+		f.log.Debug("not keeping downloads", "dir", dir, "err", err)
 		return nil
 	}
 	sum := sha256.Sum256([]byte(u.String()))
 	key := hex.EncodeToString(sum[:])
-	file, err := os.OpenFile(filepath.Join(dir, key+store.PartialDataExt), os.O_RDWR|os.O_CREATE, 0o600)
+	file, err := openPartialFile(filepath.Join(dir, key+store.PartialDataExt))
 	if err != nil {
+		f.log.Debug("not resuming", "url", u.Redacted(), "err", err)
 		return nil
 	}
 	lock := flock.FromFile(file)
@@ -90,7 +97,7 @@ func (f *Fetcher) openPartial(u *url.URL) *partial {
 		return nil
 	}
 	p.size = info.Size()
-	data, err := os.ReadFile(p.metaPath)
+	data, err := readSmallNoFollow(p.metaPath, 64<<10)
 	if err == nil {
 		err = json.Unmarshal(data, &p.meta)
 	}
@@ -171,4 +178,63 @@ func parseContentRange(s string) (first, last, total int64, ok bool) {
 		return 0, 0, 0, false
 	}
 	return first, last, total, true
+}
+
+// ensurePrivateDir makes dir, or checks the one there: a directory (not a
+// link to one elsewhere) of root's only, as the store's own directory is.
+func ensurePrivateDir(dir string) error {
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(dir, &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR || int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("%s is not a directory of its own: %w", dir, errdefs.ErrInvalid)
+	}
+	if st.Mode&0o077 != 0 {
+		return unix.Chmod(dir, 0o700)
+	}
+	return nil
+}
+
+// openPartialFile opens (creating it if need be) a kept download for
+// writing, without following a symbolic link at its name: what is there
+// and is not a regular file of one link (a link, a FIFO, a hard link to a
+// file elsewhere, which truncating would empty) is removed and a new file
+// made in its place.
+func openPartialFile(path string) (*os.File, error) {
+	for range 2 {
+		file, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0o600)
+		if err == nil {
+			var st unix.Stat_t
+			if err = unix.Fstat(int(file.Fd()), &st); err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Nlink == 1 {
+				return file, nil
+			}
+			file.Close()
+		}
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+	}
+	return nil, fmt.Errorf("%s: not a file of its own: %w", path, errdefs.ErrInvalid)
+}
+
+// readSmallNoFollow reads a file of at most limit bytes, refusing a
+// symbolic link at its name.
+func readSmallNoFollow(path string, limit int64) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s: larger than %d bytes: %w", path, limit, errdefs.ErrInvalid)
+	}
+	return data, nil
 }

@@ -129,3 +129,43 @@ func TestResumeImage(t *testing.T) {
 		})
 	}
 }
+
+func TestOpenPartialFileReplacesLinks(t *testing.T) {
+	dir := t.TempDir()
+	victim := filepath.Join(dir, "victim")
+	if err := os.WriteFile(victim, []byte("precious"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, link := range []func(string, string) error{os.Symlink, os.Link} {
+		p := filepath.Join(dir, "partial.aci")
+		if err := link(victim, p); err != nil {
+			t.Fatal(err)
+		}
+		f, err := openPartialFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Truncate(0)
+		f.WriteString("download")
+		f.Close()
+		if got, _ := os.ReadFile(victim); string(got) != "precious" {
+			t.Errorf("the linked file was written: %q", got)
+		}
+		os.Remove(p)
+	}
+	sub := filepath.Join(dir, "partial")
+	if err := os.Mkdir(sub, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(sub, 0o777)
+	if err := ensurePrivateDir(sub); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(sub); fi.Mode().Perm() != 0o700 {
+		t.Errorf("mode %v", fi.Mode())
+	}
+	os.Symlink(dir, filepath.Join(dir, "linked"))
+	if err := ensurePrivateDir(filepath.Join(dir, "linked")); err == nil {
+		t.Error("a link to a directory was taken as the partial directory")
+	}
+}

@@ -21,6 +21,10 @@ type ExportConfig struct {
 	Dest string
 	// Overwrite replaces Dest if it exists.
 	Overwrite bool
+	// MaxSize, when positive, bounds the size of the app's files together
+	// (as the store bounds an image it imports): an app that left more,
+	// such as a huge sparse file, is refused before its bytes are read.
+	MaxSize int64
 }
 
 // ErrAppNotNamed is returned by ExportApp for a pod of several apps when
@@ -69,6 +73,11 @@ func ExportApp(ctx context.Context, p *Pod, cfg ExportConfig) error {
 	if err != nil {
 		return fmt.Errorf("app %s: its image manifest: %w", app, err)
 	}
+	// The rootfs written is the rendered tree: the image's dependencies are
+	// in it already (and what the app removed of theirs must stay removed),
+	// and every file the app made is in it, whitelisted or not.
+	im.Dependencies = nil
+	im.PathWhitelist = nil
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -77,7 +86,11 @@ func ExportApp(ctx context.Context, p *Pod, cfg ExportConfig) error {
 		return fmt.Errorf("app %s: %w", app, err)
 	}
 	defer release()
-	return aci.WriteFile(cfg.Dest, im, rootfs, aci.WriteOptions{Compression: aci.CompressionGzip, SkipSockets: true}, cfg.Overwrite)
+	opts := aci.WriteOptions{Compression: aci.CompressionGzip, SkipSockets: true, MaxSize: cfg.MaxSize}
+	if err := aci.WriteFile(ctx, cfg.Dest, im, rootfs, opts, cfg.Overwrite); err != nil {
+		return fmt.Errorf("app %s: %w", app, err)
+	}
+	return nil
 }
 
 // exportDirPattern names the temporary mount points of ExportApp inside

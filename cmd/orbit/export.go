@@ -8,8 +8,10 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/orbit-containers/orbit/aci"
 	"github.com/orbit-containers/orbit/internal/errdefs"
 	"github.com/orbit-containers/orbit/stage0"
+	"github.com/orbit-containers/orbit/store"
 )
 
 // exportOptions are `orbit export`'s flags.
@@ -45,12 +47,22 @@ func runExport(cmd *cobra.Command, g *globalOptions, opts *exportOptions, id, de
 	if filepath.Ext(dest) != ".aci" {
 		return usageErr(cmd, fmt.Sprintf("export writes an ACI: FILE must end in .aci (given %s)", dest))
 	}
+	limits, err := g.storeLimits()
+	if err != nil {
+		return err
+	}
+	maxSize := limits.MaxImageSize
+	if maxSize <= 0 {
+		maxSize = store.DefaultMaxImageSize
+	}
 	p, err := getPod(g, id)
 	if err != nil {
 		return err
 	}
-	err = stage0.ExportApp(cmd.Context(), p, stage0.ExportConfig{App: opts.App, Dest: dest, Overwrite: opts.Overwrite})
+	err = stage0.ExportApp(cmd.Context(), p, stage0.ExportConfig{App: opts.App, Dest: dest, Overwrite: opts.Overwrite, MaxSize: maxSize})
 	switch {
+	case errors.Is(err, aci.ErrTooLarge):
+		return fmt.Errorf("%w (an image may be at most %s: maxImageSize in store.json, or ORBIT_MAX_IMAGE_SIZE)", err, store.FormatSize(maxSize))
 	case errors.Is(err, stage0.ErrAppNotNamed):
 		return fmt.Errorf("%w (name it with --app)", err)
 	case errors.Is(err, errdefs.ErrAlreadyExists):

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -34,14 +35,14 @@ the same files and manifest give the same bytes. This is orbit's
 equivalent of 'actool build'.`,
 		Args: cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runImageBuild(g, opts, args[0], args[1], args[2])
+			return runImageBuild(cmd.Context(), g, opts, args[0], args[1], args[2])
 		},
 	}
 	opts.AddFlags(cmd.Flags())
 	return cmd
 }
 
-func runImageBuild(g *globalOptions, opts *imageBuildOptions, rootfs, manifestPath, output string) error {
+func runImageBuild(ctx context.Context, g *globalOptions, opts *imageBuildOptions, rootfs, manifestPath, output string) error {
 	compression, err := aci.ParseCompression(opts.Compression)
 	if err != nil {
 		return fmt.Errorf("--compression: %w", err)
@@ -66,7 +67,7 @@ func runImageBuild(g *globalOptions, opts *imageBuildOptions, rootfs, manifestPa
 	if err != nil {
 		return fmt.Errorf("manifest %s: %w", manifestPath, err)
 	}
-	if err := aci.WriteFile(output, im, rootfs, aci.WriteOptions{Compression: compression}, opts.Overwrite); err != nil {
+	if err := aci.WriteFile(ctx, output, im, rootfs, aci.WriteOptions{Compression: compression}, opts.Overwrite); err != nil {
 		return withOverwriteHint(err)
 	}
 	g.Log.Debug("image built", "output", output, "name", im.Name)

@@ -111,6 +111,6 @@ func exportLayered(ctx context.Context, s *store.Store, id, dst string, overwrit
 		return err
 	}
 	return withOverwriteHint(atomicfile.Create(dst, 0o644, overwrite, func(w io.Writer) error {
-		return aci.Write(w, m, filepath.Join(tmp, aci.RootfsName), aci.WriteOptions{})
+		return aci.Write(ctx, w, m, filepath.Join(tmp, aci.RootfsName), aci.WriteOptions{})
 	}))
 }

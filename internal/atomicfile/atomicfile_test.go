@@ -131,3 +131,32 @@ func TestReplaceIsAtomicLikeWrite(t *testing.T) {
 		t.Fatal("replacing into a missing directory succeeded")
 	}
 }
+
+func TestCreateUnnamed(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "f")
+	write := func(s string) func(io.Writer) error {
+		return func(w io.Writer) error { _, err := io.WriteString(w, s); return err }
+	}
+	if err := CreateUnnamed(path, 0o644, false, write("one")); err != nil {
+		t.Fatal(err)
+	}
+	if err := CreateUnnamed(path, 0o644, false, write("two")); !errors.Is(err, errdefs.ErrAlreadyExists) {
+		t.Errorf("over an existing file: %v", err)
+	}
+	if err := CreateUnnamed(path, 0o640, true, write("three")); err != nil {
+		t.Fatal(err)
+	}
+	if err := CreateUnnamed(path, 0o644, true, func(io.Writer) error { return errors.New("cut") }); err == nil {
+		t.Error("a failed fill succeeded")
+	}
+	if got, _ := os.ReadFile(path); string(got) != "three" {
+		t.Errorf("content %q", got)
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o640 {
+		t.Errorf("mode %v", fi.Mode())
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("left %v", ents)
+	}
+}

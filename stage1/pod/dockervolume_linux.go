@@ -66,7 +66,8 @@ func fillFromImage(appRoot, target, dir string, owner bool) error {
 	if err := unix.Fstat(src, &st); err != nil {
 		return err
 	}
-	if err := copyDirContents(src, dst, 0); err != nil {
+	c := &volumeCopier{root: dst, links: make(map[fileID][]string)}
+	if err := c.copyDirContents(src, dst, nil); err != nil {
 		return fmt.Errorf("copying the image's %s: %w", target, err)
 	}
 	if !owner {
@@ -82,11 +83,23 @@ func fillFromImage(appRoot, target, dir string, owner bool) error {
 // descriptors it holds open at once).
 const maxCopyDepth = 256
 
+// fileID names an inode of the image.
+type fileID struct{ dev, ino uint64 }
+
+// volumeCopier copies a tree of the image into a new volume. Files that
+// are hard links of one another in the image are hard links of one another
+// in the volume, so that the copy takes no more room than the image: an
+// image holding one large file under many names cannot fill the disk.
+type volumeCopier struct {
+	root  int                 // the volume's directory
+	links map[fileID][]string // a multiply linked file's first copy, by path in the volume
+}
+
 // copyDirContents copies the entries of the directory open as src into the
-// directory open as dst, every name relative to its directory's descriptor
-// and nothing followed.
-func copyDirContents(src, dst, depth int) error {
-	if depth > maxCopyDepth {
+// directory open as dst (at path rel in the volume), every name relative
+// to its directory's descriptor and nothing followed.
+func (c *volumeCopier) copyDirContents(src, dst int, rel []string) error {
+	if len(rel) > maxCopyDepth {
 		return fmt.Errorf("directories nested deeper than %d", maxCopyDepth)
 	}
 	dup, err := unix.Dup(src)
@@ -100,18 +113,44 @@ func copyDirContents(src, dst, depth int) error {
 		return err
 	}
 	for _, name := range names {
-		if err := copyEntry(src, dst, name, depth); err != nil {
+		if err := c.copyEntry(src, dst, rel, name); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 	}
 	return nil
 }
 
-func copyEntry(src, dst int, name string, depth int) error {
+// linkCopy links name in dst to the copy made of a file seen before under
+// another name, the path to it walked from the volume's root with nothing
+// followed; ok is false for a file not seen before.
+func (c *volumeCopier) linkCopy(st *unix.Stat_t, dst int, name string, path []string) (ok bool, err error) {
+	first, seen := c.links[fileID{st.Dev, st.Ino}]
+	if !seen {
+		c.links[fileID{st.Dev, st.Ino}] = path
+		return false, nil
+	}
+	dir, err := unix.Dup(c.root)
+	if err != nil {
+		return false, err
+	}
+	for _, comp := range first[:len(first)-1] {
+		next, err := unix.Openat(dir, comp, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		unix.Close(dir)
+		if err != nil {
+			return false, err
+		}
+		dir = next
+	}
+	defer unix.Close(dir)
+	return true, unix.Linkat(dir, first[len(first)-1], dst, name, 0)
+}
+
+func (c *volumeCopier) copyEntry(src, dst int, rel []string, name string) error {
 	var st unix.Stat_t
 	if err := unix.Fstatat(src, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return err
 	}
+	path := append(append([]string(nil), rel...), name)
 	perm := st.Mode & 0o7777
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFDIR:
@@ -128,7 +167,7 @@ func copyEntry(src, dst int, name string, depth int) error {
 			return err
 		}
 		defer unix.Close(t)
-		if err := copyDirContents(s, t, depth+1); err != nil {
+		if err := c.copyDirContents(s, t, path); err != nil {
 			return err
 		}
 		if err := unix.Fchown(t, int(st.Uid), int(st.Gid)); err != nil {
@@ -138,6 +177,11 @@ func copyEntry(src, dst int, name string, depth int) error {
 			return err
 		}
 	case unix.S_IFREG:
+		if st.Nlink > 1 {
+			if linked, err := c.linkCopy(&st, dst, name, path); linked || err != nil {
+				return err
+			}
+		}
 		s, err := unix.Openat(src, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return err
