@@ -2,6 +2,7 @@ package fly
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
@@ -28,6 +29,10 @@ func enter(args []string) (int, error) {
 	}
 	a, err := enteredApp(p, e.App)
 	if err != nil {
+		return 0, err
+	}
+	// The pod's pid is the launcher's until it has exec'd the app.
+	if err := pod.WaitAppExec(e.Pid, 5*time.Second); err != nil {
 		return 0, err
 	}
 	env, err := pod.ProcessEnv(e.Pid)

@@ -57,6 +57,9 @@ func enter(args []string) (int, error) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	if err := pod.WaitAppExec(appPid, 5*time.Second); err != nil {
+		return 0, fmt.Errorf("app %q: %w", e.App, err)
+	}
 	a := spec.App
 	cmd, err := stage2.Command(stage2.App{
 		Name:              a.Name,
