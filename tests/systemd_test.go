@@ -299,7 +299,10 @@ func TestSystemdUnifiedCgroups(t *testing.T) {
 		return
 	}
 	m.sh("systemctl start limited.service")
-	out := m.waitFor("systemctl show -p ExecMainStatus limited.service; journalctl -u limited.service --no-pager -o cat", "does not delegate", 30*time.Second)
+	// The journal may have the line before systemd records the exit.
+	m.waitFor("journalctl -u limited.service --no-pager -o cat", "does not delegate", 30*time.Second)
+	m.waitFor("systemctl show -p ExecMainStatus limited.service", "ExecMainStatus=254", 30*time.Second)
+	out := m.mustSh("systemctl show -p ExecMainStatus limited.service; journalctl -u limited.service --no-pager -o cat")
 	if !strings.Contains(out, "ExecMainStatus=254") || !strings.Contains(out, "/system.slice/limited.service does not delegate the memory controller") {
 		t.Errorf("a missing controller: want exit 254 and the one-line reason, got:\n%s", out)
 	}
