@@ -189,7 +189,11 @@ func (p *pod) launch(app stage2.App, sockets []*os.File, group *cgroup.Group, r 
 		return nil, nil, time.Time{}, err
 	}
 	var ch <-chan exit
+	// The start time is taken before the process can exit (and be
+	// reaped, with its exit time), so an app never ends before it began.
+	var startedAt time.Time
 	startCmd := func() (err error) {
+		startedAt = time.Now()
 		ch, err = p.reaper.start(cmd)
 		return err
 	}
@@ -205,7 +209,6 @@ func (p *pod) launch(app stage2.App, sockets []*os.File, group *cgroup.Group, r 
 		startCopy(0)
 		return nil, nil, time.Time{}, err
 	}
-	startedAt := time.Now()
 	startCopy(cmd.Process.Pid)
 	pr := &proc{cmd: cmd, group: group}
 	p.running[app.Name] = pr
