@@ -50,6 +50,8 @@ const (
 	runPidFile  = "kvm-run.pid"
 	qemuPidFile = "kvm-qemu.pid"
 	consoleLog  = "kvm-console.log"
+	// initrdFile is the pod's own link to the cached initramfs it boots.
+	initrdFile = "kvm-initrd.cpio"
 )
 
 // Run is the run entrypoint.
