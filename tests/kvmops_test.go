@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -122,5 +123,135 @@ func TestKVMImageGCCollectsInitramfs(t *testing.T) {
 	}
 	if got := kvmOpsInitramfs(t, e); len(got) != 1 || got[0] != used {
 		t.Errorf("want the same initramfs built again, got %q", got)
+	}
+}
+
+// kvmOpsKernelCopy copies a guest kernel that boots here (the small one
+// when built, else Debian's) into dir, with its configuration beside it
+// (which says whether it has ACPI), and returns the copy's path: a kernel
+// of the user's own.
+func kvmOpsKernelCopy(t *testing.T, dir string) string {
+	t.Helper()
+	src, conf := "/var/cache/orbit/kvm-kernel/current/vmlinux", "/var/cache/orbit/kvm-kernel/current/config"
+	if !kvmOpsExists(src) {
+		images, _ := filepath.Glob("/boot/vmlinuz-*")
+		require(t, len(images) > 0, "no guest kernel: install linux-image-amd64 or run make kvm-kernel")
+		src, conf = images[len(images)-1], ""
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(dir, filepath.Base(src))
+	copyFile := func(from, to string) {
+		data, err := os.ReadFile(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(to, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	copyFile(src, dst)
+	if conf != "" {
+		copyFile(conf, dst+".config")
+	}
+	return dst
+}
+
+// kvmOpsBooting runs a kvm pod with --debug and the extra arguments and
+// returns the kernel and accelerator it booted, from the run entrypoint's
+// line "booting the <kernel> under <accel>".
+func kvmOpsBooting(t *testing.T, e *env, aci string, args ...string) (string, string, result) {
+	t.Helper()
+	full := append([]string{"--debug", "run", "--stage1-name=kvm", "--net=none", "--insecure-options=image"}, args...)
+	r := e.run(append(full, aci)...)
+	if r.Code != 0 {
+		t.Fatalf("kvm run %v: %s", args, r)
+	}
+	for _, line := range strings.Split(r.Stderr, "\n") {
+		if _, rest, ok := strings.Cut(line, "booting the "); ok {
+			i := strings.LastIndex(rest, " under ")
+			if i < 0 {
+				break
+			}
+			return rest[:i], strings.TrimSpace(rest[i+len(" under "):]), r
+		}
+	}
+	t.Fatalf("kvm run %v: no line saying what boots: %s", args, r)
+	return "", "", r
+}
+
+// TestKVMConfigKind: kvm.d in the configuration directories sets the kvm
+// flavour's accelerator and kernel, the local directory's fields over the
+// system one's; the environment wins over it and a flag over both; orbit
+// config shows it; bad values fail before a pod is made.
+func TestKVMConfigKind(t *testing.T) {
+	t.Parallel()
+	requireKVM(t)
+	e := newEnv(t)
+	root := t.TempDir()
+	sysKernel := kvmOpsKernelCopy(t, filepath.Join(root, "sys"))
+	localKernel := kvmOpsKernelCopy(t, filepath.Join(root, "local"))
+	envKernel := kvmOpsKernelCopy(t, filepath.Join(root, "env"))
+	flagKernel := kvmOpsKernelCopy(t, filepath.Join(root, "flag"))
+	aci := busyboxACI(t, "example.com/kvm-config", "/bin/true")
+
+	writeFile(t, filepath.Join(e.SystemCfg, "kvm.d", "kvm.json"), `{"rktKind":"kvm","rktVersion":"v1","accel":"kvm","kernel":"`+sysKernel+`"}`)
+	writeFile(t, filepath.Join(e.LocalCfg, "kvm.d", "kvm.json"), `{"rktKind":"kvm","rktVersion":"v1","kernel":"`+localKernel+`"}`)
+	writeFile(t, filepath.Join(e.LocalCfg, "kvm.d", "tcg.json"), `{"rktKind":"kvm","rktVersion":"v1","accel":"tcg"}`)
+
+	var cfg struct {
+		Stage0 []map[string]any `json:"stage0"`
+	}
+	out := e.mustRun("config").Stdout
+	if err := json.Unmarshal([]byte(out), &cfg); err != nil {
+		t.Fatalf("config is not JSON: %v\n%s", err, out)
+	}
+	var kvm map[string]any
+	for _, entry := range cfg.Stage0 {
+		if entry["rktKind"] == "kvm" {
+			kvm = entry
+		}
+	}
+	if kvm == nil || kvm["accel"] != "tcg" || kvm["kernel"] != localKernel || kvm["rktVersion"] != "v1" {
+		t.Fatalf("config does not show the merged kvm settings (local over system): %v\n%s", kvm, out)
+	}
+
+	// The configuration alone.
+	kern, accel, _ := kvmOpsBooting(t, e, aci)
+	if accel != "tcg" || !strings.Contains(kern, "("+localKernel+")") {
+		t.Errorf("with kvm.d alone: booted %q under %q, want %s under tcg", kern, accel, localKernel)
+	}
+	// The environment over the configuration.
+	e.ExtraEnv = []string{"ORBIT_KVM_KERNEL=" + envKernel, "ORBIT_KVM_ACCEL=tcg"}
+	kern, _, _ = kvmOpsBooting(t, e, aci)
+	if !strings.Contains(kern, "("+envKernel+")") {
+		t.Errorf("$ORBIT_KVM_KERNEL does not win over kvm.d: booted %q", kern)
+	}
+	// A flag over both.
+	kern, _, _ = kvmOpsBooting(t, e, aci, "--stage1-kvm-kernel="+flagKernel)
+	if !strings.Contains(kern, "("+flagKernel+")") {
+		t.Errorf("--stage1-kvm-kernel does not win over $ORBIT_KVM_KERNEL and kvm.d: booted %q", kern)
+	}
+	e.ExtraEnv = nil
+
+	// Bad values fail, in one line naming kvm.d, before a pod is made.
+	for _, bad := range []string{
+		`{"rktKind":"kvm","rktVersion":"v1","accel":"fast"}`,
+		`{"rktKind":"kvm","rktVersion":"v1","kernel":"` + filepath.Join(root, "missing") + `"}`,
+		`{"rktKind":"kvm","rktVersion":"v1","kernel":"relative/vmlinux"}`,
+		`{"rktKind":"kvm","rktVersion":"v2","accel":"tcg"}`,
+	} {
+		writeFile(t, filepath.Join(e.LocalCfg, "kvm.d", "zz-bad.json"), bad)
+		r := e.run("run", "--stage1-name=kvm", "--net=none", "--insecure-options=image", aci)
+		if r.Code == 0 || strings.Count(strings.TrimSpace(r.Stderr), "\n") != 0 || !strings.Contains(r.Stderr, "kvm.d") && !strings.Contains(r.Stderr, "zz-bad.json") {
+			t.Errorf("kvm.d %s: want a one-line error naming it: %s", bad, r)
+		}
+		if r := e.run("config"); r.Code == 0 {
+			t.Errorf("config with kvm.d %s: want an error: %s", bad, r)
+		}
+	}
+	if pods, _ := filepath.Glob(filepath.Join(e.Dir, "pods", "*", "*")); len(pods) != 3 {
+		t.Errorf("a bad kvm.d made pods: %v", pods)
 	}
 }
