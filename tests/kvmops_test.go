@@ -255,3 +255,64 @@ func TestKVMConfigKind(t *testing.T) {
 		t.Errorf("a bad kvm.d made pods: %v", pods)
 	}
 }
+
+// TestKVMStatusShowsKernel: without --debug, orbit status (tabbed and
+// JSON) says which kernel a kvm pod's VM boots (kind, release, path) and
+// under which accelerator, from the record its run leaves in the pod
+// directory.
+func TestKVMStatusShowsKernel(t *testing.T) {
+	t.Parallel()
+	requireKVM(t)
+	e := newEnv(t)
+	aci := busyboxACI(t, "example.com/kvm-status", "/bin/true")
+
+	// The kernel orbit finds itself.
+	r, uuid := e.kvmRun(aci)
+	if r.Code != 0 {
+		t.Fatalf("kvm run: %s", r)
+	}
+	if strings.Contains(r.Stderr, "booting the") {
+		t.Errorf("a run without --debug says what boots on stderr: %s", r)
+	}
+	st := e.mustRun("status", uuid).Stdout
+	fields := map[string]string{}
+	for _, line := range strings.Split(st, "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok {
+			fields[k] = v
+		}
+	}
+	if kind := fields["kvm-kernel-kind"]; kind != "small" && kind != "packaged" {
+		t.Errorf("status: kvm-kernel-kind %q, want small or packaged:\n%s", kind, st)
+	}
+	if p := fields["kvm-kernel"]; !filepath.IsAbs(p) || !kvmOpsExists(p) {
+		t.Errorf("status: kvm-kernel %q is not the kernel's path:\n%s", p, st)
+	}
+	if fields["kvm-kernel-version"] == "" || fields["kvm-accel"] != "tcg" {
+		t.Errorf("status: no kernel release or accelerator tcg:\n%s", st)
+	}
+	if !kvmOpsExists(filepath.Join(e.Dir, "pods", "exited-garbage", uuid, "kvm-boot.json")) && !kvmOpsExists(filepath.Join(e.Dir, "pods", "run", uuid, "kvm-boot.json")) {
+		t.Errorf("no kvm-boot.json in the pod directory")
+	}
+
+	// A kernel of the user's own, in JSON.
+	own := kvmOpsKernelCopy(t, filepath.Join(t.TempDir(), "own"))
+	r, uuid = e.kvmRun("--stage1-kvm-kernel="+own, aci)
+	if r.Code != 0 {
+		t.Fatalf("kvm run with a kernel of our own: %s", r)
+	}
+	var pj struct {
+		KVM *struct {
+			KernelKind    string `json:"kernelKind"`
+			KernelVersion string `json:"kernelVersion"`
+			KernelPath    string `json:"kernelPath"`
+			Accel         string `json:"accel"`
+		} `json:"kvm"`
+	}
+	out := e.mustRun("status", "--format=json", uuid).Stdout
+	if err := json.Unmarshal([]byte(out), &pj); err != nil || pj.KVM == nil {
+		t.Fatalf("status --format=json has no kvm object: %v\n%s", err, out)
+	}
+	if pj.KVM.KernelKind != "user" || pj.KVM.KernelPath != own || pj.KVM.Accel != "tcg" || pj.KVM.KernelVersion != fields["kvm-kernel-version"] && fields["kvm-kernel-kind"] == "small" {
+		t.Errorf("status --format=json: %+v, want the user kernel %s under tcg", *pj.KVM, own)
+	}
+}
