@@ -51,6 +51,9 @@ type Status struct {
 	// Networks are the networks stage1 joined the pod to (rkt's
 	// net-info.json); none for a pod in the host's network.
 	Networks []network.NetInfo
+	// KVM is what a kvm pod's VM boots (kernel and accelerator), as its
+	// run entrypoint recorded it; nil for other pods and before it runs.
+	KVM *contract.KVMBoot
 }
 
 // Manifest reads the pod manifest.
@@ -131,6 +134,12 @@ func (p *Pod) ReadStatus() (*Status, error) {
 		st.StartedAt = rec.StartedAt
 	}
 	st.Networks, _ = network.ReadNetInfo(p.Path())
+	if data, err := os.ReadFile(contract.KVMBootFile(p.Path())); err == nil {
+		var kb contract.KVMBoot
+		if json.Unmarshal(data, &kb) == nil {
+			st.KVM = &kb
+		}
+	}
 	if p.dir == dirExitedGarbage || p.dir == dirGarbage {
 		var sx unix.Stat_t
 		if err := unix.Stat(p.Path(), &sx); err == nil {

@@ -15,7 +15,8 @@ func newConfigCommand(g *globalOptions) *cobra.Command {
 		Short: "Print the merged configuration as JSON",
 		Long: `Print orbit's configuration, merged from the system, local and user
 configuration directories, as JSON: one "auth" entry per domain and the
-"paths" in use, in rkt's format.`,
+"paths" in use, in rkt's format, and the kvm flavour's settings ("kvm":
+accel and kernel) when kvm.d sets them.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			auth, err := fetch.LoadAuth(g.SystemConfig, g.LocalConfig, g.UserConfig)
@@ -31,6 +32,20 @@ configuration directories, as JSON: one "auth" entry per domain and the
 				"rktVersion": "v1",
 				"data":       g.Dir,
 			})
+			kvm, err := g.loadKVMConfig()
+			if err != nil {
+				return err
+			}
+			if kvm != (kvmConfig{}) {
+				kvmEntry := map[string]string{"rktKind": kvmConfigKind, "rktVersion": "v1", "accel": "auto"}
+				if kvm.Accel != "" {
+					kvmEntry["accel"] = kvm.Accel
+				}
+				if kvm.Kernel != "" {
+					kvmEntry["kernel"] = kvm.Kernel
+				}
+				stage0 = append(stage0, kvmEntry)
+			}
 			enc := json.NewEncoder(g.Stdout)
 			if pretty {
 				enc.SetIndent("", "  ")

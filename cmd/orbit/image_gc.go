@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/orbit-containers/orbit/stage1/kvm"
 )
 
 func newImageGCCommand(g *globalOptions) *cobra.Command {
@@ -13,7 +15,9 @@ func newImageGCCommand(g *globalOptions) *cobra.Command {
 		Use:   "gc [--grace-period=DURATION]",
 		Short: "Collect unused rendered trees, leftovers and images",
 		Long: `Remove the rendered trees no pod uses, what interrupted imports and renders
-left behind, and the images not used within the grace period (with
+left behind, the kvm flavour's cached initramfs archives and probe results
+not used within the grace period and linked by no pod, and the images not
+used within the grace period (with
 --grace-period=0s, every image that no orbit command is making a pod from
 and that no pod uses a tree of; exited pods count until 'orbit gc' has
 removed them). Meant to be run from a timer; it is safe alongside any other
@@ -35,6 +39,11 @@ orbit command.`,
 			for _, p := range rep.TempRemoved {
 				g.printf("removed leftover %q\n", p)
 			}
+			kvmRemoved, kvmErr := kvm.CollectCache(s.Dir(), time.Now().Add(-grace))
+			for _, p := range kvmRemoved {
+				g.printf("removed unused kvm cache file %q\n", p)
+			}
+			gcErr = errors.Join(gcErr, kvmErr)
 			for _, id := range rep.BlobsRemoved {
 				g.printf("removed unreferenced blob %q\n", id)
 			}

@@ -68,6 +68,8 @@ type podJSON struct {
 	CreatedAt  int64             `json:"created_at,omitempty"`
 	StartedAt  int64             `json:"started_at,omitempty"`
 	GCMarkedAt int64             `json:"gc_marked_at,omitempty"`
+	// KVM is what a kvm pod's VM boots.
+	KVM *contract.KVMBoot `json:"kvm,omitempty"`
 }
 
 type appJSON struct {
@@ -91,6 +93,7 @@ func toPodJSON(st *stage0.Status) podJSON {
 	pj := podJSON{
 		Name: st.UUID, State: st.State.String(), Networks: append([]network.NetInfo{}, st.Networks...), AppNames: []string{}, Apps: []appJSON{},
 		Pid: st.Pid, CreatedAt: nanos(st.CreatedAt), StartedAt: nanos(st.StartedAt), GCMarkedAt: nanos(st.GCMarkedAt),
+		KVM: st.KVM,
 	}
 	for i, a := range st.Apps {
 		aj := appJSON{Name: a.Name, ImageID: a.ImageID, ExitCode: a.ExitCode, ExitedAt: nanos(a.ExitedAt), OOMKilled: a.OOMKilled}

@@ -46,6 +46,9 @@ func newRunPreparedCommand(g *globalOptions) *cobra.Command {
 			if err := rf.check(cmd, 0); err != nil {
 				return err
 			}
+			if err := rf.applyKVMConfig(g); err != nil {
+				return err
+			}
 			if err := rf.checkMetadataService(cmd.Context(), g); err != nil {
 				return err
 			}

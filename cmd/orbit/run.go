@@ -518,6 +518,9 @@ func runRun(ctx context.Context, g *globalOptions, cmd *cobra.Command, o *runOpt
 	if err := o.run.check(cmd, o.pod.stage1.flavour()); err != nil {
 		return err
 	}
+	if err := o.run.applyKVMConfig(g); err != nil {
+		return err
+	}
 	if err := o.run.checkNetworks(g, o.pod.stage1.flavour(), o.pod.ports); err != nil {
 		return err
 	}

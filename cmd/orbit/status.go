@@ -124,6 +124,16 @@ func printStatus(g *globalOptions, st *stage0.Status) {
 		}
 		g.printf("exited=%t\n", st.State != stage0.Running)
 	}
+	if k := st.KVM; k != nil {
+		// What a kvm pod's VM boots, as its run entrypoint recorded it.
+		g.printf("kvm-kernel=%s\n", printable(k.KernelPath))
+		g.printf("kvm-kernel-kind=%s\n", printable(k.KernelKind))
+		g.printf("kvm-kernel-version=%s\n", printable(k.KernelVersion))
+		if k.Modules > 0 {
+			g.printf("kvm-kernel-modules=%d\n", k.Modules)
+		}
+		g.printf("kvm-accel=%s\n", printable(k.Accel))
+	}
 	for _, a := range st.Apps {
 		if a.ExitCode != nil {
 			g.printf("app-%s=%d\n", printable(a.Name), *a.ExitCode)

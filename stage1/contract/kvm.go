@@ -1,5 +1,7 @@
 package contract
 
+import "path/filepath"
+
 // The kvm flavour's settings, which the stage1 interface's run flags do not
 // carry: stage0 hands them to the run entrypoint in its environment, and a
 // stage1 that is not orbit's kvm flavour ignores them.
@@ -17,3 +19,20 @@ const (
 
 // KVMAccelerators are the values KVMAccelEnv takes.
 func KVMAccelerators() []string { return []string{"auto", "kvm", "tcg"} }
+
+// KVMBootFile is where the kvm flavour's run entrypoint records what the
+// pod's VM boots (a KVMBoot, as JSON), before it starts the VM; orbit
+// status shows it. It is written on the host by the run entrypoint, never
+// by the guest.
+func KVMBootFile(dir string) string { return filepath.Join(dir, "kvm-boot.json") }
+
+// KVMBoot is what a kvm pod's VM boots: the guest kernel (its kind: small,
+// packaged or user; its release; its path; how many modules the initramfs
+// carries for it) and the accelerator it runs under (kvm or tcg).
+type KVMBoot struct {
+	KernelKind    string `json:"kernelKind"`
+	KernelVersion string `json:"kernelVersion"`
+	KernelPath    string `json:"kernelPath"`
+	Modules       int    `json:"modules,omitempty"`
+	Accel         string `json:"accel"`
+}

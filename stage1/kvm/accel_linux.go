@@ -51,8 +51,11 @@ func chooseAccel(qemu string, b *boot, want string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	cached := filepath.Join(filepath.Dir(b.initrd), "accel-"+key)
+	cached := filepath.Join(b.cacheDir, AccelCachePrefix+key)
 	if data, err := os.ReadFile(cached); err == nil {
+		// Its time is its last use, which the cache's gc goes by.
+		now := time.Now()
+		_ = os.Chtimes(cached, now, now)
 		got := strings.TrimSpace(string(data))
 		if got == accelKVM {
 			return accelKVM, nil
@@ -70,16 +73,20 @@ func chooseAccel(qemu string, b *boot, want string) (string, error) {
 	return got, nil
 }
 
-// probeKey names a kernel and initramfs: their paths, sizes and times.
+// AccelCachePrefix starts the names of the probe results in the flavour's
+// cache directory.
+const AccelCachePrefix = "accel-"
+
+// probeKey names a kernel and initramfs: the kernel's path, size and time,
+// and the initramfs's name in the cache (a hash of its content; its time
+// is its last use).
 func probeKey(b *boot) (string, error) {
 	h := sha256.New()
-	for _, p := range []string{b.kernel, b.initrd} {
-		fi, err := os.Stat(p)
-		if err != nil {
-			return "", err
-		}
-		fmt.Fprintf(h, "%s %d %d\n", p, fi.Size(), fi.ModTime().UnixNano())
+	fi, err := os.Stat(b.kernel)
+	if err != nil {
+		return "", err
 	}
+	fmt.Fprintf(h, "%s %d %d\n%s\n", b.kernel, fi.Size(), fi.ModTime().UnixNano(), b.cacheKey)
 	return hex.EncodeToString(h.Sum(nil))[:32], nil
 }
 

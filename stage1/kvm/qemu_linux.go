@@ -1,12 +1,14 @@
 package kvm
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/orbit-containers/orbit/internal/errdefs"
 	"github.com/orbit-containers/orbit/stage1/contract"
@@ -139,10 +141,13 @@ func cpuModel(accel string) string {
 // boot is what the VM boots.
 type boot struct {
 	kernel, initrd string
-	acpi           bool
-	tcgArgs        []string
-	describe       string
-	kern           *kernel.Kernel
+	// cacheDir is the flavour's cache, cacheKey the initramfs's name in
+	// it (which says what it holds).
+	cacheDir, cacheKey string
+	acpi               bool
+	tcgArgs            []string
+	describe           string
+	kern               *kernel.Kernel
 }
 
 // cmdline is the kernel command line: the console on the first
@@ -169,8 +174,25 @@ func cacheDir(p *pod.Pod) (string, error) {
 	if filepath.Base(pods) != "pods" {
 		return "", fmt.Errorf("pod directory %s is not in a data directory's pods: %w", p.Dir, errdefs.ErrInvalid)
 	}
-	dir := filepath.Join(filepath.Dir(pods), "cas", "kvm")
+	dir := filepath.Join(filepath.Dir(pods), "cas", CacheDirName)
 	return dir, os.MkdirAll(dir, 0o700)
+}
+
+// CacheDirName is the flavour's cache directory in the store (cas/):
+// initramfs archives and probe results, each named by what it was made
+// from.
+const CacheDirName = "kvm"
+
+// CollectCache removes from the store directory casDir's kvm cache the
+// initramfs archives and probe results not used since cutoff, except the
+// archives a pod still links (see initramfs.Collect). It returns the
+// paths removed, relative to casDir.
+func CollectCache(casDir string, cutoff time.Time) ([]string, error) {
+	names, err := initramfs.Collect(filepath.Join(casDir, CacheDirName), cutoff, AccelCachePrefix)
+	for i, n := range names {
+		names[i] = filepath.Join(CacheDirName, n)
+	}
+	return names, err
 }
 
 // findKernel finds the kernel stage0 chose: path is one it found, of the
@@ -209,9 +231,22 @@ func prepareBoot(p *pod.Pod) (*boot, error) {
 	if err != nil {
 		return nil, err
 	}
-	initrd, err := initramfs.Cached(dir, init, k)
-	if err != nil {
-		return nil, fmt.Errorf("building the initramfs: %w", err)
+	// The pod boots its own link to the cached archive: the cache's gc
+	// keeps an archive a pod links, and cannot take it from a pod that
+	// runs. When the gc removed it between the two, it is built again.
+	own := filepath.Join(p.Dir, initrdFile)
+	var cached string
+	for try := 0; ; try++ {
+		if cached, err = initramfs.Cached(dir, init, k); err != nil {
+			return nil, fmt.Errorf("building the initramfs: %w", err)
+		}
+		err = initramfs.Link(cached, own)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, errdefs.ErrNotFound) || try == 2 {
+			return nil, err
+		}
 	}
-	return &boot{kernel: k.Path, initrd: initrd, acpi: k.ACPI, describe: k.Describe(), kern: k}, nil
+	return &boot{kernel: k.Path, initrd: own, cacheDir: dir, cacheKey: filepath.Base(cached), acpi: k.ACPI, describe: k.Describe(), kern: k}, nil
 }

@@ -50,6 +50,8 @@ const (
 	runPidFile  = "kvm-run.pid"
 	qemuPidFile = "kvm-qemu.pid"
 	consoleLog  = "kvm-console.log"
+	// initrdFile is the pod's own link to the cached initramfs it boots.
+	initrdFile = "kvm-initrd.cpio"
 )
 
 // Run is the run entrypoint.
@@ -128,6 +130,16 @@ func run(args []string) (int, error) {
 	}
 	if flags.Debug {
 		fmt.Fprintf(os.Stderr, "stage1 kvm: booting the %s under %s\n", boot.describe, accel)
+	}
+	// What boots, for orbit status.
+	rec := contract.KVMBoot{
+		KernelKind: string(boot.kern.Kind), KernelVersion: boot.kern.Version, KernelPath: boot.kern.Path,
+		Modules: len(boot.kern.Modules), Accel: accel,
+	}
+	if data, err := json.Marshal(&rec); err != nil {
+		return 0, err
+	} else if err := atomicfile.Write(contract.KVMBootFile(p.Dir), data, 0o644); err != nil {
+		return 0, err
 	}
 	if err := atomicfile.Write(filepath.Join(p.Dir, runPidFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
 		return 0, err
