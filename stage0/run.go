@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -65,6 +66,24 @@ func (k *KVMConfig) findKernel() error {
 	}
 	k.Kernel, k.KernelKind = kern.Path, string(kern.Kind)
 	return nil
+}
+
+// CheckQEMU refuses a kvm pod on a host without QEMU, before a pod is
+// made.
+func CheckQEMU() error {
+	if _, err := exec.LookPath(contract.QEMUBinary); err != nil {
+		return fmt.Errorf("the kvm flavour needs QEMU (%s), which is not installed; on Debian install the package %s: %w", contract.QEMUBinary, contract.QEMUPackage, errdefs.ErrNotFound)
+	}
+	return nil
+}
+
+// Check refuses, before a pod is made, a kvm run that could not start: no
+// QEMU, or no guest kernel to boot.
+func (k KVMConfig) Check() error {
+	if err := CheckQEMU(); err != nil {
+		return err
+	}
+	return k.findKernel()
 }
 
 // env sets the kvm settings that are given in an environment, replacing

@@ -316,3 +316,31 @@ func TestKVMStatusShowsKernel(t *testing.T) {
 		t.Errorf("status --format=json: %+v, want the user kernel %s under tcg", *pj.KVM, own)
 	}
 }
+
+// TestKVMMissingQEMUOrKernelRefusedUpFront: on a host without QEMU, or
+// without a guest kernel, a kvm run or prepare fails in one line naming
+// what to install, before anything is fetched or a pod is made.
+func TestKVMMissingQEMUOrKernelRefusedUpFront(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	aci := busyboxACI(t, "example.com/kvm-noqemu", "/bin/true")
+	for _, args := range [][]string{{"run", "--net=none"}, {"prepare"}} {
+		verb := args[0]
+		cmd := e.command(append(args, "--insecure-options=image", "--stage1-name=kvm", aci)...)
+		cmd.Env = append(cmd.Env, "PATH="+t.TempDir())
+		r := runCommand(t, cmd)
+		if r.Code == 0 || !strings.Contains(r.Stderr, "install the package qemu-system-x86") || strings.Count(strings.TrimSpace(r.Stderr), "\n") != 0 {
+			t.Errorf("%s without QEMU: want one line naming qemu-system-x86, got %s", verb, r)
+		}
+	}
+	if entries, _ := os.ReadDir(filepath.Join(e.Dir, "pods")); len(entries) != 0 {
+		for _, d := range entries {
+			if sub, _ := os.ReadDir(filepath.Join(e.Dir, "pods", d.Name())); len(sub) != 0 {
+				t.Errorf("a pod was made: pods/%s has %d entries", d.Name(), len(sub))
+			}
+		}
+	}
+	if r := e.run("image", "list", "--no-legend"); strings.Contains(r.Stdout, "kvm-noqemu") {
+		t.Errorf("the image was fetched before the refusal:\n%s", r.Stdout)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/orbit-containers/orbit/stage0"
+	"github.com/orbit-containers/orbit/stage1/builtin"
 )
 
 func newPrepareCommand(g *globalOptions) *cobra.Command {
@@ -18,6 +19,13 @@ func newPrepareCommand(g *globalOptions) *cobra.Command {
 		Long: `Prepare a pod from images as "orbit run" would, without running it.
 The pod's UUID is printed; "orbit run-prepared UUID" runs it.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// The kernel is found when the pod is run (run-prepared
+			// takes the kvm settings); QEMU is needed either way.
+			if pf.stage1.flavour() == builtin.KVM {
+				if err := stage0.CheckQEMU(); err != nil {
+					return err
+				}
+			}
 			p, err := preparePod(cmd.Context(), g, cmd, &pf, args)
 			if err != nil {
 				return err

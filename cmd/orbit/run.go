@@ -521,6 +521,11 @@ func runRun(ctx context.Context, g *globalOptions, cmd *cobra.Command, o *runOpt
 	if err := o.run.applyKVMConfig(g); err != nil {
 		return err
 	}
+	if o.pod.stage1.flavour() == builtin.KVM {
+		if err := o.run.config(g).KVM.Check(); err != nil {
+			return err
+		}
+	}
 	if err := o.run.checkNetworks(g, o.pod.stage1.flavour(), o.pod.ports); err != nil {
 		return err
 	}

@@ -36,3 +36,10 @@ type KVMBoot struct {
 	Modules       int    `json:"modules,omitempty"`
 	Accel         string `json:"accel"`
 }
+
+// QEMUBinary is the hypervisor the kvm flavour runs, from Debian's
+// QEMUPackage.
+const (
+	QEMUBinary  = "qemu-system-x86_64"
+	QEMUPackage = "qemu-system-x86"
+)

@@ -33,9 +33,9 @@ import (
 )
 
 // qemuBinary is the QEMU system emulator the flavour runs.
-const qemuBinary = "qemu-system-x86_64"
+const qemuBinary = contract.QEMUBinary
 
-var errNoQEMU = fmt.Errorf("QEMU is not installed; on Debian install the package qemu-system-x86: %w", errdefs.ErrNotFound)
+var errNoQEMU = fmt.Errorf("QEMU is not installed; on Debian install the package %s: %w", contract.QEMUPackage, errdefs.ErrNotFound)
 
 // forceSignal, sent to the run entrypoint (by the stop entrypoint's
 // --force), kills the pod's processes at once; forceGrace later, the VM is
