@@ -99,7 +99,7 @@ func newRootCommand(g *globalOptions) *cobra.Command {
 		root.AddCommand(add(g))
 	}
 	root.InitDefaultCompletionCmd()
-	root.AddCommand(newManPagesCommand(root))
+	addManPagesCommand(root)
 	refuseUnknownSubcommands(root)
 	applyHelp(root)
 	registerCompletions(g, root)
