@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -19,12 +20,17 @@ import (
 
 // globalOptions are the flags every command accepts, as rkt names them.
 type globalOptions struct {
-	Dir          string
-	LocalConfig  string
-	SystemConfig string
-	UserConfig   string
-	Insecure     insecure.Options
-	Debug        bool
+	// noCompletions leaves the shell-completion functions unregistered:
+	// execute sets it unless the shell asks for completions, so that a
+	// command does not spend its start-up walking the command tree for
+	// them.
+	noCompletions bool
+	Dir           string
+	LocalConfig   string
+	SystemConfig  string
+	UserConfig    string
+	Insecure      insecure.Options
+	Debug         bool
 
 	Stdout io.Writer
 	Stderr io.Writer
@@ -102,7 +108,9 @@ func newRootCommand(g *globalOptions) *cobra.Command {
 	addManPagesCommand(root)
 	refuseUnknownSubcommands(root)
 	applyHelp(root)
-	registerCompletions(g, root)
+	if !g.noCompletions {
+		registerCompletions(g, root)
+	}
 	return root
 }
 
@@ -160,6 +168,9 @@ func execute(args []string) int {
 	ctx, in := watchInterrupts(context.Background())
 	g := &globalOptions{Stdout: os.Stdout, Stderr: os.Stderr, interrupts: in}
 	g.Log = newCLILogger(os.Stderr, false)
+	g.noCompletions = !slices.ContainsFunc(args, func(a string) bool {
+		return a == cobra.ShellCompRequestCmd || a == cobra.ShellCompNoDescRequestCmd
+	})
 	root := newRootCommand(g)
 	root.SetArgs(args)
 	cmd, err := root.ExecuteContextC(ctx)
