@@ -20,17 +20,12 @@ import (
 
 // globalOptions are the flags every command accepts, as rkt names them.
 type globalOptions struct {
-	// noCompletions leaves the shell-completion functions unregistered:
-	// execute sets it unless the shell asks for completions, so that a
-	// command does not spend its start-up walking the command tree for
-	// them.
-	noCompletions bool
-	Dir           string
-	LocalConfig   string
-	SystemConfig  string
-	UserConfig    string
-	Insecure      insecure.Options
-	Debug         bool
+	Dir          string
+	LocalConfig  string
+	SystemConfig string
+	UserConfig   string
+	Insecure     insecure.Options
+	Debug        bool
 
 	Stdout io.Writer
 	Stderr io.Writer
@@ -39,6 +34,12 @@ type globalOptions struct {
 	// interrupts is how SIGINT and SIGTERM reach commands (see
 	// watchInterrupts); nil in tests that build commands directly.
 	interrupts *interrupts
+
+	// noCompletions leaves the shell-completion functions unregistered:
+	// execute sets it unless the shell asks for completions, so that a
+	// command does not spend its start-up walking the command tree for
+	// them.
+	noCompletions bool
 }
 
 // handOverSignals gives SIGINT and SIGTERM back to their default action
