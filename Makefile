@@ -86,8 +86,11 @@ COMPLETION := bin/completion
 
 man: $(MAN)/orbit.1
 
+# The generator is built into orbit with the manpages tag only (its
+# packages would slow every orbit command's start-up).
 $(MAN)/orbit.1: $(BIN)
-	rm -rf $(MAN) && $(BIN) man-pages $(MAN)
+	go build -trimpath -tags manpages -ldflags '$(LDFLAGS)' -o bin/orbit-man ./cmd/orbit
+	rm -rf $(MAN) && bin/orbit-man man-pages $(MAN)
 
 completion: $(COMPLETION)/orbit.bash
 

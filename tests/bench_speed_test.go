@@ -357,7 +357,12 @@ func speedBenchMemory(t *benchTable) {
 		t.t.Fatal(err)
 	}
 	defer func() {
-		e.run("stop", "--force", "--all")
+		// stop takes pod UUIDs (it has no --all): stop each running pod,
+		// so the deferred Wait does not wait out the apps' sleep.
+		dirs, _ := filepath.Glob(filepath.Join(e.Dir, "pods", "run", "*"))
+		for _, d := range dirs {
+			e.run("stop", "--force", filepath.Base(d))
+		}
 		cmd.Wait()
 	}()
 	var status string

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -33,6 +34,12 @@ type globalOptions struct {
 	// interrupts is how SIGINT and SIGTERM reach commands (see
 	// watchInterrupts); nil in tests that build commands directly.
 	interrupts *interrupts
+
+	// noCompletions leaves the shell-completion functions unregistered:
+	// execute sets it unless the shell asks for completions, so that a
+	// command does not spend its start-up walking the command tree for
+	// them.
+	noCompletions bool
 }
 
 // handOverSignals gives SIGINT and SIGTERM back to their default action
@@ -99,10 +106,12 @@ func newRootCommand(g *globalOptions) *cobra.Command {
 		root.AddCommand(add(g))
 	}
 	root.InitDefaultCompletionCmd()
-	root.AddCommand(newManPagesCommand(root))
+	addManPagesCommand(root)
 	refuseUnknownSubcommands(root)
 	applyHelp(root)
-	registerCompletions(g, root)
+	if !g.noCompletions {
+		registerCompletions(g, root)
+	}
 	return root
 }
 
@@ -160,6 +169,9 @@ func execute(args []string) int {
 	ctx, in := watchInterrupts(context.Background())
 	g := &globalOptions{Stdout: os.Stdout, Stderr: os.Stderr, interrupts: in}
 	g.Log = newCLILogger(os.Stderr, false)
+	g.noCompletions = !slices.ContainsFunc(args, func(a string) bool {
+		return a == cobra.ShellCompRequestCmd || a == cobra.ShellCompNoDescRequestCmd
+	})
 	root := newRootCommand(g)
 	root.SetArgs(args)
 	cmd, err := root.ExecuteContextC(ctx)

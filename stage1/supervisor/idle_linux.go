@@ -60,11 +60,22 @@ func settle(log *slog.Logger) {
 		}
 		// The raw call: these are the binary's own mappings, not memory
 		// Go allocated, so there is no slice to hand unix.Madvise.
+		// MADV_RANDOM first: what is faulted back in later is read
+		// alone, not with the readahead around it.
+		_, _, _ = unix.Syscall(unix.SYS_MADVISE, uintptr(lo), uintptr(hi-lo), unix.MADV_RANDOM)
 		if _, _, errno := unix.Syscall(unix.SYS_MADVISE, uintptr(lo), uintptr(hi-lo), unix.MADV_DONTNEED); errno != 0 {
 			log.Debug("releasing the binary's pages", "err", errno)
 			continue
 		}
 		released += hi - lo
+	}
+	// The page cache maps a fault back in a whole (large) folio at a time,
+	// so a few touched functions would bring back most of the text. The
+	// binary's cached pages that no process maps any more are dropped:
+	// those the idle loop touches again come back a page at a time.
+	if bf, err := os.Open(exe); err == nil {
+		_ = unix.Fadvise(int(bf.Fd()), 0, 0, unix.FADV_DONTNEED)
+		bf.Close()
 	}
 	log.Debug("settled", "released", released)
 }

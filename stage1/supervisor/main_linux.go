@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
 
 	"github.com/orbit-containers/orbit/internal/errdefs"
 	"github.com/orbit-containers/orbit/stage1/contract"
@@ -21,6 +22,10 @@ const maxConfigSize = 16 << 20
 // is a JSON Config written by stage1. args do not include the program
 // name. It returns the pod's exit code, or contract.ExitFailure when the pod could not run.
 func Main(args []string) int {
+	// One P: the supervisor waits on its apps, their output and signals,
+	// and each P and the threads that run it stay resident for the
+	// pod's whole life.
+	runtime.GOMAXPROCS(1)
 	fs := flag.NewFlagSet("orbit-supervisor", flag.ContinueOnError)
 	debug := fs.Bool("debug", false, "log the supervisor's own diagnostics at debug level")
 	fs.SetOutput(os.Stderr)

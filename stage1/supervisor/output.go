@@ -12,6 +12,10 @@ import (
 // pieces of this size, each prefixed.
 const maxLine = 64 * 1024
 
+// lineChunk is the size of each line copier's read buffer; maxLine must
+// be a multiple of it, so that a long line is cut at maxLine exactly.
+const lineChunk = 4 * 1024
+
 // output serialises writes from all apps so that no two lines mix.
 type output struct {
 	mu sync.Mutex
@@ -50,12 +54,24 @@ func (o *output) copyLines(w io.Writer, r io.Reader, pre string, log io.Writer) 
 			}
 		}
 	}
-	br := bufio.NewReaderSize(r, maxLine)
+	// A small reader: the copier of each stream of each app waits in
+	// Read for the pod's whole life, and its buffer stays allocated while
+	// it waits. A line longer than the buffer is gathered in line, up to
+	// maxLine.
+	br := bufio.NewReaderSize(r, lineChunk)
 	line := make([]byte, 0, 256)
 	for {
-		chunk, err := br.ReadSlice('\n')
-		if len(chunk) > 0 {
-			line = append(append(line[:0], pre...), chunk...)
+		line = append(line[:0], pre...)
+		var err error
+		for {
+			var chunk []byte
+			chunk, err = br.ReadSlice('\n')
+			line = append(line, chunk...)
+			if !errors.Is(err, bufio.ErrBufferFull) || len(line)-len(pre) >= maxLine {
+				break
+			}
+		}
+		if len(line) > len(pre) {
 			if line[len(line)-1] != '\n' {
 				line = append(line, '\n')
 			}
@@ -63,6 +79,10 @@ func (o *output) copyLines(w io.Writer, r io.Reader, pre string, log io.Writer) 
 			if log != nil {
 				o.write(log, line[len(pre):])
 			}
+		}
+		if cap(line) > 4*lineChunk {
+			// A long line's buffer is not kept for the idle wait.
+			line = make([]byte, 0, 256)
 		}
 		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
 			return

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/iotest"
 	"time"
 )
 
@@ -77,5 +78,25 @@ func TestCopyLinesToLog(t *testing.T) {
 	}
 	if log.String() != "one\ntwo\n" {
 		t.Errorf("log %q", log.String())
+	}
+}
+
+// Lines longer than the copier's small read buffer come out whole, and
+// lines longer than maxLine in pieces of maxLine, however the reads split
+// them.
+func TestCopyLinesLongLinesSmallReads(t *testing.T) {
+	var o output
+	var buf bytes.Buffer
+	mid := strings.Repeat("m", lineChunk+1)
+	twice := strings.Repeat("t", 2*maxLine)
+	in := mid + "\n" + twice + "\nend\n"
+	o.copyLines(&buf, iotest.HalfReader(strings.NewReader(in)), "a[1]: ", nil)
+	want := "a[1]: " + mid + "\n" +
+		"a[1]: " + twice[:maxLine] + "\n" +
+		"a[1]: " + twice[maxLine:] + "\n" +
+		"a[1]: \n" +
+		"a[1]: end\n"
+	if buf.String() != want {
+		t.Errorf("got %d bytes, want %d:\n%.200q", buf.Len(), len(want), buf.String())
 	}
 }
