@@ -29,6 +29,8 @@ type Pod struct {
 	dir     stateDir
 	State   State
 	lock    *flock.Lock
+	// sum is the pod's summary as List read it, if current (summary.go).
+	sum *podSummary
 }
 
 // Path is the pod's directory now.
@@ -291,12 +293,25 @@ func List(podsDir string) ([]*Pod, error) {
 		}
 	}
 	// Each load is a few system calls (a lock test, and the pod's cgroups
-	// for one in run): several at once.
+	// for one in run): several at once. A prepared pod's state does not
+	// depend on its lock, so it is not probed; its summary, read here for
+	// the time it was made, is kept for ReadStatuses.
 	loaded, errs := make([]*Pod, len(ids)), make([]error, len(ids))
 	created := make([]time.Time, len(ids))
 	inParallel(len(ids), func(i int) {
+		if in[i] == dirPrepared {
+			p := &Pod{UUID: ids[i], podsDir: podsDir, dir: dirPrepared, State: Prepared}
+			if p.sum = p.summary(); p.sum != nil {
+				loaded[i], created[i] = p, p.sum.CreatedAt
+				return
+			}
+		}
 		if loaded[i], errs[i] = loadSeenIn(podsDir, ids[i], in[i]); errs[i] == nil {
-			created[i] = loaded[i].CreatedAt()
+			if loaded[i].sum = loaded[i].summary(); loaded[i].sum != nil {
+				created[i] = loaded[i].sum.CreatedAt
+			} else {
+				created[i] = loaded[i].CreatedAt()
+			}
 		}
 	})
 	var pods []*Pod
