@@ -48,7 +48,7 @@ type Status struct {
 	// GCMarkedAt is when gc marked the pod (zero if not marked).
 	GCMarkedAt time.Time
 	// Pid is the pod's PID 1 as stage1 reported it (0 when unknown).
-	Pid      int
+	Pid  int
 	Apps []AppStatus
 	// Manifest is the pod manifest; nil when the status was read from the
 	// pod's summary (ReadStatuses).
