@@ -125,15 +125,7 @@ func (p *Pod) summaryWith(pm *schema.PodManifest, stamp manifestStamp) *podSumma
 	return s
 }
 
-// writeSummary makes the pod's summary and writes it, replacing any.
-func (p *Pod) writeSummary() error {
-	s, err := p.makeSummary()
-	if err != nil {
-		return err
-	}
-	return p.storeSummary(s)
-}
-
+// storeSummary writes the pod's summary, replacing any.
 func (p *Pod) storeSummary(s *podSummary) error {
 	data, err := json.Marshal(s)
 	if err != nil {
