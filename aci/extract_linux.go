@@ -68,6 +68,28 @@ type extractor struct {
 
 	cacheRel string // the last parent directory opened, kept open
 	cacheFd  int
+
+	buf []byte // copies every regular file's data, allocated once
+}
+
+// fdWriter writes to a descriptor directly: no *os.File, whose ReadFrom
+// allocates a 32 KiB buffer for every file it copies from a reader that is
+// not a file, nor its poller.
+type fdWriter int
+
+func (w fdWriter) Write(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		m, err := unix.Write(int(w), p[n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		n += m
+	}
+	return n, nil
 }
 
 func extract(tarStream io.Reader, dest string, opts extractOptions) error {
@@ -304,16 +326,18 @@ func (x *extractor) regular(dirFd int, base string, hdr *tar.Header, mode uint32
 	if err != nil {
 		return fail("create", err)
 	}
-	f := os.NewFile(uintptr(fd), base)
-	defer f.Close()
-	if _, err := io.Copy(f, data); err != nil {
+	defer unix.Close(fd)
+	if x.buf == nil {
+		x.buf = make([]byte, 1<<20)
+	}
+	if _, err := io.CopyBuffer(fdWriter(fd), data, x.buf); err != nil {
 		if errors.Is(err, errdefs.ErrInvalid) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return tarError(err)
 		}
 		return fail("write", err)
 	}
 	if x.chown {
-		if err := f.Chown(hdr.Uid, hdr.Gid); err != nil {
+		if err := unix.Fchown(fd, hdr.Uid, hdr.Gid); err != nil {
 			return fail("chown", err)
 		}
 	}

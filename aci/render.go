@@ -315,20 +315,31 @@ func (b *verifiedBlob) close() {
 	b.rc.Close()
 }
 
+// RenderOptions tune Render.
+type RenderOptions struct {
+	// Verify hashes every blob while it is extracted, on a goroutine of
+	// its own, and fails the render if one does not match its ID. Without
+	// it the blobs are trusted as the store's content-addressed files: they
+	// were verified when they entered the store, and only root can change
+	// them since (see "What is durable" and "The store" in
+	// Documentation/design.md). A truncated blob still fails the render:
+	// its tar ends early.
+	Verify bool
+}
+
 // Render renders the image id and its dependencies into dest: dest/manifest
 // is the image's own manifest, dest/rootfs the union of the layers'. Files
 // of an upper image win over a lower one's (see DependencyChain for the
 // order); a lower image's entry below a path that an upper image holds as
 // a non-directory is dropped. An entry shows only if the pathWhitelist of
 // its own image and of every image above it allow it (directories above a
-// whitelisted path are allowed). Every blob is hashed while it is
-// extracted, on a goroutine of its own, and must match its ID: a blob that
-// does not fails the render.
+// whitelisted path are allowed). With opts.Verify every blob is hashed
+// while it is extracted and must match its ID.
 // It returns the chain, as DependencyChain does. dest should be a fresh
 // directory; on error it holds a partial tree the caller removes. Nothing
 // is made durable: a caller that needs the tree to survive a crash (the
 // store's rendered trees) syncs it before it marks it complete.
-func Render(reg Registry, id string, dest string) (chain []string, err error) {
+func Render(reg Registry, id string, dest string, opts RenderOptions) (chain []string, err error) {
 	tree, err := dependencyTree(reg, id)
 	if err != nil {
 		return nil, err
@@ -341,30 +352,27 @@ func Render(reg Registry, id string, dest string) (chain []string, err error) {
 		for j := i; j >= 0; j = tree[j].parent {
 			wls = append(wls, newWhitelist(tree[j].manifest.PathWhitelist))
 		}
-		// Planning reads the tar without hashing it: what it decides only
-		// routes entries of the extraction pass below, which hashes what
-		// it writes and fails, leaving dest for the caller to remove, if
-		// that differs from the ID.
+		// Planning reads the tar's headers without hashing it: what it
+		// decides only routes entries of the extraction pass below (which,
+		// verifying, hashes what it writes and fails, leaving dest for the
+		// caller to remove, if that differs from the ID). It seeks over
+		// the files' data where the blob is a file.
 		rc, err := reg.OpenBlob(tree[i].id)
 		if err != nil {
 			return nil, fmt.Errorf("image %s: %w", tree[i].id, err)
 		}
-		plans[i], err = pl.plan(tar.NewReader(bufio.NewReaderSize(rc, 1<<20)), i == 0, wls)
+		plans[i], err = pl.plan(tar.NewReader(newSkimReader(rc)), i == 0, wls)
 		rc.Close()
 		if err != nil {
 			return nil, fmt.Errorf("image %s: %w", tree[i].id, err)
 		}
 	}
 	for _, i := range order {
-		b, err := openVerified(reg, tree[i].id)
-		if err != nil {
-			return nil, fmt.Errorf("image %s: %w", tree[i].id, err)
+		if opts.Verify {
+			err = renderVerified(reg, tree[i].id, dest, plans[i])
+		} else {
+			err = renderTrusted(reg, tree[i].id, dest, plans[i])
 		}
-		err = extract(b.r, dest, extractOptions{route: plans[i].route, check: true})
-		if err == nil {
-			err = b.finish()
-		}
-		b.close()
 		if err != nil {
 			return nil, fmt.Errorf("rendering image %s: %w", tree[i].id, err)
 		}
@@ -374,4 +382,69 @@ func Render(reg Registry, id string, dest string) (chain []string, err error) {
 		chain[i] = l.id
 	}
 	return chain, nil
+}
+
+func renderVerified(reg Registry, id, dest string, plan *layerPlan) error {
+	b, err := openVerified(reg, id)
+	if err != nil {
+		return err
+	}
+	defer b.close()
+	if err := extract(b.r, dest, extractOptions{route: plan.route, check: true}); err != nil {
+		return err
+	}
+	return b.finish()
+}
+
+func renderTrusted(reg Registry, id, dest string, plan *layerPlan) error {
+	rc, err := reg.OpenBlob(id)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	return extract(bufio.NewReaderSize(rc, 1<<20), dest, extractOptions{route: plan.route, check: true})
+}
+
+// skimReader is a buffered reader of a blob that also seeks forward, so
+// that a tar.Reader walking only the headers skips the files' data with
+// a seek rather than reading it, yet reads the headers from a buffer.
+type skimReader struct {
+	f   io.ReadSeeker // nil when the blob cannot seek
+	br  *bufio.Reader
+	pos int64
+}
+
+func newSkimReader(r io.Reader) io.Reader {
+	f, ok := r.(io.ReadSeeker)
+	if !ok {
+		return bufio.NewReaderSize(r, 1<<16)
+	}
+	if _, err := f.Seek(0, io.SeekCurrent); err != nil {
+		return bufio.NewReaderSize(r, 1<<16)
+	}
+	return &skimReader{f: f, br: bufio.NewReaderSize(f, 1<<16)}
+}
+
+func (s *skimReader) Read(p []byte) (int, error) {
+	n, err := s.br.Read(p)
+	s.pos += int64(n)
+	return n, err
+}
+
+// Seek moves forward from the current position only, which is all that
+// archive/tar asks of it.
+func (s *skimReader) Seek(off int64, whence int) (int64, error) {
+	if whence != io.SeekCurrent || off < 0 {
+		return s.pos, fmt.Errorf("skimReader: only forward seeks from the current position: %w", errdefs.ErrInvalid)
+	}
+	if b := int64(s.br.Buffered()); off <= b {
+		s.br.Discard(int(off))
+	} else {
+		if _, err := s.f.Seek(off-b, io.SeekCurrent); err != nil {
+			return s.pos, err
+		}
+		s.br.Reset(s.f)
+	}
+	s.pos += off
+	return s.pos, nil
 }

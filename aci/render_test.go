@@ -81,7 +81,7 @@ func deps(names ...string) map[string]any {
 func render(t *testing.T, reg Registry, id string) (string, []string) {
 	t.Helper()
 	dest := t.TempDir()
-	chain, err := Render(reg, id, dest)
+	chain, err := Render(reg, id, dest, RenderOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +159,7 @@ func TestRenderLabelsAndImageIDs(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			top := reg.add(t, "example.com/top-"+strings.ToLower(strings.ReplaceAll(tc.name, " ", "-")), dep(tc.dep))
 			dest := t.TempDir()
-			_, err := Render(reg, top, dest)
+			_, err := Render(reg, top, dest, RenderOptions{})
 			switch tc.want {
 			case "notfound":
 				if !errors.Is(err, errdefs.ErrNotFound) || !strings.Contains(err.Error(), "example.com/base") {
@@ -258,7 +258,7 @@ func TestRenderCycle(t *testing.T) {
 	a := reg.add(t, "example.com/a", deps("example.com/b"))
 	_, err := DependencyChain(reg, a)
 	wantInvalid(t, err, "example.com/a")
-	_, err = Render(reg, a, t.TempDir())
+	_, err = Render(reg, a, t.TempDir(), RenderOptions{})
 	wantInvalid(t, err)
 
 	self := reg.add(t, "example.com/self", deps("example.com/self"))
@@ -275,18 +275,35 @@ func TestRenderMissingDependency(t *testing.T) {
 	}
 }
 
+// TestRenderVerifiesBlobs pins what rendering promises about a blob that
+// changed on disk after it entered the store: with Verify the render
+// fails; without it the blob is trusted (the store verified it on import
+// and only root can write it), but a truncated blob still fails.
 func TestRenderVerifiesBlobs(t *testing.T) {
 	reg := newMemRegistry()
 	base := reg.add(t, "example.com/base", nil, file("rootfs/payload", "original"))
 	a := reg.add(t, "example.com/a", deps("example.com/base"), file("rootfs/a", "a"))
-	tampered := bytes.Replace(reg.blobs[base], []byte("original"), []byte("tamperd!"), 1)
-	reg.blobs[base] = tampered
+	good := reg.blobs[base]
+	reg.blobs[base] = bytes.Replace(good, []byte("original"), []byte("tamperd!"), 1)
 	dest := t.TempDir()
-	_, err := Render(reg, a, dest)
+	_, err := Render(reg, a, dest, RenderOptions{Verify: true})
 	// Hashed while extracted: the render fails, and its callers (the
 	// store's trees, image render) remove the partial tree in dest.
 	wantInvalid(t, err, base, "hashes to")
 
-	_, err = Render(reg, "sha512-short", t.TempDir())
+	trusted := t.TempDir()
+	if _, err := Render(reg, a, trusted, RenderOptions{}); err != nil {
+		t.Fatalf("trusted render: %v", err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(trusted, "rootfs", "payload")); string(got) != "tamperd!" {
+		t.Fatalf("trusted render wrote %q, want the blob's content as stored", got)
+	}
+
+	reg.blobs[base] = good[:len(good)/2]
+	if _, err := Render(reg, a, t.TempDir(), RenderOptions{}); err == nil {
+		t.Fatal("a truncated blob rendered without an error")
+	}
+
+	_, err = Render(reg, "sha512-short", t.TempDir(), RenderOptions{})
 	wantInvalid(t, err)
 }

@@ -60,7 +60,10 @@ func GC(ctx context.Context, podsDir string, cfg GCConfig) error {
 	if err := ensurePodsDirs(podsDir); err != nil {
 		return err
 	}
-	pods, err := List(podsDir)
+	// Marking looks only at the pods that may be marked; sweeping only at
+	// the marked ones. Neither reads what a pod holds beyond its state and
+	// age.
+	pods, err := list(podsDir, []stateDir{dirEmbryo, dirPrepare, dirPrepared, dirRun}, false)
 	if err != nil {
 		return err
 	}
@@ -114,7 +117,7 @@ func GC(ctx context.Context, podsDir string, cfg GCConfig) error {
 		return errors.Join(errs...)
 	}
 	// Sweep: what is marked now, including what was just marked.
-	pods, err = List(podsDir)
+	pods, err = list(podsDir, []stateDir{dirExitedGarbage, dirGarbage}, false)
 	if err != nil {
 		return errors.Join(append(errs, err)...)
 	}

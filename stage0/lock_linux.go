@@ -1,9 +1,6 @@
 package stage0
 
 import (
-	"errors"
-
-	"github.com/orbit-containers/orbit/internal/errdefs"
 	"github.com/orbit-containers/orbit/internal/flock"
 )
 
@@ -14,14 +11,5 @@ import (
 
 // lockedByOther reports whether someone holds an exclusive lock on path.
 func lockedByOther(path string) (bool, error) {
-	l, err := flock.Open(path)
-	if err != nil {
-		return false, err
-	}
-	defer l.Close()
-	err = l.TryLock(flock.Shared)
-	if errors.Is(err, errdefs.ErrBusy) {
-		return true, nil
-	}
-	return false, err
+	return flock.HeldByOther(path)
 }

@@ -29,6 +29,10 @@ type Pod struct {
 	dir     stateDir
 	State   State
 	lock    *flock.Lock
+	// sum is the pod's summary as List read it, if current (summary.go).
+	sum *podSummary
+	// created is CreatedAt as list found it (it never changes).
+	created time.Time
 }
 
 // Path is the pod's directory now.
@@ -271,10 +275,16 @@ func loadSeenIn(podsDir, id string, seen stateDir) (*Pod, error) {
 
 // List returns every pod, oldest first.
 func List(podsDir string) ([]*Pod, error) {
+	return list(podsDir, allStateDirs(), true)
+}
+
+// list returns the pods in the state directories dirs, oldest first; with
+// summaries, each pod's current summary is read (for ReadStatuses).
+func list(podsDir string, dirs []stateDir, summaries bool) ([]*Pod, error) {
 	var ids []string
 	var in []stateDir
 	seen := map[string]bool{}
-	for _, d := range allStateDirs() {
+	for _, d := range dirs {
 		ents, err := os.ReadDir(filepath.Join(podsDir, string(d)))
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
@@ -291,12 +301,35 @@ func List(podsDir string) ([]*Pod, error) {
 		}
 	}
 	// Each load is a few system calls (a lock test, and the pod's cgroups
-	// for one in run): several at once.
+	// for one in run): several at once. A prepared pod's state does not
+	// depend on its lock, so it is not probed; its summary, read here for
+	// the time it was made, is kept for ReadStatuses.
 	loaded, errs := make([]*Pod, len(ids)), make([]error, len(ids))
 	created := make([]time.Time, len(ids))
 	inParallel(len(ids), func(i int) {
+		if in[i] == dirPrepared {
+			p := &Pod{UUID: ids[i], podsDir: podsDir, dir: dirPrepared, State: Prepared}
+			if summaries {
+				if p.sum = p.summary(); p.sum != nil {
+					loaded[i], created[i] = p, p.sum.CreatedAt
+					p.created = created[i]
+					return
+				}
+			} else if created[i] = p.CreatedAt(); !created[i].IsZero() {
+				loaded[i], p.created = p, created[i]
+				return
+			}
+		}
 		if loaded[i], errs[i] = loadSeenIn(podsDir, ids[i], in[i]); errs[i] == nil {
-			created[i] = loaded[i].CreatedAt()
+			if summaries {
+				loaded[i].sum = loaded[i].summary()
+			}
+			if loaded[i].sum != nil {
+				created[i] = loaded[i].sum.CreatedAt
+			} else {
+				created[i] = loaded[i].CreatedAt()
+			}
+			loaded[i].created = created[i]
 		}
 	})
 	var pods []*Pod
@@ -317,6 +350,9 @@ func List(podsDir string) ([]*Pod, error) {
 
 // CreatedAt is when the pod directory was made.
 func (p *Pod) CreatedAt() time.Time {
+	if !p.created.IsZero() {
+		return p.created
+	}
 	var st unix.Statx_t
 	if err := unix.Statx(unix.AT_FDCWD, p.Path(), 0, unix.STATX_BTIME, &st); err == nil && st.Mask&unix.STATX_BTIME != 0 {
 		return time.Unix(st.Btime.Sec, int64(st.Btime.Nsec))

@@ -229,7 +229,15 @@ func Prepare(ctx context.Context, p *Pod, cfg PrepareConfig) error {
 		return err
 	}
 	// The pod manifest last: its presence says the pod is complete.
-	return writeJSON(contract.PodManifest(p.Path()), pm)
+	if err := writeJSON(contract.PodManifest(p.Path()), pm); err != nil {
+		return err
+	}
+	// The summary for listings is derived data: without it, list makes
+	// it again from the pod directory.
+	if sum, err := p.summaryOf(pm); err == nil {
+		p.storeSummary(sum)
+	}
+	return nil
 }
 
 func writeJSON(path string, v any) error {

@@ -34,6 +34,9 @@ type AppStatus struct {
 	// AppExited) in a sandbox, whose apps start and stop on their own; ""
 	// in other pods, whose apps share the pod's state.
 	State string
+	// ImageName is the app's image name and version label, as rkt shows
+	// it ("example.com/app:1.0"); "" when the pod manifest names none.
+	ImageName string
 }
 
 // Status is a pod's state and its apps' as read from disk now.
@@ -45,8 +48,10 @@ type Status struct {
 	// GCMarkedAt is when gc marked the pod (zero if not marked).
 	GCMarkedAt time.Time
 	// Pid is the pod's PID 1 as stage1 reported it (0 when unknown).
-	Pid      int
-	Apps     []AppStatus
+	Pid  int
+	Apps []AppStatus
+	// Manifest is the pod manifest; nil when the status was read from the
+	// pod's summary (ReadStatuses).
 	Manifest *schema.PodManifest
 	// Networks are the networks stage1 joined the pod to (rkt's
 	// net-info.json); none for a pod in the host's network.
@@ -127,8 +132,32 @@ func parsePid(b []byte) (int, error) {
 }
 
 // ReadStatus gathers the pod's status.
-func (p *Pod) ReadStatus() (*Status, error) {
-	st := &Status{UUID: p.UUID, State: p.State, CreatedAt: p.CreatedAt()}
+func (p *Pod) ReadStatus() (*Status, error) { return p.readStatus(nil) }
+
+// readStatus gathers the pod's status, taking its apps from sum (a current
+// summary of a pod that is not a sandbox) when given, rather than from the
+// pod manifest; Status.Manifest is then nil.
+func (p *Pod) readStatus(sum *podSummary) (*Status, error) {
+	st := &Status{UUID: p.UUID, State: p.State}
+	if sum != nil {
+		st.CreatedAt = sum.CreatedAt
+	} else {
+		st.CreatedAt = p.CreatedAt()
+	}
+	if p.dir == dirExitedGarbage || p.dir == dirGarbage {
+		var sx unix.Stat_t
+		if err := unix.Stat(p.Path(), &sx); err == nil {
+			st.GCMarkedAt = time.Unix(sx.Ctim.Sec, sx.Ctim.Nsec)
+		}
+	}
+	if sum != nil && p.neverStarted() {
+		// A pod that never reached run has no start time, networks, PID
+		// or exit statuses to read.
+		for _, a := range sum.Apps {
+			st.Apps = append(st.Apps, AppStatus{Name: a.Name, ImageID: a.ImageID, ImageName: a.ImageName})
+		}
+		return st, nil
+	}
 	rec, recErr := p.record()
 	if recErr == nil {
 		st.StartedAt = rec.StartedAt
@@ -138,12 +167,6 @@ func (p *Pod) ReadStatus() (*Status, error) {
 		var kb contract.KVMBoot
 		if json.Unmarshal(data, &kb) == nil {
 			st.KVM = &kb
-		}
-	}
-	if p.dir == dirExitedGarbage || p.dir == dirGarbage {
-		var sx unix.Stat_t
-		if err := unix.Stat(p.Path(), &sx); err == nil {
-			st.GCMarkedAt = time.Unix(sx.Ctim.Sec, sx.Ctim.Nsec)
 		}
 	}
 	switch {
@@ -157,14 +180,26 @@ func (p *Pod) ReadStatus() (*Status, error) {
 			st.Pid, _ = parsePid(data)
 		}
 	}
-	pm, err := p.Manifest()
-	if err != nil {
-		if errors.Is(err, errdefs.ErrNotFound) {
-			return st, nil // embryo or failed prepare
+	var apps []AppStatus
+	var pm *schema.PodManifest
+	if sum != nil {
+		for _, a := range sum.Apps {
+			apps = append(apps, AppStatus{Name: a.Name, ImageID: a.ImageID, ImageName: a.ImageName})
 		}
-		return nil, err
+	} else {
+		var err error
+		pm, err = p.Manifest()
+		if err != nil {
+			if errors.Is(err, errdefs.ErrNotFound) {
+				return st, nil // embryo or failed prepare
+			}
+			return nil, err
+		}
+		st.Manifest = pm
+		for _, ra := range pm.Apps {
+			apps = append(apps, AppStatus{Name: ra.Name.String(), ImageID: ra.Image.ID.String(), ImageName: imageNameOf(ra)})
+		}
 	}
-	st.Manifest = pm
 	// The stage1 files' directory, worked out once for all apps.
 	stage1Dir := contract.Stage1Rootfs(p.Path())
 	if recErr == nil && rec.Overlay {
@@ -172,8 +207,7 @@ func (p *Pod) ReadStatus() (*Status, error) {
 			stage1Dir = contract.OverlayUpper(p.Path(), strings.TrimSpace(string(tree)), "")
 		}
 	}
-	for _, ra := range pm.Apps {
-		as := AppStatus{Name: ra.Name.String(), ImageID: ra.Image.ID.String()}
+	for _, as := range apps {
 		path := filepath.Join(stage1Dir, contract.Stage1AppStatus(as.Name))
 		if data, err := os.ReadFile(path); err == nil {
 			if code, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil {
@@ -193,7 +227,7 @@ func (p *Pod) ReadStatus() (*Status, error) {
 		}
 		st.Apps = append(st.Apps, as)
 	}
-	if Mutable(pm) {
+	if pm != nil && Mutable(pm) {
 		apps, err := p.Apps()
 		if err != nil {
 			return nil, err
@@ -208,6 +242,13 @@ func (p *Pod) ReadStatus() (*Status, error) {
 		}
 	}
 	return st, nil
+}
+
+// neverStarted says whether the pod's directory is one of a pod that never
+// reached run: embryo, prepare, prepared, or garbage (a failed or expired
+// prepare).
+func (p *Pod) neverStarted() bool {
+	return p.dir == dirEmbryo || p.dir == dirPrepare || p.dir == dirPrepared || p.dir == dirGarbage
 }
 
 // TreeInUse returns a function that reports whether any pod that is not

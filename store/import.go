@@ -89,11 +89,14 @@ func (s *Store) Import(r io.Reader, opts ImportOptions) (Image, error) {
 		rec.Name = manifest.Name
 		rec.Labels = manifest.Labels
 		rec.Size = size + max(opts.LayersSize, 0)
-		rec.Manifest = manifestJSON
+		rec.Manifest, rec.Columns = manifestJSON, nil
 		if len(opts.Layers) > 0 {
 			rec.Layers = opts.Layers
 		}
 		if err := putRecord(tx, id, rec); err != nil {
+			return err
+		}
+		if err := fillColumns(tx); err != nil {
 			return err
 		}
 		img, err = s.imageOf(rec, id)

@@ -13,6 +13,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 
+	"github.com/orbit-containers/orbit/aci/oci"
 	"github.com/orbit-containers/orbit/internal/atomicfile"
 	"github.com/orbit-containers/orbit/internal/errdefs"
 )
@@ -41,6 +42,89 @@ type record struct {
 	// Layers are a layered (OCI) image's layers, lowest first; its rootfs
 	// is their trees, not its blob's (empty) rootfs.
 	Layers []LayerRef `json:"layers,omitempty"`
+	// Columns are what a listing shows that only the manifest holds,
+	// so that one need not decode every manifest (ListBrief). Records
+	// written before it have none, and get them when next written or when
+	// an import fills them in (fillColumns).
+	Columns *recordColumns `json:"columns,omitempty"`
+}
+
+// recordColumns are the parts of the manifest a listing shows.
+type recordColumns struct {
+	// OCIName is ociName of the manifest.
+	OCIName string `json:"ociName,omitempty"`
+}
+
+// columnsOf works out a record's columns from its manifest.
+func columnsOf(manifest json.RawMessage) (*recordColumns, error) {
+	var m struct {
+		Annotations types.Annotations `json:"annotations"`
+	}
+	if err := json.Unmarshal(manifest, &m); err != nil {
+		return nil, err
+	}
+	return &recordColumns{OCIName: ociName(m.Annotations)}, nil
+}
+
+// ociName is an OCI image's registry name and tag, from the
+// appc.io/docker annotations its conversion set
+// (127.0.0.1:5000/demo/app:v1), or "" for any other image.
+func ociName(a types.Annotations) string {
+	reg, ok1 := a.Get(oci.AnnotationRegistry)
+	repo, ok2 := a.Get(oci.AnnotationRepository)
+	if !ok1 || !ok2 || reg == "" || repo == "" {
+		return ""
+	}
+	n := reg + "/" + repo
+	if tag, ok := a.Get(oci.AnnotationTag); ok && tag != "" {
+		n += ":" + tag
+	} else if d, ok := a.Get(oci.AnnotationManifestHash); ok && d != "" {
+		n += "@" + d
+	}
+	return n
+}
+
+// briefRecord is a record as a listing reads it: no manifest or layers,
+// and the name and labels as plain strings, not checked again (they were
+// when the image was imported).
+type briefRecord struct {
+	Name   string `json:"name"`
+	Labels []struct {
+		Name  string `json:"name"`
+		Value string `json:"value"`
+	} `json:"labels,omitempty"`
+	Size       int64          `json:"size"`
+	ImportedAt time.Time      `json:"importTime"`
+	LastUsed   time.Time      `json:"lastUsed"`
+	Latest     bool           `json:"latest"`
+	Signer     string         `json:"signer,omitempty"`
+	Columns    *recordColumns `json:"columns,omitempty"`
+}
+
+// briefImage decodes an index entry as a listing shows it (Image.Manifest
+// is nil). An entry written before records had columns is decoded whole.
+func briefImage(id string, v []byte) (Image, error) {
+	var r briefRecord
+	if err := json.Unmarshal(v, &r); err != nil {
+		return Image{}, fmt.Errorf("image %s: bad index entry: %w: %v", id, errdefs.ErrInvalid, err)
+	}
+	if r.Columns == nil {
+		var rec record
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return Image{}, fmt.Errorf("image %s: bad index entry: %w: %v", id, errdefs.ErrInvalid, err)
+		}
+		img, err := rec.image(id)
+		img.Manifest = nil
+		return img, err
+	}
+	img := Image{
+		ID: id, Name: types.ACIdentifier(r.Name), Size: r.Size, ImportedAt: r.ImportedAt, LastUsed: r.LastUsed,
+		Latest: r.Latest, Signer: r.Signer, OCIName: r.Columns.OCIName,
+	}
+	for _, l := range r.Labels {
+		img.Labels = append(img.Labels, types.Label{Name: types.ACIdentifier(l.Name), Value: l.Value})
+	}
+	return img, nil
 }
 
 func (r *record) image(id string) (Image, error) {
@@ -58,6 +142,7 @@ func (r *record) image(id string) (Image, error) {
 		Latest:     r.Latest,
 		Signer:     r.Signer,
 		Manifest:   &m,
+		OCIName:    ociName(m.Annotations),
 	}, nil
 }
 
@@ -169,11 +254,49 @@ func putRecord(tx *bolt.Tx, id string, rec record) error {
 	if err != nil {
 		return err
 	}
+	if rec.Columns == nil {
+		// Left out if the manifest does not decode: a listing decodes it
+		// then, and reports it.
+		rec.Columns, _ = columnsOf(rec.Manifest)
+	}
 	v, err := json.Marshal(rec)
 	if err != nil {
 		return fmt.Errorf("image %s: %w", id, err)
 	}
 	return b.Put([]byte(id), v)
+}
+
+// fillColumns gives every record written before records had columns its
+// columns: each import does it, so a store made by an older orbit lists
+// as fast as a new one from its next import on. A record whose manifest
+// does not decode is left as it is, for the listing to report.
+func fillColumns(tx *bolt.Tx) error {
+	b := tx.Bucket(bucketImages)
+	if b == nil {
+		return nil
+	}
+	var ids []string
+	if err := b.ForEach(func(k, v []byte) error {
+		if !bytes.Contains(v, []byte(`"columns":`)) {
+			ids = append(ids, string(k))
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, id := range ids {
+		rec, ok, err := getRecord(tx, id)
+		if err != nil || !ok {
+			continue
+		}
+		if rec.Columns, err = columnsOf(rec.Manifest); err != nil {
+			continue
+		}
+		if err := putRecord(tx, id, rec); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // forEachRecord calls fn for every indexed image, in ID order.

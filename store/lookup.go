@@ -10,6 +10,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/appc/spec/discovery"
 	"github.com/appc/spec/schema"
@@ -180,6 +181,56 @@ func (s *Store) List() ([]Image, error) {
 	return images, nil
 }
 
+// ListBrief returns every image as List does, oldest first, but without
+// its manifest (Image.Manifest is nil): what `image list` shows comes from
+// the index records alone, so a store of many images lists without
+// decoding every manifest.
+func (s *Store) ListBrief() ([]Image, error) {
+	used := s.leaseTimes()
+	var images []Image
+	err := s.view(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketImages)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			img, err := briefImage(string(k), v)
+			if err != nil {
+				return err
+			}
+			if t, ok := used[img.ID]; ok && t.After(img.LastUsed) {
+				img.LastUsed = t
+			}
+			images = append(images, img)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return byImportTime(images), nil
+}
+
+// leaseTimes is the last use that Touch recorded of each image that has
+// a lease file (see imageOf): one directory read, and a stat of each lease
+// file only, rather than a stat per image.
+func (s *Store) leaseTimes() map[string]time.Time {
+	ents, err := os.ReadDir(s.leasesDir())
+	if err != nil {
+		return nil
+	}
+	out := make(map[string]time.Time, len(ents))
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), idPrefix) {
+			continue
+		}
+		if fi, err := e.Info(); err == nil {
+			out[e.Name()] = fi.ModTime()
+		}
+	}
+	return out
+}
+
 // Resolve finds an image by what a user typed: an image ID or ID prefix
 // ("sha512-..."), or a name with optional version and labels
 // ("example.com/app:1.0,os=linux").
@@ -293,4 +344,19 @@ func (s *Store) Verify(id string) error {
 		return fmt.Errorf("image %s: stored blob is corrupt (its hash is %s): %w", id, ShortID(got), errdefs.ErrInvalid)
 	}
 	return nil
+}
+
+// byImportTime sorts images by import time, stably, moving each Image (a
+// large struct) once rather than at every swap.
+func byImportTime(images []Image) []Image {
+	order := make([]int, len(images))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(i, j int) bool { return images[order[i]].ImportedAt.Before(images[order[j]].ImportedAt) })
+	out := make([]Image, len(images))
+	for i, k := range order {
+		out[i] = images[k]
+	}
+	return out
 }

@@ -74,8 +74,13 @@ type Image struct {
 	// Signer says how the image was admitted: the fingerprint (lowercase
 	// hex) of the key whose signature verified it, SignerBuiltin for an
 	// image orbit made itself, or Unverified. See Verified.
-	Signer   string
+	Signer string
+	// Manifest is the image manifest; nil in ListBrief's images.
 	Manifest *schema.ImageManifest
+	// OCIName is an image converted from OCI's registry name and tag
+	// (127.0.0.1:5000/demo/app:v1, or @digest without a tag), from the
+	// appc.io/docker annotations its conversion set; "" for any other.
+	OCIName string
 }
 
 // Unverified is the Signer of an image admitted without a signature check

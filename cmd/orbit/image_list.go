@@ -12,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/orbit-containers/orbit/aci/oci"
 	"github.com/orbit-containers/orbit/internal/errdefs"
 	"github.com/orbit-containers/orbit/stage0"
 	"github.com/orbit-containers/orbit/store"
@@ -147,7 +146,7 @@ func runImageList(g *globalOptions, o *imageListOptions) error {
 	if err != nil {
 		return err
 	}
-	images, err := s.List()
+	images, err := s.ListBrief()
 	if err != nil {
 		return err
 	}
@@ -208,14 +207,19 @@ func imageCell(img store.Image, f imageField, full bool) string {
 }
 
 func sortImages(images []store.Image, by imageFields, desc bool) {
-	slices.SortStableFunc(images, func(a, b store.Image) int {
+	// Pointers are sorted, not the images: an Image is a large struct.
+	ptrs := make([]*store.Image, len(images))
+	for i := range images {
+		ptrs[i] = &images[i]
+	}
+	slices.SortStableFunc(ptrs, func(a, b *store.Image) int {
 		for _, f := range by {
 			var c int
 			switch f {
 			case fieldID:
 				c = strings.Compare(a.ID, b.ID)
 			case fieldName:
-				c = strings.Compare(imageName(a), imageName(b))
+				c = strings.Compare(imageName(*a), imageName(*b))
 			case fieldSize:
 				c = cmp.Compare(a.Size, b.Size)
 			case fieldImportTime:
@@ -234,38 +238,22 @@ func sortImages(images []store.Image, by imageFields, desc bool) {
 		}
 		return 0
 	})
+	sorted := make([]store.Image, len(images))
+	for i, p := range ptrs {
+		sorted[i] = *p
+	}
+	copy(images, sorted)
 }
 
 // imageName is name:version, as images are named on the command line.
 func imageName(img store.Image) string {
-	if n := ociImageName(img); n != "" {
+	if n := img.OCIName; n != "" {
 		return n
 	}
 	if v, ok := img.Labels.Get("version"); ok {
 		return img.Name.String() + ":" + v
 	}
 	return img.Name.String()
-}
-
-// ociImageName is an OCI image's registry name and tag, from the
-// appc.io/docker annotations its conversion set
-// (127.0.0.1:5000/demo/app:v1), or "" for any other image.
-func ociImageName(img store.Image) string {
-	if img.Manifest == nil {
-		return ""
-	}
-	reg, ok1 := img.Manifest.Annotations.Get(oci.AnnotationRegistry)
-	repo, ok2 := img.Manifest.Annotations.Get(oci.AnnotationRepository)
-	if !ok1 || !ok2 || reg == "" || repo == "" {
-		return ""
-	}
-	n := reg + "/" + repo
-	if tag, ok := img.Manifest.Annotations.Get(oci.AnnotationTag); ok && tag != "" {
-		n += ":" + tag
-	} else if d, ok := img.Manifest.Annotations.Get(oci.AnnotationManifestHash); ok && d != "" {
-		n += "@" + d
-	}
-	return n
 }
 
 // printable escapes what a terminal or a table would act on: control

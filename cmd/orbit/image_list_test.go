@@ -7,7 +7,6 @@ import (
 	"github.com/appc/spec/schema"
 	"github.com/appc/spec/schema/types"
 
-	"github.com/orbit-containers/orbit/aci/oci"
 	"github.com/orbit-containers/orbit/store"
 )
 
@@ -79,11 +78,9 @@ func TestPrintable(t *testing.T) {
 }
 
 func TestImageNameOCI(t *testing.T) {
-	m := &schema.ImageManifest{Name: "127.0.0.1_5000/demo/app"}
-	m.Annotations.Set(oci.AnnotationRegistry, "127.0.0.1:5000")
-	m.Annotations.Set(oci.AnnotationRepository, "demo/app")
-	m.Annotations.Set(oci.AnnotationTag, "v1")
-	img := store.Image{Name: m.Name, Labels: types.Labels{{Name: "version", Value: "v1"}}, Manifest: m}
+	// The store works OCIName out of the manifest's annotations
+	// (store.TestOCINameColumn); a listing's images carry no manifest.
+	img := store.Image{Name: "127.0.0.1_5000/demo/app", Labels: types.Labels{{Name: "version", Value: "v1"}}, OCIName: "127.0.0.1:5000/demo/app:v1"}
 	if got := imageName(img); got != "127.0.0.1:5000/demo/app:v1" {
 		t.Fatalf("OCI image named %q", got)
 	}

@@ -95,17 +95,10 @@ func toPodJSON(st *stage0.Status) podJSON {
 		Pid: st.Pid, CreatedAt: nanos(st.CreatedAt), StartedAt: nanos(st.StartedAt), GCMarkedAt: nanos(st.GCMarkedAt),
 		KVM: st.KVM,
 	}
-	for i, a := range st.Apps {
+	for _, a := range st.Apps {
 		aj := appJSON{Name: a.Name, ImageID: a.ImageID, ExitCode: a.ExitCode, ExitedAt: nanos(a.ExitedAt), OOMKilled: a.OOMKilled}
 		aj.State = appState(st.State, a)
-		if st.Manifest != nil && i < len(st.Manifest.Apps) && st.Manifest.Apps[i].Image.Name != nil {
-			img := st.Manifest.Apps[i].Image
-			// As rkt shows it: the name and its version label.
-			aj.ImageName = img.Name.String()
-			if v, ok := img.Labels.Get("version"); ok {
-				aj.ImageName += ":" + v
-			}
-		}
+		aj.ImageName = a.ImageName
 		pj.AppNames = append(pj.AppNames, a.Name)
 		pj.Apps = append(pj.Apps, aj)
 	}

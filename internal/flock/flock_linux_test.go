@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -285,5 +286,32 @@ func TestInheritableFdHandsTheLockToAChild(t *testing.T) {
 	child.Wait()
 	if err := other.TryLock(Shared); err != nil {
 		t.Fatalf("lock still held after the child ended: %v", err)
+	}
+}
+
+func TestHeldByOther(t *testing.T) {
+	dir := t.TempDir()
+	if held, err := HeldByOther(dir); err != nil || held {
+		t.Fatalf("unlocked: %v, %v", held, err)
+	}
+	l, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if err := l.TryLock(Shared); err != nil {
+		t.Fatal(err)
+	}
+	if held, err := HeldByOther(dir); err != nil || held {
+		t.Fatalf("held shared: %v, %v; want not exclusively held", held, err)
+	}
+	if err := l.TryLock(Exclusive); err != nil {
+		t.Fatal(err)
+	}
+	if held, err := HeldByOther(dir); err != nil || !held {
+		t.Fatalf("held exclusively: %v, %v", held, err)
+	}
+	if _, err := HeldByOther(dir + "/absent"); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("absent path: %v, want ErrNotExist", err)
 	}
 }
