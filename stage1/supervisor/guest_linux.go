@@ -229,7 +229,7 @@ func guestEnterRoot() (*GuestConfig, error) {
 	if err := os.MkdirAll(guestRoot, 0o755); err != nil {
 		return nil, err
 	}
-	if err := mount9p(GuestRootTag, guestRoot, false, true); err != nil {
+	if err := mount9p(GuestRootTag, guestRoot, false); err != nil {
 		return nil, err
 	}
 	gc, err := readGuestConfig(filepath.Join(guestRoot, GuestConfigPath))
@@ -244,7 +244,7 @@ func guestEnterRoot() (*GuestConfig, error) {
 		if err := os.MkdirAll(target, 0o755); err != nil {
 			return nil, err
 		}
-		if err := mount9p(s.Tag, target, s.ReadOnly, false); err != nil {
+		if err := mount9p(s.Tag, target, s.ReadOnly); err != nil {
 			return nil, err
 		}
 	}
@@ -293,23 +293,18 @@ func guestTarget(t string) (string, error) {
 	return filepath.Join(guestRoot, clean), nil
 }
 
-// mount9p mounts a 9p share. With cacheMapped (the stage1 rootfs, which
-// holds the apps' images and which nothing on the host changes while the
-// pod runs) the guest keeps the pages of mapped files, programs and
-// libraries, in its page cache and reads them ahead (cache=mmap): without
-// it each exec of a program faults its code in again, one 4 KiB read over
-// 9p a page. read and write stay uncached either way, so the host sees
-// what the apps write (their exit statuses) at once. A volume's share has
-// no cache at all, so changes made on the host show in the guest.
-func mount9p(tag, target string, readOnly, cacheMapped bool) error {
+// mount9p mounts a 9p share uncached, so the host sees what the apps write
+// (their exit statuses) at once and the guest sees changes made on the
+// host. The root share is not mounted with cache=mmap either: the guest's
+// page cache of the apps' programs then counts in their memory cgroup,
+// and an app at its memory limit thrashes on reclaiming and faulting back
+// its own code instead of being OOM-killed.
+func mount9p(tag, target string, readOnly bool) error {
 	var flags uintptr = unix.MS_NOSUID
 	if readOnly {
 		flags |= unix.MS_RDONLY
 	}
 	opts := "trans=virtio,version=9p2000.L,msize=" + strconv.Itoa(512<<10) + ",access=client"
-	if cacheMapped {
-		opts += ",cache=mmap"
-	}
 	if err := unix.Mount(tag, target, "9p", flags, opts); err != nil {
 		return fmt.Errorf("mounting the 9p share %s on %s: %w", tag, target, err)
 	}
