@@ -187,55 +187,29 @@ func (s *Store) extractLayer(ctx context.Context, ref LayerRef, hex string, b *o
 	if err := os.MkdirAll(s.layerTreesDir(), 0o755); err != nil {
 		return err
 	}
-	dir := s.layerTreePath(hex)
-	// A tree without the marker is what a crash left.
-	if err := os.RemoveAll(dir); err != nil {
-		return err
-	}
-	tmp, err := os.MkdirTemp(s.layerTreesDir(), extractPrefix+hex+"-")
-	if err != nil {
-		return err
-	}
-	done := false
-	defer func() {
-		if !done {
-			os.RemoveAll(tmp)
+	return buildDir(s.layerTreesDir(), extractPrefix+hex+"-", s.layerTreePath(hex), extractedMarker, func(tmp string) ([]byte, error) {
+		rc, err := oci.OpenBlob(blob)
+		if err != nil {
+			return nil, fmt.Errorf("layer %s: %w", ref.Digest, err)
 		}
-	}()
-	if err := os.Chmod(tmp, 0o755); err != nil {
-		return err
-	}
-	rc, err := oci.OpenBlob(blob)
-	if err != nil {
-		return fmt.Errorf("layer %s: %w", ref.Digest, err)
-	}
-	defer rc.Close()
-	diffID, err := v1.NewHash(ref.DiffID)
-	if err != nil {
-		return fmt.Errorf("layer %s: diff ID: %w: %w", ref.Digest, err, errdefs.ErrInvalid)
-	}
-	if err := checkFree(s.layerTreesDir(), 0); err != nil {
-		return err
-	}
-	checked, err := oci.CheckedLayer(readerLayer{&freeReader{r: rc, dir: s.layerTreesDir(), next: freeCheckPeriod}}, diffID).Uncompressed()
-	if err != nil {
-		return err
-	}
-	size, err := oci.ExtractLayer(ctx, checked, tmp, b)
-	if err != nil {
-		return fmt.Errorf("layer %s: %w", ref.DiffID, err)
-	}
-	if err := syncFS(tmp); err != nil {
-		return err
-	}
-	if err := writeSynced(filepath.Join(tmp, extractedMarker), []byte(fmt.Sprintf("%s %d\n", ref.DiffID, size)), 0o444); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		return err
-	}
-	done = true
-	return atomicfile.SyncDir(s.layerTreesDir())
+		defer rc.Close()
+		diffID, err := v1.NewHash(ref.DiffID)
+		if err != nil {
+			return nil, fmt.Errorf("layer %s: diff ID: %w: %w", ref.Digest, err, errdefs.ErrInvalid)
+		}
+		if err := checkFree(s.layerTreesDir(), 0); err != nil {
+			return nil, err
+		}
+		checked, err := oci.CheckedLayer(readerLayer{&freeReader{r: rc, dir: s.layerTreesDir(), next: freeCheckPeriod}}, diffID).Uncompressed()
+		if err != nil {
+			return nil, err
+		}
+		size, err := oci.ExtractLayer(ctx, checked, tmp, b)
+		if err != nil {
+			return nil, fmt.Errorf("layer %s: %w", ref.DiffID, err)
+		}
+		return []byte(fmt.Sprintf("%s %d\n", ref.DiffID, size)), nil
+	})
 }
 
 // freeReader fails once the filesystem of dir runs short of space, checked

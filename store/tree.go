@@ -257,12 +257,41 @@ func (s *Store) render(ctx context.Context, img Image, treeID string, chain []st
 	if err := checkFree(s.treesDir(), total); err != nil {
 		return err
 	}
-	path := s.treePath(treeID)
-	// A directory without the marker is what a crash left: start afresh.
-	if err := os.RemoveAll(path); err != nil {
+	var held Held
+	defer held.Release() // the layers: once the tree, which lists them, is complete
+	return buildDir(s.treesDir(), renderPrefix+treeID+"-", s.treePath(treeID), renderedMarker, func(tmp string) ([]byte, error) {
+		if len(refs) > 0 {
+			if err := s.renderLayered(ctx, img, refs, tmp, &held); err != nil {
+				return nil, fmt.Errorf("rendering: %w", err)
+			}
+		} else {
+			// The blobs were verified when they entered the store (see "The
+			// store" in Documentation/design.md): not hashed again here.
+			got, err := aci.Render(s, img.ID, tmp, aci.RenderOptions{})
+			if err != nil {
+				return nil, fmt.Errorf("rendering: %w", err)
+			}
+			if !slices.Equal(got, chain) {
+				return nil, fmt.Errorf("the images it depends on changed while it was rendered: %w", errdefs.ErrBusy)
+			}
+		}
+		if err := writeManifestIfMissing(tmp, img.Manifest); err != nil {
+			return nil, err
+		}
+		return []byte(strings.Join(chain, "\n") + "\n"), nil
+	})
+}
+
+// buildDir makes the store directory final anew, beside its siblings in
+// parent: it removes what a crash left at final (a directory without its
+// marker), lets fill write a temporary directory named with prefix, makes
+// that durable with the marker holding what fill returned, and renames it
+// into place. A failure leaves nothing behind.
+func buildDir(parent, prefix, final, marker string, fill func(tmp string) ([]byte, error)) error {
+	if err := os.RemoveAll(final); err != nil {
 		return err
 	}
-	tmp, err := os.MkdirTemp(s.treesDir(), renderPrefix+treeID+"-")
+	tmp, err := os.MkdirTemp(parent, prefix)
 	if err != nil {
 		return err
 	}
@@ -275,37 +304,21 @@ func (s *Store) render(ctx context.Context, img Image, treeID string, chain []st
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return err
 	}
-	if len(refs) > 0 {
-		var held Held
-		defer held.Release() // once the tree, which lists them, is complete
-		if err := s.renderLayered(ctx, img, refs, tmp, &held); err != nil {
-			return fmt.Errorf("rendering: %w", err)
-		}
-	} else {
-		// The blobs were verified when they entered the store (see "The
-		// store" in Documentation/design.md): not hashed again here.
-		got, err := aci.Render(s, img.ID, tmp, aci.RenderOptions{})
-		if err != nil {
-			return fmt.Errorf("rendering: %w", err)
-		}
-		if !slices.Equal(got, chain) {
-			return fmt.Errorf("the images it depends on changed while it was rendered: %w", errdefs.ErrBusy)
-		}
-	}
-	if err := writeManifestIfMissing(tmp, img.Manifest); err != nil {
+	content, err := fill(tmp)
+	if err != nil {
 		return err
 	}
 	if err := syncFS(tmp); err != nil {
 		return err
 	}
-	if err := writeSynced(filepath.Join(tmp, renderedMarker), []byte(strings.Join(chain, "\n")+"\n"), 0o444); err != nil {
+	if err := writeSynced(filepath.Join(tmp, marker), content, 0o444); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := os.Rename(tmp, final); err != nil {
 		return err
 	}
 	done = true
-	return atomicfile.SyncDir(s.treesDir())
+	return atomicfile.SyncDir(parent)
 }
 
 func writeManifestIfMissing(dir string, m *schema.ImageManifest) error {
