@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -545,48 +544,7 @@ func TestOCILayersUncompressedAndRepeated(t *testing.T) {
 // copy.
 func TestOCILayersSingleLayerWhiteout(t *testing.T) {
 	t.Parallel()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	root := busyboxRootfs(t)
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || p == root {
-			return err
-		}
-		rel, _ := filepath.Rel(root, p)
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		hdr, err := tar.FileInfoHeader(info, "")
-		if err != nil {
-			return err
-		}
-		hdr.Name = rel
-		if info.Mode()&fs.ModeSymlink != 0 {
-			hdr.Linkname, _ = os.Readlink(p)
-		}
-		if err := tw.WriteHeader(hdr); err != nil {
-			return err
-		}
-		if info.Mode().IsRegular() {
-			data, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			tw.Write(data)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tw.WriteHeader(&tar.Header{Name: ".wh.ghost", Typeflag: tar.TypeReg, Mode: 0o644})
-	tw.Close()
-	data := buf.Bytes()
-	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := ociLayer(t, append(ociDirEntries(t, busyboxRootfs(t)), ociTarEntry{name: ".wh.ghost"})...)
 	img := ociLayersImage(t, "test -e /ghost && echo ghost-present || echo ghost-absent", l)
 	e := newEnv(t)
 	id := strings.TrimSpace(e.mustRun("fetch", "--insecure-options=image", "oci:"+ociWriteLayout(t, img, "v1")+":v1").Stdout)

@@ -64,6 +64,12 @@ func ociLayer(t testing.TB, entries ...ociTarEntry) v1.Layer {
 // ociDirLayer builds a layer holding a directory tree.
 func ociDirLayer(t testing.TB, root string) v1.Layer {
 	t.Helper()
+	return ociLayer(t, ociDirEntries(t, root)...)
+}
+
+// ociDirEntries lists the tree at root as layer entries.
+func ociDirEntries(t testing.TB, root string) []ociTarEntry {
+	t.Helper()
 	var entries []ociTarEntry
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || p == root {
@@ -92,7 +98,7 @@ func ociDirLayer(t testing.TB, root string) v1.Layer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ociLayer(t, entries...)
+	return entries
 }
 
 // ociTestImage is a three-layer busybox image: the second layer deletes a
